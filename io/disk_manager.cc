@@ -1,0 +1,235 @@
+#include "io/disk_manager.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "io/event_loop.h"
+#include "io/pread_disk_manager.h"
+#include "io/uring_disk_manager.h"
+
+namespace corobtree {
+
+std::string_view backend_name(IoBackend b) noexcept {
+  switch (b) {
+    case IoBackend::kAuto: return "auto";
+    case IoBackend::kUring: return "uring";
+    case IoBackend::kPread: return "pread";
+  }
+  return "unknown";
+}
+
+IoBackend parse_backend(std::string_view name) {
+  if (name == "auto") return IoBackend::kAuto;
+  if (name == "uring" || name == "io_uring") return IoBackend::kUring;
+  if (name == "pread") return IoBackend::kPread;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown I/O backend '" + std::string(name) + "' (expected auto, uring or pread)");
+}
+
+namespace {
+
+bool is_fallback_errno(int err) {
+  return err == ENOSYS || err == EPERM || err == ENOMEM || err == EINVAL;
+}
+
+void validate_page_size(std::uint32_t page_size) {
+  if (page_size < kMinPageSize || page_size > kMaxPageSize ||
+      (page_size & (page_size - 1)) != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "page size " + std::to_string(page_size) +
+                    " is not a power of two between 512 and 65536");
+  }
+}
+
+}  // namespace
+
+// Opens the file and builds the backend; a friend of DiskManager.
+class DiskManagerFactory {
+ public:
+  static std::unique_ptr<DiskManager> open(const std::string& path, DiskOptions options) {
+    validate_page_size(options.page_size);
+    if (options.use_env) {
+      if (const char* env = std::getenv("COROBTREE_IO"); env && *env) {
+        options.backend = parse_backend(env);
+      }
+    }
+    int flags = O_RDWR | O_CLOEXEC;
+    if (options.create_if_missing) flags |= O_CREAT;
+    if (options.direct_io) flags |= O_DIRECT;
+    int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINVAL && options.direct_io) {
+        throw Error(ErrorCode::kNotSupported,
+                    "open of '" + path + "' with O_DIRECT failed: the file system does not "
+                    "support direct I/O",
+                    err, path);
+      }
+      throw errno_error(err, "open", path);
+    }
+    try {
+      if (options.lock_file && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+          throw Error(ErrorCode::kLocked,
+                      "'" + path + "' is locked: another process (or handle) has it open", err,
+                      path);
+        }
+        throw errno_error(err, "lock", path);
+      }
+      struct stat st;
+      if (::fstat(fd, &st) != 0) throw errno_error(errno, "stat", path);
+      const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+      // A trailing partial block (written by another tool) reads as zero-padded.
+      const std::uint64_t blocks = (size + options.page_size - 1) / options.page_size;
+      return make_backend(path, fd, options, blocks);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
+
+ private:
+  static std::unique_ptr<DiskManager> make_backend(const std::string& path, int fd,
+                                                   const DiskOptions& options,
+                                                   std::uint64_t blocks) {
+    if (options.backend == IoBackend::kPread) {
+      return std::unique_ptr<DiskManager>(
+          new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));
+    }
+    EventLoop* loop = options.loop;
+    std::unique_ptr<EventLoop> owned;
+    if (!loop) {
+      try {
+        EventLoopOptions lo;
+        lo.sq_entries = options.ring_entries;
+        owned = std::make_unique<EventLoop>(lo);
+        loop = owned.get();
+      } catch (const Error& e) {
+        if (options.backend == IoBackend::kUring || !is_fallback_errno(e.sys_errno())) throw;
+        auto dm = std::unique_ptr<DiskManager>(
+            new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));
+        dm->fallback_reason_ = e.what();
+        return dm;
+      }
+    }
+    return std::unique_ptr<DiskManager>(new UringDiskManager(
+        path, fd, options.page_size, options.direct_io, blocks, loop, std::move(owned)));
+  }
+};
+
+std::unique_ptr<DiskManager> DiskManager::open(const std::string& path, DiskOptions options) {
+  return DiskManagerFactory::open(path, options);
+}
+
+DiskManager::DiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
+                         std::uint64_t block_count)
+    : path_(std::move(path)),
+      fd_(fd),
+      page_size_(page_size),
+      direct_io_(direct_io),
+      block_count_(block_count) {}
+
+DiskManager::~DiskManager() { close(); }
+
+void DiskManager::close() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);  // also drops the flock
+    fd_ = -1;
+  }
+}
+
+void DiskManager::check_usable(const char* op, BlockId id) const {
+  if (fd_ < 0) {
+    throw Error(ErrorCode::kClosed, std::string(op) + " on closed file '" + path_ + "'", 0, path_,
+                id == kInvalidBlockId ? std::nullopt : std::optional<std::uint64_t>(id));
+  }
+  if (poisoned_) {
+    throw Error(ErrorCode::kClosed,
+                std::string(op) + " on '" + path_ +
+                    "' refused: an earlier sync failed, so unsynced data may be lost; reopen the "
+                    "file to recover",
+                EIO, path_);
+  }
+}
+
+void DiskManager::check_read(BlockId id, std::size_t size) const {
+  check_usable("read", id);
+  if (id == kInvalidBlockId) {
+    throw Error(ErrorCode::kInvalidArgument, "read of invalid block id in '" + path_ + "'", 0,
+                path_);
+  }
+  if (id >= block_count_) {
+    throw Error(ErrorCode::kOutOfRange,
+                "read of block " + std::to_string(id) + " in '" + path_ +
+                    "' is past the end (the file has " + std::to_string(block_count_) +
+                    " blocks)",
+                0, path_, id);
+  }
+  if (size != page_size_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "read of block " + std::to_string(id) + " in '" + path_ + "' into a buffer of " +
+                    std::to_string(size) + " bytes; it must be the page size " +
+                    std::to_string(page_size_),
+                0, path_, id);
+  }
+}
+
+void DiskManager::check_write(BlockId id, std::size_t size) const {
+  check_usable("write", id);
+  if (id == kInvalidBlockId) {
+    throw Error(ErrorCode::kInvalidArgument, "write of invalid block id in '" + path_ + "'", 0,
+                path_);
+  }
+  if (id >= block_count_) {
+    throw Error(ErrorCode::kOutOfRange,
+                "write of block " + std::to_string(id) + " in '" + path_ +
+                    "' is past the end (the file has " + std::to_string(block_count_) +
+                    " blocks; allocate first)",
+                0, path_, id);
+  }
+  if (size > page_size_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "write of " + std::to_string(size) + " bytes to block " + std::to_string(id) +
+                    " in '" + path_ + "' exceeds the page size " + std::to_string(page_size_),
+                0, path_, id);
+  }
+}
+
+void DiskManager::check_sync() const { check_usable("sync", kInvalidBlockId); }
+
+Error DiskManager::poison_after_sync_failure(int err) {
+  poisoned_ = true;
+  return errno_error(err, "sync", path_);
+}
+
+BlockId DiskManager::allocate_block() { return allocate_blocks(1); }
+
+BlockId DiskManager::allocate_blocks(std::uint64_t n) {
+  check_usable("allocate", kInvalidBlockId);
+  const BlockId first = block_count_;
+  if (n == 0) return first;
+  const off_t offset = static_cast<off_t>(first * page_size_);
+  const off_t length = static_cast<off_t>(n * page_size_);
+  // fallocate reserves the space now, so a full disk shows up here and not at
+  // some later write-back; file systems without it get a sparse extension.
+  int ret;
+  do {
+    ret = ::fallocate(fd_, 0, offset, length);
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+    ret = ::ftruncate(fd_, offset + length);
+  }
+  if (ret != 0) throw errno_error(errno, "allocate", path_, first);
+  block_count_ += n;
+  stats_.allocations += n;
+  return first;
+}
+
+}  // namespace corobtree

@@ -1,0 +1,140 @@
+// DiskManager: fixed-size block storage in one file, behind awaitable calls.
+//
+// A block is page_size bytes (default 4096, chosen at creation; the engine
+// records it in its superblock). Block `id` lives at byte offset
+// id * page_size. The file holds block_count() blocks; allocate_block() grows
+// it by one zeroed block. Reads and writes address existing blocks only.
+// A write shorter than a block is zero-padded; a longer one is rejected.
+//
+// Two backends serve the same on-disk format:
+//   UringDiskManager  io_uring through an EventLoop (optionally O_DIRECT);
+//   PreadDiskManager  synchronous pread/pwrite; its Tasks finish at once.
+// DiskManager::open picks one from DiskOptions::backend, overridden by the
+// COROBTREE_IO=auto|uring|pread environment variable. `auto` uses io_uring and
+// falls back to pread when the ring cannot be set up (ENOSYS, EPERM, ENOMEM,
+// EINVAL); fallback_reason() then says why.
+//
+// Errors: every failure throws corobtree::Error naming the file and block:
+// kOutOfRange for a block at or past the end, kInvalidArgument for a bad id or
+// an oversized write, kIoError/kNoSpace from the kernel, kClosed after close()
+// or after a failed sync (an fsync failure poisons the handle: data may be lost
+// and only reopening, with recovery, is safe), kLocked if another handle holds
+// the file.
+//
+// sync() makes every write that completed before it durable; on io_uring it
+// first waits for writes still in flight, since io_uring does not order them
+// before a later fsync.
+//
+// Thread-safety: a DiskManager belongs to one thread, like its EventLoop.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "io/error.h"
+#include "io/task.h"
+
+namespace corobtree {
+
+class EventLoop;
+
+using BlockId = std::uint64_t;
+inline constexpr BlockId kInvalidBlockId = ~BlockId{0};
+inline constexpr std::uint32_t kDefaultPageSize = 4096;
+inline constexpr std::uint32_t kMinPageSize = 512;
+inline constexpr std::uint32_t kMaxPageSize = 65536;
+
+enum class IoBackend { kAuto, kUring, kPread };
+
+std::string_view backend_name(IoBackend b) noexcept;
+// Parses "auto", "uring" or "pread"; throws Error(kInvalidArgument) otherwise.
+IoBackend parse_backend(std::string_view name);
+
+struct DiskOptions {
+  std::uint32_t page_size = kDefaultPageSize;  // power of two in [512, 65536]
+  IoBackend backend = IoBackend::kAuto;
+  bool use_env = true;            // let COROBTREE_IO override `backend`
+  bool direct_io = false;         // O_DIRECT (both backends)
+  bool create_if_missing = true;
+  bool lock_file = true;          // flock(LOCK_EX) so a second opener gets kLocked
+  EventLoop* loop = nullptr;      // io_uring: share this loop; null = own one
+  unsigned ring_entries = 256;    // SQ size of an owned loop
+};
+
+struct DiskStats {
+  std::uint64_t reads = 0;
+  std::uint64_t writes = 0;
+  std::uint64_t syncs = 0;
+  std::uint64_t allocations = 0;
+};
+
+class DiskManager {
+ public:
+  // Opens (or creates) `path`. Throws Error on failure.
+  static std::unique_ptr<DiskManager> open(const std::string& path, DiskOptions options = {});
+
+  virtual ~DiskManager();
+  DiskManager(const DiskManager&) = delete;
+  DiskManager& operator=(const DiskManager&) = delete;
+
+  // Reads block `id` into `out`. REQUIRES: out.size() == page_size().
+  virtual Task<void> read_block(BlockId id, std::span<std::byte> out) = 0;
+  // Writes `data` (at most page_size() bytes, zero-padded) to block `id`.
+  virtual Task<void> write_block(BlockId id, std::span<const std::byte> data) = 0;
+  // Makes all completed writes durable.
+  virtual Task<void> sync() = 0;
+
+  // Appends one zeroed block and returns its id.
+  BlockId allocate_block();
+  // Appends n zeroed blocks and returns the first id.
+  BlockId allocate_blocks(std::uint64_t n);
+
+  std::uint64_t block_count() const noexcept { return block_count_; }
+  bool exists(BlockId id) const noexcept { return id < block_count_; }
+  std::uint32_t page_size() const noexcept { return page_size_; }
+  const std::string& path() const noexcept { return path_; }
+  bool direct_io() const noexcept { return direct_io_; }
+  bool is_open() const noexcept { return fd_ >= 0; }
+  virtual IoBackend backend() const noexcept = 0;
+  // Why `auto` fell back to pread ("" if it did not).
+  const std::string& fallback_reason() const noexcept { return fallback_reason_; }
+  DiskStats stats() const noexcept { return stats_; }
+  // The file descriptor, for diagnostics and tests. -1 after close().
+  int native_handle() const noexcept { return fd_; }
+
+  // Closes the file. Idempotent; later operations throw Error(kClosed).
+  // REQUIRES: no operation in flight.
+  void close() noexcept;
+
+ protected:
+  DiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
+              std::uint64_t block_count);
+
+  // Validates an operation and throws the matching Error.
+  void check_usable(const char* op, BlockId id) const;
+  void check_read(BlockId id, std::size_t size) const;
+  void check_write(BlockId id, std::size_t size) const;
+  void check_sync() const;
+  // Marks the handle unusable after an fsync failure, and builds the error.
+  Error poison_after_sync_failure(int err);
+  std::uint64_t offset_of(BlockId id) const noexcept { return id * page_size_; }
+
+  DiskStats stats_;
+  std::string fallback_reason_;
+
+ private:
+  friend class DiskManagerFactory;
+
+  std::string path_;
+  int fd_;
+  std::uint32_t page_size_;
+  bool direct_io_;
+  std::uint64_t block_count_;
+  bool poisoned_ = false;
+};
+
+}  // namespace corobtree

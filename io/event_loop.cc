@@ -1,0 +1,230 @@
+#include "io/event_loop.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "io/error.h"
+
+namespace corobtree {
+
+namespace {
+
+int setup_ring(io_uring* ring, unsigned entries, unsigned cq_entries, unsigned extra_flags) {
+  io_uring_params params;
+  std::memset(&params, 0, sizeof(params));
+  params.flags = IORING_SETUP_CQSIZE | extra_flags;
+  params.cq_entries = cq_entries;
+  return io_uring_queue_init_params(entries, ring, &params);
+}
+
+}  // namespace
+
+EventLoop::EventLoop(EventLoopOptions options) {
+  unsigned entries = options.sq_entries == 0 ? 1 : options.sq_entries;
+  unsigned factor = options.cq_factor < 2 ? 2 : options.cq_factor;
+  // COOP_TASKRUN avoids IPIs for task work; older kernels reject it with EINVAL.
+  int ret = setup_ring(&ring_, entries, entries * factor, IORING_SETUP_COOP_TASKRUN);
+  if (ret == -EINVAL) ret = setup_ring(&ring_, entries, entries * factor, 0);
+  if (ret < 0) {
+    throw Error(ErrorCode::kNotSupported,
+                std::string("io_uring_setup failed: ") + std::strerror(-ret), -ret);
+  }
+  sq_entries_ = ring_.sq.ring_entries;
+  cq_entries_ = ring_.cq.ring_entries;
+  Scheduler::current().add_source(this);
+}
+
+EventLoop::~EventLoop() {
+  Scheduler::current().remove_source(this);
+  // Operations still in the kernel reference buffers in coroutine frames;
+  // wait them out so the kernel never writes into freed memory.
+  while (in_kernel_ > 0) {
+    io_uring_cqe* cqe = nullptr;
+    int ret = io_uring_wait_cqe(&ring_, &cqe);
+    if (ret == -EINTR) continue;
+    if (ret < 0) break;
+    io_uring_cqe_seen(&ring_, cqe);
+    --in_kernel_;
+  }
+  io_uring_queue_exit(&ring_);
+}
+
+EventLoop::OpAwaiter EventLoop::read(int fd, void* buf, std::uint32_t len,
+                                     std::uint64_t offset) noexcept {
+  Operation op;
+  op.opcode = IORING_OP_READ;
+  op.fd = fd;
+  op.buf = static_cast<char*>(buf);
+  op.len = len;
+  op.offset = offset;
+  return OpAwaiter(*this, op);
+}
+
+EventLoop::OpAwaiter EventLoop::write(int fd, const void* buf, std::uint32_t len,
+                                      std::uint64_t offset) noexcept {
+  Operation op;
+  op.opcode = IORING_OP_WRITE;
+  op.fd = fd;
+  op.buf = static_cast<char*>(const_cast<void*>(buf));
+  op.len = len;
+  op.offset = offset;
+  return OpAwaiter(*this, op);
+}
+
+EventLoop::OpAwaiter EventLoop::fsync(int fd, bool datasync) noexcept {
+  Operation op;
+  op.opcode = IORING_OP_FSYNC;
+  op.fd = fd;
+  op.fsync_flags = datasync ? IORING_FSYNC_DATASYNC : 0;
+  return OpAwaiter(*this, op);
+}
+
+bool EventLoop::has_room() const noexcept {
+  return in_kernel_ + queued_in_sq_ < cq_entries_ && io_uring_sq_space_left(&ring_) > 0;
+}
+
+void EventLoop::enqueue(Operation* op) noexcept {
+  ++stats_.in_flight;
+  if (stats_.in_flight > stats_.max_in_flight) stats_.max_in_flight = stats_.in_flight;
+  if (backlog_head_ == nullptr && has_room()) {
+    queue_to_sq(op);
+    return;
+  }
+  ++stats_.backlogged;
+  op->next = nullptr;
+  if (backlog_tail_) {
+    backlog_tail_->next = op;
+  } else {
+    backlog_head_ = op;
+  }
+  backlog_tail_ = op;
+}
+
+void EventLoop::queue_to_sq(Operation* op) noexcept {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // has_room() guaranteed one
+  const std::uint32_t remaining = op->len - op->done;
+  switch (op->opcode) {
+    case IORING_OP_READ:
+      io_uring_prep_read(sqe, op->fd, op->buf + op->done, remaining, op->offset + op->done);
+      break;
+    case IORING_OP_WRITE:
+      io_uring_prep_write(sqe, op->fd, op->buf + op->done, remaining, op->offset + op->done);
+      break;
+    default:
+      io_uring_prep_fsync(sqe, op->fd, op->fsync_flags);
+      break;
+  }
+  io_uring_sqe_set_data(sqe, op);
+  ++queued_in_sq_;
+}
+
+void EventLoop::drain_backlog() noexcept {
+  while (backlog_head_ != nullptr && has_room()) {
+    Operation* op = backlog_head_;
+    backlog_head_ = op->next;
+    if (!backlog_head_) backlog_tail_ = nullptr;
+    queue_to_sq(op);
+  }
+}
+
+std::size_t EventLoop::poll(bool block) {
+  drain_backlog();
+  // A blocking wait only makes sense when something will complete.
+  unsigned wait_nr = (block && in_kernel_ + queued_in_sq_ > 0) ? 1 : 0;
+  std::size_t dispatched = 0;
+  for (;;) {
+    if (queued_in_sq_ == 0 && wait_nr == 0) break;  // nothing to enter the kernel for
+    if (wait_nr > 0 && io_uring_cq_ready(&ring_) > 0) wait_nr = 0;
+    ++stats_.enters;
+    int ret = io_uring_submit_and_wait(&ring_, wait_nr);
+    if (ret >= 0) {
+      stats_.submitted += static_cast<unsigned>(ret);
+      in_kernel_ += static_cast<unsigned>(ret);
+      queued_in_sq_ -= static_cast<unsigned>(ret);
+      break;
+    }
+    if (ret == -EINTR) continue;
+    if (ret == -EBUSY || ret == -EAGAIN) {
+      // The kernel wants completions reaped before it takes more work.
+      std::size_t n = reap();
+      dispatched += n;
+      if (n > 0) wait_nr = 0;
+      continue;
+    }
+    // Any other failure of io_uring_enter leaves the ring unusable for this
+    // batch: fail every queued operation rather than hang its waiter.
+    throw Error(ErrorCode::kIoError, std::string("io_uring_enter failed: ") + std::strerror(-ret),
+                -ret);
+  }
+  dispatched += reap();
+  return dispatched;
+}
+
+std::size_t EventLoop::reap() {
+  // Collect first, then resume: resumed coroutines may queue new operations.
+  Operation* done_head = nullptr;
+  Operation* done_tail = nullptr;
+  unsigned head;
+  io_uring_cqe* cqe;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
+    handle_completion(op, cqe->res, done_head, done_tail);
+  }
+  io_uring_cq_advance(&ring_, seen);
+  in_kernel_ -= seen;
+  drain_backlog();
+  std::size_t completed = 0;
+  while (done_head) {
+    Operation* op = done_head;
+    done_head = op->next;
+    ++completed;
+    op->waiter.resume();  // may destroy *op: read nothing after this
+  }
+  return completed;
+}
+
+void EventLoop::handle_completion(Operation* op, int res, Operation*& done_head,
+                                  Operation*& done_tail) {
+  bool finished = true;
+  if (res == -EAGAIN || res == -EINTR) {
+    finished = false;
+  } else if (res < 0) {
+    op->result = res;
+  } else if (op->opcode == IORING_OP_FSYNC) {
+    op->result = 0;
+  } else {
+    op->done += static_cast<std::uint32_t>(res);
+    if (res == 0 && op->opcode == IORING_OP_WRITE && op->done < op->len) {
+      op->result = -EIO;  // a write that makes no progress would loop forever
+    } else if (res > 0 && op->done < op->len) {
+      finished = false;  // short transfer: go again for the rest
+    } else {
+      op->result = static_cast<int>(op->done);  // complete, or a read at EOF
+    }
+  }
+  if (!finished) {
+    ++stats_.resubmitted;
+    // Requeue behind the backlog; it is submitted on this or the next poll.
+    op->next = nullptr;
+    if (backlog_tail_) {
+      backlog_tail_->next = op;
+    } else {
+      backlog_head_ = op;
+    }
+    backlog_tail_ = op;
+    return;
+  }
+  --stats_.in_flight;
+  ++stats_.completed;
+  op->next = nullptr;
+  if (done_tail) {
+    done_tail->next = op;
+  } else {
+    done_head = op;
+  }
+  done_tail = op;
+}
+
+}  // namespace corobtree

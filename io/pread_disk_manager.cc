@@ -1,0 +1,90 @@
+#include "io/pread_disk_manager.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "io/aligned_buffer.h"
+
+namespace corobtree {
+
+PreadDiskManager::PreadDiskManager(std::string path, int fd, std::uint32_t page_size,
+                                   bool direct_io, std::uint64_t block_count)
+    : DiskManager(std::move(path), fd, page_size, direct_io, block_count) {}
+
+void PreadDiskManager::read_block_now(BlockId id, std::span<std::byte> out) {
+  check_read(id, out.size());
+  const std::uint32_t size = page_size();
+  std::byte* target = out.data();
+  AlignedBuffer bounce;
+  if (direct_io() && !is_direct_io_aligned(target)) {
+    bounce = AlignedBuffer(size);
+    target = bounce.data();
+  }
+  std::uint32_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(native_handle(), target + done, size - done,
+                              static_cast<off_t>(offset_of(id) + done));
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      throw errno_error(errno, "read", path(), id);
+    }
+    if (n == 0) break;  // end of file: the rest reads as zeros
+    done += static_cast<std::uint32_t>(n);
+  }
+  if (done < size) std::memset(target + done, 0, size - done);
+  if (bounce.data()) std::memcpy(out.data(), bounce.data(), size);
+  ++stats_.reads;
+}
+
+void PreadDiskManager::write_block_now(BlockId id, std::span<const std::byte> data) {
+  check_write(id, data.size());
+  const std::uint32_t size = page_size();
+  const std::byte* source = data.data();
+  AlignedBuffer bounce;
+  if (data.size() < size || (direct_io() && !is_direct_io_aligned(source))) {
+    bounce = AlignedBuffer(size);
+    if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
+    source = bounce.data();
+  }
+  std::uint32_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pwrite(native_handle(), source + done, size - done,
+                               static_cast<off_t>(offset_of(id) + done));
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      throw errno_error(errno, "write", path(), id);
+    }
+    if (n == 0) throw errno_error(EIO, "write", path(), id);  // no progress
+    done += static_cast<std::uint32_t>(n);
+  }
+  ++stats_.writes;
+}
+
+void PreadDiskManager::sync_now() {
+  check_sync();
+  int ret;
+  do {
+    ret = ::fdatasync(native_handle());
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0) throw poison_after_sync_failure(errno);
+  ++stats_.syncs;
+}
+
+Task<void> PreadDiskManager::read_block(BlockId id, std::span<std::byte> out) {
+  read_block_now(id, out);
+  co_return;
+}
+
+Task<void> PreadDiskManager::write_block(BlockId id, std::span<const std::byte> data) {
+  write_block_now(id, data);
+  co_return;
+}
+
+Task<void> PreadDiskManager::sync() {
+  sync_now();
+  co_return;
+}
+
+}  // namespace corobtree

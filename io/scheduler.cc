@@ -1,0 +1,64 @@
+#include "io/scheduler.h"
+
+#include <algorithm>
+
+#include "io/error.h"
+
+namespace corobtree {
+
+Scheduler& Scheduler::current() noexcept {
+  thread_local Scheduler scheduler;
+  return scheduler;
+}
+
+std::size_t Scheduler::run_ready() {
+  // Only what is ready now: coroutines posted while running wait for the next
+  // turn, so I/O gets polled between batches.
+  std::size_t n = ready_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::coroutine_handle<> h = ready_.front();
+    ready_.pop_front();
+    h.resume();
+  }
+  return n;
+}
+
+void Scheduler::run_turn() {
+  ++turns_;
+  if (run_ready() > 0) {
+    // Let sources make progress without blocking, so queued submissions go out.
+    for (IoSource* s : sources_) {
+      if (s->pending() > 0) s->poll(false);
+    }
+    return;
+  }
+  IoSource* busy = nullptr;
+  std::size_t busy_count = 0;
+  for (IoSource* s : sources_) {
+    if (s->pending() > 0) {
+      busy = s;
+      ++busy_count;
+    }
+  }
+  if (busy_count == 0) {
+    throw Error(ErrorCode::kDeadlock,
+                "a task is suspended with no ready coroutine and no I/O in flight to wake it");
+  }
+  if (busy_count == 1) {
+    busy->poll(true);
+    return;
+  }
+  // Several loops on one thread: poll them all without blocking (one loop per
+  // thread is the recommended setup; this path only keeps it correct).
+  for (IoSource* s : sources_) {
+    if (s->pending() > 0) s->poll(false);
+  }
+}
+
+void Scheduler::add_source(IoSource* source) { sources_.push_back(source); }
+
+void Scheduler::remove_source(IoSource* source) noexcept {
+  sources_.erase(std::remove(sources_.begin(), sources_.end(), source), sources_.end());
+}
+
+}  // namespace corobtree

@@ -1,0 +1,63 @@
+// Scheduler: the per-thread run queue that drives coroutines to completion.
+//
+// Each thread has one Scheduler (Scheduler::current()). It holds
+//  * a ready queue of coroutines to resume (AsyncMutex, Event, ... post their
+//    waiters here instead of resuming them inline, so hand-offs never nest
+//    stacks), and
+//  * the I/O sources (EventLoops) created on this thread.
+// sync_wait() calls run_turn() until its task is done. A turn first resumes
+// every ready coroutine; when none is ready it polls the I/O sources, blocking
+// in the kernel when exactly one source has operations in flight. If nothing is
+// ready and no I/O is in flight the awaited task can never finish, and
+// run_turn() throws Error(kDeadlock).
+//
+// Thread-safety: none; a Scheduler is only touched by its own thread.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+namespace corobtree {
+
+// Something that completes operations and resumes their coroutines.
+class IoSource {
+ public:
+  virtual ~IoSource() = default;
+  // Operations submitted or queued and not yet completed.
+  virtual std::size_t pending() const noexcept = 0;
+  // Submits queued work and dispatches completions. With block == true waits
+  // for at least one completion. Returns the number of completions dispatched.
+  virtual std::size_t poll(bool block) = 0;
+};
+
+class Scheduler {
+ public:
+  static Scheduler& current() noexcept;
+
+  // Queues h to be resumed on a later turn of this thread.
+  void post(std::coroutine_handle<> h) { ready_.push_back(h); }
+  std::size_t ready_count() const noexcept { return ready_.size(); }
+
+  // Resumes ready coroutines and otherwise waits for I/O. Throws Error(kDeadlock)
+  // when there is nothing that could ever make progress.
+  void run_turn();
+  // Resumes everything that is ready now; returns how many were resumed.
+  std::size_t run_ready();
+
+  void add_source(IoSource* source);
+  void remove_source(IoSource* source) noexcept;
+
+  std::uint64_t turns() const noexcept { return turns_; }
+
+ private:
+  Scheduler() = default;
+
+  std::deque<std::coroutine_handle<>> ready_;
+  std::vector<IoSource*> sources_;
+  std::uint64_t turns_ = 0;
+};
+
+}  // namespace corobtree

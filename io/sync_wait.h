@@ -1,0 +1,31 @@
+// sync_wait: runs a Task to completion on the calling thread and returns its
+// result (or rethrows its exception). While the task is suspended, the thread's
+// Scheduler resumes ready coroutines and polls the EventLoops created on this
+// thread. This is how blocking code (BlockingDatabase, tests, main()) enters the
+// async world.
+//
+// REQUIRES: not called from inside a coroutine running on this thread's
+// scheduler (that would nest the loop).
+#pragma once
+
+#include <utility>
+
+#include "io/error.h"
+#include "io/scheduler.h"
+#include "io/task.h"
+
+namespace corobtree {
+
+template <typename T>
+T sync_wait(Task<T> task) {
+  auto h = task.handle();
+  if (!h) throw Error(ErrorCode::kInvalidArgument, "sync_wait on an empty Task");
+  Scheduler& scheduler = Scheduler::current();
+  // No continuation: when the task finishes it transfers to noop and control
+  // returns here.
+  h.resume();
+  while (!h.done()) scheduler.run_turn();
+  return h.promise().take_result();
+}
+
+}  // namespace corobtree

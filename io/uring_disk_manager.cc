@@ -1,0 +1,85 @@
+#include "io/uring_disk_manager.h"
+
+#include <cstring>
+
+#include "io/aligned_buffer.h"
+#include "io/event_loop.h"
+
+namespace corobtree {
+
+class UringDiskManager::WritesDrained {
+ public:
+  explicit WritesDrained(UringDiskManager& dm) noexcept : dm_(dm) {}
+  bool await_ready() const noexcept { return dm_.writes_in_flight_ == 0; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    node_.handle = h;
+    dm_.drain_waiters_.push_back(&node_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  UringDiskManager& dm_;
+  detail::WaiterNode node_;
+};
+
+UringDiskManager::UringDiskManager(std::string path, int fd, std::uint32_t page_size,
+                                   bool direct_io, std::uint64_t block_count, EventLoop* loop,
+                                   std::unique_ptr<EventLoop> owned_loop)
+    : DiskManager(std::move(path), fd, page_size, direct_io, block_count),
+      loop_(loop),
+      owned_loop_(std::move(owned_loop)) {}
+
+// Close the fd before an owned loop is destroyed (the loop waits out any
+// operation still in the kernel).
+UringDiskManager::~UringDiskManager() { close(); }
+
+Task<void> UringDiskManager::read_block(BlockId id, std::span<std::byte> out) {
+  check_read(id, out.size());
+  const std::uint32_t size = page_size();
+  std::byte* target = out.data();
+  AlignedBuffer bounce;
+  if (direct_io() && !is_direct_io_aligned(target)) {
+    bounce = AlignedBuffer(size);
+    target = bounce.data();
+  }
+  const int res = co_await loop_->read(native_handle(), target, size, offset_of(id));
+  if (res < 0) throw errno_error(-res, "read", path(), id);
+  const auto got = static_cast<std::uint32_t>(res);
+  if (got < size) std::memset(target + got, 0, size - got);  // tail block at end of file
+  if (bounce.data()) std::memcpy(out.data(), bounce.data(), size);
+  ++stats_.reads;
+}
+
+Task<void> UringDiskManager::write_block(BlockId id, std::span<const std::byte> data) {
+  check_write(id, data.size());
+  const std::uint32_t size = page_size();
+  const std::byte* source = data.data();
+  AlignedBuffer bounce;
+  if (data.size() < size || (direct_io() && !is_direct_io_aligned(source))) {
+    bounce = AlignedBuffer(size);  // zero-filled: pads a short write
+    if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
+    source = bounce.data();
+  }
+  ++writes_in_flight_;
+  const int res = co_await loop_->write(native_handle(), source, size, offset_of(id));
+  write_finished();
+  if (res < 0) throw errno_error(-res, "write", path(), id);
+  ++stats_.writes;
+}
+
+void UringDiskManager::write_finished() noexcept {
+  if (--writes_in_flight_ != 0) return;
+  while (detail::WaiterNode* n = drain_waiters_.pop_front()) Scheduler::current().post(n->handle);
+}
+
+Task<void> UringDiskManager::sync() {
+  check_sync();
+  // io_uring does not order a write before a later fsync: wait for ours.
+  co_await WritesDrained(*this);
+  check_sync();
+  const int res = co_await loop_->fsync(native_handle(), /*datasync=*/true);
+  if (res < 0) throw poison_after_sync_failure(-res);
+  ++stats_.syncs;
+}
+
+}  // namespace corobtree

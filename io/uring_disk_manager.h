@@ -1,0 +1,42 @@
+// UringDiskManager: the io_uring backend of DiskManager.
+//
+// Reads, writes and syncs are queued on an EventLoop and complete when the
+// loop is polled, so many tasks keep many block reads in flight from one
+// thread. With direct_io the file is opened O_DIRECT; callers' buffers that are
+// not 4096-aligned, and short writes, go through an aligned bounce buffer.
+//
+// Thread-safety: belongs to the EventLoop's thread.
+#pragma once
+
+#include <memory>
+
+#include "io/disk_manager.h"
+#include "io/waiter_list.h"
+
+namespace corobtree {
+
+class UringDiskManager final : public DiskManager {
+ public:
+  UringDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
+                   std::uint64_t block_count, EventLoop* loop,
+                   std::unique_ptr<EventLoop> owned_loop);
+  ~UringDiskManager() override;
+
+  Task<void> read_block(BlockId id, std::span<std::byte> out) override;
+  Task<void> write_block(BlockId id, std::span<const std::byte> data) override;
+  Task<void> sync() override;
+  IoBackend backend() const noexcept override { return IoBackend::kUring; }
+
+  EventLoop& loop() noexcept { return *loop_; }
+
+ private:
+  class WritesDrained;  // awaiter: resumes when no write of this file is in flight
+  void write_finished() noexcept;
+
+  EventLoop* loop_;
+  std::unique_ptr<EventLoop> owned_loop_;
+  std::uint64_t writes_in_flight_ = 0;
+  detail::WaiterList drain_waiters_;
+};
+
+}  // namespace corobtree

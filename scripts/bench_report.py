@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Turns results/*.json into results/summary.md and PNG plots.
+
+Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops}).
+"""
+import json
+import os
+import re
+import sys
+
+
+def load_disk(results):
+    with open(os.path.join(results, "disk_bench.json")) as f:
+        data = json.load(f)
+    iops = {}  # (backend, qd) -> items/s
+    for b in data["benchmarks"]:
+        m = re.match(r"BM_RandomRead4K/(\w+)/qd:(\d+)", b["name"])
+        if m and b.get("run_type", "iteration") == "iteration":
+            iops[(m.group(1), int(m.group(2)))] = b["items_per_second"]
+    return iops, data.get("context", {})
+
+
+def main():
+    results = sys.argv[1] if len(sys.argv) > 1 else "results"
+    iops, ctx = load_disk(results)
+    with open(os.path.join(results, "fio_randread.json")) as f:
+        fio = {int(k): v for k, v in json.load(f).items()}
+    qds = sorted({qd for (_, qd) in iops})
+    lines = [
+        "### 4 KiB random O_DIRECT reads from one thread (IOPS)",
+        "",
+        f"Host: {ctx.get('host_name', '?')}, {ctx.get('num_cpus', '?')} CPUs, {ctx.get('date', '')}",
+        "",
+        "| queue depth | corobtree io_uring | corobtree pread | fio (io_uring) | io_uring / fio | io_uring / pread |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for qd in qds:
+        u = iops.get(("uring", qd), 0.0)
+        p = iops.get(("pread", qd), 0.0)
+        fv = fio.get(qd, 0.0)
+        lines.append(
+            f"| {qd} | {u:,.0f} | {p:,.0f} | {fv:,.0f} | "
+            f"{(u / fv if fv else 0):.2f} | {(u / p if p else 0):.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(results, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plots")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(qds, [iops.get(("uring", q), 0) for q in qds], "o-", label="corobtree io_uring")
+    ax.plot(qds, [iops.get(("pread", q), 0) for q in qds], "s-", label="corobtree pread")
+    ax.plot(qds, [fio.get(q, 0) for q in qds], "^--", label="fio io_uring")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("queue depth (reads in flight, one thread)")
+    ax.set_ylabel("4 KiB random reads / s")
+    ax.set_title("O_DIRECT random reads")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(results, "disk_qd.png"), dpi=110)
+    print(f"plot: {os.path.join(results, 'disk_qd.png')}")
+
+
+if __name__ == "__main__":
+    main()

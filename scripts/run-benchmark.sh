@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The main job: builds Release, runs the Google Benchmark binaries in perf/ and
+# fio on the same file, and writes results/ (JSON, a markdown table, plots).
+# On a fresh Debian 12 machine, run as root, it first installs what is missing.
+#   --quick   smaller file and shorter runs (under 3 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+# shellcheck source=scripts/lib/deps.sh
+. "$ROOT/scripts/lib/deps.sh"
+ensure_packages cmake ninja-build g++ pkg-config liburing-dev libbenchmark-dev fio python3 \
+  python3-matplotlib
+
+BUILD=$ROOT/build-bench
+RESULTS=$ROOT/results
+mkdir -p "$RESULTS"
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOROBTREE_BUILD_TESTS=OFF \
+  -DCOROBTREE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"
+
+if [ "$QUICK" -eq 1 ]; then
+  FILE_MB=256; MIN_TIME=0.3; FIO_SECONDS=3
+else
+  FILE_MB=1024; MIN_TIME=2; FIO_SECONDS=10
+fi
+export COROBTREE_BENCH_FILE=${COROBTREE_BENCH_FILE:-${TMPDIR:-/tmp}/corobtree-bench-${FILE_MB}m.dat}
+export COROBTREE_BENCH_FILE_MB=$FILE_MB
+
+echo "=== disk_bench: 4 KiB random O_DIRECT reads, io_uring vs pread ($FILE_MB MiB file)"
+"$BUILD/perf/disk_bench" --benchmark_min_time="$MIN_TIME" \
+  --benchmark_out="$RESULTS/disk_bench.json" --benchmark_out_format=json
+
+echo "=== fio: 4 KiB random O_DIRECT reads (io_uring engine) on the same file"
+FIO_JSON=$RESULTS/fio_randread.json
+echo "{" >"$FIO_JSON"
+first=1
+for qd in 1 8 32 64 128; do
+  iops=$(fio --name=randread --filename="$COROBTREE_BENCH_FILE" --rw=randread --bs=4k \
+    --direct=1 --ioengine=io_uring --iodepth="$qd" --runtime="$FIO_SECONDS" --time_based \
+    --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["read"]["iops"])')
+  echo "  qd $qd: $iops IOPS"
+  [ $first -eq 1 ] || echo "," >>"$FIO_JSON"
+  first=0
+  printf '  "%s": %s' "$qd" "$iops" >>"$FIO_JSON"
+done
+printf '\n}\n' >>"$FIO_JSON"
+
+python3 "$ROOT/scripts/bench_report.py" "$RESULTS"
+echo "=== results in $RESULTS/ (summary: $RESULTS/summary.md)"

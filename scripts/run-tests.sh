@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite, the way CI does:
+#   1. g++ (warnings as errors), ctest                    -- default backend (auto)
+#   2. the same binaries again with COROBTREE_IO=pread   -- the fallback backend
+#   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer, ctest
+#   4. clang++ (warnings as errors), ctest
+#   5. a smoke run of every perf binary with tiny sizes
+# On a fresh Debian 12 machine, run as root, it first installs what is missing.
+# Options: --quick (skip the clang pass), --jobs N.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=0
+JOBS=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --jobs) JOBS=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--jobs N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# shellcheck source=scripts/lib/deps.sh
+. "$ROOT/scripts/lib/deps.sh"
+ensure_packages cmake ninja-build g++ clang pkg-config liburing-dev libboost-test-dev libbenchmark-dev
+
+declare -a SUMMARY=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+FAILED_PHASES=0
+
+# run_ctest PHASE BUILD_DIR [ENV=VAL ...]: runs ctest and records the counts.
+run_ctest() {
+  local phase=$1 dir=$2; shift 2
+  local log="$dir/ctest-$phase.log"
+  echo "=== [$phase] ctest in $dir $*"
+  set +e
+  env "$@" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local line passed failed total
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1 || true)
+  failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+  if [ -z "$line" ]; then failed=1; total=1; fi
+  passed=$((total - failed))
+  TOTAL_PASSED=$((TOTAL_PASSED + passed))
+  TOTAL_FAILED=$((TOTAL_FAILED + failed))
+  if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$total" -eq 0 ]; then
+    FAILED_PHASES=$((FAILED_PHASES + 1))
+    SUMMARY+=("FAIL  $phase: $passed/$total ctest entries passed")
+  else
+    SUMMARY+=("ok    $phase: $passed/$total ctest entries passed")
+  fi
+}
+
+# build DIR [cmake args...]
+build() {
+  local dir=$1; shift
+  echo "=== configure + build $dir $*"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCOROBTREE_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+record_step() {  # record_step NAME CMD...
+  local name=$1; shift
+  if "$@"; then SUMMARY+=("ok    $name"); else SUMMARY+=("FAIL  $name"); FAILED_PHASES=$((FAILED_PHASES + 1)); fi
+}
+
+BUILD=${COROBTREE_BUILD_ROOT:-$ROOT/build-tests}
+
+build "$BUILD/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++
+run_ctest gcc "$BUILD/gcc"
+run_ctest gcc-pread "$BUILD/gcc" COROBTREE_IO=pread
+
+build "$BUILD/asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCOROBTREE_SANITIZE=ON \
+  -DCOROBTREE_BUILD_PERF=OFF
+run_ctest gcc-asan-ubsan "$BUILD/asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+if [ "$QUICK" -eq 0 ]; then
+  build "$BUILD/clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++
+  run_ctest clang "$BUILD/clang"
+fi
+
+perf_smoke() {
+  local ok=0 tmp
+  tmp=$(mktemp -d)
+  for b in "$BUILD"/gcc/perf/*_bench; do
+    [ -x "$b" ] || continue
+    echo "=== perf smoke: $b"
+    if ! COROBTREE_BENCH_FILE="$tmp/smoke.dat" COROBTREE_BENCH_FILE_MB=16 COROBTREE_BENCH_SMOKE=1 \
+        "$b" --benchmark_min_time=0.01 >"$tmp/out.txt" 2>&1; then
+      cat "$tmp/out.txt"; ok=1
+    fi
+  done
+  rm -rf "$tmp"
+  return $ok
+}
+record_step "perf smoke run (tiny sizes)" perf_smoke
+
+echo
+echo "=== summary"
+for s in "${SUMMARY[@]}"; do echo "  $s"; done
+echo "ctest: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$FAILED_PHASES" -eq 0 ]

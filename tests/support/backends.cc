@@ -1,0 +1,27 @@
+#include "tests/support/backends.h"
+
+namespace corobtree::test {
+
+std::string BackendConfig::name() const {
+  return std::string(backend_name(backend)) + (direct_io ? "+direct" : "");
+}
+
+DiskOptions BackendConfig::options(std::uint32_t page_size) const {
+  DiskOptions o;
+  o.page_size = page_size;
+  o.backend = backend;
+  o.use_env = false;
+  o.direct_io = direct_io;
+  return o;
+}
+
+std::ostream& operator<<(std::ostream& os, const BackendConfig& c) { return os << c.name(); }
+
+std::vector<BackendConfig> all_backends() {
+  return {{IoBackend::kUring, false},
+          {IoBackend::kPread, false},
+          {IoBackend::kUring, true},
+          {IoBackend::kPread, true}};
+}
+
+}  // namespace corobtree::test

@@ -1,0 +1,26 @@
+// The backend matrix: every disk test runs once per entry, through
+// BOOST_DATA_TEST_CASE(name, corobtree::test::all_backends(), backend).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "io/disk_manager.h"
+
+namespace corobtree::test {
+
+struct BackendConfig {
+  IoBackend backend;
+  bool direct_io;
+  std::string name() const;
+  // DiskOptions that force this backend, ignoring COROBTREE_IO.
+  DiskOptions options(std::uint32_t page_size = kDefaultPageSize) const;
+};
+
+std::ostream& operator<<(std::ostream& os, const BackendConfig& c);
+
+// io_uring and pread, each buffered and O_DIRECT.
+std::vector<BackendConfig> all_backends();
+
+}  // namespace corobtree::test
