@@ -147,7 +147,9 @@ void DiskManager::close() noexcept {
 
 void DiskManager::check_usable(const char* op, BlockId id) const {
   if (fd_ < 0) {
-    throw Error(ErrorCode::kClosed, std::string(op) + " on closed file '" + path_ + "'", 0, path_,
+    std::string what = op;
+    if (id != kInvalidBlockId) what += " of block " + std::to_string(id);
+    throw Error(ErrorCode::kClosed, what + " on closed file '" + path_ + "'", 0, path_,
                 id == kInvalidBlockId ? std::nullopt : std::optional<std::uint64_t>(id));
   }
   if (poisoned_) {

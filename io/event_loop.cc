@@ -151,13 +151,54 @@ std::size_t EventLoop::poll(bool block) {
       if (n > 0) wait_nr = 0;
       continue;
     }
-    // Any other failure of io_uring_enter leaves the ring unusable for this
-    // batch: fail every queued operation rather than hang its waiter.
-    throw Error(ErrorCode::kIoError, std::string("io_uring_enter failed: ") + std::strerror(-ret),
-                -ret);
+    // Any other failure of io_uring_enter: fail every operation not yet in
+    // the kernel with that error (their waiters get it at co_await) rather
+    // than leave them queued against frames that may go away.
+    dispatched += fail_unsubmitted(ret);
+    break;
   }
   dispatched += reap();
   return dispatched;
+}
+
+std::size_t EventLoop::fail_unsubmitted(int err) {
+  Operation* done_head = nullptr;
+  Operation* done_tail = nullptr;
+  auto finish = [&](Operation* op) {
+    op->result = err;
+    --stats_.in_flight;
+    ++stats_.completed;
+    op->next = nullptr;
+    if (done_tail) {
+      done_tail->next = op;
+    } else {
+      done_head = op;
+    }
+    done_tail = op;
+  };
+  // SQEs the kernel has not consumed: from its head to our local tail (liburing
+  // maps SQ slots to SQEs one to one). Turn each into a harmless NOP.
+  const unsigned mask = ring_.sq.ring_mask;
+  for (unsigned i = *ring_.sq.khead; i != ring_.sq.sqe_tail; ++i) {
+    io_uring_sqe* sqe = &ring_.sq.sqes[i & mask];
+    auto* op = reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(sqe->user_data));
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, nullptr);
+    if (op) finish(op);
+  }
+  while (Operation* op = backlog_head_) {
+    backlog_head_ = op->next;
+    finish(op);
+  }
+  backlog_tail_ = nullptr;
+  std::size_t n = 0;
+  while (done_head) {
+    Operation* op = done_head;
+    done_head = op->next;
+    ++n;
+    op->waiter.resume();
+  }
+  return n;
 }
 
 std::size_t EventLoop::reap() {
@@ -170,7 +211,7 @@ std::size_t EventLoop::reap() {
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
     auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
-    handle_completion(op, cqe->res, done_head, done_tail);
+    if (op) handle_completion(op, cqe->res, done_head, done_tail);  // null: a neutralised NOP
   }
   io_uring_cq_advance(&ring_, seen);
   in_kernel_ -= seen;

@@ -107,6 +107,7 @@ class EventLoop final : public IoSource {
   bool has_room() const noexcept;
   void drain_backlog() noexcept;
   std::size_t reap();
+  std::size_t fail_unsubmitted(int err);  // after a fatal io_uring_enter error
   void handle_completion(Operation* op, int res, Operation*& done_head, Operation*& done_tail);
 
   io_uring ring_{};

@@ -41,8 +41,9 @@ void Scheduler::run_turn() {
     }
   }
   if (busy_count == 0) {
-    throw Error(ErrorCode::kDeadlock,
-                "a task is suspended with no ready coroutine and no I/O in flight to wake it");
+    std::string msg = "a task is suspended with no ready coroutine and no I/O in flight to wake it";
+    for (const auto& [owner, reason] : wait_reasons_) msg += "; " + reason;
+    throw Error(ErrorCode::kDeadlock, msg);
   }
   if (busy_count == 1) {
     busy->poll(true);
@@ -53,6 +54,20 @@ void Scheduler::run_turn() {
   for (IoSource* s : sources_) {
     if (s->pending() > 0) s->poll(false);
   }
+}
+
+void Scheduler::note_waiting(const void* owner, std::string reason) {
+  for (auto& [o, r] : wait_reasons_) {
+    if (o == owner) {
+      r = std::move(reason);
+      return;
+    }
+  }
+  wait_reasons_.emplace_back(owner, std::move(reason));
+}
+
+void Scheduler::clear_waiting(const void* owner) noexcept {
+  std::erase_if(wait_reasons_, [owner](const auto& e) { return e.first == owner; });
 }
 
 void Scheduler::add_source(IoSource* source) { sources_.push_back(source); }

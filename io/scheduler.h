@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace corobtree {
@@ -52,12 +54,18 @@ class Scheduler {
 
   std::uint64_t turns() const noexcept { return turns_; }
 
+  // Explains a wait that only another task can end (e.g. "all frames are
+  // pinned"); a deadlock error lists the reasons still noted. Keyed by owner.
+  void note_waiting(const void* owner, std::string reason);
+  void clear_waiting(const void* owner) noexcept;
+
  private:
   Scheduler() = default;
 
   std::deque<std::coroutine_handle<>> ready_;
   std::vector<IoSource*> sources_;
   std::uint64_t turns_ = 0;
+  std::vector<std::pair<const void*, std::string>> wait_reasons_;
 };
 
 }  // namespace corobtree

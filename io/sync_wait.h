@@ -8,6 +8,8 @@
 // scheduler (that would nest the loop).
 #pragma once
 
+#include <concepts>
+#include <type_traits>
 #include <utility>
 
 #include "io/error.h"
@@ -26,6 +28,33 @@ T sync_wait(Task<T> task) {
   h.resume();
   while (!h.done()) scheduler.run_turn();
   return h.promise().take_result();
+}
+
+namespace detail {
+
+template <typename A>
+concept Awaiter = requires(A a) {
+  { a.await_ready() } -> std::convertible_to<bool>;
+  a.await_resume();
+};
+
+template <Awaiter A>
+auto await_in_task(A awaiter) -> Task<decltype(awaiter.await_resume())> {
+  using R = decltype(awaiter.await_resume());
+  if constexpr (std::is_void_v<R>) {
+    co_await std::move(awaiter);
+  } else {
+    R result = co_await std::move(awaiter);
+    co_return result;
+  }
+}
+
+}  // namespace detail
+
+// sync_wait over a plain awaiter (e.g. BufferPool::fetch_page's).
+template <detail::Awaiter A>
+auto sync_wait(A awaiter) {
+  return sync_wait(detail::await_in_task(std::move(awaiter)));
 }
 
 }  // namespace corobtree
