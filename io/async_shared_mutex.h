@@ -59,10 +59,10 @@ class AsyncSharedMutex {
     Mode mode_ = Mode::kShared;
   };
 
+  // co_await lock()/lock_shared(): acquires; the caller must unlock()/unlock_shared().
   class Awaiter {
    public:
-    Awaiter(AsyncSharedMutex& m, Mode mode, bool guarded) noexcept
-        : mutex_(m), mode_(mode), guarded_(guarded) {}
+    Awaiter(AsyncSharedMutex& m, Mode mode) noexcept : mutex_(m), mode_(mode) {}
     bool await_ready() noexcept {
       return mode_ == Mode::kExclusive ? mutex_.try_lock() : mutex_.try_lock_shared();
     }
@@ -71,24 +71,26 @@ class AsyncSharedMutex {
       node_.kind = static_cast<int>(mode_);
       mutex_.waiters_.push_back(&node_);
     }
-    Guard await_resume() const noexcept {
-      return guarded_ ? Guard(&mutex_, mode_) : Guard();
-    }
+    void await_resume() const noexcept {}
 
-   private:
+   protected:
     AsyncSharedMutex& mutex_;
     Mode mode_;
-    bool guarded_;
     detail::WaiterNode node_;
   };
 
-  // co_await lock(); ... unlock();   (the returned empty Guard can be ignored)
-  Awaiter lock() noexcept { return Awaiter(*this, Mode::kExclusive, false); }
-  Awaiter lock_shared() noexcept { return Awaiter(*this, Mode::kShared, false); }
-  // co_await scoped_lock() -> Guard that releases on destruction.
-  Awaiter scoped_lock() noexcept { return Awaiter(*this, Mode::kExclusive, true); }
-  Awaiter scoped_lock_shared() noexcept { return Awaiter(*this, Mode::kShared, true); }
-  Awaiter scoped(Mode mode) noexcept { return Awaiter(*this, mode, true); }
+  // co_await scoped_lock()/scoped_lock_shared(): acquires and returns a Guard.
+  class ScopedAwaiter : public Awaiter {
+   public:
+    using Awaiter::Awaiter;
+    Guard await_resume() const noexcept { return Guard(&mutex_, mode_); }
+  };
+
+  Awaiter lock() noexcept { return Awaiter(*this, Mode::kExclusive); }
+  Awaiter lock_shared() noexcept { return Awaiter(*this, Mode::kShared); }
+  ScopedAwaiter scoped_lock() noexcept { return ScopedAwaiter(*this, Mode::kExclusive); }
+  ScopedAwaiter scoped_lock_shared() noexcept { return ScopedAwaiter(*this, Mode::kShared); }
+  ScopedAwaiter scoped(Mode mode) noexcept { return ScopedAwaiter(*this, mode); }
 
   bool try_lock() noexcept {
     if (writer_ || readers_ != 0 || !waiters_.empty()) return false;

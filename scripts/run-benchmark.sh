@@ -55,5 +55,12 @@ for qd in 1 8 32 64 128; do
 done
 printf '\n}\n' >>"$FIO_JSON"
 
-python3 "$ROOT/scripts/bench_report.py" "$RESULTS"
+echo "=== buffer_pool_bench: hot fetch, Zipf over 10x more pages than frames"
+"$BUILD/perf/buffer_pool_bench" --benchmark_min_time="$MIN_TIME" \
+  --benchmark_out="$RESULTS/buffer_pool_bench.json" --benchmark_out_format=json
+
+# Debian's python3-matplotlib belongs to /usr/bin/python3 (not to a pyenv python).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+"$PY" "$ROOT/scripts/bench_report.py" "$RESULTS"
 echo "=== results in $RESULTS/ (summary: $RESULTS/summary.md)"
