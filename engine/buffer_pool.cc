@@ -186,6 +186,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
     std::exception_ptr error;
     try {
       co_await disk_.read_block(id, std::span<std::byte>(fr.data, page_size_));
+      if (hooks_) hooks_->after_read(id, std::span<const std::byte>(fr.data, page_size_));
     } catch (...) {
       error = std::current_exception();
     }
@@ -255,6 +256,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
   Frame& fr = frames_[f];
   fr.dirty = false;  // a mark_dirty during the write sets it again
   fr.writing = true;
+  if (hooks_) hooks_->before_write(fr.page_id, std::span<std::byte>(fr.data, page_size_));
   std::exception_ptr error;
   try {
     co_await disk_.write_block(fr.page_id, std::span<const std::byte>(fr.data, page_size_));

@@ -63,6 +63,16 @@ struct BufferPoolStats {
 
 class BufferPool;
 
+// Hooks through which the engine's page format sees every transfer: verify a
+// page after it is read from disk (throw to fail the fetch) and stamp it
+// (checksum) just before it is written.
+class PageHooks {
+ public:
+  virtual ~PageHooks() = default;
+  virtual void after_read(BlockId id, std::span<const std::byte> page) = 0;
+  virtual void before_write(BlockId id, std::span<std::byte> page) = 0;
+};
+
 // Pins one page while alive. Move-only.
 class [[nodiscard]] PageGuard {
  public:
@@ -160,6 +170,9 @@ class BufferPool {
   // Bytes of bookkeeping (frame headers, replacer, page table) per frame.
   double metadata_bytes_per_frame() const noexcept;
 
+  // REQUIRES: set before the first fetch; `hooks` outlives the pool.
+  void set_hooks(PageHooks* hooks) noexcept { hooks_ = hooks; }
+
   // Pins `id` if it is cached and ready; false otherwise. Never suspends.
   bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
 
@@ -208,6 +221,7 @@ class BufferPool {
   detail::WaiterList writeback_waiters_;
   std::exception_ptr deferred_error_;       // direct-mode write-back failure
   bool closed_ = false;
+  PageHooks* hooks_ = nullptr;
   BufferPoolStats stats_;
 };
 

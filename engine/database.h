@@ -1,0 +1,137 @@
+// Database: the async facade of corobtree. One file holds the whole database
+// (a B+tree of byte-string keys and values); see docs/file-format.md.
+//
+//   auto db = co_await Database::open("my.db");
+//   co_await db->put("key", "value");
+//   std::optional<std::string> v = co_await db->get("key");
+//   co_await db->close();
+//
+// Errors are thrown as corobtree::Error (io/error.h): kNotFound (no file and
+// create_if_missing is off), kCorruption (not a database, damaged page or meta,
+// truncated or empty file: the message names the page and the cause),
+// kNotSupported (another format version), kInvalidArgument (key too long,
+// conflicting page size), kLocked (another process has the file open), and
+// the I/O errors of io/disk_manager.h. An absent key is std::nullopt, not an
+// error.
+//
+// Durability (until the write-ahead log exists): changes reach the file at
+// checkpoint() and close(); a crash loses what came after the last one.
+// A WriteBatch is applied atomically with respect to other tasks.
+//
+// Thread-safety: a Database belongs to the thread that opened it; any number
+// of tasks on that thread may use it at once (see BTree for the latching).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/btree.h"
+#include "engine/buffer_pool.h"
+#include "engine/cursor.h"
+#include "io/disk_manager.h"
+#include "io/task.h"
+
+namespace corobtree {
+
+struct Options {
+  std::uint32_t page_size = 0;       // 0: the file's, or 4096 for a new file
+  std::size_t pool_pages = 1024;     // buffer pool frames; 0 = no caching
+  std::uint32_t minimum_degree = 0;  // new files only: t > 0 caps nodes at 2t-1 keys
+  IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides, as for DiskManager
+  bool direct_io = false;
+  bool create_if_missing = true;
+  bool error_if_exists = false;
+  EventLoop* loop = nullptr;  // share an io_uring loop; null = the database owns one
+};
+
+struct DatabaseStats {
+  std::uint64_t keys = 0;
+  std::uint32_t height = 0;
+  std::uint64_t pages = 0;       // blocks in the file, meta pages included
+  std::uint64_t free_pages = 0;  // on the free list
+  std::uint32_t page_size = 0;
+  std::uint32_t minimum_degree = 0;
+  IoBackend backend = IoBackend::kAuto;
+  std::string fallback_reason;
+  BufferPoolStats pool;
+};
+
+// A group of writes applied together (last write to a key wins).
+class WriteBatch {
+ public:
+  struct Op {
+    bool erase;
+    std::string key;
+    std::string value;
+  };
+  void put(std::string_view key, std::string_view value) {
+    ops_.push_back(Op{false, std::string(key), std::string(value)});
+  }
+  void erase(std::string_view key) { ops_.push_back(Op{true, std::string(key), {}}); }
+  void clear() noexcept { ops_.clear(); }
+  std::size_t size() const noexcept { return ops_.size(); }
+  bool empty() const noexcept { return ops_.empty(); }
+  const std::vector<Op>& ops() const noexcept { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+class Database {
+ public:
+  static Task<std::unique_ptr<Database>> open(std::string path, Options options = {});
+
+  // Without close() first, changes since the last checkpoint are lost.
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // The string_view arguments must stay valid until the returned task finishes.
+  Task<std::optional<std::string>> get(std::string_view key);
+  Task<void> put(std::string_view key, std::string_view value);
+  // Returns whether the key existed.
+  Task<bool> erase(std::string_view key);
+  // REQUIRES: `batch` stays alive until the task finishes.
+  Task<void> write(const WriteBatch& batch);
+  // Loads strictly increasing pairs into an empty database, leaves packed.
+  Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
+
+  Cursor cursor(ScanOptions options = {});
+  // Up to `limit` pairs of the range in scan order.
+  Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
+                                                              std::size_t limit = SIZE_MAX);
+
+  Task<ValidationReport> validate();
+  // Writes every dirty page and then the meta page, each followed by a sync.
+  Task<void> checkpoint();
+  // checkpoint(), then release the file. Later calls throw kClosed.
+  Task<void> close();
+
+  DatabaseStats stats() const;
+  std::uint64_t count() const noexcept { return tree_->state().key_count; }
+  std::uint32_t max_key_size() const noexcept { return tree_->max_key_size(); }
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  class Hooks;
+  Database(std::string path, std::unique_ptr<DiskManager> disk, std::size_t pool_pages,
+           const struct Meta& meta);
+  void check_open() const;
+  Task<void> write_meta();
+
+  std::string path_;
+  std::unique_ptr<DiskManager> disk_;
+  std::unique_ptr<Hooks> hooks_;
+  std::unique_ptr<BufferPool> pool_;
+  std::unique_ptr<BTree> tree_;
+  std::uint64_t meta_sequence_ = 0;
+  std::uint64_t checkpoint_lsn_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace corobtree
