@@ -64,7 +64,7 @@ class BTree {
   // REQUIRES: state.root is an initialised node in the pool's file.
   BTree(BufferPool& pool, TreeState state);
 
-  // Largest key accepted (994 bytes for 4 KiB pages); larger ones are rejected
+  // Largest key accepted (992 bytes for 4 KiB pages); larger ones are rejected
   // with Error(kInvalidArgument). Values may be up to kMaxValueSize bytes.
   std::uint32_t max_key_size() const noexcept { return max_key_; }
   static constexpr std::uint64_t kMaxValueSize = std::uint64_t{1} << 30;

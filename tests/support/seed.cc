@@ -31,4 +31,16 @@ std::uint64_t test_seed(const std::string& what) {
   return seed;
 }
 
+double test_scale() {
+  const char* env = std::getenv("COROBTREE_TEST_SCALE");
+  if (!env || !*env) return 1.0;
+  const double v = std::strtod(env, nullptr);
+  return v > 0 ? v : 1.0;
+}
+
+int scaled(int n, int minimum) {
+  const int v = static_cast<int>(n * test_scale());
+  return v < minimum ? minimum : v;
+}
+
 }  // namespace corobtree::test
