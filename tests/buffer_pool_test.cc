@@ -166,6 +166,21 @@ BOOST_DATA_TEST_CASE(dirty_victim_is_written_before_reuse, bdata::make(corobtree
   BOOST_TEST(sync_wait(read_stamp(pool, 0)) == 4242u);
 }
 
+// While a dirty victim's write-back is in flight (io_uring really suspends
+// there), a fetch of that page must see the in-memory copy, not the stale one
+// on disk, and must cancel the eviction.
+BOOST_DATA_TEST_CASE(fetch_during_writeback_sees_the_new_copy,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  Fixture fx(cfg, 4);
+  BufferPool pool(*fx.dm, 1);
+  sync_wait(write_stamp(pool, 0, 777));  // dirty, unpinned: the only frame
+  auto [evicting_fetch, concurrent] = sync_wait(when_all(read_stamp(pool, 1), read_stamp(pool, 0)));
+  BOOST_TEST(evicting_fetch == 1000u);
+  BOOST_TEST(concurrent == 777u);  // never the stale 0 from disk
+  BOOST_TEST(fx.on_disk(0) == 777u);
+  BOOST_TEST(pool.stats().pinned == 0u);
+}
+
 BOOST_DATA_TEST_CASE(hits_and_misses_are_counted, bdata::make(corobtree::test::all_backends()), cfg) {
   Fixture fx(cfg, 4);
   BufferPool pool(*fx.dm, 4);
