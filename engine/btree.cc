@@ -229,14 +229,34 @@ Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
   check_value(value);
   std::vector<std::byte> cell = co_await make_leaf_cell(key, value);
   const auto cell_size = static_cast<std::uint32_t>(cell.size());
-  // Exclusive descent, releasing ancestors once a node cannot split.
   std::vector<Latched> path;
-  AsyncSharedMutex::Guard root_guard = co_await root_latch_.scoped_lock();
+  AsyncSharedMutex::Guard root_guard;
+  co_await descend_exclusive(key, cell_size, path, root_guard);
+  const bool shrank = co_await insert_into_leaf(path, std::move(cell), key);
+  if (shrank) {
+    // A smaller value replaced a larger one and left the leaf underfull; the
+    // insert descent did not keep what a rebalance needs, so descend again.
+    path.clear();
+    root_guard.unlock();
+    co_await fix_underflow(key);
+  }
+}
+
+// Exclusive descent to the leaf for `key`, releasing the ancestors (and the
+// root latch) of every node that is safe: for an insert (cell_size > 0) one
+// that cannot split, for an erase (cell_size == 0) one that survives whatever
+// a rebalance below may do to it.
+Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_size,
+                                    std::vector<Latched>& path,
+                                    AsyncSharedMutex::Guard& root_guard) {
+  root_guard = co_await root_latch_.scoped_lock();
   Latched root = co_await latch_page(state_.root, Mode::kExclusive);
   path.push_back(std::move(root));
   for (;;) {
     Node n(path.back().page.data());
-    if (safe_for_insert(n, cell_size)) {
+    const bool is_root = path.back().page.page_id() == state_.root;
+    const bool safe = cell_size > 0 ? safe_for_insert(n, cell_size) : safe_for_erase(n, is_root);
+    if (safe) {
       path.erase(path.begin(), path.end() - 1);
       root_guard.unlock();
     }
@@ -246,14 +266,6 @@ Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
     path.back().child_idx = idx;
     Latched child = co_await latch_page(n.child(idx), Mode::kExclusive);
     path.push_back(std::move(child));
-  }
-  const bool shrank = co_await insert_into_leaf(path, std::move(cell), key);
-  if (shrank) {
-    // A smaller value replaced a larger one and left the leaf underfull; the
-    // insert descent did not keep what a rebalance needs, so descend again.
-    path.clear();
-    root_guard.unlock();
-    co_await fix_underflow(key);
   }
 }
 

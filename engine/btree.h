@@ -123,9 +123,9 @@ class BTree {
   // Returns true when the leaf is left underfull (an update shrank a value).
   Task<bool> insert_into_leaf(std::vector<Latched>& path, std::vector<std::byte> cell,
                               std::string_view key);
-  // Exclusive descent that keeps every node a rebalance may change.
-  Task<void> descend_for_erase(std::string_view key, std::vector<Latched>& path,
-                               AsyncSharedMutex::Guard& root_guard);
+  // Exclusive descent; cell_size > 0 for an insert of that leaf cell, 0 for an erase.
+  Task<void> descend_exclusive(std::string_view key, std::uint32_t cell_size,
+                               std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard);
   // Rebalances the leaf holding `key` if it is underfull.
   Task<void> fix_underflow(std::string_view key);
   Task<void> split_and_insert(std::vector<Latched>& path, std::size_t level,

@@ -14,31 +14,10 @@ Task<bool> BTree::erase(std::string_view key) {
   co_return found;
 }
 
-Task<void> BTree::descend_for_erase(std::string_view key, std::vector<Latched>& path,
-                                    AsyncSharedMutex::Guard& root_guard) {
-  root_guard = co_await root_latch_.scoped_lock();
-  Latched root = co_await latch_page(state_.root, Mode::kExclusive);
-  path.push_back(std::move(root));
-  for (;;) {
-    Node n(path.back().page.data());
-    const bool is_root = path.back().page.page_id() == state_.root;
-    if (safe_for_erase(n, is_root)) {
-      path.erase(path.begin(), path.end() - 1);
-      root_guard.unlock();
-    }
-    if (n.is_leaf()) break;
-    if (n.type() != PageType::kInner) corrupt(path.back().page.page_id(), "expected a tree node");
-    const std::uint32_t idx = n.child_index(key);
-    path.back().child_idx = idx;
-    Latched child = co_await latch_page(n.child(idx), Mode::kExclusive);
-    path.push_back(std::move(child));
-  }
-}
-
 Task<void> BTree::fix_underflow(std::string_view key) {
   std::vector<Latched> path;
   AsyncSharedMutex::Guard root_guard;
-  co_await descend_for_erase(key, path, root_guard);
+  co_await descend_exclusive(key, 0, path, root_guard);
   co_await rebalance(path, path.size() - 1);
 }
 
@@ -46,7 +25,7 @@ Task<bool> BTree::erase_locked(std::string_view key) {
   check_key(key);
   std::vector<Latched> path;
   AsyncSharedMutex::Guard root_guard;
-  co_await descend_for_erase(key, path, root_guard);
+  co_await descend_exclusive(key, 0, path, root_guard);
   Latched& leaf = path.back();
   Node n(leaf.page.data());
   const std::uint32_t pos = n.lower_bound(key);

@@ -86,18 +86,12 @@ bool EventLoop::has_room() const noexcept {
 void EventLoop::enqueue(Operation* op) noexcept {
   ++stats_.in_flight;
   if (stats_.in_flight > stats_.max_in_flight) stats_.max_in_flight = stats_.in_flight;
-  if (backlog_head_ == nullptr && has_room()) {
+  if (backlog_.empty() && has_room()) {
     queue_to_sq(op);
     return;
   }
   ++stats_.backlogged;
-  op->next = nullptr;
-  if (backlog_tail_) {
-    backlog_tail_->next = op;
-  } else {
-    backlog_head_ = op;
-  }
-  backlog_tail_ = op;
+  backlog_.push(op);
 }
 
 void EventLoop::queue_to_sq(Operation* op) noexcept {
@@ -119,12 +113,7 @@ void EventLoop::queue_to_sq(Operation* op) noexcept {
 }
 
 void EventLoop::drain_backlog() noexcept {
-  while (backlog_head_ != nullptr && has_room()) {
-    Operation* op = backlog_head_;
-    backlog_head_ = op->next;
-    if (!backlog_head_) backlog_tail_ = nullptr;
-    queue_to_sq(op);
-  }
+  while (!backlog_.empty() && has_room()) queue_to_sq(backlog_.pop());
 }
 
 std::size_t EventLoop::poll(bool block) {
@@ -162,20 +151,7 @@ std::size_t EventLoop::poll(bool block) {
 }
 
 std::size_t EventLoop::fail_unsubmitted(int err) {
-  Operation* done_head = nullptr;
-  Operation* done_tail = nullptr;
-  auto finish = [&](Operation* op) {
-    op->result = err;
-    --stats_.in_flight;
-    ++stats_.completed;
-    op->next = nullptr;
-    if (done_tail) {
-      done_tail->next = op;
-    } else {
-      done_head = op;
-    }
-    done_tail = op;
-  };
+  OpQueue done;
   // SQEs the kernel has not consumed: from its head to our local tail (liburing
   // maps SQ slots to SQEs one to one). Turn each into a harmless NOP.
   const unsigned mask = ring_.sq.ring_mask;
@@ -184,50 +160,51 @@ std::size_t EventLoop::fail_unsubmitted(int err) {
     auto* op = reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(sqe->user_data));
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data(sqe, nullptr);
-    if (op) finish(op);
+    if (op) {
+      op->result = err;
+      finish(op, done);
+    }
   }
-  while (Operation* op = backlog_head_) {
-    backlog_head_ = op->next;
-    finish(op);
+  while (Operation* op = backlog_.pop()) {
+    op->result = err;
+    finish(op, done);
   }
-  backlog_tail_ = nullptr;
+  return resume_all(done);
+}
+
+void EventLoop::finish(Operation* op, OpQueue& done) noexcept {
+  --stats_.in_flight;
+  ++stats_.completed;
+  done.push(op);
+}
+
+std::size_t EventLoop::resume_all(OpQueue& done) {
   std::size_t n = 0;
-  while (done_head) {
-    Operation* op = done_head;
-    done_head = op->next;
+  while (Operation* op = done.pop()) {
     ++n;
-    op->waiter.resume();
+    op->waiter.resume();  // may destroy *op: read nothing after this
   }
   return n;
 }
 
 std::size_t EventLoop::reap() {
   // Collect first, then resume: resumed coroutines may queue new operations.
-  Operation* done_head = nullptr;
-  Operation* done_tail = nullptr;
+  OpQueue done;
   unsigned head;
   io_uring_cqe* cqe;
   unsigned seen = 0;
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
     auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
-    if (op) handle_completion(op, cqe->res, done_head, done_tail);  // null: a neutralised NOP
+    if (op) handle_completion(op, cqe->res, done);  // null: a neutralised NOP
   }
   io_uring_cq_advance(&ring_, seen);
   in_kernel_ -= seen;
   drain_backlog();
-  std::size_t completed = 0;
-  while (done_head) {
-    Operation* op = done_head;
-    done_head = op->next;
-    ++completed;
-    op->waiter.resume();  // may destroy *op: read nothing after this
-  }
-  return completed;
+  return resume_all(done);
 }
 
-void EventLoop::handle_completion(Operation* op, int res, Operation*& done_head,
-                                  Operation*& done_tail) {
+void EventLoop::handle_completion(Operation* op, int res, OpQueue& done) {
   bool finished = true;
   if (res == -EAGAIN || res == -EINTR) {
     finished = false;
@@ -245,27 +222,13 @@ void EventLoop::handle_completion(Operation* op, int res, Operation*& done_head,
       op->result = static_cast<int>(op->done);  // complete, or a read at EOF
     }
   }
-  if (!finished) {
-    ++stats_.resubmitted;
-    // Requeue behind the backlog; it is submitted on this or the next poll.
-    op->next = nullptr;
-    if (backlog_tail_) {
-      backlog_tail_->next = op;
-    } else {
-      backlog_head_ = op;
-    }
-    backlog_tail_ = op;
+  if (finished) {
+    finish(op, done);
     return;
   }
-  --stats_.in_flight;
-  ++stats_.completed;
-  op->next = nullptr;
-  if (done_tail) {
-    done_tail->next = op;
-  } else {
-    done_head = op;
-  }
-  done_tail = op;
+  // Requeue behind the backlog; it is submitted on this or the next poll.
+  ++stats_.resubmitted;
+  backlog_.push(op);
 }
 
 }  // namespace corobtree

@@ -102,21 +102,46 @@ class EventLoop final : public IoSource {
   unsigned cq_entries() const noexcept { return cq_entries_; }
 
  private:
+  // An intrusive FIFO of operations (through Operation::next).
+  struct OpQueue {
+    Operation* head = nullptr;
+    Operation* tail = nullptr;
+    bool empty() const noexcept { return head == nullptr; }
+    void push(Operation* op) noexcept {
+      op->next = nullptr;
+      if (tail) {
+        tail->next = op;
+      } else {
+        head = op;
+      }
+      tail = op;
+    }
+    Operation* pop() noexcept {
+      Operation* op = head;
+      if (op) {
+        head = op->next;
+        if (!head) tail = nullptr;
+      }
+      return op;
+    }
+  };
+
   void enqueue(Operation* op) noexcept;
+  void finish(Operation* op, OpQueue& done) noexcept;  // counts it and queues it for resumption
+  static std::size_t resume_all(OpQueue& done);
   void queue_to_sq(Operation* op) noexcept;  // REQUIRES: a free SQE and kernel room
   bool has_room() const noexcept;
   void drain_backlog() noexcept;
   std::size_t reap();
   std::size_t fail_unsubmitted(int err);  // after a fatal io_uring_enter error
-  void handle_completion(Operation* op, int res, Operation*& done_head, Operation*& done_tail);
+  void handle_completion(Operation* op, int res, OpQueue& done);
 
   io_uring ring_{};
   unsigned sq_entries_ = 0;
   unsigned cq_entries_ = 0;
   unsigned queued_in_sq_ = 0;  // prepared SQEs not yet submitted
   unsigned in_kernel_ = 0;     // submitted and not yet reaped
-  Operation* backlog_head_ = nullptr;
-  Operation* backlog_tail_ = nullptr;
+  OpQueue backlog_;
   EventLoopStats stats_{};
 };
 
