@@ -106,17 +106,21 @@ Task<BTree::Latched> BTree::latch_page(BlockId id, Mode mode) {
   co_return l;
 }
 
+// The hot read path: fetches and latches inline (a hit costs no allocation).
 Task<BTree::Latched> BTree::descend_shared(std::string_view key) {
   AsyncSharedMutex::Guard root_guard = co_await root_latch_.scoped_lock_shared();
-  const BlockId root = state_.root;
-  Latched cur = co_await latch_page(root, Mode::kShared);
+  Latched cur;
+  cur.page = co_await pool_.fetch_page(state_.root);
+  cur.latch = co_await cur.page.latch().scoped_lock_shared();
   root_guard.unlock();
   for (;;) {
     Node n(cur.page.data());
     if (n.is_leaf()) break;
     if (n.type() != PageType::kInner) corrupt(cur.page.page_id(), "expected a tree node");
     const BlockId child = n.child(n.child_index(key));
-    Latched next = co_await latch_page(child, Mode::kShared);
+    Latched next;
+    next.page = co_await pool_.fetch_page(child);
+    next.latch = co_await next.page.latch().scoped_lock_shared();
     cur = std::move(next);  // releases the parent's latch, then its pin
   }
   co_return cur;
@@ -147,6 +151,8 @@ Task<std::optional<std::string>> BTree::get(std::string_view key) {
   Node n(leaf.page.data());
   const std::uint32_t pos = n.lower_bound(key);
   if (pos == n.count() || n.key(pos) != key) co_return std::nullopt;
+  const Node::Value v = n.value(pos);
+  if (!v.overflow) co_return std::string(v.inline_bytes);
   std::string value = co_await read_value(n, pos);
   co_return value;
 }

@@ -144,6 +144,9 @@ bool BufferPool::try_fetch_cached(BlockId id, PageGuard& out) noexcept {
   if (closed_ || deferred_error_) return false;  // the slow path reports these
   const std::optional<FrameId> f = table_.find(id);
   if (!f || frames_[*f].loading) return false;
+  // Direct mode caches nothing: an unpinned page still in the table is being
+  // written back (wait, then read it from disk), or failed to be (keep it).
+  if (direct() && frames_[*f].pins == 0 && !frames_[*f].write_failed) return false;
   pin(*f);
   ++stats_.hits;
   out = PageGuard(this, *f);
@@ -161,6 +164,10 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
         // Another task is reading this page: share its read.
         waited_for_load = true;
         co_await IoDone(fr);
+        continue;
+      }
+      if (direct() && fr.pins == 0 && fr.writing) {
+        co_await IoDone(fr);  // its write-back drops it; then read it back
         continue;
       }
       pin(*found);

@@ -191,21 +191,21 @@ void Database::check_open() const {
   if (closed_) throw Error(ErrorCode::kClosed, "database '" + path_ + "' is closed", 0, path_);
 }
 
+// The point operations hand back the tree's task itself (no extra frame); a
+// closed database throws at the call, inside the caller's co_await expression.
 Task<std::optional<std::string>> Database::get(std::string_view key) {
   check_open();
-  std::optional<std::string> v = co_await tree_->get(key);
-  co_return v;
+  return tree_->get(key);
 }
 
 Task<void> Database::put(std::string_view key, std::string_view value) {
   check_open();
-  co_await tree_->put(key, value);
+  return tree_->put(key, value);
 }
 
 Task<bool> Database::erase(std::string_view key) {
   check_open();
-  const bool found = co_await tree_->erase(key);
-  co_return found;
+  return tree_->erase(key);
 }
 
 Task<void> Database::write(const WriteBatch& batch) {

@@ -23,34 +23,6 @@ std::uint32_t Node::cell_size_at(std::uint32_t off) const noexcept {
   return kLeafCellOverhead + klen + vpart;
 }
 
-std::uint32_t Node::lower_bound(std::string_view k) const noexcept {
-  std::uint32_t lo = 0;
-  std::uint32_t hi = count();
-  while (lo < hi) {
-    const std::uint32_t mid = (lo + hi) / 2;
-    if (key(mid) < k) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
-
-std::uint32_t Node::upper_bound(std::string_view k) const noexcept {
-  std::uint32_t lo = 0;
-  std::uint32_t hi = count();
-  while (lo < hi) {
-    const std::uint32_t mid = (lo + hi) / 2;
-    if (k < key(mid)) {
-      hi = mid;
-    } else {
-      lo = mid + 1;
-    }
-  }
-  return lo;
-}
-
 std::uint32_t Node::used_bytes() const noexcept {
   return (size_ - heap_start() - garbage()) + count() * page::kSlotSize;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -20,7 +21,18 @@
 
 namespace corobtree {
 
-inline int compare_keys(std::string_view a, std::string_view b) noexcept { return a.compare(b); }
+// memcmp order. Most keys differ in their first 8 bytes: compare those as one
+// big-endian word before falling back to memcmp.
+inline int compare_keys(std::string_view a, std::string_view b) noexcept {
+  if (a.size() >= 8 && b.size() >= 8) {
+    std::uint64_t x;
+    std::uint64_t y;
+    std::memcpy(&x, a.data(), 8);
+    std::memcpy(&y, b.data(), 8);
+    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+  }
+  return a.compare(b);
+}
 
 class Node {
  public:
@@ -84,9 +96,33 @@ class Node {
   }
 
   // First slot whose key is >= k (count() if none).
-  std::uint32_t lower_bound(std::string_view k) const noexcept;
+  std::uint32_t lower_bound(std::string_view k) const noexcept {
+    std::uint32_t lo = 0;
+    std::uint32_t hi = count();
+    while (lo < hi) {
+      const std::uint32_t mid = (lo + hi) / 2;
+      if (compare_keys(key(mid), k) < 0) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
   // First slot whose key is > k.
-  std::uint32_t upper_bound(std::string_view k) const noexcept;
+  std::uint32_t upper_bound(std::string_view k) const noexcept {
+    std::uint32_t lo = 0;
+    std::uint32_t hi = count();
+    while (lo < hi) {
+      const std::uint32_t mid = (lo + hi) / 2;
+      if (compare_keys(k, key(mid)) < 0) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    return lo;
+  }
   // Inner: index of the child whose subtree may hold k.
   std::uint32_t child_index(std::string_view k) const noexcept { return upper_bound(k); }
 

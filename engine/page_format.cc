@@ -76,7 +76,10 @@ void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
   // Every cell must lie inside the heap with its declared lengths.
   for (std::uint32_t i = 0; i < slots; ++i) {
     const std::uint32_t off = load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
-    if (off < heap || off + 10 > size) corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap");
+    const std::uint32_t min_cell = t == PageType::kInner ? 10 : 8;  // the fixed part of a cell
+    if (off < heap || off + min_cell > size) {
+      corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap");
+    }
     const std::uint32_t klen = load<std::uint16_t>(d, off);
     std::uint32_t end;
     if (t == PageType::kInner) {

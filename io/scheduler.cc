@@ -70,6 +70,12 @@ void Scheduler::clear_waiting(const void* owner) noexcept {
   std::erase_if(wait_reasons_, [owner](const auto& e) { return e.first == owner; });
 }
 
+void Scheduler::flush_submissions() {
+  for (IoSource* s : sources_) {
+    if (s->pending() > 0) s->poll(false);
+  }
+}
+
 void Scheduler::add_source(IoSource* source) { sources_.push_back(source); }
 
 void Scheduler::remove_source(IoSource* source) noexcept {

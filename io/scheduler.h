@@ -48,6 +48,9 @@ class Scheduler {
   void run_turn();
   // Resumes everything that is ready now; returns how many were resumed.
   std::size_t run_ready();
+  // Hands queued submissions to the kernel without waiting (sync_wait calls
+  // this before returning, so background writes do not sit in a queue).
+  void flush_submissions();
 
   void add_source(IoSource* source);
   void remove_source(IoSource* source) noexcept;

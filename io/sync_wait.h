@@ -27,6 +27,7 @@ T sync_wait(Task<T> task) {
   // returns here.
   h.resume();
   while (!h.done()) scheduler.run_turn();
+  scheduler.flush_submissions();
   return h.promise().take_result();
 }
 
