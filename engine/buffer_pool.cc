@@ -47,16 +47,16 @@ class BufferPool::FrameReleased {
 
 // ---- PageGuard -----------------------------------------------------------
 
-BlockId PageGuard::page_id() const noexcept { return pool_->frames_[frame_].page_id; }
+BlockId PageGuard::page_id() const noexcept { return pool_->frame(frame_).page_id; }
 std::span<std::byte> PageGuard::data() noexcept {
-  return {pool_->frames_[frame_].data, pool_->page_size_};
+  return {pool_->frame(frame_).data, pool_->page_size_};
 }
 std::span<const std::byte> PageGuard::data() const noexcept {
-  return {pool_->frames_[frame_].data, pool_->page_size_};
+  return {pool_->frame(frame_).data, pool_->page_size_};
 }
-void PageGuard::mark_dirty() noexcept { pool_->frames_[frame_].dirty = true; }
-bool PageGuard::is_dirty() const noexcept { return pool_->frames_[frame_].dirty; }
-AsyncSharedMutex& PageGuard::latch() noexcept { return pool_->frames_[frame_].latch; }
+void PageGuard::mark_dirty() noexcept { pool_->frame(frame_).dirty = true; }
+bool PageGuard::is_dirty() const noexcept { return pool_->frame(frame_).dirty; }
+AsyncSharedMutex& PageGuard::latch() noexcept { return pool_->frame(frame_).latch; }
 void PageGuard::release() noexcept {
   if (pool_) std::exchange(pool_, nullptr)->unpin(frame_);
 }
@@ -71,10 +71,8 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
       replacer_(pool_pages),
       table_(pool_pages == 0 ? 64 : pool_pages) {
   free_frames_.reserve(pool_pages);
-  for (std::size_t i = 0; i < pool_pages; ++i) {
-    Frame& fr = frames_.emplace_back();
-    fr.data = arena_.data() + i * page_size_;
-  }
+  if (pool_pages > 0) fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
+  for (std::size_t i = 0; i < pool_pages; ++i) fixed_frames_[i].data = arena_.data() + i * page_size_;
   // Hand out low frame ids first.
   for (std::size_t i = pool_pages; i > 0; --i) free_frames_.push_back(static_cast<FrameId>(i - 1));
 }
@@ -93,7 +91,7 @@ void BufferPool::rethrow_deferred() {
 }
 
 void BufferPool::pin(FrameId f) noexcept {
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   if (fr.pins++ == 0) {
     ++stats_.pinned;
     if (!direct()) replacer_.remove(f);
@@ -101,7 +99,7 @@ void BufferPool::pin(FrameId f) noexcept {
 }
 
 void BufferPool::unpin(FrameId f) noexcept {
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   if (--fr.pins != 0) return;
   --stats_.pinned;
   if (!direct()) {
@@ -123,7 +121,7 @@ void BufferPool::unpin(FrameId f) noexcept {
 }
 
 void BufferPool::free_frame(FrameId f) noexcept {
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   fr.page_id = kInvalidBlockId;
   fr.dirty = false;
   free_frames_.push_back(f);
@@ -143,10 +141,10 @@ void BufferPool::wake_frame_waiters() noexcept {
 bool BufferPool::try_fetch_cached(BlockId id, PageGuard& out) noexcept {
   if (closed_ || deferred_error_) return false;  // the slow path reports these
   const std::optional<FrameId> f = table_.find(id);
-  if (!f || frames_[*f].loading) return false;
+  if (!f || frame(*f).loading) return false;
   // Direct mode caches nothing: an unpinned page still in the table is being
   // written back (wait, then read it from disk), or failed to be (keep it).
-  if (direct() && frames_[*f].pins == 0 && !frames_[*f].write_failed) return false;
+  if (direct() && frame(*f).pins == 0 && !frame(*f).write_failed) return false;
   pin(*f);
   ++stats_.hits;
   out = PageGuard(this, *f);
@@ -159,7 +157,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
   bool waited_for_load = false;
   for (;;) {
     if (const std::optional<FrameId> found = table_.find(id)) {
-      Frame& fr = frames_[*found];
+      Frame& fr = frame(*found);
       if (fr.loading) {
         // Another task is reading this page: share its read.
         waited_for_load = true;
@@ -183,7 +181,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
       free_frame(f);
       continue;
     }
-    Frame& fr = frames_[f];
+    Frame& fr = frame(f);
     fr.page_id = id;
     fr.loading = true;
     fr.dirty = false;
@@ -219,8 +217,8 @@ Task<FrameId> BufferPool::acquire_frame() {
       co_return f;
     }
     if (direct()) {
-      const auto f = static_cast<FrameId>(frames_.size());
-      Frame& fr = frames_.emplace_back();
+      const auto f = static_cast<FrameId>(direct_frames_.size());
+      Frame& fr = direct_frames_.emplace_back();
       fr.data = transient_.emplace_back(page_size_).data();
       co_return f;
     }
@@ -231,7 +229,7 @@ Task<FrameId> BufferPool::acquire_frame() {
       continue;
     }
     const FrameId f = *victim;
-    Frame& fr = frames_[f];
+    Frame& fr = frame(f);
     if (fr.dirty) {
       // Write back first. The page stays in the table meanwhile, so a fetch
       // finds this frame (not the stale disk copy); `evicting` keeps an unpin
@@ -260,7 +258,7 @@ Task<FrameId> BufferPool::acquire_frame() {
 }
 
 Task<void> BufferPool::write_frame(FrameId f) {
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   fr.dirty = false;  // a mark_dirty during the write sets it again
   fr.writing = true;
   if (hooks_) hooks_->before_write(fr.page_id, std::span<std::byte>(fr.data, page_size_));
@@ -282,7 +280,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
 
 Task<void> BufferPool::direct_write_back(FrameId f) {
   ++direct_writebacks_;
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   // Repeat while the page was dirtied again (pinned and unpinned) during a write.
   while (fr.dirty && fr.pins == 0) {
     try {
@@ -309,7 +307,7 @@ Task<PageGuard> BufferPool::new_page() {
   rethrow_deferred();
   const BlockId id = disk_.allocate_block();  // zeroed on disk already
   const FrameId f = co_await acquire_frame();
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   std::memset(fr.data, 0, page_size_);
   fr.page_id = id;
   fr.dirty = true;
@@ -324,7 +322,7 @@ Task<void> BufferPool::delete_page(PageGuard guard) {
     throw Error(ErrorCode::kInvalidArgument, "delete_page needs a guard from this pool");
   }
   const FrameId f = guard.frame_;
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   const BlockId id = fr.page_id;
   while (fr.writing) co_await IoDone(fr);
   if (fr.pins != 1) {
@@ -347,7 +345,7 @@ Task<void> BufferPool::flush_page(BlockId id) {
   const FrameId f = *found;
   pin(f);
   PageGuard hold(this, f);  // keeps the frame from eviction while we write
-  Frame& fr = frames_[f];
+  Frame& fr = frame(f);
   while (fr.loading || fr.writing) co_await IoDone(fr);
   if (!fr.dirty) co_return;
   co_await write_frame(f);
@@ -373,7 +371,8 @@ Task<void> BufferPool::flush_all() {
   // Whatever failed in the background is retried below and reported from here.
   deferred_error_ = nullptr;
   std::vector<Task<void>> writes;
-  for (const Frame& fr : frames_) {
+  for (FrameId f = 0; f < frame_count(); ++f) {
+    const Frame& fr = frame(f);
     if (fr.page_id != kInvalidBlockId && fr.dirty && !fr.loading) {
       writes.push_back(flush_page(fr.page_id));
     }
@@ -397,8 +396,8 @@ void BufferPool::reset_stats() noexcept {
 }
 
 double BufferPool::metadata_bytes_per_frame() const noexcept {
-  const std::size_t frames = frames_.empty() ? 1 : frames_.size();
-  const std::size_t bytes = frames_.size() * sizeof(Frame) +
+  const std::size_t frames = frame_count() == 0 ? 1 : frame_count();
+  const std::size_t bytes = frame_count() * sizeof(Frame) +
                             replacer_.capacity() * 2 * sizeof(FrameId) + table_.bytes() +
                             free_frames_.capacity() * sizeof(FrameId);
   return static_cast<double>(bytes) / static_cast<double>(frames);

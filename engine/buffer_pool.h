@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
@@ -211,7 +212,13 @@ class BufferPool {
   const std::size_t pool_pages_;
   const std::uint32_t page_size_;
   AlignedBuffer arena_;                     // pooled mode: all frames' pages
-  std::deque<Frame> frames_;                // stable addresses; grows in direct mode
+  // Pooled mode: one array. Direct mode: a deque (stable addresses as it grows).
+  Frame& frame(FrameId f) noexcept { return fixed_frames_ ? fixed_frames_[f] : direct_frames_[f]; }
+  std::size_t frame_count() const noexcept {
+    return fixed_frames_ ? pool_pages_ : direct_frames_.size();
+  }
+  std::unique_ptr<Frame[]> fixed_frames_;
+  std::deque<Frame> direct_frames_;
   std::deque<AlignedBuffer> transient_;     // direct mode: one page per frame
   std::vector<FrameId> free_frames_;
   LruReplacer replacer_;
