@@ -57,11 +57,11 @@ bool BTree::leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept {
   return n.fits(cell_size);
 }
 
-// Inner nodes keep max_cell_ bytes in reserve so that replacing a separator
-// (during a borrow) always fits without a split.
+// A longer separator replacing a shorter one during a borrow may not fit:
+// then the parent splits (the erase descent keeps what that needs).
 bool BTree::inner_fits(const Node& n, std::uint32_t cell_size) const noexcept {
   if (state_.minimum_degree > 0 && n.count() >= 2 * state_.minimum_degree - 1) return false;
-  return cell_size + page::kSlotSize + max_cell_ <= n.free_bytes();
+  return n.fits(cell_size);
 }
 
 // Leaves must stay a quarter full, inner nodes an eighth (their splits can

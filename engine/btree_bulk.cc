@@ -120,7 +120,7 @@ Task<void> BTree::bulk_load(const std::vector<std::pair<std::string, std::string
   std::uint32_t height = 1;
 
   // Inner levels: a node over children [b, e) holds e-b-1 separators.
-  const std::uint32_t inner_capacity = usable_ - max_cell_;  // keep the separator reserve
+  const std::uint32_t inner_capacity = usable_;
   while (level.size() > 1) {
     std::vector<std::uint32_t> child_sizes;
     child_sizes.reserve(level.size());

@@ -102,8 +102,7 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
       merge = l.used_bytes() + r.used_bytes() <= usable_ &&
               (t == 0 || l.count() + r.count() <= 2 * t - 1);
     } else {
-      merge = l.used_bytes() + r.used_bytes() + sep_cell_size + page::kSlotSize + max_cell_ <=
-                  usable_ &&
+      merge = l.used_bytes() + r.used_bytes() + sep_cell_size + page::kSlotSize <= usable_ &&
               (t == 0 || l.count() + r.count() + 1 <= 2 * t - 1);
     }
 
@@ -174,7 +173,8 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     } else {
       co_await split_and_insert(path, level - 1, std::move(cell), sep);
     }
-    co_return;
+    // A shorter separator may leave the parent underfull in turn.
+    --level;
   }
 }
 
