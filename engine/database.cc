@@ -200,11 +200,13 @@ Task<std::optional<std::string>> Database::get(std::string_view key) {
 
 Task<void> Database::put(std::string_view key, std::string_view value) {
   check_open();
+  modified_ = true;
   return tree_->put(key, value);
 }
 
 Task<bool> Database::erase(std::string_view key) {
   check_open();
+  modified_ = true;
   return tree_->erase(key);
 }
 
@@ -214,6 +216,7 @@ Task<void> Database::write(const WriteBatch& batch) {
     tree_->check_key(op.key);
     if (!op.erase) tree_->check_value(op.value);
   }
+  modified_ = true;
   AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
   for (const WriteBatch::Op& op : batch.ops()) {
     if (op.erase) {
@@ -226,6 +229,7 @@ Task<void> Database::write(const WriteBatch& batch) {
 
 Task<void> Database::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
   check_open();
+  modified_ = true;
   co_await tree_->bulk_load(sorted);
 }
 
@@ -277,14 +281,21 @@ Task<void> Database::checkpoint() {
   check_open();
   AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
   co_await pool_->flush_all();
-  co_await disk_->sync();  // the pages, before the meta page that points at them
+  co_await disk_->sync();  // the pages, before the meta pages that point at them
+  // Both meta pages get the new state, one after the other, each synced: a
+  // torn write of either leaves the other intact, and an intact one is never
+  // older than the pages (until the WAL exists, the pages are updated in place).
   co_await write_meta();
   co_await disk_->sync();
+  co_await write_meta();
+  co_await disk_->sync();
+  modified_ = false;
 }
 
 Task<void> Database::close() {
   if (closed_) co_return;
-  co_await checkpoint();
+  // A database that was only read is left byte for byte as it was.
+  if (modified_) co_await checkpoint();
   co_await pool_->close();
   closed_ = true;
   disk_->close();

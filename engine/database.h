@@ -109,7 +109,7 @@ class Database {
   Task<ValidationReport> validate();
   // Writes every dirty page and then the meta page, each followed by a sync.
   Task<void> checkpoint();
-  // checkpoint(), then release the file. Later calls throw kClosed.
+  // checkpoint() if anything was written, then release the file. Later calls throw kClosed.
   Task<void> close();
 
   DatabaseStats stats() const;
@@ -132,6 +132,7 @@ class Database {
   std::uint64_t meta_sequence_ = 0;
   std::uint64_t checkpoint_lsn_ = 0;
   bool closed_ = false;
+  bool modified_ = false;  // writes since the last checkpoint
 };
 
 }  // namespace corobtree

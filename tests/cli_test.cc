@@ -575,9 +575,8 @@ BOOST_DATA_TEST_CASE(check_reports_a_damaged_copy, bdata::make(kBackends), io) {
   fs::copy_file(db, metas);
   damage_page(metas, 0);
   r = cli({"check", metas});
-  CHECK_RUN(r, 0);  // the other meta page still serves (and closing rewrites one)
-  damage_page(metas, 0);
-  damage_page(metas, 1);
+  CHECK_RUN(r, 0);  // the other meta page still serves; a read-only run rewrites nothing
+  damage_page(metas, 1);  // page 0 is still damaged
   r = cli({"check", metas});
   CHECK_RUN(r, 2);
   BOOST_TEST(r.out.find("no valid meta page") != std::string::npos, r.out);
