@@ -106,7 +106,31 @@ Task<BTree::Latched> BTree::latch_page(BlockId id, Mode mode) {
   co_return l;
 }
 
-// The hot read path: fetches and latches inline (a hit costs no allocation).
+// All pages cached and no latch contended: the whole descent without a
+// coroutine. Returns false (holding nothing) when something would have to wait.
+bool BTree::try_descend_cached(std::string_view key, Latched& out) {
+  if (!root_latch_.try_lock_shared()) return false;
+  AsyncSharedMutex::Guard root_guard(&root_latch_, Mode::kShared);
+  Latched cur;
+  if (!pool_.try_fetch_cached(state_.root, cur.page)) return false;
+  if (!cur.page.latch().try_lock_shared()) return false;
+  cur.latch = AsyncSharedMutex::Guard(&cur.page.latch(), Mode::kShared);
+  root_guard.unlock();
+  for (;;) {
+    Node n(cur.page.data());
+    if (n.is_leaf()) break;
+    if (n.type() != PageType::kInner) corrupt(cur.page.page_id(), "expected a tree node");
+    Latched next;
+    if (!pool_.try_fetch_cached(n.child(n.child_index(key)), next.page)) return false;
+    if (!next.page.latch().try_lock_shared()) return false;
+    next.latch = AsyncSharedMutex::Guard(&next.page.latch(), Mode::kShared);
+    cur = std::move(next);
+  }
+  out = std::move(cur);
+  return true;
+}
+
+// The read path that may wait: fetches and latches inline (a hit costs no allocation).
 Task<BTree::Latched> BTree::descend_shared(std::string_view key) {
   AsyncSharedMutex::Guard root_guard = co_await root_latch_.scoped_lock_shared();
   Latched cur;
@@ -147,7 +171,8 @@ Task<std::string> BTree::read_value(const Node& leaf, std::uint32_t pos) {
 
 Task<std::optional<std::string>> BTree::get(std::string_view key) {
   check_key(key);
-  Latched leaf = co_await descend_shared(key);
+  Latched leaf;
+  if (!try_descend_cached(key, leaf)) leaf = co_await descend_shared(key);
   Node n(leaf.page.data());
   const std::uint32_t pos = n.lower_bound(key);
   if (pos == n.count() || n.key(pos) != key) co_return std::nullopt;

@@ -116,6 +116,7 @@ class BTree {
 
   // Reads.
   Task<Latched> descend_shared(std::string_view key);
+  bool try_descend_cached(std::string_view key, Latched& out);
   Task<std::string> read_value(const Node& leaf, std::uint32_t pos);
   Task<Latched> latch_page(BlockId id, AsyncSharedMutex::Mode mode);
 

@@ -45,7 +45,8 @@ bool Cursor::in_bounds() noexcept {
 }
 
 Task<bool> Cursor::seek_ge(std::string_view key) {
-  BTree::Latched leaf = co_await tree_.descend_shared(key);
+  BTree::Latched leaf;
+  if (!tree_.try_descend_cached(key, leaf)) leaf = co_await tree_.descend_shared(key);
   std::uint32_t pos = Node(leaf.page.data()).lower_bound(key);
   // Keys >= key may start in a later leaf: couple latches rightwards.
   while (pos == Node(leaf.page.data()).count()) {
