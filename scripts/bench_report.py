@@ -52,6 +52,43 @@ def pool_lines(results):
     return out
 
 
+def btree_lines(results):
+    path = os.path.join(results, "btree_bench.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        data = json.load(f)
+    rows = [b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+    out = ["", "### B+tree, everything cached, one thread", ""]
+    out += ["| workload | ops/s | notes |", "|---|---:|---|"]
+    for b in rows:
+        name = b["name"]
+        if name.startswith("BM_SeedSearch"):
+            continue
+        notes = []
+        for k in ("height", "fill_factor", "keys"):
+            if k in b:
+                notes.append(f"{k} {b[k]:.3g}" if k == "fill_factor" else f"{k} {b[k]:,.0f}")
+        label = name.split("/")[0].replace("BM_", "")
+        out.append(f"| {label} | {b.get('items_per_second', 0):,.0f} | {', '.join(notes)} |")
+    seed = [b for b in rows if b["name"].startswith("BM_SeedSearch")]
+    if seed:
+        out += [
+            "",
+            "The seed's benchmark (20,000 inserts, 50,000 searches, t = 32, 4 KiB pages):",
+            "",
+            "| configuration | µs/search | hit rate | disk reads | found |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for b in seed:
+            cfg = b["name"].split("/")[1]
+            out.append(
+                f"| {cfg} | {b['us_per_search']:.3f} | {b.get('hit_rate', 0):.3f} | "
+                f"{b.get('disk_reads', 0):,.0f} | {b.get('found', 0):,.0f} |"
+            )
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "results"
     iops, ctx = load_disk(results)
@@ -75,6 +112,7 @@ def main():
             f"{(u / fv if fv else 0):.2f} | {(u / p if p else 0):.2f} |"
         )
     lines += pool_lines(results)
+    lines += btree_lines(results)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(text)

@@ -59,6 +59,11 @@ echo "=== buffer_pool_bench: hot fetch, Zipf over 10x more pages than frames"
 "$BUILD/perf/buffer_pool_bench" --benchmark_min_time="$MIN_TIME" \
   --benchmark_out="$RESULTS/buffer_pool_bench.json" --benchmark_out_format=json
 
+echo "=== btree_bench: 1M keys (8-byte keys, 100-byte values) cached; the seed's search benchmark"
+if [ "$QUICK" -eq 1 ]; then export COROBTREE_BENCH_KEYS=${COROBTREE_BENCH_KEYS:-200000}; fi
+"$BUILD/perf/btree_bench" \
+  --benchmark_out="$RESULTS/btree_bench.json" --benchmark_out_format=json
+
 # Debian's python3-matplotlib belongs to /usr/bin/python3 (not to a pyenv python).
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
