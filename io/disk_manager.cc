@@ -211,6 +211,30 @@ Error DiskManager::poison_after_sync_failure(int err) {
   return errno_error(err, "sync", path_);
 }
 
+std::byte* DiskManager::read_target(std::span<std::byte> out, AlignedBuffer& bounce) const {
+  if (direct_io_ && !is_direct_io_aligned(out.data())) {
+    bounce = AlignedBuffer(page_size_);
+    return bounce.data();
+  }
+  return out.data();
+}
+
+void DiskManager::finish_read(std::span<std::byte> out, std::byte* target,
+                              std::uint32_t got) const {
+  if (got < page_size_) std::memset(target + got, 0, page_size_ - got);  // tail block at EOF
+  if (target != out.data()) std::memcpy(out.data(), target, page_size_);
+}
+
+const std::byte* DiskManager::write_source(std::span<const std::byte> data,
+                                           AlignedBuffer& bounce) const {
+  if (data.size() == page_size_ && !(direct_io_ && !is_direct_io_aligned(data.data()))) {
+    return data.data();
+  }
+  bounce = AlignedBuffer(page_size_);  // zero-filled: pads a short write
+  if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
+  return bounce.data();
+}
+
 BlockId DiskManager::allocate_block() { return allocate_blocks(1); }
 
 BlockId DiskManager::allocate_blocks(std::uint64_t n) {

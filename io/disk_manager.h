@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 
+#include "io/aligned_buffer.h"
 #include "io/error.h"
 #include "io/task.h"
 
@@ -122,6 +123,13 @@ class DiskManager {
   // Marks the handle unusable after an fsync failure, and builds the error.
   Error poison_after_sync_failure(int err);
   std::uint64_t offset_of(BlockId id) const noexcept { return id * page_size_; }
+  // Where to read a block: `out` itself, or `bounce` when O_DIRECT needs aligned memory.
+  std::byte* read_target(std::span<std::byte> out, AlignedBuffer& bounce) const;
+  // After reading `got` bytes into `target`: zero-fills a short tail block and
+  // copies a bounced read back into `out`.
+  void finish_read(std::span<std::byte> out, std::byte* target, std::uint32_t got) const;
+  // A full, suitably aligned page to write: `data`, or `bounce` padded with zeros.
+  const std::byte* write_source(std::span<const std::byte> data, AlignedBuffer& bounce) const;
 
   DiskStats stats_;
   std::string fallback_reason_;

@@ -16,12 +16,8 @@ PreadDiskManager::PreadDiskManager(std::string path, int fd, std::uint32_t page_
 void PreadDiskManager::read_block_now(BlockId id, std::span<std::byte> out) {
   check_read(id, out.size());
   const std::uint32_t size = page_size();
-  std::byte* target = out.data();
   AlignedBuffer bounce;
-  if (direct_io() && !is_direct_io_aligned(target)) {
-    bounce = AlignedBuffer(size);
-    target = bounce.data();
-  }
+  std::byte* target = read_target(out, bounce);
   std::uint32_t done = 0;
   while (done < size) {
     const ssize_t n = ::pread(native_handle(), target + done, size - done,
@@ -33,21 +29,15 @@ void PreadDiskManager::read_block_now(BlockId id, std::span<std::byte> out) {
     if (n == 0) break;  // end of file: the rest reads as zeros
     done += static_cast<std::uint32_t>(n);
   }
-  if (done < size) std::memset(target + done, 0, size - done);
-  if (bounce.data()) std::memcpy(out.data(), bounce.data(), size);
+  finish_read(out, target, done);
   ++stats_.reads;
 }
 
 void PreadDiskManager::write_block_now(BlockId id, std::span<const std::byte> data) {
   check_write(id, data.size());
   const std::uint32_t size = page_size();
-  const std::byte* source = data.data();
   AlignedBuffer bounce;
-  if (data.size() < size || (direct_io() && !is_direct_io_aligned(source))) {
-    bounce = AlignedBuffer(size);
-    if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
-    source = bounce.data();
-  }
+  const std::byte* source = write_source(data, bounce);
   std::uint32_t done = 0;
   while (done < size) {
     const ssize_t n = ::pwrite(native_handle(), source + done, size - done,

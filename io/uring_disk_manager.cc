@@ -35,33 +35,20 @@ UringDiskManager::~UringDiskManager() { close(); }
 
 Task<void> UringDiskManager::read_block(BlockId id, std::span<std::byte> out) {
   check_read(id, out.size());
-  const std::uint32_t size = page_size();
-  std::byte* target = out.data();
   AlignedBuffer bounce;
-  if (direct_io() && !is_direct_io_aligned(target)) {
-    bounce = AlignedBuffer(size);
-    target = bounce.data();
-  }
-  const int res = co_await loop_->read(native_handle(), target, size, offset_of(id));
+  std::byte* target = read_target(out, bounce);
+  const int res = co_await loop_->read(native_handle(), target, page_size(), offset_of(id));
   if (res < 0) throw errno_error(-res, "read", path(), id);
-  const auto got = static_cast<std::uint32_t>(res);
-  if (got < size) std::memset(target + got, 0, size - got);  // tail block at end of file
-  if (bounce.data()) std::memcpy(out.data(), bounce.data(), size);
+  finish_read(out, target, static_cast<std::uint32_t>(res));
   ++stats_.reads;
 }
 
 Task<void> UringDiskManager::write_block(BlockId id, std::span<const std::byte> data) {
   check_write(id, data.size());
-  const std::uint32_t size = page_size();
-  const std::byte* source = data.data();
   AlignedBuffer bounce;
-  if (data.size() < size || (direct_io() && !is_direct_io_aligned(source))) {
-    bounce = AlignedBuffer(size);  // zero-filled: pads a short write
-    if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
-    source = bounce.data();
-  }
+  const std::byte* source = write_source(data, bounce);
   ++writes_in_flight_;
-  const int res = co_await loop_->write(native_handle(), source, size, offset_of(id));
+  const int res = co_await loop_->write(native_handle(), source, page_size(), offset_of(id));
   write_finished();
   if (res < 0) throw errno_error(-res, "write", path(), id);
   ++stats_.writes;

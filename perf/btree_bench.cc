@@ -32,6 +32,8 @@
 // and are removed when the benchmarks finish.
 //   COROBTREE_BENCH_SMOKE=1 ./btree_bench
 #include <benchmark/benchmark.h>
+
+#include "perf/bench_random.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +55,8 @@
 #include "io/task.h"
 
 namespace {
+
+using corobtree::bench::SplitMix64;
 
 using corobtree::Cursor;
 using corobtree::Database;
@@ -86,21 +90,6 @@ std::uint64_t key_count() {
 
 // ---- keys, values, randomness ---------------------------------------------
 
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) noexcept : state_(seed) {}
-  std::uint64_t next() noexcept {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n); the modulo bias is irrelevant at these sizes.
-  std::uint64_t below(std::uint64_t n) noexcept { return next() % n; }
-
- private:
-  std::uint64_t state_;
-};
 
 // An 8-byte big-endian key, held inline so making one never allocates.
 class Key {

@@ -18,6 +18,8 @@
 // COROBTREE_BENCH_SMOKE=1 shrinks everything for a quick functional run:
 //   COROBTREE_BENCH_SMOKE=1 ./buffer_pool_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
+
+#include "perf/bench_random.h"
 #include <unistd.h>
 
 #include <cmath>
@@ -39,6 +41,8 @@
 #include "io/when_all.h"
 
 namespace {
+
+using corobtree::bench::SplitMix64;
 
 using corobtree::BlockId;
 using corobtree::BufferPool;
@@ -71,23 +75,6 @@ struct ZipfConfig {
 
 // ---- deterministic randomness ---------------------------------------------
 
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) noexcept : state_(seed) {}
-  std::uint64_t next() noexcept {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1), 53 random bits.
-  double unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // Uniform in [0, n); the modulo bias is irrelevant at these sizes.
-  std::uint64_t below(std::uint64_t n) noexcept { return next() % n; }
-
- private:
-  std::uint64_t state_;
-};
 
 // Zipf ranks in [0, n), rank 0 the most popular, P(rank i) ~ 1 / (i+1)^theta.
 // The constant-time method of Gray et al., "Quickly Generating Billion-Record
