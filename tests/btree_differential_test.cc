@@ -13,6 +13,7 @@
 #include "io/sync_wait.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
+#include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -23,11 +24,7 @@ using corobtree::test::DbConfig;
 
 namespace {
 
-std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
-  return s;
-}
+using corobtree::test::random_bytes;
 
 // Keys from a smallish space so that updates and erases hit existing keys;
 // some long keys and some long (overflow) values.

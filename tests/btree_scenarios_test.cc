@@ -30,6 +30,7 @@
 #include "io/sync_wait.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
+#include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -67,14 +68,7 @@ std::string key_of(int i, std::size_t pad = 0) {
   return std::string(buf) + std::string(pad, static_cast<char>('a' + i % 26));
 }
 
-std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; i += 8) {
-    const std::uint64_t r = rng();
-    std::memcpy(s.data() + i, &r, std::min<std::size_t>(8, n - i));
-  }
-  return s;
-}
+using corobtree::test::random_bytes;
 
 void require_valid(BlockingDatabase& db, const std::string& when) {
   const ValidationReport r = db.validate();

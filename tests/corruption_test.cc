@@ -38,6 +38,7 @@
 #include "tests/support/backends.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
+#include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -107,14 +108,7 @@ Error error_of(F&& f) {
 
 std::string code_name(ErrorCode c) { return std::string(corobtree::error_code_name(c)); }
 
-std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; i += 8) {
-    const std::uint64_t r = rng();
-    std::memcpy(s.data() + i, &r, std::min<std::size_t>(8, n - i));
-  }
-  return s;
-}
+using corobtree::test::random_bytes;
 
 // A closed database of a few levels with overflow values and a non-empty free
 // list, both meta pages describing the same state (checkpoint, then close).
