@@ -165,6 +165,50 @@ def main():
     fig.tight_layout()
     fig.savefig(os.path.join(results, "disk_qd.png"), dpi=110)
     print(f"plot: {os.path.join(results, 'disk_qd.png')}")
+    seed_plots(results, plt)
+
+
+def seed_plots(results, plt):
+    path = os.path.join(results, "btree_bench.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        rows = [b for b in json.load(f)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+    by = {b["name"].split("/")[1]: b for b in rows if b["name"].startswith("BM_SeedSearch")}
+    if all(k in by for k in ("uring_pool256", "uring_direct", "pread_pool256", "pread_direct")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        labels = ["io_uring", "pread"]
+        direct = [by["uring_direct"]["us_per_search"], by["pread_direct"]["us_per_search"]]
+        pooled = [by["uring_pool256"]["us_per_search"], by["pread_pool256"]["us_per_search"]]
+        xs = range(len(labels))
+        ax.bar([x - 0.2 for x in xs], direct, width=0.4, label="without buffer pool")
+        ax.bar([x + 0.2 for x in xs], pooled, width=0.4, label="with buffer pool (256 frames)")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("µs per search")
+        ax.set_title("The seed's benchmark: pooled vs direct")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(results, "seed_pooled_vs_direct.png"), dpi=110)
+        print(f"plot: {os.path.join(results, 'seed_pooled_vs_direct.png')}")
+    sweep = sorted(
+        ((int(b["name"].split("pool:")[1].split("/")[0]), b) for b in rows if b["name"].startswith("BM_SeedPoolSweep")),
+        key=lambda p: p[0],
+    )
+    if sweep:
+        fig, ax1 = plt.subplots(figsize=(6, 4))
+        sizes = [p for p, _ in sweep]
+        ax1.plot(sizes, [100 * b["hit_rate"] for _, b in sweep], "o-", color="tab:blue", label="hit rate")
+        ax1.set_xscale("log", base=2)
+        ax1.set_xlabel("pool size (frames)")
+        ax1.set_ylabel("hit rate (%)", color="tab:blue")
+        ax2 = ax1.twinx()
+        ax2.plot(sizes, [b["us_per_search"] for _, b in sweep], "s--", color="tab:red", label="µs/search")
+        ax2.set_ylabel("µs per search", color="tab:red")
+        ax1.set_title("The seed's searches on io_uring against pool size")
+        fig.tight_layout()
+        fig.savefig(os.path.join(results, "seed_pool_sweep.png"), dpi=110)
+        print(f"plot: {os.path.join(results, 'seed_pool_sweep.png')}")
 
 
 if __name__ == "__main__":
