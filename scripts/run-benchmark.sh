@@ -64,6 +64,9 @@ if [ "$QUICK" -eq 1 ]; then export COROBTREE_BENCH_KEYS=${COROBTREE_BENCH_KEYS:-
 "$BUILD/perf/btree_bench" \
   --benchmark_out="$RESULTS/btree_bench.json" --benchmark_out_format=json
 
+echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
+if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi
+
 # Debian's python3-matplotlib belongs to /usr/bin/python3 (not to a pyenv python).
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
