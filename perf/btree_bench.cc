@@ -33,6 +33,8 @@
 //   COROBTREE_BENCH_SMOKE=1 ./btree_bench
 #include <benchmark/benchmark.h>
 
+#include "perf/bench_common.h"
+
 #include "perf/bench_random.h"
 #include <unistd.h>
 
@@ -56,6 +58,12 @@
 
 namespace {
 
+using corobtree::bench::smoke_mode;
+using corobtree::bench::Key;
+using corobtree::bench::kValueSize;
+using corobtree::bench::make_value;
+using corobtree::bench::value_matches;
+
 using corobtree::bench::SplitMix64;
 
 using corobtree::Cursor;
@@ -67,15 +75,9 @@ using corobtree::ValidationReport;
 using corobtree::WriteBatch;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kValueSize = 100;
 constexpr std::size_t kBatchSize = 1000;
 constexpr std::size_t kScanLength = 100;
 constexpr std::size_t kCachedPoolPages = 65536;  // 256 MiB: the N-key tree fits
-
-bool smoke_mode() {
-  const char* s = std::getenv("COROBTREE_BENCH_SMOKE");
-  return s != nullptr && *s != '\0' && std::string_view(s) != "0";
-}
 
 // COROBTREE_BENCH_KEYS=n overrides N (e.g. for a profiler run).
 std::uint64_t key_count() {
@@ -90,34 +92,6 @@ std::uint64_t key_count() {
 
 // ---- keys, values, randomness ---------------------------------------------
 
-
-// An 8-byte big-endian key, held inline so making one never allocates.
-class Key {
- public:
-  explicit Key(std::uint64_t v) noexcept {
-    for (int i = 7; i >= 0; --i) {
-      bytes_[i] = static_cast<char>(v & 0xff);
-      v >>= 8;
-    }
-  }
-  std::string_view view() const noexcept { return {bytes_, sizeof bytes_}; }
-
- private:
-  char bytes_[8];
-};
-
-// 100 bytes that start with the key, so a read can be checked cheaply.
-std::string make_value(std::uint64_t k) {
-  std::string v(kValueSize, 'v');
-  const Key key(k);
-  std::memcpy(v.data(), key.view().data(), 8);
-  return v;
-}
-
-bool value_matches(std::string_view value, std::uint64_t k) {
-  const Key key(k);
-  return value.size() == kValueSize && value.substr(0, 8) == key.view();
-}
 
 std::vector<std::uint64_t> shuffled(std::vector<std::uint64_t> v, std::uint64_t seed) {
   SplitMix64 rng(seed);

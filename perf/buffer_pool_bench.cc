@@ -19,6 +19,8 @@
 //   COROBTREE_BENCH_SMOKE=1 ./buffer_pool_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
 
+#include "perf/bench_common.h"
+
 #include "perf/bench_random.h"
 #include <unistd.h>
 
@@ -42,6 +44,8 @@
 
 namespace {
 
+using corobtree::bench::smoke_mode;
+
 using corobtree::bench::SplitMix64;
 
 using corobtree::BlockId;
@@ -51,11 +55,6 @@ using corobtree::DiskOptions;
 using corobtree::IoBackend;
 using corobtree::PageGuard;
 using corobtree::Task;
-
-bool smoke_mode() {
-  const char* s = std::getenv("COROBTREE_BENCH_SMOKE");
-  return s != nullptr && *s != '\0' && std::string_view(s) != "0";
-}
 
 // Sizes of the Zipf benchmark. The pool holds a tenth of the file's pages.
 struct ZipfConfig {

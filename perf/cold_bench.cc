@@ -30,6 +30,8 @@
 // The pool keeps the upper levels, so the misses are mostly leaves.
 //   COROBTREE_BENCH_SMOKE=1 ./cold_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
+
+#include "perf/bench_common.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,22 +60,22 @@
 
 namespace {
 
+using corobtree::bench::smoke_mode;
+using corobtree::bench::Key;
+using corobtree::bench::kValueSize;
+using corobtree::bench::make_value;
+using corobtree::bench::value_matches;
+
 using corobtree::Database;
 using corobtree::IoBackend;
 using corobtree::Options;
 using corobtree::Task;
 using corobtree::bench::SplitMix64;
 
-constexpr std::size_t kValueSize = 100;
 constexpr std::size_t kColdPoolPages = 1024;    // 4 MiB of 4 KiB frames
 constexpr std::size_t kInnerPoolPages = 8192;  // 32 MiB: all inner pages fit
 constexpr std::size_t kBuildPoolPages = 65536;  // for bulk_load only
 constexpr std::uint64_t kWarmupLookups = 50'000;
-
-bool smoke_mode() {
-  const char* s = std::getenv("COROBTREE_BENCH_SMOKE");
-  return s != nullptr && *s != '\0' && std::string_view(s) != "0";
-}
 
 std::uint64_t key_count() {
   static const std::uint64_t n = [] {
@@ -83,33 +85,6 @@ std::uint64_t key_count() {
     return smoke_mode() ? std::uint64_t{50'000} : std::uint64_t{9'500'000};
   }();
   return n;
-}
-
-// An 8-byte big-endian key, held inline so making one never allocates.
-class Key {
- public:
-  explicit Key(std::uint64_t v) noexcept {
-    for (int i = 7; i >= 0; --i) {
-      bytes_[i] = static_cast<char>(v & 0xff);
-      v >>= 8;
-    }
-  }
-  std::string_view view() const noexcept { return {bytes_, sizeof bytes_}; }
-
- private:
-  char bytes_[8];
-};
-
-std::string make_value(std::uint64_t k) {
-  std::string v(kValueSize, 'v');
-  const Key key(k);
-  std::memcpy(v.data(), key.view().data(), 8);
-  return v;
-}
-
-bool value_matches(std::string_view value, std::uint64_t k) {
-  const Key key(k);
-  return value.size() == kValueSize && value.substr(0, 8) == key.view();
 }
 
 double peak_rss_mib() {
