@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "io/error.h"
 
@@ -35,6 +36,7 @@ EventLoop::EventLoop(EventLoopOptions options) {
 }
 
 EventLoop::~EventLoop() {
+  if (alive_while_resuming_ != nullptr) *alive_while_resuming_ = false;
   Scheduler::current().remove_source(this);
   // Operations still in the kernel reference buffers in coroutine frames;
   // wait them out so the kernel never writes into freed memory.
@@ -179,11 +181,45 @@ void EventLoop::finish(Operation* op, OpQueue& done) noexcept {
 }
 
 std::size_t EventLoop::resume_all(OpQueue& done) {
+  const std::size_t every = Scheduler::current().resumes_per_submit();
+  // A resumed coroutine may destroy this loop (e.g. by closing the disk
+  // manager that owns it); the destructor clears `alive`, and from then on
+  // only `done`, a local, is touched.
+  bool alive = true;
+  bool* const outer = std::exchange(alive_while_resuming_, &alive);
   std::size_t n = 0;
+  std::size_t since_submit = 0;
   while (Operation* op = done.pop()) {
     ++n;
     op->waiter.resume();  // may destroy *op: read nothing after this
+    if (alive && ++since_submit == every && !done.empty()) {
+      // More of the batch to run: start the I/O it has queued so far.
+      submit();
+      since_submit = 0;
+    }
   }
+  if (alive) {
+    alive_while_resuming_ = outer;
+  } else if (outer != nullptr) {
+    *outer = false;
+  }
+  return n;
+}
+
+std::size_t EventLoop::submit() {
+  drain_backlog();
+  if (queued_in_sq_ == 0) return 0;
+  int ret;
+  do {
+    ++stats_.enters;
+    ++stats_.early_submits;
+    ret = io_uring_submit(&ring_);
+  } while (ret == -EINTR);
+  if (ret <= 0) return 0;  // -EBUSY, -EAGAIN, ...: the next poll deals with it
+  const auto n = static_cast<unsigned>(ret);
+  stats_.submitted += n;
+  in_kernel_ += n;
+  queued_in_sq_ -= n;
   return n;
 }
 

@@ -4,9 +4,16 @@
 // Awaiting an operation only places it in the submission queue (or, when the
 // SQ is full or the kernel already holds as many operations as the CQ has
 // room for, in an unbounded backlog). Nothing enters the kernel until the
-// thread's Scheduler polls the loop: each poll makes exactly one
-// io_uring_enter that both submits everything queued and, if asked, waits,
-// then reaps every completion and resumes the waiting coroutines.
+// thread's Scheduler polls the loop: each poll makes one io_uring_enter that
+// both submits everything queued and, if asked, waits, then reaps every
+// completion and resumes the waiting coroutines.
+//
+// Early submission: while a batch of coroutines is being resumed (by a poll, or
+// by the Scheduler's ready queue), what they queue is submitted after every
+// Scheduler::resumes_per_submit() resumptions by an extra, submit-only
+// io_uring_enter (submit(); counted in stats().enters and .early_submits), so
+// the device works on it while the rest of the batch runs. Only a resumption
+// boundary submits: awaiting never enters the kernel by itself.
 //
 // Retries: -EAGAIN and -EINTR completions are resubmitted; a short read or
 // write is resubmitted for the remainder until it completes, fails, or (reads
@@ -38,7 +45,8 @@ struct EventLoopOptions {
 };
 
 struct EventLoopStats {
-  std::uint64_t enters = 0;        // io_uring_enter calls made by poll()
+  std::uint64_t enters = 0;        // io_uring_enter calls (poll() and submit())
+  std::uint64_t early_submits = 0; // of which submit-only, between resumptions
   std::uint64_t submitted = 0;     // SQEs handed to the kernel (incl. resubmits)
   std::uint64_t completed = 0;     // operations finished and resumed
   std::uint64_t resubmitted = 0;   // short transfers, EAGAIN and EINTR retried
@@ -95,6 +103,11 @@ class EventLoop final : public IoSource {
   // IoSource
   std::size_t pending() const noexcept override { return stats_.in_flight; }
   std::size_t poll(bool block) override;
+  // Submits what is queued (backlog included, room permitting) with one
+  // io_uring_enter that neither waits nor reaps; no-op when nothing is queued.
+  // A failure other than EINTR leaves the operations queued for the next poll,
+  // which handles it.
+  std::size_t submit() override;
 
   EventLoopStats stats() const noexcept { return stats_; }
   void reset_max_in_flight() noexcept { stats_.max_in_flight = stats_.in_flight; }
@@ -128,7 +141,7 @@ class EventLoop final : public IoSource {
 
   void enqueue(Operation* op) noexcept;
   void finish(Operation* op, OpQueue& done) noexcept;  // counts it and queues it for resumption
-  static std::size_t resume_all(OpQueue& done);
+  std::size_t resume_all(OpQueue& done);
   void queue_to_sq(Operation* op) noexcept;  // REQUIRES: a free SQE and kernel room
   bool has_room() const noexcept;
   void drain_backlog() noexcept;
@@ -143,6 +156,7 @@ class EventLoop final : public IoSource {
   unsigned in_kernel_ = 0;     // submitted and not yet reaped
   OpQueue backlog_;
   EventLoopStats stats_{};
+  bool* alive_while_resuming_ = nullptr;  // see resume_all()
 };
 
 }  // namespace corobtree

@@ -15,12 +15,24 @@ std::size_t Scheduler::run_ready() {
   // Only what is ready now: coroutines posted while running wait for the next
   // turn, so I/O gets polled between batches.
   std::size_t n = ready_.size();
+  const std::size_t every = resumes_per_submit_;
+  std::size_t since_submit = 0;
   for (std::size_t i = 0; i < n; ++i) {
     std::coroutine_handle<> h = ready_.front();
     ready_.pop_front();
     h.resume();
+    if (++since_submit == every && i + 1 < n) {
+      // More of the batch to run: let the I/O queued so far start now. (The
+      // last resumption needs none: run_turn() polls right after.)
+      submit_sources();
+      since_submit = 0;
+    }
   }
   return n;
+}
+
+void Scheduler::submit_sources() {
+  for (IoSource* s : sources_) s->submit();
 }
 
 void Scheduler::run_turn() {
