@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Turns results/*.json into results/summary.md and PNG plots.
 
-Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops}).
+Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops});
+when present, buffer_pool_bench.json, btree_bench.json, and peer_bench.json /
+commit_bench.json for the comparison with LMDB, SQLite and RocksDB.
 """
 import json
 import os
@@ -116,6 +118,115 @@ def btree_lines(results):
     return out
 
 
+PEERS = ("lmdb", "sqlite", "rocksdb")
+# (label, unit, our benchmark, the peers' family): the pairs of the same workload.
+CACHED_PAIRS = (
+    ("random gets", "gets/s", "BM_RandomGet", "BM_PeerGet"),
+    ("random inserts, batches of 1000", "inserts/s", "BM_RandomInsertBatch1000", "BM_PeerInsertBatch"),
+    ("scans of 100", "entries/s", "BM_Scan100", "BM_PeerScan"),
+)
+
+
+def load_rows(results, name):
+    """The iteration rows of a Google Benchmark JSON file, or None if it is missing."""
+    path = os.path.join(results, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        data = json.load(f)
+    return [b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+
+
+def rate(b, counter="items_per_second"):
+    if b is None or b.get("error_occurred"):
+        return None
+    return b.get(counter)
+
+
+def fmt_rate(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def fmt_ratio(us, peer):
+    return "n/a" if not us or not peer else f"{us / peer:.2f}"
+
+
+def peer_lines(results):
+    peer_rows = load_rows(results, "peer_bench.json")
+    if peer_rows is None:
+        return []
+    ours = {b["name"].split("/")[0]: b for b in load_rows(results, "btree_bench.json") or []}
+    peer = {}  # (family, peer) -> row
+    commits = {}  # (peer, writers) -> row
+    for b in peer_rows:
+        parts = b["name"].split("/")
+        m = re.match(r"BM_PeerCommit/(\w+)/writers:(\d+)", b["name"])
+        if m:
+            commits[(m.group(1), int(m.group(2)))] = b
+        elif len(parts) > 1:
+            peer[(parts[0], parts[1])] = b
+    peers = [p for p in PEERS if any(k[1] == p for k in peer) or any(k[0] == p for k in commits)]
+    head = "| " + " | ".join(peers) + " | " + " | ".join(f"us / {p}" for p in peers) + " |"
+    align = "|---:" * (2 * len(peers)) + "|"
+
+    out = ["", "### Cached workloads vs peers", ""]
+    keys = {int(b["keys"]) for (fam, _), b in peer.items() if fam == "BM_PeerGet" and "keys" in b}
+    our_insert = ours.get("BM_RandomInsertBatch1000")
+    our_keys = int(our_insert["keys"]) if our_insert and "keys" in our_insert else None
+    out.append(
+        f"One thread, everything cached, {', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys "
+        "(8-byte keys, 100-byte values), the same keys, seeds and batches as btree_bench. "
+        "LMDB with MDB_NOSYNC, SQLite in WAL mode with synchronous=NORMAL and a 1 GiB cache, "
+        "RocksDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
+        "checkpoints, every 1000 pages, still do; corobtree writes nothing until a checkpoint). "
+        "us / peer > 1: corobtree is faster."
+    )
+    if our_keys is not None and keys and keys != {our_keys}:
+        out += ["", f"**Warning:** btree_bench ran with {our_keys:,} keys: the ratios compare different sizes."]
+    out += ["", "| workload | unit | corobtree " + head, "|---|---|---:" + align]
+    for label, unit, ours_name, family in CACHED_PAIRS:
+        us = rate(ours.get(ours_name))
+        rates = [rate(peer.get((family, p))) for p in peers]
+        out.append(
+            f"| {label} | {unit} | {fmt_rate(us)} | "
+            + " | ".join(fmt_rate(r) for r in rates)
+            + " | "
+            + " | ".join(fmt_ratio(us, r) for r in rates)
+            + " |"
+        )
+
+    our_commits = {}
+    commit_rows = load_rows(results, "commit_bench.json")
+    for b in commit_rows or []:
+        m = re.match(r"BM_DurableCommit/writers:(\d+)", b["name"])
+        if m:
+            our_commits[int(m.group(1))] = b
+    out += [
+        "",
+        "### Durable commits",
+        "",
+        "Commits per second, each one put of a fresh random 8-byte key with a 100-byte value, "
+        "durable before the writer's next: corobtree with N writer tasks on one thread; "
+        "the peers with N threads (SQLite in WAL mode with synchronous=FULL, one connection "
+        "per thread; LMDB with its default syncs; RocksDB with sync=true, group commit). "
+        "us / peer > 1: corobtree is faster.",
+    ]
+    if commit_rows is None:
+        out += ["", "commit_bench.json not found: our durable commits were not measured."]
+    out += ["", "| writers | corobtree " + head, "|---:|---:" + align]
+    for w in sorted({w for (_, w) in commits} | set(our_commits)):
+        us = rate(our_commits.get(w), "commits_per_s")
+        rates = [rate(commits.get((p, w)), "commits_per_s") for p in peers]
+        out.append(
+            f"| {w} | {fmt_rate(us)} | "
+            + " | ".join(fmt_rate(r) for r in rates)
+            + " | "
+            + " | ".join(fmt_ratio(us, r) for r in rates)
+            + " |"
+        )
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "results"
     iops, ctx = load_disk(results)
@@ -140,6 +251,7 @@ def main():
         )
     lines += pool_lines(results)
     lines += btree_lines(results)
+    lines += peer_lines(results)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(text)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: builds Release, runs the Google Benchmark binaries in perf/ and
-# fio on the same file, and writes results/ (JSON, a markdown table, plots).
+# The main job: builds Release, runs the Google Benchmark binaries in perf/ (ours,
+# and peer_bench: LMDB, SQLite, RocksDB on the same workloads) and fio on the
+# same file, and writes results/ (JSON, a markdown table, plots).
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 #   --quick   smaller file and shorter runs (under 3 minutes on 2 cores)
 set -euo pipefail
@@ -18,7 +19,7 @@ done
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
 ensure_packages cmake ninja-build g++ pkg-config liburing-dev libbenchmark-dev fio python3 \
-  python3-matplotlib
+  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev
 
 BUILD=$ROOT/build-bench
 RESULTS=$ROOT/results
@@ -63,6 +64,25 @@ echo "=== btree_bench: 1M keys (8-byte keys, 100-byte values) cached; the seed's
 if [ "$QUICK" -eq 1 ]; then export COROBTREE_BENCH_KEYS=${COROBTREE_BENCH_KEYS:-200000}; fi
 "$BUILD/perf/btree_bench" \
   --benchmark_out="$RESULTS/btree_bench.json" --benchmark_out_format=json
+
+# COROBTREE_BENCH_QUICK=1 shortens the timed runs of the binaries below.
+echo "=== peer_bench: LMDB, SQLite (WAL), RocksDB: btree_bench's cached workloads; durable commits"
+if [ -x "$BUILD/perf/peer_bench" ]; then
+  COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/peer_bench" \
+    --benchmark_out="$RESULTS/peer_bench.json" --benchmark_out_format=json
+else
+  echo "  peer_bench was not built (no peer library found): skipped"
+  rm -f "$RESULTS/peer_bench.json"
+fi
+
+echo "=== commit_bench: our durable commits, 1/8/64 writer tasks"
+if [ -x "$BUILD/perf/commit_bench" ]; then
+  COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/commit_bench" \
+    --benchmark_out="$RESULTS/commit_bench.json" --benchmark_out_format=json
+else
+  echo "  commit_bench not built yet: skipped"
+  rm -f "$RESULTS/commit_bench.json"
+fi
 
 echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
 if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi

@@ -24,7 +24,9 @@ done
 
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
-ensure_packages cmake ninja-build g++ clang pkg-config liburing-dev libboost-test-dev libbenchmark-dev
+# The peers' libraries let the perf smoke run build and exercise peer_bench.
+ensure_packages cmake ninja-build g++ clang pkg-config liburing-dev libboost-test-dev libbenchmark-dev \
+  liblmdb-dev libsqlite3-dev librocksdb-dev
 
 declare -a SUMMARY=()
 TOTAL_PASSED=0

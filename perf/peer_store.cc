@@ -1,0 +1,27 @@
+#include "perf/peer_store.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+namespace corobtree::bench {
+
+std::string peer_temp_path(std::string_view peer, std::string_view tag) {
+  static int serial = 0;
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/corobtree-peerbench-" +
+         std::to_string(::getpid()) + "-" + std::string(peer) + "-" + std::string(tag) + "-" +
+         std::to_string(serial++);
+}
+
+void remove_peer_files(const std::string& path) {
+  // SQLite's WAL and shared-memory index, LMDB's lock file; RocksDB's is a directory.
+  for (const char* suffix : {"", "-wal", "-shm", "-journal", "-lock"}) {
+    std::error_code ec;  // best effort: a leftover file is no reason to fail a benchmark
+    std::filesystem::remove_all(path + suffix, ec);
+  }
+}
+
+}  // namespace corobtree::bench
