@@ -44,6 +44,7 @@ struct TreeState {
   BlockId free_head = kInvalidBlockId;
   std::uint64_t free_pages = 0;
   std::uint32_t minimum_degree = 0;
+  bool operator==(const TreeState&) const = default;
 };
 
 struct ValidationReport {
@@ -83,6 +84,7 @@ class BTree {
   // Builds the tree bottom-up from strictly increasing keys into packed
   // leaves. REQUIRES: the tree is empty. Throws kInvalidArgument on unsorted input.
   Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
+  Task<void> bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted);
 
   // Checks every invariant (see above); flushes the pool first so that the
   // on-disk checksums it verifies are current. Takes the writer mutex.

@@ -62,7 +62,7 @@ Task<ValidationReport> BTree::validate() {
     stack.pop_back();
     if (!claim(v.id, "tree node")) continue;
     try {
-      co_await disk.read_block(v.id, bytes);
+      co_await pool_.read_stored(v.id, bytes);
       page::verify(v.id, bytes, disk.path());
     } catch (const Error& e) {
       problem(e.what());
@@ -115,7 +115,7 @@ Task<ValidationReport> BTree::validate() {
         while (id != kInvalidBlockId) {
           if (!claim(id, "overflow page")) break;
           try {
-            co_await disk.read_block(id, ob.span());
+            co_await pool_.read_stored(id, ob.span());
             page::verify(id, ob.span(), disk.path());
           } catch (const Error& e) {
             problem(e.what());
@@ -166,7 +166,7 @@ Task<ValidationReport> BTree::validate() {
   while (id != kInvalidBlockId) {
     if (!claim(id, "free-list page")) break;
     try {
-      co_await disk.read_block(id, bytes);
+      co_await pool_.read_stored(id, bytes);
       page::verify(id, bytes, disk.path());
     } catch (const Error& e) {
       problem(e.what());

@@ -54,7 +54,7 @@ std::span<std::byte> PageGuard::data() noexcept {
 std::span<const std::byte> PageGuard::data() const noexcept {
   return {pool_->frame(frame_).data, pool_->page_size_};
 }
-void PageGuard::mark_dirty() noexcept { pool_->frame(frame_).dirty = true; }
+void PageGuard::mark_dirty() noexcept { pool_->note_dirty(frame_); }
 bool PageGuard::is_dirty() const noexcept { return pool_->frame(frame_).dirty; }
 AsyncSharedMutex& PageGuard::latch() noexcept { return pool_->frame(frame_).latch; }
 void PageGuard::release() noexcept {
@@ -71,6 +71,7 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
       replacer_(pool_pages),
       table_(pool_pages == 0 ? 64 : pool_pages) {
   free_frames_.reserve(pool_pages);
+  dirty_list_.reserve(pool_pages);
   if (pool_pages > 0) fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
   for (std::size_t i = 0; i < pool_pages; ++i) fixed_frames_[i].data = arena_.data() + i * page_size_;
   // Hand out low frame ids first.
@@ -126,6 +127,48 @@ void BufferPool::free_frame(FrameId f) noexcept {
   fr.dirty = false;
   free_frames_.push_back(f);
   wake_frame_waiters();
+}
+
+void BufferPool::note_dirty(FrameId f) noexcept {
+  Frame& fr = frame(f);
+  fr.dirty = true;
+  if (!fr.listed) {
+    fr.listed = true;
+    dirty_list_.push_back(f);  // capacity reserved: one entry per frame at most
+  }
+}
+
+Task<void> BufferPool::store_read(BlockId id, std::span<std::byte> out) {
+  if (store_) return store_->read_page(id, out);
+  return disk_.read_block(id, out);
+}
+
+Task<void> BufferPool::store_write(BlockId id, std::span<const std::byte> page) {
+  if (store_) return store_->write_page(id, page);
+  return disk_.write_block(id, page);
+}
+
+Task<void> BufferPool::read_stored(BlockId id, std::span<std::byte> out) {
+  co_await store_read(id, out);
+  if (hooks_) hooks_->after_read(id, out);
+}
+
+bool BufferPool::copy_if_clean(BlockId id, std::span<std::byte> out) const noexcept {
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f) return false;
+  const Frame& fr = fixed_frames_ ? fixed_frames_[*f] : direct_frames_[*f];
+  if (fr.loading || fr.dirty || fr.writing) return false;
+  std::memcpy(out.data(), fr.data, page_size_);
+  return true;
+}
+
+bool BufferPool::has_dirty() const noexcept {
+  if (direct_writebacks_ > 0) return true;
+  for (const FrameId f : dirty_list_) {
+    const Frame& fr = fixed_frames_ ? fixed_frames_[f] : direct_frames_[f];
+    if (fr.page_id != kInvalidBlockId && fr.dirty) return true;
+  }
+  return false;
 }
 
 void BufferPool::wake_io_waiters(Frame& fr) noexcept {
@@ -190,7 +233,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
     ++stats_.misses;
     std::exception_ptr error;
     try {
-      co_await disk_.read_block(id, std::span<std::byte>(fr.data, page_size_));
+      co_await store_read(id, std::span<std::byte>(fr.data, page_size_));
       if (hooks_) hooks_->after_read(id, std::span<const std::byte>(fr.data, page_size_));
     } catch (...) {
       error = std::current_exception();
@@ -218,6 +261,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     }
     if (direct()) {
       const auto f = static_cast<FrameId>(direct_frames_.size());
+      dirty_list_.reserve(direct_frames_.size() + 1);  // note_dirty never allocates
       Frame& fr = direct_frames_.emplace_back();
       fr.data = transient_.emplace_back(page_size_).data();
       co_return f;
@@ -264,7 +308,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
   if (hooks_) hooks_->before_write(fr.page_id, std::span<std::byte>(fr.data, page_size_));
   std::exception_ptr error;
   try {
-    co_await disk_.write_block(fr.page_id, std::span<const std::byte>(fr.data, page_size_));
+    co_await store_write(fr.page_id, std::span<const std::byte>(fr.data, page_size_));
   } catch (...) {
     error = std::current_exception();
   }
@@ -272,7 +316,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
   wake_io_waiters(fr);
   fr.write_failed = static_cast<bool>(error);
   if (error) {
-    fr.dirty = true;  // still unwritten: keep it
+    note_dirty(f);  // still unwritten: keep it
     std::rethrow_exception(error);
   }
   ++stats_.disk_writes;
@@ -310,7 +354,7 @@ Task<PageGuard> BufferPool::new_page() {
   Frame& fr = frame(f);
   std::memset(fr.data, 0, page_size_);
   fr.page_id = id;
-  fr.dirty = true;
+  note_dirty(f);
   table_.insert(id, f);
   pin(f);
   co_return PageGuard(this, f);
@@ -371,12 +415,14 @@ Task<void> BufferPool::flush_all() {
   // Whatever failed in the background is retried below and reported from here.
   deferred_error_ = nullptr;
   std::vector<Task<void>> writes;
-  for (FrameId f = 0; f < frame_count(); ++f) {
-    const Frame& fr = frame(f);
+  for (const FrameId f : std::exchange(dirty_list_, {})) {
+    Frame& fr = frame(f);
+    fr.listed = false;
     if (fr.page_id != kInvalidBlockId && fr.dirty && !fr.loading) {
       writes.push_back(flush_page(fr.page_id));
     }
   }
+  dirty_list_.reserve(frame_count());
   co_await when_all(std::move(writes));
 }
 

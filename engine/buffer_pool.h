@@ -64,6 +64,17 @@ struct BufferPoolStats {
 
 class BufferPool;
 
+// Where the pool reads pages from and writes dirty pages back to. Without one
+// the pool uses its DiskManager directly; the database interposes its
+// write-ahead log (engine/wal.h), so that a dirty page is appended to the log
+// instead of overwriting the data file, and a page the log holds is read from it.
+class PageStore {
+ public:
+  virtual ~PageStore() = default;
+  virtual Task<void> read_page(BlockId id, std::span<std::byte> out) = 0;
+  virtual Task<void> write_page(BlockId id, std::span<const std::byte> page) = 0;
+};
+
 // Hooks through which the engine's page format sees every transfer: verify a
 // page after it is read from disk (throw to fail the fetch) and stamp it
 // (checksum) just before it is written.
@@ -173,6 +184,19 @@ class BufferPool {
 
   // REQUIRES: set before the first fetch; `hooks` outlives the pool.
   void set_hooks(PageHooks* hooks) noexcept { hooks_ = hooks; }
+  // REQUIRES: set before the first fetch; `store` outlives the pool. Null: the disk.
+  void set_store(PageStore* store) noexcept { store_ = store; }
+
+  // Reads the stored copy of `id` (through the store, not the cache) and
+  // verifies it with the hooks, as a miss would.
+  Task<void> read_stored(BlockId id, std::span<std::byte> out);
+  // Copies page `id` into `out` if it is cached, loaded and clean; false otherwise.
+  bool copy_if_clean(BlockId id, std::span<std::byte> out) const noexcept;
+  // Frames dirtied since the last flush_all() (an upper bound: entries may have
+  // been written back since).
+  std::size_t dirty_candidates() const noexcept { return dirty_list_.size(); }
+  // Whether any cached page is dirty (or being written back in direct mode).
+  bool has_dirty() const noexcept;
 
   // Pins `id` if it is cached and ready; false otherwise. Never suspends.
   bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
@@ -189,6 +213,7 @@ class BufferPool {
     bool writing = false;  // a write from this frame is in flight
     bool evicting = false; // chosen as a victim; its write-back is in flight
     bool write_failed = false;  // the last write failed: only a flush retries it
+    bool listed = false;   // in dirty_list_
     AsyncSharedMutex latch;
     detail::WaiterList io_waiters;  // wait for loading/writing to finish
   };
@@ -204,6 +229,9 @@ class BufferPool {
   void unpin(FrameId f) noexcept;
   void free_frame(FrameId f) noexcept;
   void wake_io_waiters(Frame& fr) noexcept;
+  void note_dirty(FrameId f) noexcept;
+  Task<void> store_read(BlockId id, std::span<std::byte> out);
+  Task<void> store_write(BlockId id, std::span<const std::byte> page);
   void wake_frame_waiters() noexcept;
   void check_usable() const;
   void rethrow_deferred();
@@ -221,6 +249,7 @@ class BufferPool {
   std::deque<Frame> direct_frames_;
   std::deque<AlignedBuffer> transient_;     // direct mode: one page per frame
   std::vector<FrameId> free_frames_;
+  std::vector<FrameId> dirty_list_;         // frames marked dirty since the last flush_all
   LruReplacer replacer_;
   PageTable table_;
   detail::WaiterList frame_waiters_;
@@ -229,6 +258,7 @@ class BufferPool {
   std::exception_ptr deferred_error_;       // direct-mode write-back failure
   bool closed_ = false;
   PageHooks* hooks_ = nullptr;
+  PageStore* store_ = nullptr;
   BufferPoolStats stats_;
 };
 

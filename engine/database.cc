@@ -6,11 +6,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "engine/meta.h"
 #include "engine/page_format.h"
 #include "io/aligned_buffer.h"
 #include "io/error.h"
+#include "io/uring_disk_manager.h"
 
 namespace corobtree {
 
@@ -78,15 +80,18 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
 
 }  // namespace
 
-Database::Database(std::string path, std::unique_ptr<DiskManager> disk, std::size_t pool_pages,
-                   const Meta& meta)
+Database::Database(std::string path, std::unique_ptr<DiskManager> disk, std::unique_ptr<Wal> wal,
+                   const Options& options, const Meta& meta)
     : path_(std::move(path)),
+      options_(options),
       disk_(std::move(disk)),
       hooks_(std::make_unique<Hooks>(path_)),
-      pool_(std::make_unique<BufferPool>(*disk_, pool_pages)),
+      wal_(std::move(wal)),
+      pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)),
       meta_sequence_(meta.sequence),
-      checkpoint_lsn_(meta.checkpoint_lsn) {
+      database_id_(meta.database_id) {
   pool_->set_hooks(hooks_.get());
+  pool_->set_store(wal_.get());
   TreeState st;
   st.root = meta.root;
   st.height = meta.height;
@@ -97,7 +102,51 @@ Database::Database(std::string path, std::unique_ptr<DiskManager> disk, std::siz
   tree_ = std::make_unique<BTree>(*pool_, st);
 }
 
-Database::~Database() = default;
+Database::~Database() {
+  // Without close(): nothing is written here; the log keeps every commit and
+  // the next open replays it.
+  if (wal_) wal_->close();
+}
+
+namespace {
+
+std::uint64_t new_database_id() {
+  std::random_device rd;
+  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
+  return id == 0 ? 1 : id;
+}
+
+Task<void> write_meta_page(DiskManager& disk, const Meta& m) {
+  AlignedBuffer buf(disk.page_size());
+  const BlockId id = m.sequence % 2;
+  encode_meta(m, id, buf.span());
+  co_await disk.write_block(id, buf.span());
+}
+
+// Replays the log's committed transactions into the data file: a checkpoint
+// done at open. Returns the meta page that now describes the file.
+Task<Meta> replay(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec) {
+  const CommitState& st = *rec.state;
+  if (disk.block_count() < st.page_count) disk.allocate_blocks(st.page_count - disk.block_count());
+  co_await wal.copy_pages_to(disk, nullptr);
+  disk.truncate_blocks(st.page_count);  // blocks of a transaction that never committed
+  co_await disk.sync();
+  meta.sequence += 1;
+  meta.root = st.tree.root;
+  meta.height = st.tree.height;
+  meta.minimum_degree = st.tree.minimum_degree;
+  meta.key_count = st.tree.key_count;
+  meta.free_head = st.tree.free_head;
+  meta.free_pages = st.tree.free_pages;
+  meta.page_count = st.page_count;
+  meta.checkpoint_lsn = rec.last_lsn;
+  co_await write_meta_page(disk, meta);
+  co_await disk.sync();
+  co_await wal.reset();
+  co_return meta;
+}
+
+}  // namespace
 
 Task<std::unique_ptr<Database>> Database::open(std::string path, Options options) {
   struct stat st;
@@ -131,6 +180,19 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
   dopts.loop = options.loop;
   dopts.create_if_missing = options.create_if_missing;
   std::unique_ptr<DiskManager> disk = DiskManager::open(path, dopts);
+  // The log shares the data file's backend and io_uring loop; it is buffered
+  // (appends and fdatasync), never O_DIRECT.
+  DiskOptions lopts = dopts;
+  lopts.direct_io = false;
+  lopts.create_if_missing = true;
+  lopts.use_env = false;
+  lopts.backend = disk->backend();
+  if (auto* uring = dynamic_cast<UringDiskManager*>(disk.get())) lopts.loop = &uring->loop();
+  std::unique_ptr<DiskManager> log = DiskManager::open(path + "-wal", lopts);
+  if (options.wrap_disk) {
+    disk = options.wrap_disk(std::move(disk));
+    log = options.wrap_disk(std::move(log));
+  }
 
   Meta meta;
   AlignedBuffer buf(page_size);
@@ -145,6 +207,7 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
     meta.height = 1;
     meta.minimum_degree = options.minimum_degree;
     meta.page_count = 3;
+    meta.database_id = new_database_id();
     for (BlockId id : {BlockId{0}, BlockId{1}}) {
       meta.sequence = id;
       encode_meta(meta, id, buf.span());
@@ -183,31 +246,143 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
                   0, path);
     }
   }
-  auto db = std::unique_ptr<Database>(new Database(path, std::move(disk), options.pool_pages, meta));
+  auto wal = std::make_unique<Wal>(std::move(log), *disk, options.durability, meta.database_id,
+                                   meta.checkpoint_lsn);
+  WalRecovery rec = co_await wal->recover(meta.checkpoint_lsn);
+  if (rec.commits > 0) {
+    meta = co_await replay(*disk, *wal, meta, rec);
+  } else if (disk->block_count() > meta.page_count) {
+    disk->truncate_blocks(meta.page_count);  // allocated by a transaction that never committed
+  }
+  auto db = std::unique_ptr<Database>(
+      new Database(path, std::move(disk), std::move(wal), options, meta));
+  db->recovery_ = rec;
+  db->metas_differ_ = rec.commits > 0;  // the replay wrote one meta page
+  if (rec.commits > 0 && options.validate_after_recovery) {
+    ValidationReport report = co_await db->validate();
+    if (!report.ok()) {
+      throw Error(ErrorCode::kCorruption,
+                  "'" + path + "' fails validation after replaying " + std::to_string(rec.commits) +
+                      " logged commits: " + report.summary(),
+                  0, path);
+    }
+  }
   co_return db;
 }
 
 void Database::check_open() const {
   if (closed_) throw Error(ErrorCode::kClosed, "database '" + path_ + "' is closed", 0, path_);
+  if (stopped_) {
+    std::string cause = "unknown error";
+    ErrorCode code = ErrorCode::kIoError;
+    int err = 0;
+    try {
+      std::rethrow_exception(stopped_);
+    } catch (const Error& e) {
+      cause = e.what();
+      code = e.code();
+      err = e.sys_errno();
+    } catch (const std::exception& e) {
+      cause = e.what();
+    }
+    throw Error(code,
+                "database '" + path_ + "' stopped after a failed write (" + cause +
+                    "); close and reopen it: recovery restores every acknowledged commit",
+                err, path_);
+  }
 }
 
-// The point operations hand back the tree's task itself (no extra frame); a
-// closed database throws at the call, inside the caller's co_await expression.
+// The point reads hand back the tree's task itself (no extra frame); a closed
+// database throws at the call, inside the caller's co_await expression.
 Task<std::optional<std::string>> Database::get(std::string_view key) {
   check_open();
   return tree_->get(key);
 }
 
+CommitState Database::commit_state() const {
+  return CommitState{tree_->state(), disk_->block_count()};
+}
+
+Task<std::uint64_t> Database::log_commit() {
+  co_await pool_->flush_all();  // the transaction's dirty pages go to the log
+  if (!wal_->in_transaction()) co_return wal_->last_lsn();  // nothing changed
+  modified_ = true;
+  co_return wal_->append_commit(commit_state());
+}
+
+void Database::write_failed(std::exception_ptr error) {
+  // Pages or tree state changed and cannot be rolled back: stop, so nothing
+  // half-done is read or committed; reopening recovers the last commit.
+  if (pool_->has_dirty() || wal_->in_transaction() || wal_->failure()) {
+    if (!stopped_) stopped_ = std::move(error);
+  }
+}
+
+Task<void> Database::finish_commit(std::uint64_t lsn) {
+  std::exception_ptr error;
+  try {
+    co_await wal_->wait_durable(lsn);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    if (!stopped_) stopped_ = error;
+    std::rethrow_exception(error);
+  }
+  if (wal_->bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ && !stopped_) {
+    co_await checkpoint();
+  }
+}
+
 Task<void> Database::put(std::string_view key, std::string_view value) {
   check_open();
-  modified_ = true;
-  return tree_->put(key, value);
+  tree_->check_key(key);
+  tree_->check_value(value);
+  std::uint64_t lsn = 0;
+  {
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const CommitState before = commit_state();
+    std::exception_ptr error;
+    try {
+      co_await tree_->put_locked(key, value);
+      lsn = co_await log_commit();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      if (!(commit_state() == before)) stopped_ = error;
+      write_failed(error);
+      std::rethrow_exception(error);
+    }
+  }
+  co_await finish_commit(lsn);
 }
 
 Task<bool> Database::erase(std::string_view key) {
   check_open();
-  modified_ = true;
-  return tree_->erase(key);
+  tree_->check_key(key);
+  std::uint64_t lsn = 0;
+  bool found = false;
+  {
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const CommitState before = commit_state();
+    std::exception_ptr error;
+    try {
+      found = co_await tree_->erase_locked(key);
+      lsn = co_await log_commit();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      if (!(commit_state() == before)) stopped_ = error;
+      write_failed(error);
+      std::rethrow_exception(error);
+    }
+  }
+  co_await finish_commit(lsn);
+  co_return found;
 }
 
 Task<void> Database::write(const WriteBatch& batch) {
@@ -216,21 +391,54 @@ Task<void> Database::write(const WriteBatch& batch) {
     tree_->check_key(op.key);
     if (!op.erase) tree_->check_value(op.value);
   }
-  modified_ = true;
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-  for (const WriteBatch::Op& op : batch.ops()) {
-    if (op.erase) {
-      co_await tree_->erase_locked(op.key);
-    } else {
-      co_await tree_->put_locked(op.key, op.value);
+  std::uint64_t lsn = 0;
+  {
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const CommitState before = commit_state();
+    std::exception_ptr error;
+    try {
+      for (const WriteBatch::Op& op : batch.ops()) {
+        if (op.erase) {
+          co_await tree_->erase_locked(op.key);
+        } else {
+          co_await tree_->put_locked(op.key, op.value);
+        }
+      }
+      lsn = co_await log_commit();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      if (!(commit_state() == before)) stopped_ = error;
+      write_failed(error);
+      std::rethrow_exception(error);
     }
   }
+  co_await finish_commit(lsn);
 }
 
 Task<void> Database::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
   check_open();
-  modified_ = true;
-  co_await tree_->bulk_load(sorted);
+  std::uint64_t lsn = 0;
+  {
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const CommitState before = commit_state();
+    std::exception_ptr error;
+    try {
+      co_await tree_->bulk_load_locked(sorted);
+      lsn = co_await log_commit();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      if (!(commit_state() == before)) stopped_ = error;
+      write_failed(error);
+      std::rethrow_exception(error);
+    }
+  }
+  co_await finish_commit(lsn);
 }
 
 Cursor Database::cursor(ScanOptions options) {
@@ -270,34 +478,69 @@ Task<void> Database::write_meta() {
   m.free_head = s.free_head;
   m.free_pages = s.free_pages;
   m.page_count = disk_->block_count();
-  m.checkpoint_lsn = checkpoint_lsn_;
-  AlignedBuffer buf(disk_->page_size());
-  const BlockId id = m.sequence % 2;
-  encode_meta(m, id, buf.span());
-  co_await disk_->write_block(id, buf.span());
+  m.checkpoint_lsn = wal_->last_lsn();
+  m.database_id = database_id_;
+  co_await write_meta_page(*disk_, m);
+}
+
+Task<void> Database::checkpoint_locked() {
+  co_await pool_->flush_all();  // direct-mode write-backs; nothing else is dirty between commits
+  if (wal_->in_transaction()) wal_->append_commit(commit_state());
+  co_await wal_->sync_all();
+  if (modified_) {
+    // The pages first, then the meta page that makes them current, each
+    // synced; the other meta page and the log still describe the previous
+    // state if a crash cuts this short.
+    co_await wal_->copy_pages_to(*disk_, pool_.get());
+    co_await disk_->sync();
+    co_await write_meta();
+    co_await disk_->sync();
+    metas_differ_ = true;
+  }
+  co_await wal_->reset();
+  ++checkpoints_;
+  modified_ = false;
 }
 
 Task<void> Database::checkpoint() {
   check_open();
+  checkpointing_ = true;
   AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-  co_await pool_->flush_all();
-  co_await disk_->sync();  // the pages, before the meta pages that point at them
-  // Both meta pages get the new state, one after the other, each synced: a
-  // torn write of either leaves the other intact, and an intact one is never
-  // older than the pages (until the WAL exists, the pages are updated in place).
-  co_await write_meta();
-  co_await disk_->sync();
-  co_await write_meta();
-  co_await disk_->sync();
-  modified_ = false;
+  std::exception_ptr error;
+  try {
+    check_open();
+    co_await checkpoint_locked();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  checkpointing_ = false;
+  if (error) {
+    if (!stopped_ && !closed_) stopped_ = error;
+    std::rethrow_exception(error);
+  }
 }
 
 Task<void> Database::close() {
   if (closed_) co_return;
+  if (stopped_) {
+    // Nothing is written after a failed write: the log holds every commit.
+    closed_ = true;
+    wal_->close();
+    disk_->close();
+    co_return;
+  }
   // A database that was only read is left byte for byte as it was.
   if (modified_) co_await checkpoint();
+  if (metas_differ_) {
+    // The log goes away now, so the other meta page must not keep an older
+    // state (it would point at pages a checkpoint overwrote): write it too.
+    co_await write_meta();
+    co_await disk_->sync();
+    metas_differ_ = false;
+  }
   co_await pool_->close();
   closed_ = true;
+  wal_->close_and_remove();
   disk_->close();
 }
 
@@ -313,6 +556,10 @@ DatabaseStats Database::stats() const {
   s.backend = disk_->backend();
   s.fallback_reason = disk_->fallback_reason();
   s.pool = pool_->stats();
+  s.durability = wal_->durability();
+  s.wal = wal_->stats();
+  s.checkpoints = checkpoints_;
+  s.recovery = recovery_;
   return s;
 }
 

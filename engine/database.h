@@ -14,15 +14,30 @@
 // the I/O errors of io/disk_manager.h. An absent key is std::nullopt, not an
 // error.
 //
-// Durability (until the write-ahead log exists): changes reach the file at
-// checkpoint() and close(); a crash loses what came after the last one.
-// A WriteBatch is applied atomically with respect to other tasks.
+// Durability: every put, erase, write(batch) and bulk_load is one atomic
+// transaction, logged in the write-ahead log NAME-wal (engine/wal.h) before it
+// returns. With Durability::kSync (the default) it returns once the log is
+// fsynced, so it survives a power loss; concurrent writers share one fsync
+// (group commit). With kRelaxed it returns once the log is written, which
+// survives a crash of the process but not of the machine. The data file
+// changes only at checkpoints, which run when the log exceeds
+// Options::wal_checkpoint_bytes, on checkpoint() and on close(). Open replays
+// the log's committed transactions (ignoring a torn tail) and validates the
+// tree. A write sees the effects of commits that are not yet durable.
+//
+// A failed write (an I/O error, a full disk) throws and stops the database:
+// every later call throws the same error, naming it; close() then releases
+// the files without writing, and reopening recovers every acknowledged commit.
+// A failure before the transaction changed anything (say, a read error on the
+// way down the tree) throws without stopping the database.
 //
 // Thread-safety: a Database belongs to the thread that opened it; any number
 // of tasks on that thread may use it at once (see BTree for the latching).
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +48,7 @@
 #include "engine/btree.h"
 #include "engine/buffer_pool.h"
 #include "engine/cursor.h"
+#include "engine/wal.h"
 #include "io/disk_manager.h"
 #include "io/task.h"
 
@@ -47,6 +63,14 @@ struct Options {
   bool create_if_missing = true;
   bool error_if_exists = false;
   EventLoop* loop = nullptr;  // share an io_uring loop; null = the database owns one
+  Durability durability = Durability::kSync;
+  // A checkpoint runs after the commit that grows the log past this many bytes.
+  std::uint64_t wal_checkpoint_bytes = std::uint64_t{16} << 20;
+  // After replaying a log at open, validate() the tree (kCorruption if unsound).
+  bool validate_after_recovery = true;
+  // Instrumentation: wraps the data file's and the log's DiskManager (the
+  // tests' fault injector uses it). Null: none.
+  std::function<std::unique_ptr<DiskManager>(std::unique_ptr<DiskManager>)> wrap_disk;
 };
 
 struct DatabaseStats {
@@ -59,6 +83,10 @@ struct DatabaseStats {
   IoBackend backend = IoBackend::kAuto;
   std::string fallback_reason;
   BufferPoolStats pool;
+  Durability durability = Durability::kSync;
+  WalStats wal;
+  std::uint64_t checkpoints = 0;
+  WalRecovery recovery;  // what open replayed
 };
 
 // A group of writes applied together (last write to a key wins).
@@ -107,9 +135,11 @@ class Database {
                                                               std::size_t limit = SIZE_MAX);
 
   Task<ValidationReport> validate();
-  // Writes every dirty page and then the meta page, each followed by a sync.
+  // Copies the logged pages into the data file, syncs it, writes the next
+  // meta page, syncs again and empties the log.
   Task<void> checkpoint();
-  // checkpoint() if anything was written, then release the file. Later calls throw kClosed.
+  // checkpoint() if anything was written, then release the files and delete
+  // the log. Later calls throw kClosed. After a failed write it only releases.
   Task<void> close();
 
   DatabaseStats stats() const;
@@ -119,20 +149,37 @@ class Database {
 
  private:
   class Hooks;
-  Database(std::string path, std::unique_ptr<DiskManager> disk, std::size_t pool_pages,
-           const struct Meta& meta);
+  Database(std::string path, std::unique_ptr<DiskManager> disk, std::unique_ptr<Wal> wal,
+           const Options& options, const struct Meta& meta);
   void check_open() const;
+  CommitState commit_state() const;
+  // The end of a transaction (writer mutex held): logs the dirty pages and a commit record.
+  Task<std::uint64_t> log_commit();
+  // After the writer mutex is released: waits for durability, checkpoints when due.
+  Task<void> finish_commit(std::uint64_t lsn);
+  // A write failed: stops the database if the transaction had changed anything.
+  void write_failed(std::exception_ptr error);
+  Task<void> checkpoint_locked();
   Task<void> write_meta();
 
   std::string path_;
+  Options options_;
   std::unique_ptr<DiskManager> disk_;
   std::unique_ptr<Hooks> hooks_;
+  std::unique_ptr<Wal> wal_;
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<BTree> tree_;
   std::uint64_t meta_sequence_ = 0;
-  std::uint64_t checkpoint_lsn_ = 0;
+  std::uint64_t database_id_ = 0;
+  std::uint64_t checkpoints_ = 0;
+  WalRecovery recovery_;
+  std::exception_ptr stopped_;  // the failed write that stopped the database
+  bool checkpointing_ = false;
   bool closed_ = false;
-  bool modified_ = false;  // writes since the last checkpoint
+  bool modified_ = false;  // commits since the last checkpoint
+  // This session wrote one meta page (a checkpoint or the replay); close()
+  // writes the other one too, since the log that backs the older one goes away.
+  bool metas_differ_ = false;
 };
 
 }  // namespace corobtree

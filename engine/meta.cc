@@ -25,6 +25,7 @@ void encode_meta(const Meta& m, BlockId id, std::span<std::byte> p) {
   store<std::uint64_t>(d, 64, m.free_pages);
   store<std::uint64_t>(d, 72, m.page_count);
   store<std::uint64_t>(d, 80, m.checkpoint_lsn);
+  store<std::uint64_t>(d, 88, m.database_id);
   page::stamp_checksum(id, p);
 }
 
@@ -55,6 +56,7 @@ DecodedMeta decode_meta(BlockId id, std::span<const std::byte> p) {
   m.free_pages = load<std::uint64_t>(d, 64);
   m.page_count = load<std::uint64_t>(d, 72);
   m.checkpoint_lsn = load<std::uint64_t>(d, 80);
+  m.database_id = load<std::uint64_t>(d, 88);
   if (m.page_size != p.size() || m.root < 2 || m.root >= m.page_count || m.height == 0 ||
       m.height > 64 || (m.free_head != kInvalidBlockId && m.free_head >= m.page_count)) {
     out.status = MetaStatus::kBadFields;

@@ -14,7 +14,8 @@
 //   56 u64  free-list head (kInvalidBlockId if empty)
 //   64 u64  free pages
 //   72 u64  page count (blocks the tree may use)
-//   80 u64  checkpoint LSN
+//   80 u64  checkpoint LSN (the last commit the data file holds; the WAL replays later ones)
+//   88 u64  database id (random at creation; the WAL header repeats it)
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,8 @@ struct Meta {
   std::uint64_t free_pages = 0;
   std::uint64_t page_count = 0;
   std::uint64_t checkpoint_lsn = 0;
+  std::uint64_t database_id = 0;
+  bool operator==(const Meta&) const = default;
 };
 
 // Serialises `m` into a meta page for block `id` (0 or 1), checksum included.

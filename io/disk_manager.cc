@@ -116,8 +116,8 @@ class DiskManagerFactory {
         loop = owned.get();
       } catch (const Error& e) {
         if (options.backend == IoBackend::kUring || !is_fallback_errno(e.sys_errno())) throw;
-        auto dm = std::unique_ptr<DiskManager>(
-            new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));
+        auto dm = std::make_unique<PreadDiskManager>(path, fd, options.page_size,
+                                                     options.direct_io, blocks);
         dm->fallback_reason_ = e.what();
         return dm;
       }
@@ -131,24 +131,24 @@ std::unique_ptr<DiskManager> DiskManager::open(const std::string& path, DiskOpti
   return DiskManagerFactory::open(path, options);
 }
 
-DiskManager::DiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
-                         std::uint64_t block_count)
+FileDiskManager::FileDiskManager(std::string path, int fd, std::uint32_t page_size,
+                                 bool direct_io, std::uint64_t block_count)
     : path_(std::move(path)),
       fd_(fd),
       page_size_(page_size),
       direct_io_(direct_io),
       block_count_(block_count) {}
 
-DiskManager::~DiskManager() { close(); }
+FileDiskManager::~FileDiskManager() { FileDiskManager::close(); }
 
-void DiskManager::close() noexcept {
+void FileDiskManager::close() noexcept {
   if (fd_ >= 0) {
     ::close(fd_);  // also drops the flock
     fd_ = -1;
   }
 }
 
-void DiskManager::check_usable(const char* op, BlockId id) const {
+void FileDiskManager::check_usable(const char* op, BlockId id) const {
   if (fd_ < 0) {
     std::string what = op;
     if (id != kInvalidBlockId) what += " of block " + std::to_string(id);
@@ -164,7 +164,7 @@ void DiskManager::check_usable(const char* op, BlockId id) const {
   }
 }
 
-void DiskManager::check_read(BlockId id, std::size_t size) const {
+void FileDiskManager::check_read(BlockId id, std::size_t size) const {
   check_usable("read", id);
   if (id == kInvalidBlockId) {
     throw Error(ErrorCode::kInvalidArgument, "read of invalid block id in '" + path_ + "'", 0,
@@ -186,7 +186,7 @@ void DiskManager::check_read(BlockId id, std::size_t size) const {
   }
 }
 
-void DiskManager::check_write(BlockId id, std::size_t size) const {
+void FileDiskManager::check_write(BlockId id, std::size_t size) const {
   check_usable("write", id);
   if (id == kInvalidBlockId) {
     throw Error(ErrorCode::kInvalidArgument, "write of invalid block id in '" + path_ + "'", 0,
@@ -207,14 +207,14 @@ void DiskManager::check_write(BlockId id, std::size_t size) const {
   }
 }
 
-void DiskManager::check_sync() const { check_usable("sync", kInvalidBlockId); }
+void FileDiskManager::check_sync() const { check_usable("sync", kInvalidBlockId); }
 
-Error DiskManager::poison_after_sync_failure(int err) {
+Error FileDiskManager::poison_after_sync_failure(int err) {
   poisoned_ = true;
   return errno_error(err, "sync", path_);
 }
 
-std::byte* DiskManager::read_target(std::span<std::byte> out, AlignedBuffer& bounce) const {
+std::byte* FileDiskManager::read_target(std::span<std::byte> out, AlignedBuffer& bounce) const {
   if (direct_io_ && !is_direct_io_aligned(out.data())) {
     bounce = AlignedBuffer(page_size_);
     return bounce.data();
@@ -222,13 +222,13 @@ std::byte* DiskManager::read_target(std::span<std::byte> out, AlignedBuffer& bou
   return out.data();
 }
 
-void DiskManager::finish_read(std::span<std::byte> out, std::byte* target,
+void FileDiskManager::finish_read(std::span<std::byte> out, std::byte* target,
                               std::uint32_t got) const {
   if (got < page_size_) std::memset(target + got, 0, page_size_ - got);  // tail block at EOF
   if (target != out.data()) std::memcpy(out.data(), target, page_size_);
 }
 
-const std::byte* DiskManager::write_source(std::span<const std::byte> data,
+const std::byte* FileDiskManager::write_source(std::span<const std::byte> data,
                                            AlignedBuffer& bounce) const {
   if (data.size() == page_size_ && !(direct_io_ && !is_direct_io_aligned(data.data()))) {
     return data.data();
@@ -238,9 +238,7 @@ const std::byte* DiskManager::write_source(std::span<const std::byte> data,
   return bounce.data();
 }
 
-BlockId DiskManager::allocate_block() { return allocate_blocks(1); }
-
-BlockId DiskManager::allocate_blocks(std::uint64_t n) {
+BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
   check_usable("allocate", kInvalidBlockId);
   const BlockId first = block_count_;
   if (n == 0) return first;
@@ -259,6 +257,15 @@ BlockId DiskManager::allocate_blocks(std::uint64_t n) {
   block_count_ += n;
   stats_.allocations += n;
   return first;
+}
+
+void FileDiskManager::truncate_blocks(std::uint64_t n) {
+  check_usable("truncate", kInvalidBlockId);
+  if (n >= block_count_) return;
+  if (::ftruncate(fd_, static_cast<off_t>(n * page_size_)) != 0) {
+    throw errno_error(errno, "truncate", path_);
+  }
+  block_count_ = n;
 }
 
 }  // namespace corobtree

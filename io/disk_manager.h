@@ -73,12 +73,15 @@ struct DiskStats {
   std::uint64_t allocations = 0;
 };
 
+// The interface every block store implements: the two file backends below
+// (through FileDiskManager) and decorators such as the tests' fault injector.
 class DiskManager {
  public:
   // Opens (or creates) `path`. Throws Error on failure.
   static std::unique_ptr<DiskManager> open(const std::string& path, DiskOptions options = {});
 
-  virtual ~DiskManager();
+  DiskManager() = default;
+  virtual ~DiskManager() = default;
   DiskManager(const DiskManager&) = delete;
   DiskManager& operator=(const DiskManager&) = delete;
 
@@ -89,31 +92,52 @@ class DiskManager {
   // Makes all completed writes durable.
   virtual Task<void> sync() = 0;
 
-  // Appends one zeroed block and returns its id.
-  BlockId allocate_block();
   // Appends n zeroed blocks and returns the first id.
-  BlockId allocate_blocks(std::uint64_t n);
+  virtual BlockId allocate_blocks(std::uint64_t n) = 0;
+  // Appends one zeroed block and returns its id.
+  BlockId allocate_block() { return allocate_blocks(1); }
+  // Shrinks the file to n blocks (no-op if it has n or fewer).
+  virtual void truncate_blocks(std::uint64_t n) = 0;
 
-  std::uint64_t block_count() const noexcept { return block_count_; }
-  bool exists(BlockId id) const noexcept { return id < block_count_; }
-  std::uint32_t page_size() const noexcept { return page_size_; }
-  const std::string& path() const noexcept { return path_; }
-  bool direct_io() const noexcept { return direct_io_; }
-  bool is_open() const noexcept { return fd_ >= 0; }
+  virtual std::uint64_t block_count() const noexcept = 0;
+  bool exists(BlockId id) const noexcept { return id < block_count(); }
+  virtual std::uint32_t page_size() const noexcept = 0;
+  virtual const std::string& path() const noexcept = 0;
+  virtual bool direct_io() const noexcept = 0;
+  virtual bool is_open() const noexcept = 0;
   virtual IoBackend backend() const noexcept = 0;
   // Why `auto` fell back to pread ("" if it did not).
-  const std::string& fallback_reason() const noexcept { return fallback_reason_; }
-  DiskStats stats() const noexcept { return stats_; }
+  virtual const std::string& fallback_reason() const noexcept = 0;
+  virtual DiskStats stats() const noexcept = 0;
   // The file descriptor, for diagnostics and tests. -1 after close().
-  int native_handle() const noexcept { return fd_; }
+  virtual int native_handle() const noexcept = 0;
 
   // Closes the file. Idempotent; later operations throw Error(kClosed).
   // REQUIRES: no operation in flight.
-  void close() noexcept;
+  virtual void close() noexcept = 0;
+};
+
+// The file-backed base of the two backends: the descriptor, the checks, the
+// allocation and the O_DIRECT bounce-buffer helpers.
+class FileDiskManager : public DiskManager {
+ public:
+  ~FileDiskManager() override;
+
+  BlockId allocate_blocks(std::uint64_t n) override;
+  void truncate_blocks(std::uint64_t n) override;
+  std::uint64_t block_count() const noexcept override { return block_count_; }
+  std::uint32_t page_size() const noexcept override { return page_size_; }
+  const std::string& path() const noexcept override { return path_; }
+  bool direct_io() const noexcept override { return direct_io_; }
+  bool is_open() const noexcept override { return fd_ >= 0; }
+  const std::string& fallback_reason() const noexcept override { return fallback_reason_; }
+  DiskStats stats() const noexcept override { return stats_; }
+  int native_handle() const noexcept override { return fd_; }
+  void close() noexcept override;
 
  protected:
-  DiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
-              std::uint64_t block_count);
+  FileDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
+                  std::uint64_t block_count);
 
   // Validates an operation and throws the matching Error.
   void check_usable(const char* op, BlockId id) const;

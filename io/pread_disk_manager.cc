@@ -11,7 +11,7 @@ namespace corobtree {
 
 PreadDiskManager::PreadDiskManager(std::string path, int fd, std::uint32_t page_size,
                                    bool direct_io, std::uint64_t block_count)
-    : DiskManager(std::move(path), fd, page_size, direct_io, block_count) {}
+    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count) {}
 
 void PreadDiskManager::read_block_now(BlockId id, std::span<std::byte> out) {
   check_read(id, out.size());

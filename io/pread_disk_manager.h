@@ -12,7 +12,7 @@
 
 namespace corobtree {
 
-class PreadDiskManager final : public DiskManager {
+class PreadDiskManager final : public FileDiskManager {
  public:
   PreadDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
                    std::uint64_t block_count);

@@ -25,7 +25,7 @@ class UringDiskManager::WritesDrained {
 UringDiskManager::UringDiskManager(std::string path, int fd, std::uint32_t page_size,
                                    bool direct_io, std::uint64_t block_count, EventLoop* loop,
                                    std::unique_ptr<EventLoop> owned_loop)
-    : DiskManager(std::move(path), fd, page_size, direct_io, block_count),
+    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count),
       loop_(loop),
       owned_loop_(std::move(owned_loop)) {}
 

@@ -15,7 +15,7 @@
 
 namespace corobtree {
 
-class UringDiskManager final : public DiskManager {
+class UringDiskManager final : public FileDiskManager {
  public:
   UringDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
                    std::uint64_t block_count, EventLoop* loop,

@@ -121,7 +121,10 @@ struct Shape {
   std::size_t inner_nodes = 0;
 };
 
-Shape read_shape(const std::string& path) {
+// The data file changes only at checkpoints: take one, then read the file.
+Shape read_shape(BlockingDatabase& db) {
+  db.checkpoint();
+  const std::string& path = db.path();
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   std::string file(static_cast<std::size_t>(in.tellg()), '\0');
   in.seekg(0);
@@ -209,7 +212,7 @@ BOOST_DATA_TEST_CASE(root_split, matrix_x_degrees(), cfg, degree) {
   model[key_of(static_cast<int>(capacity))] = value;
   BOOST_REQUIRE_MESSAGE(db.stats().height == 2, "the root leaf did not split at " << capacity + 1 << " keys");
   require_valid(db, "after the first root split");
-  const Shape s = read_shape(path);
+  const Shape s = read_shape(db);
   BOOST_REQUIRE_EQUAL(s.height, 2u);
   BOOST_REQUIRE_EQUAL(s.leaves.size(), 2u);
   BOOST_REQUIRE_EQUAL(s.separators.size(), 1u);
@@ -225,7 +228,7 @@ BOOST_DATA_TEST_CASE(root_split, matrix_x_degrees(), cfg, degree) {
     BOOST_REQUIRE_MESSAGE(i < 20000, "height 3 never reached");
   }
   require_valid(db, "after the inner root split");
-  const Shape s3 = read_shape(path);
+  const Shape s3 = read_shape(db);
   BOOST_REQUIRE_EQUAL(s3.height, 3u);
   BOOST_REQUIRE(keys_of(s3).size() == model.size());
   require_matches(db, model, "after the inner root split");
@@ -341,7 +344,7 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
   model.erase(k);
   BOOST_REQUIRE_MESSAGE(!db.get(k), when << ": erased key still found");
   require_valid(db, when);
-  const Shape after = read_shape(db.path());
+  const Shape after = read_shape(db);
   BOOST_REQUIRE_MESSAGE(after.height == db.stats().height, when << ": height on disk differs from stats()");
   std::vector<std::string> want;
   for (const auto& [mk, mv] : model) want.push_back(mk);
@@ -429,7 +432,7 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
 // Erases every key of the model in `order` that way; the tree ends empty.
 void erase_all_and_classify(BlockingDatabase& db, Model& model, const std::vector<std::string>& order,
                             RebalanceCounts& counts, const std::string& what) {
-  Shape shape = read_shape(db.path());
+  Shape shape = read_shape(db);
   for (std::size_t step = 0; step < order.size(); ++step) {
     const std::string when = what + ", erase #" + std::to_string(step);
     shape = erase_and_classify(db, model, order[step], shape, counts, when);
@@ -469,7 +472,7 @@ BOOST_DATA_TEST_CASE(delete_separators_borrow_merge_shrink, matrix_x_degrees(), 
     require_valid(db, "after building (seed " + std::to_string(seed) + ")");
     BOOST_REQUIRE_MESSAGE(db.stats().height >= 3, "the tree should be at least 3 high, is " << db.stats().height);
     BOOST_TEST_MESSAGE(label(cfg, t) << " order " << order << ": height " << db.stats().height << ", "
-                                     << read_shape(db.path()).leaves.size() << " leaves; borrows so far left "
+                                     << read_shape(db).leaves.size() << " leaves; borrows so far left "
                                      << counts.borrow_left << " right " << counts.borrow_right);
     if (order == 0) std::sort(keys.begin(), keys.end());
     if (order == 1) std::sort(keys.rbegin(), keys.rend());
@@ -502,7 +505,7 @@ Model two_leaves_one_full(BlockingDatabase& db, std::uint32_t t, int full_side) 
     model[key_of(100 * i)] = value;
   }
   require_valid(db, "two leaves");
-  Shape s = read_shape(db.path());
+  Shape s = read_shape(db);
   BOOST_REQUIRE_EQUAL(s.leaves.size(), 2u);
   const std::uint32_t usable = corobtree::kDefaultPageSize - corobtree::page::kHeaderSize;
   const std::uint32_t cell = Node::leaf_cell_size(key_of(0).size(), value.size()) + corobtree::page::kSlotSize;
@@ -513,7 +516,7 @@ Model two_leaves_one_full(BlockingDatabase& db, std::uint32_t t, int full_side) 
     db.put(key_of(base + j), value);
     model[key_of(base + j)] = value;
     require_valid(db, "filling a leaf");
-    s = read_shape(db.path());
+    s = read_shape(db);
     BOOST_REQUIRE_MESSAGE(s.leaves.size() == 2u, "the leaf split before holding " << capacity << " keys");
   }
   return model;
@@ -530,7 +533,7 @@ BOOST_DATA_TEST_CASE(borrow_from_the_right_and_from_the_left, matrix_x_degrees()
     corobtree::test::TempDir dir;
     auto db = BlockingDatabase::open(dir.file("borrow.db"), cfg.options(t));
     Model model = two_leaves_one_full(db, t, full_side);
-    Shape shape = read_shape(db.path());
+    Shape shape = read_shape(db);
     // Erase from the other leaf, its largest keys first, until something rebalances.
     const std::vector<std::string> victims(shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rbegin(),
                                            shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rend());
@@ -921,7 +924,7 @@ BOOST_DATA_TEST_CASE(cursor_turns_around_at_leaf_boundaries, matrix_x_degrees(),
   auto db = BlockingDatabase::open(dir.file("turn.db"), cfg.options(t));
   const Model model = fill_even_keys(db, rng, 400, 5);
   require_valid(db, "built");
-  const Shape shape = read_shape(db.path());
+  const Shape shape = read_shape(db);
   BOOST_REQUIRE_GE(shape.leaves.size(), 4u);
   const std::size_t boundaries = std::min<std::size_t>(shape.leaves.size() - 1, 25);
   for (std::size_t b = 0; b < boundaries; ++b) {

@@ -62,6 +62,7 @@ corobtree::Options options_for(const BackendConfig& b, std::uint32_t page_size =
   o.direct_io = b.direct_io;
   o.pool_pages = 16;
   o.page_size = page_size;
+  o.durability = corobtree::Durability::kRelaxed;  // damage is done to closed files
   return o;
 }
 
