@@ -6,9 +6,17 @@
 
 namespace corobtree::test {
 
-TempDir::TempDir() {
+namespace {
+std::string default_base() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/corobtree-test-XXXXXX";
+  return base && *base ? base : "/tmp";
+}
+}  // namespace
+
+TempDir::TempDir() : TempDir(default_base()) {}
+
+TempDir::TempDir(const std::string& base) {
+  std::string tmpl = base + "/corobtree-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
   path_ = tmpl;
 }

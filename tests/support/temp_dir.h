@@ -10,6 +10,8 @@ namespace corobtree::test {
 class TempDir {
  public:
   TempDir();
+  // Under `base` instead of $TMPDIR (e.g. /dev/shm, where fsync costs nothing).
+  explicit TempDir(const std::string& base);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -1,0 +1,428 @@
+// The SIGKILL kill loop: a real process (crash_child, COROBTREE_CRASH_CHILD)
+// commits the transaction stream of tests/crash_ops.h and acknowledges each
+// commit on stdout; the test kills it with SIGKILL after a random 5-150 ms,
+// reopens the database and checks it against a std::map model. Then it starts
+// the child again on the same files, from the next transaction number, so the
+// crashes and the model accumulate. For io_uring and pread, each with kSync
+// and kRelaxed durability.
+//
+// What must hold after every kill (see crash_ops.h for why it is exact):
+//  * open succeeds (it replays the log) and validate() is ok;
+//  * every lane of keys equals the model after all its acknowledged
+//    transactions, or after those plus the one its writer had in flight:
+//    nothing acknowledged is lost, no batch is half applied, no value appears
+//    that was never written.
+// Every third iteration the parent recovers the files in place (and closes,
+// checkpointing); otherwise it checks a copy, so the next child recovers the
+// crashed files itself and may be killed while it does.
+//
+// Total kills: COROBTREE_CRASH_KILLS (default 40, split over the four
+// configurations); scripts/crash-test.sh runs 200 or more. Prints its seed;
+// `-- --seed=N` replays the transaction stream and the kill delays (not the
+// exact kill points, which depend on timing). On a failure the crashed files
+// are kept under $TMPDIR/corobtree-crash-failure-* for reproduction.
+#define BOOST_TEST_MODULE crash_kill
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/blocking_database.h"
+#include "tests/crash_ops.h"
+#include "tests/support/seed.h"
+#include "tests/support/temp_dir.h"
+
+namespace bdata = boost::unit_test::data;
+namespace fs = std::filesystem;
+namespace crash = corobtree::crash;
+using corobtree::BlockingDatabase;
+using crash::Model;
+
+namespace {
+
+struct Combo {
+  std::string backend;     // crash_child's spelling: uring | pread
+  std::string durability;  // sync | relaxed
+  std::string name() const { return backend + "/" + durability; }
+};
+
+std::ostream& operator<<(std::ostream& os, const Combo& c) { return os << c.name(); }
+
+const std::vector<Combo> kCombos = {
+    {"uring", "sync"}, {"uring", "relaxed"}, {"pread", "sync"}, {"pread", "relaxed"}};
+
+struct Totals {
+  std::uint64_t kills = 0;
+  std::uint64_t kills_before_open = 0;  // the child was still opening (replaying) the files
+  std::uint64_t acked = 0;              // acknowledged commits found after the kills
+  std::uint64_t unacked_applied = 0;    // in-flight commits that had reached the log
+  std::uint64_t replayed = 0;           // log commits the verifying open replayed
+  std::uint64_t lost = 0;               // acknowledged commits missing
+  std::uint64_t failures = 0;
+
+  void add(const Totals& o) {
+    kills += o.kills;
+    kills_before_open += o.kills_before_open;
+    acked += o.acked;
+    unacked_applied += o.unacked_applied;
+    replayed += o.replayed;
+    lost += o.lost;
+    failures += o.failures;
+  }
+  std::string summary() const {
+    std::ostringstream os;
+    os << "kills=" << kills << " (during open: " << kills_before_open << ")"
+       << " commits_verified=" << acked + unacked_applied << " (acked " << acked
+       << ", unacked in flight " << unacked_applied << ")"
+       << " replayed_at_open=" << replayed << " lost_acked=" << lost << " failures=" << failures;
+    return os.str();
+  }
+};
+
+Totals g_totals;
+
+struct Environment {
+  Environment() {
+    ::unsetenv("COROBTREE_IO");  // each run names its backend
+  }
+  ~Environment() { std::cout << "[crash] total: " << g_totals.summary() << std::endl; }
+};
+BOOST_TEST_GLOBAL_FIXTURE(Environment);
+
+int kills_per_combo() {
+  int total = 40;
+  if (const char* env = std::getenv("COROBTREE_CRASH_KILLS"); env && *env) total = std::atoi(env);
+  const int n = static_cast<int>(kCombos.size());
+  return std::max(1, (total + n - 1) / n);
+}
+
+struct ChildRun {
+  std::vector<std::string> lines;  // complete stdout lines
+  bool killed = false;             // by our SIGKILL
+  std::string status;              // how it ended, when not killed
+};
+
+// Runs crash_child with `args`, kills it after `delay`, returns what it printed.
+ChildRun run_child(const std::vector<std::string>& args, std::chrono::milliseconds delay,
+                   const std::string& err_path) {
+  int out[2];
+  BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  BOOST_REQUIRE(err >= 0);
+  std::vector<std::string> copy = args;
+  std::string exe = COROBTREE_CRASH_CHILD;
+  std::vector<char*> argv{exe.data()};
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const auto started = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(err, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err);
+
+  ChildRun run;
+  std::string pending;
+  auto take = [&](const char* data, std::size_t n) {
+    pending.append(data, n);
+    std::size_t nl;
+    while ((nl = pending.find('\n')) != std::string::npos) {
+      run.lines.push_back(pending.substr(0, nl));
+      pending.erase(0, nl + 1);
+    }
+  };
+  char buf[65536];
+  bool eof = false;
+  const auto deadline = started + delay;
+  // Read while it runs (a full pipe would stall the child), until the deadline.
+  while (!eof) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{out[0], POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r <= 0) continue;
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n <= 0) {
+      eof = true;
+    } else {
+      take(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // Whatever it wrote before dying is still in the pipe.
+  while (true) {
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    take(buf, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !eof) {
+    run.killed = true;
+  } else if (WIFSIGNALED(status)) {
+    run.status = "killed by signal " + std::to_string(WTERMSIG(status));
+  } else {
+    run.status = "exited with status " + std::to_string(WEXITSTATUS(status));
+  }
+  return run;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The "<n>.<i>" a value starts with: which write made it.
+std::string value_name(const std::string& v) { return v.substr(0, std::min(v.find(':'), v.size())); }
+
+// Up to 5 keys where `got` and `want` differ.
+std::string describe_diff(const Model& got, const Model& want) {
+  std::ostringstream os;
+  int shown = 0;
+  auto show = [&](const std::string& key, const std::string& g, const std::string& w) {
+    if (shown++ < 5) os << "\n    " << key << ": database " << g << ", model " << w;
+  };
+  for (const auto& [k, v] : want) {
+    auto it = got.find(k);
+    if (it == got.end()) {
+      show(k, "absent", value_name(v));
+    } else if (it->second != v) {
+      const std::string g = value_name(it->second) + (value_name(it->second) == value_name(v)
+                                                          ? " (bytes differ)"
+                                                          : "");
+      show(k, g, value_name(v));
+    }
+  }
+  for (const auto& [k, v] : got) {
+    if (!want.count(k)) show(k, value_name(v), "absent");
+  }
+  if (shown > 5) os << "\n    ... " << shown - 5 << " more";
+  return os.str();
+}
+
+void copy_db(const std::string& from, const std::string& to) {
+  fs::remove(to);
+  fs::remove(to + "-wal");
+  fs::copy_file(from, to);
+  if (fs::exists(from + "-wal")) fs::copy_file(from + "-wal", to + "-wal");
+}
+
+// One configuration's kill loop; the cumulative model lives here.
+class KillLoop {
+ public:
+  KillLoop(const Combo& combo, std::uint64_t seed) : combo_(combo), seed_(seed), rng_(seed) {
+    path_ = dir_.file("crash.db");
+    snapshot_ = dir_.file("snapshot.db");
+  }
+
+  const Totals& totals() const { return totals_; }
+
+  // Returns false after a failure (the model no longer describes the files).
+  bool iterate(int iteration, bool last) {
+    iteration_ = iteration;
+    pristine_ = path_;
+    const auto delay = std::chrono::milliseconds(5 + rng_() % 146);
+    const int writers = std::array<int, 3>{1, 2, 4}[rng_() % 3];
+    const std::vector<std::string> args = {path_, combo_.backend, combo_.durability,
+                                           std::to_string(seed_), std::to_string(start_),
+                                           std::to_string(writers)};
+    const std::string err_path = dir_.file("child.err");
+    ChildRun run = run_child(args, delay, err_path);
+    if (!run.killed) {
+      return fail("crash_child " + run.status + " before the kill; stderr:\n" + read_file(err_path));
+    }
+    ++totals_.kills;
+
+    // Acks per writer must be start + w, start + w + W, ... in order.
+    std::vector<std::uint64_t> next(static_cast<std::size_t>(writers));
+    for (int w = 0; w < writers; ++w) next[static_cast<std::size_t>(w)] = start_ + static_cast<std::uint64_t>(w);
+    std::vector<std::uint64_t> acked;
+    bool opened = false;
+    for (const std::string& line : run.lines) {
+      if (line == "open") {
+        opened = true;
+        continue;
+      }
+      if (line.rfind("ack ", 0) != 0) return fail("crash_child printed '" + line + "'");
+      const std::uint64_t n = std::stoull(line.substr(4));
+      const std::size_t w = static_cast<std::size_t>((n - start_) % static_cast<std::uint64_t>(writers));
+      if (n < start_ || n != next[w]) return fail("ack " + std::to_string(n) + " out of order");
+      next[w] += static_cast<std::uint64_t>(writers);
+      acked.push_back(n);
+    }
+    if (!opened) ++totals_.kills_before_open;
+    std::sort(acked.begin(), acked.end());
+
+    copy_db(path_, snapshot_);
+    const bool in_place = iteration % 3 == 0 || last;
+    pristine_ = in_place ? snapshot_ : path_;  // the crashed files, kept on failure
+    const bool ok = check(in_place ? path_ : snapshot_, acked, next, writers);
+    if (!in_place) {
+      fs::remove(snapshot_);
+      fs::remove(snapshot_ + "-wal");
+    }
+    start_ = *std::max_element(next.begin(), next.end()) + 1;
+    return ok;
+  }
+
+ private:
+  // Opens `path`, validates it and compares it with the model lane by lane.
+  bool check(const std::string& path, const std::vector<std::uint64_t>& acked,
+             const std::vector<std::uint64_t>& in_flight, int writers) {
+    corobtree::Options options;
+    options.backend =
+        combo_.backend == "uring" ? corobtree::IoBackend::kUring : corobtree::IoBackend::kPread;
+    options.durability = combo_.durability == "sync" ? corobtree::Durability::kSync
+                                                     : corobtree::Durability::kRelaxed;
+    options.create_if_missing = false;
+    std::array<Model, crash::kLanes> got;
+    try {
+      BlockingDatabase db = BlockingDatabase::open(path, options);
+      totals_.replayed += db.stats().recovery.commits;
+      const corobtree::ValidationReport report = db.validate();
+      if (!report.ok()) return fail("validate() after reopening: " + report.summary());
+      for (auto& [k, v] : db.scan()) {
+        const int lane = crash::lane_of_key(k);
+        if (lane < 0) return fail("a key that was never written: '" + k + "'");
+        got[static_cast<std::size_t>(lane)].emplace(std::move(k), std::move(v));
+      }
+      db.close();
+    } catch (const std::exception& e) {
+      return fail(std::string("reopening after the kill: ") + e.what());
+    }
+
+    bool ok = true;
+    for (int lane = 0; lane < crash::kLanes; ++lane) {
+      const std::size_t l = static_cast<std::size_t>(lane);
+      std::vector<crash::Txn> txns;  // this lane's acknowledged transactions, in order
+      for (std::uint64_t n : acked) {
+        if (crash::lane_of_txn(n) == lane) txns.push_back(crash::make_txn(seed_, n));
+      }
+      Model base = model_[l];
+      for (const crash::Txn& t : txns) crash::apply(base, t);
+      if (got[l] == base) {
+        model_[l] = std::move(base);
+        totals_.acked += txns.size();
+        continue;
+      }
+      // The lane's writer may have committed one more before the kill.
+      std::optional<std::uint64_t> candidate;
+      for (int w = 0; w < writers; ++w) {
+        const std::uint64_t c = in_flight[static_cast<std::size_t>(w)];
+        if (crash::lane_of_txn(c) == lane) candidate = c;
+      }
+      if (candidate) {
+        Model with = base;
+        crash::apply(with, crash::make_txn(seed_, *candidate));
+        if (got[l] == with) {
+          model_[l] = std::move(with);
+          totals_.acked += txns.size();
+          ++totals_.unacked_applied;
+          continue;
+        }
+      }
+      ok = false;
+      // How many acknowledged transactions does the database hold?
+      Model prefix = model_[l];
+      std::optional<std::size_t> held;
+      if (got[l] == prefix) held = 0;
+      for (std::size_t i = 0; i < txns.size() && !held; ++i) {
+        crash::apply(prefix, txns[i]);
+        if (got[l] == prefix) held = i + 1;
+      }
+      const std::size_t lost = txns.size() - held.value_or(0);
+      totals_.lost += lost;
+      std::ostringstream os;
+      os << "lane " << lane << " matches neither the model after its " << txns.size()
+         << " acknowledged transactions nor that plus the one in flight ("
+         << (candidate ? std::to_string(*candidate) : std::string("none")) << "); ";
+      if (held) {
+        os << "it holds only the first " << *held << ": " << lost << " acknowledged commits lost";
+      } else {
+        os << "it matches no prefix of them";
+      }
+      os << describe_diff(got[l], base);
+      fail(os.str());
+    }
+    return ok;
+  }
+
+  bool fail(const std::string& what) {
+    ++totals_.failures;
+    const fs::path keep = fs::temp_directory_path() /
+                          ("corobtree-crash-failure-" + std::to_string(seed_) + "-" +
+                           combo_.backend + "-" + combo_.durability + "-" +
+                           std::to_string(iteration_));
+    std::error_code ec;
+    fs::create_directories(keep, ec);
+    if (fs::exists(pristine_)) {
+      fs::copy_file(pristine_, keep / "crash.db", fs::copy_options::overwrite_existing, ec);
+      if (fs::exists(pristine_ + "-wal")) {
+        fs::copy_file(pristine_ + "-wal", keep / "crash.db-wal",
+                      fs::copy_options::overwrite_existing, ec);
+      }
+    }
+    BOOST_ERROR(combo_.name() << " seed " << seed_ << " iteration " << iteration_ << " (start "
+                              << start_ << "): " << what << "\n  crashed files kept in "
+                              << keep.string());
+    return false;
+  }
+
+  const Combo combo_;
+  const std::uint64_t seed_;
+  std::mt19937_64 rng_;
+  corobtree::test::TempDir dir_;
+  std::string path_;
+  std::string snapshot_;
+  std::string pristine_;
+  std::uint64_t start_ = 0;
+  int iteration_ = 0;
+  std::array<Model, crash::kLanes> model_;
+  Totals totals_;
+};
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(sigkill_loses_no_acknowledged_commit, bdata::make(kCombos), combo) {
+  const std::uint64_t seed = corobtree::test::test_seed("crash_kill " + combo.name());
+  const int kills = kills_per_combo();
+  KillLoop loop(combo, seed);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kills; ++i) {
+    if (!loop.iterate(i, i + 1 == kills)) break;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  g_totals.add(loop.totals());
+  BOOST_TEST_MESSAGE("[crash] " << combo.name() << ": " << loop.totals().summary() << " in " << secs
+                                << " s");
+  BOOST_TEST(loop.totals().failures == 0u);
+  BOOST_TEST(loop.totals().lost == 0u);
+}
