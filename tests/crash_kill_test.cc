@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -77,6 +78,8 @@ struct Totals {
   std::uint64_t replayed = 0;           // log commits the verifying open replayed
   std::uint64_t lost = 0;               // acknowledged commits missing
   std::uint64_t failures = 0;
+  std::uint64_t lock_waits = 0;  // kills after which the files stayed locked a moment
+  std::uint64_t longest_lock_wait_ms = 0;
 
   void add(const Totals& o) {
     kills += o.kills;
@@ -86,13 +89,16 @@ struct Totals {
     replayed += o.replayed;
     lost += o.lost;
     failures += o.failures;
+    lock_waits += o.lock_waits;
+    longest_lock_wait_ms = std::max(longest_lock_wait_ms, o.longest_lock_wait_ms);
   }
   std::string summary() const {
     std::ostringstream os;
     os << "kills=" << kills << " (during open: " << kills_before_open << ")"
        << " commits_verified=" << acked + unacked_applied << " (acked " << acked
        << ", unacked in flight " << unacked_applied << ")"
-       << " replayed_at_open=" << replayed << " lost_acked=" << lost << " failures=" << failures;
+       << " replayed_at_open=" << replayed << " lost_acked=" << lost << " failures=" << failures
+       << " lock_waits=" << lock_waits << " (longest " << longest_lock_wait_ms << " ms)";
     return os.str();
   }
 };
@@ -228,6 +234,27 @@ std::string describe_diff(const Model& got, const Model& want) {
   return os.str();
 }
 
+// Waits until no process holds the flock of `path` (if it exists) and returns
+// whether it had to wait. A killed io_uring process's ring is torn down
+// asynchronously, after waitpid(): its in-flight requests keep the files (and
+// their flock) open, and may still write, for a moment.
+bool wait_released(const std::string& path, bool* timed_out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool waited = false;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    waited = true;
+    if (std::chrono::steady_clock::now() > give_up) {
+      *timed_out = true;
+      break;
+    }
+    ::usleep(1000);
+  }
+  ::close(fd);
+  return waited;
+}
+
 void copy_db(const std::string& from, const std::string& to) {
   fs::remove(to);
   fs::remove(to + "-wal");
@@ -249,7 +276,9 @@ class KillLoop {
   bool iterate(int iteration, bool last) {
     iteration_ = iteration;
     pristine_ = path_;
-    const auto delay = std::chrono::milliseconds(5 + rng_() % 146);
+    // Mostly 5-150 ms; one run in six dies within 15 ms, often while it is
+    // still opening (replaying) the files.
+    const auto delay = std::chrono::milliseconds(rng_() % 6 == 0 ? 5 + rng_() % 11 : 5 + rng_() % 146);
     const int writers = std::array<int, 3>{1, 2, 4}[rng_() % 3];
     const std::vector<std::string> args = {path_, combo_.backend, combo_.durability,
                                            std::to_string(seed_), std::to_string(start_),
@@ -279,6 +308,19 @@ class KillLoop {
       acked.push_back(n);
     }
     if (!opened) ++totals_.kills_before_open;
+    bool stuck = false;
+    const auto wait0 = std::chrono::steady_clock::now();
+    const bool waited_db = wait_released(path_, &stuck);
+    const bool waited_wal = wait_released(path_ + "-wal", &stuck);
+    if (waited_db || waited_wal) {
+      ++totals_.lock_waits;
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - wait0)
+                          .count();
+      totals_.longest_lock_wait_ms = std::max<std::uint64_t>(totals_.longest_lock_wait_ms,
+                                                             static_cast<std::uint64_t>(ms));
+    }
+    if (stuck) return fail("the killed child's files stayed locked for 10 s");
     std::sort(acked.begin(), acked.end());
 
     copy_db(path_, snapshot_);
@@ -358,7 +400,7 @@ class KillLoop {
         crash::apply(prefix, txns[i]);
         if (got[l] == prefix) held = i + 1;
       }
-      const std::size_t lost = txns.size() - held.value_or(0);
+      const std::size_t lost = held ? txns.size() - *held : 0;
       totals_.lost += lost;
       std::ostringstream os;
       os << "lane " << lane << " matches neither the model after its " << txns.size()

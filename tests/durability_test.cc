@@ -30,6 +30,16 @@
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
+namespace std {  // lets Boost.Test print optional values in failed checks
+inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional<std::string>& v) {
+  return v ? os << '"' << *v << '"' : os << "nullopt";
+}
+}  // namespace std
+
+namespace corobtree {
+inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) { return os << backend_name(b); }
+}  // namespace corobtree
+
 namespace bdata = boost::unit_test::data;
 using corobtree::BlockingDatabase;
 using corobtree::Database;
@@ -352,4 +362,223 @@ BOOST_DATA_TEST_CASE(error_sweep, bdata::make(kErrorSweeps), cfg) {
   BOOST_TEST_MESSAGE(cfg.name() << ": " << points.size() << " injected errors over " << total
                                 << " operations, all reported, 0 lost acknowledged commits");
   BOOST_TEST(reported == points.size());
+}
+
+// ---- the log's contracts, one by one ------------------------------------------
+
+namespace {
+
+Options plain_options(IoBackend backend) {
+  Options o;
+  o.backend = backend;
+  o.pool_pages = 16;
+  return o;
+}
+
+std::uint64_t file_size(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<std::uint64_t>(n);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+corobtree::Task<void> writer_task(Database& db, int writer, int commits) {
+  for (int i = 0; i < commits; ++i) {
+    const std::string key = "w" + std::to_string(writer) + "-" + std::to_string(i);
+    const std::string value(100, static_cast<char>('a' + writer % 26));
+    co_await db.put(key, value);
+  }
+}
+
+corobtree::Task<void> run_writers(Database& db, int writers, int commits) {
+  std::vector<corobtree::Task<void>> tasks;
+  for (int w = 0; w < writers; ++w) tasks.push_back(writer_task(db, w, commits));
+  co_await corobtree::when_all(std::move(tasks));
+}
+
+}  // namespace
+
+const std::vector<IoBackend> kBothBackends = {IoBackend::kUring, IoBackend::kPread};
+
+// Concurrent committers share fsyncs; each commit still returns only when durable.
+BOOST_DATA_TEST_CASE(group_commit_shares_fsyncs, bdata::make(kBothBackends), backend) {
+  TempDir dir;
+  const std::string path = dir.file("group.db");
+  auto db = corobtree::sync_wait(Database::open(path, plain_options(backend)));
+  const auto before = db->stats().wal;
+  corobtree::sync_wait(run_writers(*db, 32, 8));
+  const auto after = db->stats().wal;
+  const std::uint64_t commits = after.commits - before.commits;
+  const std::uint64_t syncs = after.syncs - before.syncs;
+  BOOST_TEST(commits == 256u);
+  BOOST_TEST_MESSAGE(corobtree::backend_name(backend) << ": 256 commits from 32 tasks took " << syncs
+                                                      << " fsyncs; largest group " << after.largest_group);
+  BOOST_TEST(syncs * 4 <= commits);  // at least 4 commits per fsync on average
+  BOOST_TEST(after.largest_group >= 16u);
+  // Dropped without close (a crash of the process): every commit is in the log.
+  db.reset();
+  BlockingDatabase again = BlockingDatabase::open(path, plain_options(backend));
+  BOOST_TEST(again.count() == 256u);
+  BOOST_TEST(again.stats().recovery.commits > 0u);
+  BOOST_TEST(again.validate().ok());
+}
+
+// Relaxed commits are written but not synced: they survive the process
+// (dropped without close), and take no fsync.
+BOOST_DATA_TEST_CASE(relaxed_commits_survive_a_process_crash, bdata::make(kBothBackends), backend) {
+  TempDir dir;
+  const std::string path = dir.file("relaxed.db");
+  Options o = plain_options(backend);
+  o.durability = Durability::kRelaxed;
+  auto db = corobtree::sync_wait(Database::open(path, o));
+  for (int i = 0; i < 300; ++i) corobtree::sync_wait(db->put(key_of(i), "value" + std::to_string(i)));
+  BOOST_TEST(db->stats().wal.syncs == 0u);
+  BOOST_TEST(db->stats().wal.commits == 300u);
+  db.reset();  // no close, no checkpoint
+  BlockingDatabase again = BlockingDatabase::open(path, o);
+  BOOST_TEST(again.count() == 300u);
+  BOOST_TEST(again.get(key_of(299)) == std::optional<std::string>("value299"));
+}
+
+// The log is checkpointed by size, so it stays bounded; the data file then
+// holds the state, and a clean close removes the log.
+BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(kBothBackends), backend) {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.db");
+  Options o = plain_options(backend);
+  o.durability = Durability::kRelaxed;
+  o.wal_checkpoint_bytes = 256 << 10;
+  BlockingDatabase db = BlockingDatabase::open(path, o);
+  std::uint64_t biggest_log = 0;
+  for (int i = 0; i < 3000; ++i) {
+    db.put(key_of(i), std::string(200, 'x'));
+    biggest_log = std::max(biggest_log, db.stats().wal.bytes);
+  }
+  BOOST_TEST(db.stats().checkpoints >= 3u);
+  // One commit past the threshold at most (a commit here logs a few pages).
+  BOOST_TEST(biggest_log < (256u << 10) + 64u * 1024u);
+  BOOST_TEST(file_size(path + "-wal") <= (8u << 20));
+  db.close();
+  BOOST_TEST(!std::filesystem::exists(path + "-wal"));
+  BlockingDatabase again = BlockingDatabase::open(path, o);
+  BOOST_TEST(again.count() == 3000u);
+  BOOST_TEST(again.stats().recovery.commits == 0u);
+}
+
+// A batch's pages do not reach the data file before its commit, even when the
+// pool has to evict them mid-batch; after a crash the batch is all or nothing.
+BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file, bdata::make(kBothBackends), backend) {
+  TempDir dir(fast_base());
+  const std::string path = dir.file("batch.db");
+  Options o = plain_options(backend);
+  o.page_size = 1024;
+  {
+    BlockingDatabase db = BlockingDatabase::open(path, o);
+    for (int i = 0; i < 200; ++i) db.put(key_of(i), "before");
+    db.close();
+  }
+  const std::string data_before = read_all(path);
+  WriteBatch big;  // far more pages than the 16 frames
+  for (int i = 0; i < 2000; ++i) big.put(key_of(i), std::string(300, 'n'));
+  auto plan = std::make_shared<FaultPlan>(7);
+  o.wrap_disk = plan->wrapper();
+  auto db = corobtree::sync_wait(Database::open(path, o));
+  plan->crash_at = plan->ops() + 400;  // well inside the batch, before its commit
+  bool threw = false;
+  try {
+    corobtree::sync_wait(db->write(big));
+  } catch (const Error&) {
+    threw = true;
+  }
+  BOOST_REQUIRE(threw);
+  BOOST_TEST(db->stats().wal.page_records > 16u);  // the pool did spill pages of the batch
+  db.reset();
+  // Not one byte of the data file changed; it only grew by zeroed blocks that
+  // new pages of the batch will take once it commits.
+  const std::string data_after = read_all(path);
+  BOOST_REQUIRE(data_after.size() >= data_before.size());
+  BOOST_TEST((data_after.compare(0, data_before.size(), data_before) == 0));
+  BOOST_TEST((data_after.find_first_not_of('\0', data_before.size()) == std::string::npos));
+  plan->power_loss();
+  Options plain = plain_options(backend);
+  BlockingDatabase again = BlockingDatabase::open(path, plain);
+  BOOST_TEST(again.count() == 200u);
+  BOOST_TEST(again.get(key_of(0)) == std::optional<std::string>("before"));
+  BOOST_TEST(again.validate().ok());
+}
+
+// Recovery ignores a torn tail and garbage after the last commit, and a log
+// that belongs to another database.
+BOOST_DATA_TEST_CASE(torn_tail_and_foreign_logs_are_ignored, bdata::make(kBothBackends), backend) {
+  TempDir dir;
+  const std::string path = dir.file("tail.db");
+  Options o = plain_options(backend);
+  auto db = corobtree::sync_wait(Database::open(path, o));
+  for (int i = 0; i < 50; ++i) corobtree::sync_wait(db->put(key_of(i), "v" + std::to_string(i)));
+  db.reset();  // crash: the log holds 50 commits
+  const std::string wal = path + "-wal";
+  const std::string log = read_all(wal);
+  // Flip bytes at the end of the used part of the log (a torn last block),
+  // and append garbage.
+  std::size_t end = log.size();
+  while (end > 0 && log[end - 1] == '\0') --end;
+  std::string damaged = log;
+  damaged[end - 10] = static_cast<char>(damaged[end - 10] ^ 0x5a);
+  damaged += std::string(5000, '\x77');
+  { std::ofstream(wal, std::ios::binary | std::ios::trunc) << damaged; }
+  {
+    BlockingDatabase again = BlockingDatabase::open(path, o);
+    // The last record was damaged: at most the last commit is gone, none before it.
+    BOOST_TEST(again.count() >= 49u);
+    for (int i = 0; i < 49; ++i) BOOST_TEST(again.get(key_of(i)) == std::optional<std::string>("v" + std::to_string(i)));
+    BOOST_TEST(again.validate().ok());
+    again.close();
+  }
+  // A log left by another database of the same name is not replayed.
+  const std::string other = dir.file("other.db");
+  {
+    auto odb = corobtree::sync_wait(Database::open(other, o));
+    corobtree::sync_wait(odb->put("foreign", "key"));
+    odb.reset();  // its log stays
+  }
+  std::filesystem::remove(other);  // the data file goes; its log stays
+  BlockingDatabase fresh = BlockingDatabase::open(other, o);
+  BOOST_TEST(fresh.count() == 0u);
+  BOOST_TEST(!fresh.get("foreign").has_value());
+}
+
+// After a failed write the database stops: every call names the failure;
+// close() writes nothing; reopening recovers the acknowledged commits.
+BOOST_DATA_TEST_CASE(a_failed_write_stops_the_database, bdata::make(kBothBackends), backend) {
+  TempDir dir(fast_base());
+  const std::string path = dir.file("stop.db");
+  auto plan = std::make_shared<FaultPlan>(3);
+  Options o = plain_options(backend);
+  o.wrap_disk = plan->wrapper();
+  BlockingDatabase db = BlockingDatabase::open(path, o);
+  for (int i = 0; i < 20; ++i) db.put(key_of(i), "ok");
+  plan->fail_at = plan->ops();  // the next operation: the commit's log write
+  plan->write_errno = ENOSPC;
+  try {
+    db.put("doomed", "value");
+    BOOST_FAIL("the put did not report the failure");
+  } catch (const Error& e) {
+    BOOST_TEST((e.code() == ErrorCode::kNoSpace || e.code() == ErrorCode::kIoError), e.what());
+  }
+  try {
+    (void)db.get(key_of(1));
+    BOOST_FAIL("a stopped database answered a read");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).find("reopen") != std::string::npos, e.what());
+  }
+  db.close();  // releases the files, writes nothing
+  Options plain = plain_options(backend);
+  BlockingDatabase again = BlockingDatabase::open(path, plain);
+  BOOST_TEST(again.count() >= 20u);
+  BOOST_TEST(again.get(key_of(19)) == std::optional<std::string>("ok"));
+  BOOST_TEST(again.validate().ok());
 }
