@@ -28,10 +28,16 @@ class Database::Hooks final : public PageHooks {
     }
     page::verify(id, p, path_);
   }
-  void before_write(BlockId id, std::span<std::byte> p) override { page::stamp_checksum(id, p); }
+  void before_write(BlockId id, std::span<std::byte> p) override {
+    // The LSN of the transaction that logs this image.
+    if (wal_) page::store<std::uint64_t>(p.data(), page::kOffLsn, wal_->last_lsn() + 1);
+    page::stamp_checksum(id, p);
+  }
+  void set_wal(const Wal* wal) noexcept { wal_ = wal; }
 
  private:
   std::string path_;
+  const Wal* wal_ = nullptr;
 };
 
 namespace {
@@ -90,6 +96,7 @@ Database::Database(std::string path, std::unique_ptr<DiskManager> disk, std::uni
       pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)),
       meta_sequence_(meta.sequence),
       database_id_(meta.database_id) {
+  hooks_->set_wal(wal_.get());
   pool_->set_hooks(hooks_.get());
   pool_->set_store(wal_.get());
   TreeState st;
