@@ -341,34 +341,9 @@ Task<void> Database::finish_commit(std::uint64_t lsn) {
   }
 }
 
-Task<void> Database::put(std::string_view key, std::string_view value) {
-  check_open();
-  tree_->check_key(key);
-  tree_->check_value(value);
-  std::uint64_t lsn = 0;
-  {
-    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-    check_open();
-    const CommitState before = commit_state();
-    std::exception_ptr error;
-    try {
-      co_await tree_->put_locked(key, value);
-      lsn = co_await log_commit();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error) {
-      if (!(commit_state() == before)) stopped_ = error;
-      write_failed(error);
-      std::rethrow_exception(error);
-    }
-  }
-  co_await finish_commit(lsn);
-}
-
-Task<bool> Database::erase(std::string_view key) {
-  check_open();
-  tree_->check_key(key);
+Task<bool> Database::transact(Txn kind, std::string_view key, std::string_view value,
+                              const WriteBatch* batch,
+                              const std::vector<std::pair<std::string, std::string>>* sorted) {
   std::uint64_t lsn = 0;
   bool found = false;
   {
@@ -377,7 +352,26 @@ Task<bool> Database::erase(std::string_view key) {
     const CommitState before = commit_state();
     std::exception_ptr error;
     try {
-      found = co_await tree_->erase_locked(key);
+      switch (kind) {
+        case Txn::kPut:
+          co_await tree_->put_locked(key, value);
+          break;
+        case Txn::kErase:
+          found = co_await tree_->erase_locked(key);
+          break;
+        case Txn::kBatch:
+          for (const WriteBatch::Op& op : batch->ops()) {
+            if (op.erase) {
+              co_await tree_->erase_locked(op.key);
+            } else {
+              co_await tree_->put_locked(op.key, op.value);
+            }
+          }
+          break;
+        case Txn::kBulkLoad:
+          co_await tree_->bulk_load_locked(*sorted);
+          break;
+      }
       lsn = co_await log_commit();
     } catch (...) {
       error = std::current_exception();
@@ -392,60 +386,32 @@ Task<bool> Database::erase(std::string_view key) {
   co_return found;
 }
 
+Task<void> Database::put(std::string_view key, std::string_view value) {
+  check_open();
+  tree_->check_key(key);
+  tree_->check_value(value);
+  co_await transact(Txn::kPut, key, value, nullptr, nullptr);
+}
+
+Task<bool> Database::erase(std::string_view key) {
+  check_open();
+  tree_->check_key(key);
+  const bool found = co_await transact(Txn::kErase, key, std::string_view(), nullptr, nullptr);
+  co_return found;
+}
+
 Task<void> Database::write(const WriteBatch& batch) {
   check_open();
   for (const WriteBatch::Op& op : batch.ops()) {  // reject bad input before changing anything
     tree_->check_key(op.key);
     if (!op.erase) tree_->check_value(op.value);
   }
-  std::uint64_t lsn = 0;
-  {
-    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-    check_open();
-    const CommitState before = commit_state();
-    std::exception_ptr error;
-    try {
-      for (const WriteBatch::Op& op : batch.ops()) {
-        if (op.erase) {
-          co_await tree_->erase_locked(op.key);
-        } else {
-          co_await tree_->put_locked(op.key, op.value);
-        }
-      }
-      lsn = co_await log_commit();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error) {
-      if (!(commit_state() == before)) stopped_ = error;
-      write_failed(error);
-      std::rethrow_exception(error);
-    }
-  }
-  co_await finish_commit(lsn);
+  co_await transact(Txn::kBatch, std::string_view(), std::string_view(), &batch, nullptr);
 }
 
 Task<void> Database::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
   check_open();
-  std::uint64_t lsn = 0;
-  {
-    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-    check_open();
-    const CommitState before = commit_state();
-    std::exception_ptr error;
-    try {
-      co_await tree_->bulk_load_locked(sorted);
-      lsn = co_await log_commit();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error) {
-      if (!(commit_state() == before)) stopped_ = error;
-      write_failed(error);
-      std::rethrow_exception(error);
-    }
-  }
-  co_await finish_commit(lsn);
+  co_await transact(Txn::kBulkLoad, std::string_view(), std::string_view(), nullptr, &sorted);
 }
 
 Cursor Database::cursor(ScanOptions options) {

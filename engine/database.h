@@ -153,6 +153,12 @@ class Database {
            const Options& options, const struct Meta& meta);
   void check_open() const;
   CommitState commit_state() const;
+  enum class Txn { kPut, kErase, kBatch, kBulkLoad };
+  // One transaction under the writer mutex: the change, its commit record,
+  // then (mutex released) the wait for durability. Returns erase's result.
+  Task<bool> transact(Txn kind, std::string_view key, std::string_view value,
+                      const WriteBatch* batch,
+                      const std::vector<std::pair<std::string, std::string>>* sorted);
   // The end of a transaction (writer mutex held): logs the dirty pages and a commit record.
   Task<std::uint64_t> log_commit();
   // After the writer mutex is released: waits for durability, checkpoints when due.

@@ -80,38 +80,6 @@ CommitState decode_commit(const std::byte* p) noexcept {
 
 }  // namespace
 
-// ---- awaiters ----------------------------------------------------------------
-
-class Wal::FlushTurn {
- public:
-  explicit FlushTurn(Wal& wal) noexcept : wal_(wal) {}
-  bool await_ready() const noexcept { return !wal_.flushing_; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    node_.handle = h;
-    wal_.flush_waiters_.push_back(&node_);
-  }
-  void await_resume() const noexcept {}
-
- private:
-  Wal& wal_;
-  detail::WaiterNode node_;
-};
-
-class Wal::ReadsDone {
- public:
-  explicit ReadsDone(Wal& wal) noexcept : wal_(wal) {}
-  bool await_ready() const noexcept { return wal_.log_reads_in_flight_ == 0; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    node_.handle = h;
-    wal_.read_waiters_.push_back(&node_);
-  }
-  void await_resume() const noexcept {}
-
- private:
-  Wal& wal_;
-  detail::WaiterNode node_;
-};
-
 // ---- Wal ---------------------------------------------------------------------
 
 Wal::Wal(std::unique_ptr<DiskManager> log, DiskManager& data, Durability durability,
@@ -234,7 +202,7 @@ std::uint64_t Wal::append_commit(const CommitState& state) {
 // ---- writing -------------------------------------------------------------------
 
 Task<void> Wal::acquire_flush() {
-  while (flushing_) co_await FlushTurn(*this);
+  while (flushing_) co_await detail::ListAwaiter(flush_waiters_);
   flushing_ = true;
 }
 
@@ -316,7 +284,7 @@ Task<void> Wal::wait_durable(std::uint64_t lsn) {
     check_failed();
     if (durable_lsn_ >= lsn) co_return;
     if (flushing_) {
-      co_await FlushTurn(*this);
+      co_await detail::ListAwaiter(flush_waiters_);
       continue;
     }
     co_await write_and_sync(durability_ == Durability::kSync, true);
@@ -398,7 +366,7 @@ Task<void> Wal::copy_pages_to(DiskManager& data, BufferPool* pool) {
 Task<void> Wal::reset() {
   check_failed();
   co_await acquire_flush();
-  while (log_reads_in_flight_ > 0) co_await ReadsDone(*this);
+  while (log_reads_in_flight_ > 0) co_await detail::ListAwaiter(read_waiters_);
   std::exception_ptr error;
   try {
     if (log_->block_count() * page_size_ > kShrinkAboveBytes) {

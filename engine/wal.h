@@ -125,9 +125,6 @@ class Wal final : public PageStore {
   const std::string& path() const noexcept { return log_->path(); }
 
  private:
-  class FlushTurn;   // awaits the end of the current tail write
-  class ReadsDone;   // awaits the end of reads from the log file
-
   void append_record(std::uint16_t type, std::uint64_t lsn, std::uint64_t page,
                      std::span<const std::byte> payload, std::size_t zero_payload);
   void pad_to_block();

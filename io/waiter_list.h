@@ -82,4 +82,21 @@ inline WaiterNode::~WaiterNode() {
   if (owner) owner->remove(this);
 }
 
+// Awaits a wake-up through `list` (whoever wakes it pops the node and posts
+// its handle): `while (busy) co_await ListAwaiter(list);`.
+class ListAwaiter {
+ public:
+  explicit ListAwaiter(WaiterList& list) noexcept : list_(list) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    node_.handle = h;
+    list_.push_back(&node_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  WaiterList& list_;
+  WaiterNode node_;
+};
+
 }  // namespace corobtree::detail

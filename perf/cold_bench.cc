@@ -141,6 +141,7 @@ Task<void> build_database(std::string path, std::uint64_t n) {
   }
   Options o;
   o.pool_pages = kBuildPoolPages;
+  o.durability = corobtree::Durability::kRelaxed;
   o.error_if_exists = true;
   std::unique_ptr<Database> db = co_await Database::open(path, o);
   co_await db->bulk_load(pairs);

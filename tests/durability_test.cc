@@ -76,7 +76,7 @@ struct Op {
 };
 
 std::string key_of(std::uint64_t k) {
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "k%06llu", static_cast<unsigned long long>(k));
   return buf;
 }

@@ -123,21 +123,6 @@ PowerLossReport FaultPlan::power_loss() {
 
 // ---- FaultDiskManager ------------------------------------------------------------
 
-class FaultDiskManager::WritesDone {
- public:
-  explicit WritesDone(FaultDiskManager& dm) noexcept : dm_(dm) {}
-  bool await_ready() const noexcept { return dm_.writes_in_flight_ == 0; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    node_.handle = h;
-    dm_.drain_waiters_.push_back(&node_);
-  }
-  void await_resume() const noexcept {}
-
- private:
-  FaultDiskManager& dm_;
-  detail::WaiterNode node_;
-};
-
 FaultDiskManager::FaultDiskManager(std::unique_ptr<DiskManager> inner,
                                    std::shared_ptr<FaultPlan> plan)
     : inner_(std::move(inner)), plan_(std::move(plan)), file_(plan_->file(*inner_)) {}
@@ -183,7 +168,7 @@ Task<void> FaultDiskManager::write_block(BlockId id, std::span<const std::byte> 
 
 Task<void> FaultDiskManager::sync() {
   plan_->step(FaultOp::kSync, inner_->path(), kInvalidBlockId);
-  while (writes_in_flight_ > 0) co_await WritesDone(*this);
+  while (writes_in_flight_ > 0) co_await detail::ListAwaiter(drain_waiters_);
   co_await inner_->sync();
   file_->pending.clear();
   file_->synced.clear();

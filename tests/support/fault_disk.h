@@ -110,7 +110,6 @@ class FaultDiskManager final : public DiskManager {
   void close() noexcept override { inner_->close(); }
 
  private:
-  class WritesDone;
   std::vector<std::byte> current_block(BlockId id) const;
 
   std::unique_ptr<DiskManager> inner_;
