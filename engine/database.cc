@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "engine/meta.h"
@@ -153,11 +154,59 @@ Task<Meta> replay(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec
   co_return meta;
 }
 
+// Creates a database at `path` atomically: the file is built and synced under
+// a temporary name, then linked into place (never over an existing file) and
+// the directory synced, so a crash during creation leaves no half-made file.
+Task<void> create_database(std::string path, DiskOptions dopts, std::uint32_t minimum_degree) {
+  const std::string tmp = path + ".creating";
+  ::unlink(tmp.c_str());  // left by a crash during an earlier creation
+  {
+    std::unique_ptr<DiskManager> disk = DiskManager::open(tmp, dopts);
+    const std::uint32_t page_size = dopts.page_size;
+    AlignedBuffer buf(page_size);
+    disk->allocate_blocks(3);  // two meta pages and an empty root leaf
+    page::init(buf.span(), PageType::kLeaf);
+    page::stamp_checksum(2, buf.span());
+    co_await disk->write_block(2, buf.span());
+    Meta meta;
+    meta.page_size = page_size;
+    meta.root = 2;
+    meta.height = 1;
+    meta.minimum_degree = minimum_degree;
+    meta.page_count = 3;
+    meta.database_id = new_database_id();
+    for (BlockId id : {BlockId{0}, BlockId{1}}) {
+      meta.sequence = id;
+      encode_meta(meta, id, buf.span());
+      co_await disk->write_block(id, buf.span());
+    }
+    co_await disk->sync();
+    disk->close();
+  }
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) {
+      throw Error(ErrorCode::kLocked, "'" + path + "' was created by another process meanwhile",
+                  err, path);
+    }
+    throw errno_error(err, "create", path);
+  }
+  ::unlink(tmp.c_str());
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);  // the new name is durable
+    ::close(dfd);
+  }
+}
+
 }  // namespace
 
 Task<std::unique_ptr<Database>> Database::open(std::string path, Options options) {
   struct stat st;
-  const bool exists = ::stat(path.c_str(), &st) == 0;
+  bool exists = ::stat(path.c_str(), &st) == 0;
   if (!exists && errno != ENOENT) throw errno_error(errno, "stat", path);
   if (!exists && !options.create_if_missing) {
     throw Error(ErrorCode::kNotFound, "'" + path + "' does not exist", ENOENT, path);
@@ -185,7 +234,13 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
   dopts.backend = options.backend;
   dopts.direct_io = options.direct_io;
   dopts.loop = options.loop;
-  dopts.create_if_missing = options.create_if_missing;
+  dopts.create_if_missing = true;
+  if (!exists) {
+    co_await create_database(path, dopts, options.minimum_degree);
+    if (::stat(path.c_str(), &st) != 0) throw errno_error(errno, "stat", path);
+    exists = true;
+  }
+  dopts.create_if_missing = false;
   std::unique_ptr<DiskManager> disk = DiskManager::open(path, dopts);
   // The log shares the data file's backend and io_uring loop; it is buffered
   // (appends and fdatasync), never O_DIRECT.
@@ -203,25 +258,7 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
 
   Meta meta;
   AlignedBuffer buf(page_size);
-  if (!exists || disk->block_count() == 0) {
-    // A new database: two meta pages and an empty root leaf.
-    disk->allocate_blocks(3);
-    page::init(buf.span(), PageType::kLeaf);
-    page::stamp_checksum(2, buf.span());
-    co_await disk->write_block(2, buf.span());
-    meta.page_size = page_size;
-    meta.root = 2;
-    meta.height = 1;
-    meta.minimum_degree = options.minimum_degree;
-    meta.page_count = 3;
-    meta.database_id = new_database_id();
-    for (BlockId id : {BlockId{0}, BlockId{1}}) {
-      meta.sequence = id;
-      encode_meta(meta, id, buf.span());
-      co_await disk->write_block(id, buf.span());
-    }
-    co_await disk->sync();
-  } else {
+  {
     if (disk->block_count() < 3) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' is truncated: " + std::to_string(st.st_size) + " bytes", 0, path);
@@ -347,6 +384,15 @@ Task<bool> Database::transact(Txn kind, std::string_view key, std::string_view v
   std::uint64_t lsn = 0;
   bool found = false;
   {
+    // Counted in the log's group commit until the commit record is appended.
+    struct WriterCount {
+      Wal& wal;
+      explicit WriterCount(Wal& w) noexcept : wal(w) { wal.begin_writer(); }
+      ~WriterCount() { wal.end_writer(); }
+      WriterCount(const WriterCount&) = delete;
+      WriterCount& operator=(const WriterCount&) = delete;
+    };
+    WriterCount counted(*wal_);
     AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
     check_open();
     const CommitState before = commit_state();

@@ -65,7 +65,7 @@ struct Options {
   EventLoop* loop = nullptr;  // share an io_uring loop; null = the database owns one
   Durability durability = Durability::kSync;
   // A checkpoint runs after the commit that grows the log past this many bytes.
-  std::uint64_t wal_checkpoint_bytes = std::uint64_t{16} << 20;
+  std::uint64_t wal_checkpoint_bytes = std::uint64_t{64} << 20;
   // After replaying a log at open, validate() the tree (kCorruption if unsound).
   bool validate_after_recovery = true;
   // Instrumentation: wraps the data file's and the log's DiskManager (the

@@ -37,9 +37,9 @@ constexpr std::size_t kSpillWriteBytes = std::size_t{1} << 20;
 constexpr std::uint64_t kGrowBytes = std::uint64_t{4} << 20;
 // A reset shrinks a log file larger than this back to kGrowBytes.
 constexpr std::uint64_t kShrinkAboveBytes = std::uint64_t{64} << 20;
-// Group commit: how many times the flushing committer lets ready writers run
-// (while they keep appending commits) before it writes.
-constexpr int kMaxGatherYields = 64;
+// Group commit: how many transactions the flushing committer waits for at
+// most (while writers are inside one or queued for one) before it writes.
+constexpr int kMaxGatherRounds = 256;
 // Recovery reads the log this many blocks at a time.
 constexpr std::uint64_t kScanBlocks = 64;
 
@@ -249,16 +249,18 @@ Task<void> Wal::write_tail() {
 }
 
 Task<void> Wal::write_and_sync(bool sync, bool gather) {
-  co_await acquire_flush();
   if (gather) {
-    // Let the writers that are ready now finish their transactions, so that
-    // one write and one fsync acknowledge them all.
-    for (int i = 0; i < kMaxGatherYields; ++i) {
-      const std::uint64_t before = last_lsn_;
-      co_await Yield{};
-      if (last_lsn_ == before) break;
+    // Let the writers that are ready now, and those inside a transaction or
+    // queued for one, append their commits first, so that one write and one
+    // fsync acknowledge them all.
+    gathering_ = true;
+    co_await Yield{};
+    for (int i = 0; i < kMaxGatherRounds && writers_ > 0; ++i) {
+      co_await detail::ListAwaiter(writer_waiters_);
     }
+    gathering_ = false;
   }
+  co_await acquire_flush();
   const std::uint64_t target = last_lsn_;
   std::exception_ptr error;
   try {
@@ -283,12 +285,17 @@ Task<void> Wal::wait_durable(std::uint64_t lsn) {
   for (;;) {
     check_failed();
     if (durable_lsn_ >= lsn) co_return;
-    if (flushing_) {
+    if (flushing_ || gathering_) {
       co_await detail::ListAwaiter(flush_waiters_);
       continue;
     }
     co_await write_and_sync(durability_ == Durability::kSync, true);
   }
+}
+
+void Wal::end_writer() noexcept {
+  --writers_;
+  while (detail::WaiterNode* n = writer_waiters_.pop_front()) Scheduler::current().post(n->handle);
 }
 
 Task<void> Wal::sync_all() {

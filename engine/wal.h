@@ -98,6 +98,11 @@ class Wal final : public PageStore {
 
   // Ends the current transaction with a commit record; returns its LSN.
   std::uint64_t append_commit(const CommitState& state);
+  // Group commit: a writer counts itself in before it waits for the writer
+  // mutex and out once its commit record is appended (or it failed); the
+  // committer that writes the log waits for the writers counted in.
+  void begin_writer() noexcept { ++writers_; }
+  void end_writer() noexcept;
   // Returns once commit `lsn` is durable (kSync) or written (kRelaxed).
   Task<void> wait_durable(std::uint64_t lsn);
   // Writes and fsyncs everything appended, whatever the durability mode.
@@ -163,7 +168,10 @@ class Wal final : public PageStore {
   std::unordered_map<BlockId, std::uint64_t> index_;  // page -> offset of its newest record
 
   bool flushing_ = false;
+  bool gathering_ = false;  // a committer waits for writers before it writes
   detail::WaiterList flush_waiters_;
+  std::uint64_t writers_ = 0;  // writers between begin_writer and end_writer
+  detail::WaiterList writer_waiters_;
   std::uint64_t log_reads_in_flight_ = 0;
   detail::WaiterList read_waiters_;
   std::exception_ptr failed_;

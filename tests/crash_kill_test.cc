@@ -1,10 +1,11 @@
 // The SIGKILL kill loop: a real process (crash_child, COROBTREE_CRASH_CHILD)
 // commits the transaction stream of tests/crash_ops.h and acknowledges each
-// commit on stdout; the test kills it with SIGKILL after a random 5-150 ms,
-// reopens the database and checks it against a std::map model. Then it starts
-// the child again on the same files, from the next transaction number, so the
-// crashes and the model accumulate. For io_uring and pread, each with kSync
-// and kRelaxed durability.
+// commit on stdout; the test kills it with SIGKILL a random 5-150 ms after it
+// opened the database (one run in six: 5-15 ms after it started, to hit the
+// open and its log replay), reopens the database and checks it against a
+// std::map model. Then it starts the child again on the same files, from the
+// next transaction number, so the crashes and the model accumulate. For
+// io_uring and pread, each with kSync and kRelaxed durability.
 //
 // What must hold after every kill (see crash_ops.h for why it is exact):
 //  * open succeeds (it replays the log) and validate() is ok;
@@ -14,10 +15,13 @@
 //    that was never written.
 // Every third iteration the parent recovers the files in place (and closes,
 // checkpointing); otherwise it checks a copy, so the next child recovers the
-// crashed files itself and may be killed while it does.
+// crashed files itself and may be killed while it does. Before looking at the
+// files the parent waits for the dead child's flock to go: an io_uring
+// process's ring is torn down after waitpid() returns (counted as lock_waits).
 //
 // Total kills: COROBTREE_CRASH_KILLS (default 40, split over the four
-// configurations); scripts/crash-test.sh runs 200 or more. Prints its seed;
+// configurations); scripts/crash-test.sh runs 200 or more.
+// COROBTREE_CRASH_VERBOSE=1 prints one line per kill. Prints its seed;
 // `-- --seed=N` replays the transaction stream and the kill delays (not the
 // exact kill points, which depend on timing). On a failure the crashed files
 // are kept under $TMPDIR/corobtree-crash-failure-* for reproduction.
@@ -126,9 +130,10 @@ struct ChildRun {
   std::string status;              // how it ended, when not killed
 };
 
-// Runs crash_child with `args`, kills it after `delay`, returns what it printed.
+// Runs crash_child with `args`, kills it `delay` after it started (or, with
+// `after_open`, after it printed "open"), returns what it printed.
 ChildRun run_child(const std::vector<std::string>& args, std::chrono::milliseconds delay,
-                   const std::string& err_path) {
+                   bool after_open, const std::string& err_path) {
   int out[2];
   BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -162,7 +167,8 @@ ChildRun run_child(const std::vector<std::string>& args, std::chrono::millisecon
   };
   char buf[65536];
   bool eof = false;
-  const auto deadline = started + delay;
+  // A child that takes this long to open has hung: kill it and report.
+  auto deadline = started + (after_open ? std::chrono::milliseconds(60000) : delay);
   // Read while it runs (a full pipe would stall the child), until the deadline.
   while (!eof) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -175,7 +181,11 @@ ChildRun run_child(const std::vector<std::string>& args, std::chrono::millisecon
     if (n <= 0) {
       eof = true;
     } else {
+      const bool was_open = !run.lines.empty();
       take(buf, static_cast<std::size_t>(n));
+      if (after_open && !was_open && !run.lines.empty()) {
+        deadline = std::chrono::steady_clock::now() + delay;
+      }
     }
   }
   ::kill(pid, SIGKILL);
@@ -207,7 +217,9 @@ std::string read_file(const std::string& path) {
 }
 
 // The "<n>.<i>" a value starts with: which write made it.
-std::string value_name(const std::string& v) { return v.substr(0, std::min(v.find(':'), v.size())); }
+std::string value_name(const std::string& v) {
+  return v.substr(0, std::min(v.find(':'), v.size()));
+}
 
 // Up to 5 keys where `got` and `want` differ.
 std::string describe_diff(const Model& got, const Model& want) {
@@ -262,12 +274,30 @@ void copy_db(const std::string& from, const std::string& to) {
   if (fs::exists(from + "-wal")) fs::copy_file(from + "-wal", to + "-wal");
 }
 
+corobtree::Options options_for(const Combo& combo) {
+  corobtree::Options options;
+  options.backend =
+      combo.backend == "uring" ? corobtree::IoBackend::kUring : corobtree::IoBackend::kPread;
+  options.durability = combo.durability == "sync" ? corobtree::Durability::kSync
+                                                  : corobtree::Durability::kRelaxed;
+  return options;
+}
+
 // One configuration's kill loop; the cumulative model lives here.
 class KillLoop {
  public:
-  KillLoop(const Combo& combo, std::uint64_t seed) : combo_(combo), seed_(seed), rng_(seed) {
+  // `max_delay_ms` > 0: every kill comes 0..max_delay_ms after the start
+  // (instead of the usual 5-150 ms).
+  KillLoop(const Combo& combo, std::uint64_t seed, int max_delay_ms = 0)
+      : combo_(combo), seed_(seed), rng_(seed), max_delay_ms_(max_delay_ms) {
     path_ = dir_.file("crash.db");
     snapshot_ = dir_.file("snapshot.db");
+  }
+
+  // Creates the (empty) database, so that the kills hit an existing one.
+  void create() {
+    BlockingDatabase db = BlockingDatabase::open(path_, options_for(combo_));
+    db.close();
   }
 
   const Totals& totals() const { return totals_; }
@@ -276,53 +306,44 @@ class KillLoop {
   bool iterate(int iteration, bool last) {
     iteration_ = iteration;
     pristine_ = path_;
-    // Mostly 5-150 ms; one run in six dies within 15 ms, often while it is
-    // still opening (replaying) the files.
-    const auto delay = std::chrono::milliseconds(rng_() % 6 == 0 ? 5 + rng_() % 11 : 5 + rng_() % 146);
+    // Mostly 5-150 ms after the open; one run in six dies 5-15 ms after it
+    // started, often while it is still opening (replaying) the files.
+    const bool early = max_delay_ms_ > 0 || rng_() % 6 == 0;
+    std::uint64_t ms = early ? 5 + rng_() % 11 : 5 + rng_() % 146;
+    if (max_delay_ms_ > 0) ms = rng_() % static_cast<std::uint64_t>(max_delay_ms_ + 1);
+    const auto delay = std::chrono::milliseconds(ms);
     const int writers = std::array<int, 3>{1, 2, 4}[rng_() % 3];
     const std::vector<std::string> args = {path_, combo_.backend, combo_.durability,
                                            std::to_string(seed_), std::to_string(start_),
                                            std::to_string(writers)};
     const std::string err_path = dir_.file("child.err");
-    ChildRun run = run_child(args, delay, err_path);
+    ChildRun run = run_child(args, delay, !early, err_path);
     if (!run.killed) {
-      return fail("crash_child " + run.status + " before the kill; stderr:\n" + read_file(err_path));
+      return fail("crash_child " + run.status + " before the kill; stderr:\n" +
+                  read_file(err_path));
     }
     ++totals_.kills;
-
-    // Acks per writer must be start + w, start + w + W, ... in order.
-    std::vector<std::uint64_t> next(static_cast<std::size_t>(writers));
-    for (int w = 0; w < writers; ++w) next[static_cast<std::size_t>(w)] = start_ + static_cast<std::uint64_t>(w);
     std::vector<std::uint64_t> acked;
+    std::vector<std::uint64_t> next;  // per writer: the transaction after its last ack
     bool opened = false;
-    for (const std::string& line : run.lines) {
-      if (line == "open") {
-        opened = true;
-        continue;
-      }
-      if (line.rfind("ack ", 0) != 0) return fail("crash_child printed '" + line + "'");
-      const std::uint64_t n = std::stoull(line.substr(4));
-      const std::size_t w = static_cast<std::size_t>((n - start_) % static_cast<std::uint64_t>(writers));
-      if (n < start_ || n != next[w]) return fail("ack " + std::to_string(n) + " out of order");
-      next[w] += static_cast<std::uint64_t>(writers);
-      acked.push_back(n);
-    }
+    if (!parse_acks(run.lines, writers, &acked, &next, &opened)) return false;
     if (!opened) ++totals_.kills_before_open;
-    bool stuck = false;
-    const auto wait0 = std::chrono::steady_clock::now();
-    const bool waited_db = wait_released(path_, &stuck);
-    const bool waited_wal = wait_released(path_ + "-wal", &stuck);
-    if (waited_db || waited_wal) {
-      ++totals_.lock_waits;
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - wait0)
-                          .count();
-      totals_.longest_lock_wait_ms = std::max<std::uint64_t>(totals_.longest_lock_wait_ms,
-                                                             static_cast<std::uint64_t>(ms));
-    }
-    if (stuck) return fail("the killed child's files stayed locked for 10 s");
-    std::sort(acked.begin(), acked.end());
+    if (!wait_for_release()) return fail("the killed child's files stayed locked for 10 s");
 
+    if (std::getenv("COROBTREE_CRASH_VERBOSE")) {
+      std::cout << "[crash] " << combo_.name() << " #" << iteration << " start " << start_
+                << " writers " << writers << " after " << delay.count() << " ms: "
+                << (opened ? "" : "(still opening) ") << acked.size() << " acks, db "
+                << (fs::exists(path_) ? fs::file_size(path_) : 0) << " bytes, wal "
+                << (fs::exists(path_ + "-wal") ? fs::file_size(path_ + "-wal") : 0) << " bytes"
+                << std::endl;
+    }
+    if (!fs::exists(path_)) {
+      // Killed before it created the file: nothing can have committed.
+      if (!acked.empty()) return fail("acknowledged commits, but no database file");
+      start_ = *std::max_element(next.begin(), next.end()) + 1;
+      return true;
+    }
     copy_db(path_, snapshot_);
     const bool in_place = iteration % 3 == 0 || last;
     pristine_ = in_place ? snapshot_ : path_;  // the crashed files, kept on failure
@@ -336,14 +357,49 @@ class KillLoop {
   }
 
  private:
+  // Acks of writer w must be start + w, start + w + W, ... in order.
+  bool parse_acks(const std::vector<std::string>& lines, int writers,
+                  std::vector<std::uint64_t>* acked, std::vector<std::uint64_t>* next,
+                  bool* opened) {
+    const auto stride = static_cast<std::uint64_t>(writers);
+    for (std::uint64_t w = 0; w < stride; ++w) next->push_back(start_ + w);
+    for (const std::string& line : lines) {
+      if (line == "open") {
+        *opened = true;
+        continue;
+      }
+      if (line.rfind("ack ", 0) != 0) return fail("crash_child printed '" + line + "'");
+      const std::uint64_t n = std::stoull(line.substr(4));
+      if (n < start_ || n != (*next)[(n - start_) % stride]) {
+        return fail("ack " + std::to_string(n) + " out of order");
+      }
+      (*next)[(n - start_) % stride] += stride;
+      acked->push_back(n);
+    }
+    std::sort(acked->begin(), acked->end());
+    return true;
+  }
+
+  // Waits for the killed child's files to be released; false if they are not.
+  bool wait_for_release() {
+    bool stuck = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool waited_db = wait_released(path_, &stuck);
+    const bool waited_wal = wait_released(path_ + "-wal", &stuck);
+    if (waited_db || waited_wal) {
+      ++totals_.lock_waits;
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - t0);
+      totals_.longest_lock_wait_ms =
+          std::max(totals_.longest_lock_wait_ms, static_cast<std::uint64_t>(ms.count()));
+    }
+    return !stuck;
+  }
+
   // Opens `path`, validates it and compares it with the model lane by lane.
   bool check(const std::string& path, const std::vector<std::uint64_t>& acked,
              const std::vector<std::uint64_t>& in_flight, int writers) {
-    corobtree::Options options;
-    options.backend =
-        combo_.backend == "uring" ? corobtree::IoBackend::kUring : corobtree::IoBackend::kPread;
-    options.durability = combo_.durability == "sync" ? corobtree::Durability::kSync
-                                                     : corobtree::Durability::kRelaxed;
+    corobtree::Options options = options_for(combo_);
     options.create_if_missing = false;
     std::array<Model, crash::kLanes> got;
     try {
@@ -441,6 +497,7 @@ class KillLoop {
   const Combo combo_;
   const std::uint64_t seed_;
   std::mt19937_64 rng_;
+  const int max_delay_ms_;
   corobtree::test::TempDir dir_;
   std::string path_;
   std::string snapshot_;
@@ -457,6 +514,7 @@ BOOST_DATA_TEST_CASE(sigkill_loses_no_acknowledged_commit, bdata::make(kCombos),
   const std::uint64_t seed = corobtree::test::test_seed("crash_kill " + combo.name());
   const int kills = kills_per_combo();
   KillLoop loop(combo, seed);
+  loop.create();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < kills; ++i) {
     if (!loop.iterate(i, i + 1 == kills)) break;
@@ -467,4 +525,23 @@ BOOST_DATA_TEST_CASE(sigkill_loses_no_acknowledged_commit, bdata::make(kCombos),
                                 << " s");
   BOOST_TEST(loop.totals().failures == 0u);
   BOOST_TEST(loop.totals().lost == 0u);
+}
+
+// A kill while open() creates a new database must leave either no file or one
+// that opens as a database (creation builds the file under a temporary name
+// and links it into place).
+BOOST_AUTO_TEST_CASE(sigkill_while_creating) {
+  const std::uint64_t seed = corobtree::test::test_seed("sigkill_while_creating");
+  const int kills = kills_per_combo();
+  for (const Combo& combo : kCombos) {
+    Totals totals;
+    for (int i = 0; i < kills; ++i) {
+      KillLoop loop(combo, seed + static_cast<std::uint64_t>(i), /*max_delay_ms=*/10);
+      const bool ok = loop.iterate(0, true);
+      totals.add(loop.totals());
+      if (!ok) break;
+    }
+    BOOST_TEST_MESSAGE("[crash] creating " << combo.name() << ": " << totals.summary());
+    BOOST_TEST(totals.failures == 0u);
+  }
 }
