@@ -2,11 +2,13 @@
 // 100-byte values the B+tree benchmarks use.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace corobtree::bench {
 
@@ -17,6 +19,27 @@ inline bool smoke_mode() {
 }
 
 inline constexpr std::size_t kValueSize = 100;
+inline constexpr std::size_t kScanLength = 100;  // entries per scan in the cached workloads
+
+// Keys in the cached workloads: 1M, or COROBTREE_BENCH_KEYS=n (20k when smoking).
+inline std::uint64_t key_count() {
+  static const std::uint64_t n = [] {
+    const char* s = std::getenv("COROBTREE_BENCH_KEYS");
+    const std::uint64_t v = s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
+    if (v >= 2 * kScanLength) return v;
+    return smoke_mode() ? std::uint64_t{20'000} : std::uint64_t{1'000'000};
+  }();
+  return n;
+}
+
+// The p-quantile (0..1) of `v` (reorders it).
+inline double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const std::size_t i =
+      std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i];
+}
 
 // An 8-byte big-endian key (byte order == numeric order), held inline so
 // making one never allocates.

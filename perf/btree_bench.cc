@@ -59,6 +59,8 @@
 namespace {
 
 using corobtree::bench::smoke_mode;
+using corobtree::bench::key_count;
+using corobtree::bench::kScanLength;
 using corobtree::bench::Key;
 using corobtree::bench::kValueSize;
 using corobtree::bench::make_value;
@@ -76,19 +78,8 @@ using corobtree::WriteBatch;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kBatchSize = 1000;
-constexpr std::size_t kScanLength = 100;
 constexpr std::size_t kCachedPoolPages = 65536;  // 256 MiB: the N-key tree fits
 
-// COROBTREE_BENCH_KEYS=n overrides N (e.g. for a profiler run).
-std::uint64_t key_count() {
-  static const std::uint64_t n = [] {
-    const char* s = std::getenv("COROBTREE_BENCH_KEYS");
-    const std::uint64_t v = s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
-    if (v >= 2 * kScanLength) return v;
-    return smoke_mode() ? std::uint64_t{20'000} : std::uint64_t{1'000'000};
-  }();
-  return n;
-}
 
 // ---- keys, values, randomness ---------------------------------------------
 

@@ -68,6 +68,7 @@ using corobtree::Task;
 using corobtree::bench::Key;
 using corobtree::bench::make_value;
 using corobtree::bench::smoke_mode;
+using corobtree::bench::percentile;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
 
@@ -182,13 +183,6 @@ void fail(benchmark::State& state, const char* message) {
   state.SkipWithError(message);
 }
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const std::size_t i =
-      std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i];
-}
 
 void report(benchmark::State& state, CommitRun& run, int writers) {
   state.counters["writers"] = writers;

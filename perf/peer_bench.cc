@@ -57,11 +57,13 @@ using corobtree::bench::PeerMode;
 using corobtree::bench::PeerStore;
 using corobtree::bench::PeerWriter;
 using corobtree::bench::smoke_mode;
+using corobtree::bench::key_count;
+using corobtree::bench::kScanLength;
+using corobtree::bench::percentile;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kBatchSize = 1000;
-constexpr std::size_t kScanLength = 100;
 constexpr std::uint64_t kCommitSeed = 1000;  // writer t draws from SplitMix64(kCommitSeed + t)
 
 // COROBTREE_BENCH_QUICK=1: the main job's --quick (shorter timed runs).
@@ -70,16 +72,6 @@ bool quick_mode() {
   return s != nullptr && *s != '\0' && std::string_view(s) != "0";
 }
 
-// As btree_bench: COROBTREE_BENCH_KEYS=n overrides N.
-std::uint64_t key_count() {
-  static const std::uint64_t n = [] {
-    const char* s = std::getenv("COROBTREE_BENCH_KEYS");
-    const std::uint64_t v = s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
-    if (v >= 2 * kScanLength) return v;
-    return smoke_mode() ? std::uint64_t{20'000} : std::uint64_t{1'000'000};
-  }();
-  return n;
-}
 
 double read_min_time() {
   if (smoke_mode()) return 0.05;
@@ -270,13 +262,6 @@ CommitRun run_commits(std::vector<std::unique_ptr<PeerWriter>>& writers, std::at
   return run;
 }
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const std::size_t i =
-      std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i];
-}
 
 void BM_PeerCommit(benchmark::State& state, const Peer& peer, int writer_count) {
   CommitRun run;
