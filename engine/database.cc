@@ -193,8 +193,8 @@ Task<void> create_database(std::string path, DiskOptions dopts, std::uint32_t mi
     throw errno_error(err, "create", path);
   }
   ::unlink(tmp.c_str());
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = std::filesystem::path(".");
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)::fsync(dfd);  // the new name is durable

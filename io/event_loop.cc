@@ -1,5 +1,7 @@
 #include "io/event_loop.h"
 
+#include <chrono>
+
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -32,6 +34,7 @@ EventLoop::EventLoop(EventLoopOptions options) {
   }
   sq_entries_ = ring_.sq.ring_entries;
   cq_entries_ = ring_.cq.ring_entries;
+  sync_spin_ns_ = std::uint64_t{options.sync_spin_us} * 1000;
   Scheduler::current().add_source(this);
 }
 
@@ -87,6 +90,7 @@ bool EventLoop::has_room() const noexcept {
 
 void EventLoop::enqueue(Operation* op) noexcept {
   ++stats_.in_flight;
+  if (op->opcode == IORING_OP_FSYNC) ++syncs_in_flight_;
   if (stats_.in_flight > stats_.max_in_flight) stats_.max_in_flight = stats_.in_flight;
   if (backlog_.empty() && has_room()) {
     queue_to_sq(op);
@@ -123,6 +127,27 @@ std::size_t EventLoop::poll(bool block) {
   // A blocking wait only makes sense when something will complete.
   unsigned wait_nr = (block && in_kernel_ + queued_in_sq_ > 0) ? 1 : 0;
   std::size_t dispatched = 0;
+  if (wait_nr > 0 && syncs_in_flight_ > 0 && sync_spin_ns_ > 0) {
+    // An fsync is outstanding: poll for a while before sleeping. A virtual
+    // CPU that goes idle can take milliseconds to notice the completion
+    // (measured: an fdatasync of ~0.1 ms took ~4 ms with the CPU idle).
+    if (queued_in_sq_ > 0) {
+      ++stats_.enters;
+      const int ret = io_uring_submit(&ring_);
+      if (ret > 0) {
+        stats_.submitted += static_cast<unsigned>(ret);
+        in_kernel_ += static_cast<unsigned>(ret);
+        queued_in_sq_ -= static_cast<unsigned>(ret);
+      }
+    }
+    const auto start = std::chrono::steady_clock::now();
+    while (io_uring_cq_ready(&ring_) == 0 &&
+           std::chrono::steady_clock::now() - start < std::chrono::nanoseconds(sync_spin_ns_)) {
+      ++stats_.spin_polls;
+      (void)io_uring_get_events(&ring_);  // runs deferred completion work
+    }
+    if (io_uring_cq_ready(&ring_) > 0) wait_nr = 0;
+  }
   for (;;) {
     if (queued_in_sq_ == 0 && wait_nr == 0) break;  // nothing to enter the kernel for
     if (wait_nr > 0 && io_uring_cq_ready(&ring_) > 0) wait_nr = 0;
@@ -176,6 +201,7 @@ std::size_t EventLoop::fail_unsubmitted(int err) {
 
 void EventLoop::finish(Operation* op, OpQueue& done) noexcept {
   --stats_.in_flight;
+  if (op->opcode == IORING_OP_FSYNC) --syncs_in_flight_;
   ++stats_.completed;
   done.push(op);
 }

@@ -42,6 +42,9 @@ namespace corobtree {
 struct EventLoopOptions {
   unsigned sq_entries = 256;  // rounded up to a power of two by the kernel
   unsigned cq_factor = 2;     // CQ = cq_factor * SQ; values below 2 are raised to 2
+  // While an fsync is in flight, a blocking poll first polls the completion
+  // queue this long (a durable commit waits on it); 0 = sleep at once.
+  unsigned sync_spin_us = 250;
 };
 
 struct EventLoopStats {
@@ -53,6 +56,7 @@ struct EventLoopStats {
   std::uint64_t backlogged = 0;    // operations that waited in the backlog
   std::uint64_t in_flight = 0;     // operations started and not yet finished
   std::uint64_t max_in_flight = 0; // the most ever in flight at once
+  std::uint64_t spin_polls = 0;    // completion checks while spinning on an fsync
 };
 
 class EventLoop final : public IoSource {
@@ -154,6 +158,8 @@ class EventLoop final : public IoSource {
   unsigned cq_entries_ = 0;
   unsigned queued_in_sq_ = 0;  // prepared SQEs not yet submitted
   unsigned in_kernel_ = 0;     // submitted and not yet reaped
+  unsigned syncs_in_flight_ = 0;  // fsyncs enqueued and not yet finished
+  std::uint64_t sync_spin_ns_ = 0;
   OpQueue backlog_;
   EventLoopStats stats_{};
   bool* alive_while_resuming_ = nullptr;  // see resume_all()
