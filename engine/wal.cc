@@ -35,8 +35,9 @@ constexpr std::uint32_t kCommitPayload = 48;
 constexpr std::size_t kSpillWriteBytes = std::size_t{1} << 20;
 // The log file grows by at least this many bytes at a time.
 constexpr std::uint64_t kGrowBytes = std::uint64_t{4} << 20;
-// A reset shrinks a log file larger than this back to kGrowBytes.
-constexpr std::uint64_t kShrinkAboveBytes = std::uint64_t{64} << 20;
+// A reset shrinks a log file larger than this back to kGrowBytes (keeping a
+// log of the usual size saves extending it again at every checkpoint).
+constexpr std::uint64_t kShrinkAboveBytes = std::uint64_t{256} << 20;
 // Group commit: how many transactions the flushing committer waits for at
 // most (while writers are inside one or queued for one) before it writes.
 constexpr int kMaxGatherRounds = 256;
@@ -227,16 +228,12 @@ Task<void> Wal::write_tail() {
       log_->allocate_blocks(std::max(need - log_->block_count(), kGrowBytes / page_size_));
     }
     std::vector<Task<void>> writes;
-    writes.reserve(n + 1);
     if (header_due_) {
       header.resize(page_size_);
       encode_header(header);
       writes.push_back(log_->write_block(0, header));
     }
-    for (std::uint64_t i = 0; i < n; ++i) {
-      writes.push_back(log_->write_block(
-          first + i, std::span<const std::byte>(writing_.data() + i * page_size_, page_size_)));
-    }
+    writes.push_back(log_->write_blocks(first, writing_));
     co_await when_all(std::move(writes));
   } catch (...) {
     if (!failed_) failed_ = std::current_exception();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "io/event_loop.h"
+#include "io/when_all.h"
 #include "io/pread_disk_manager.h"
 #include "io/uring_disk_manager.h"
 
@@ -236,6 +237,54 @@ const std::byte* FileDiskManager::write_source(std::span<const std::byte> data,
   bounce = AlignedBuffer(page_size_);  // zero-filled: pads a short write
   if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
   return bounce.data();
+}
+
+Task<void> DiskManager::write_blocks(BlockId first, std::span<const std::byte> data) {
+  const std::uint32_t ps = page_size();
+  std::vector<Task<void>> writes;
+  writes.reserve(data.size() / ps);
+  for (std::size_t i = 0; i * ps < data.size(); ++i) {
+    writes.push_back(write_block(first + i, data.subspan(i * ps, ps)));
+  }
+  co_await when_all(std::move(writes));
+}
+
+Task<void> FileDiskManager::write_blocks(BlockId first, std::span<const std::byte> data) {
+  if (direct_io_ || data.empty()) {
+    co_await DiskManager::write_blocks(first, data);
+    co_return;
+  }
+  const std::uint64_t n = data.size() / page_size_;
+  check_write(first, page_size_);
+  check_write(first + n - 1, page_size_);
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t w = ::pwrite(fd_, data.data() + done, data.size() - done,
+                               static_cast<off_t>(offset_of(first) + done));
+    if (w < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      throw errno_error(errno, "write", path_, first + done / page_size_);
+    }
+    if (w == 0) throw errno_error(EIO, "write", path_, first + done / page_size_);
+    done += static_cast<std::size_t>(w);
+  }
+  stats_.writes += n;
+}
+
+void FileDiskManager::pwrite_block(BlockId id, const std::byte* source) {
+  const std::uint32_t size = page_size_;
+  std::uint32_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pwrite(fd_, source + done, size - done,
+                               static_cast<off_t>(offset_of(id) + done));
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      throw errno_error(errno, "write", path_, id);
+    }
+    if (n == 0) throw errno_error(EIO, "write", path_, id);  // no progress
+    done += static_cast<std::uint32_t>(n);
+  }
+  ++stats_.writes;
 }
 
 BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {

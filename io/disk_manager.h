@@ -91,6 +91,10 @@ class DiskManager {
   virtual Task<void> write_block(BlockId id, std::span<const std::byte> data) = 0;
   // Makes all completed writes durable.
   virtual Task<void> sync() = 0;
+  // Writes data.size() / page_size() consecutive blocks from `first`.
+  // REQUIRES: data.size() is a multiple of page_size(). The default writes
+  // them one by one, all in flight at once.
+  virtual Task<void> write_blocks(BlockId first, std::span<const std::byte> data);
 
   // Appends n zeroed blocks and returns the first id.
   virtual BlockId allocate_blocks(std::uint64_t n) = 0;
@@ -125,6 +129,8 @@ class FileDiskManager : public DiskManager {
 
   BlockId allocate_blocks(std::uint64_t n) override;
   void truncate_blocks(std::uint64_t n) override;
+  // Buffered files: one pwrite for the whole run.
+  Task<void> write_blocks(BlockId first, std::span<const std::byte> data) override;
   std::uint64_t block_count() const noexcept override { return block_count_; }
   std::uint32_t page_size() const noexcept override { return page_size_; }
   const std::string& path() const noexcept override { return path_; }
@@ -154,6 +160,8 @@ class FileDiskManager : public DiskManager {
   void finish_read(std::span<std::byte> out, std::byte* target, std::uint32_t got) const;
   // A full, suitably aligned page to write: `data`, or `bounce` padded with zeros.
   const std::byte* write_source(std::span<const std::byte> data, AlignedBuffer& bounce) const;
+  // Writes one page synchronously with pwrite (resuming short writes).
+  void pwrite_block(BlockId id, const std::byte* source);
 
   DiskStats stats_;
   std::string fallback_reason_;

@@ -35,21 +35,8 @@ void PreadDiskManager::read_block_now(BlockId id, std::span<std::byte> out) {
 
 void PreadDiskManager::write_block_now(BlockId id, std::span<const std::byte> data) {
   check_write(id, data.size());
-  const std::uint32_t size = page_size();
   AlignedBuffer bounce;
-  const std::byte* source = write_source(data, bounce);
-  std::uint32_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::pwrite(native_handle(), source + done, size - done,
-                               static_cast<off_t>(offset_of(id) + done));
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      throw errno_error(errno, "write", path(), id);
-    }
-    if (n == 0) throw errno_error(EIO, "write", path(), id);  // no progress
-    done += static_cast<std::uint32_t>(n);
-  }
-  ++stats_.writes;
+  pwrite_block(id, write_source(data, bounce));
 }
 
 void PreadDiskManager::sync_now() {

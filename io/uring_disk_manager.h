@@ -1,7 +1,8 @@
 // UringDiskManager: the io_uring backend of DiskManager.
 //
-// Reads, writes and syncs are queued on an EventLoop and complete when the
-// loop is polled, so many tasks keep many block reads in flight from one
+// Reads, syncs and O_DIRECT writes are queued on an EventLoop and complete
+// when the loop is polled (buffered writes, which only copy into the page
+// cache, are done at once with pwrite), so many tasks keep many block reads in flight from one
 // thread. With direct_io the file is opened O_DIRECT; callers' buffers that are
 // not 4096-aligned, and short writes, go through an aligned bounce buffer.
 //
