@@ -132,6 +132,7 @@ void BufferPool::free_frame(FrameId f) noexcept {
 void BufferPool::note_dirty(FrameId f) noexcept {
   Frame& fr = frame(f);
   fr.dirty = true;
+  ++dirty_marks_;
   if (!fr.listed) {
     fr.listed = true;
     dirty_list_.push_back(f);  // capacity reserved: one entry per frame at most

@@ -197,6 +197,9 @@ class BufferPool {
   std::size_t dirty_candidates() const noexcept { return dirty_list_.size(); }
   // Whether any cached page is dirty (or being written back in direct mode).
   bool has_dirty() const noexcept;
+  // How many times a page was marked dirty (a transaction compares it to
+  // learn whether it changed anything).
+  std::uint64_t dirty_marks() const noexcept { return dirty_marks_; }
 
   // Pins `id` if it is cached and ready; false otherwise. Never suspends.
   bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
@@ -254,6 +257,7 @@ class BufferPool {
   PageTable table_;
   detail::WaiterList frame_waiters_;
   std::size_t direct_writebacks_ = 0;       // direct-mode write-backs in flight
+  std::uint64_t dirty_marks_ = 0;
   detail::WaiterList writeback_waiters_;
   std::exception_ptr deferred_error_;       // direct-mode write-back failure
   bool closed_ = false;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <span>
 
 #include "engine/meta.h"
 #include "engine/page_format.h"
@@ -131,9 +132,10 @@ Task<void> write_meta_page(DiskManager& disk, const Meta& m) {
   co_await disk.write_block(id, buf.span());
 }
 
-// Replays the log's committed transactions into the data file: a checkpoint
-// done at open. Returns the meta page that now describes the file.
-Task<Meta> replay(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec) {
+// Finishes a checkpoint whose page images are all in the log (a crash cut it
+// short): copies them into the data file and writes its meta page. Returns
+// the meta page that now describes the file.
+Task<Meta> apply_checkpoint(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec) {
   const CommitState& st = *rec.state;
   if (disk.block_count() < st.page_count) disk.allocate_blocks(st.page_count - disk.block_count());
   co_await wal.copy_pages_to(disk, nullptr);
@@ -147,10 +149,10 @@ Task<Meta> replay(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec
   meta.free_head = st.tree.free_head;
   meta.free_pages = st.tree.free_pages;
   meta.page_count = st.page_count;
-  meta.checkpoint_lsn = rec.last_lsn;
+  meta.checkpoint_lsn = rec.checkpoint_lsn;
   co_await write_meta_page(disk, meta);
   co_await disk.sync();
-  co_await wal.reset();
+  if (rec.txns.empty()) co_await wal.reset();
   co_return meta;
 }
 
@@ -293,16 +295,17 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
   auto wal = std::make_unique<Wal>(std::move(log), *disk, options.durability, meta.database_id,
                                    meta.checkpoint_lsn);
   WalRecovery rec = co_await wal->recover(meta.checkpoint_lsn);
-  if (rec.commits > 0) {
-    meta = co_await replay(*disk, *wal, meta, rec);
-  } else if (disk->block_count() > meta.page_count) {
-    disk->truncate_blocks(meta.page_count);  // allocated by a transaction that never committed
+  if (rec.checkpoint) meta = co_await apply_checkpoint(*disk, *wal, meta, rec);
+  if (disk->block_count() > meta.page_count) {
+    disk->truncate_blocks(meta.page_count);  // allocated after the last checkpoint
   }
   auto db = std::unique_ptr<Database>(
       new Database(path, std::move(disk), std::move(wal), options, meta));
+  db->metas_differ_ = rec.checkpoint;  // one meta page was written
+  if (!rec.txns.empty()) co_await db->replay(rec.txns);
+  rec.txns.clear();
   db->recovery_ = rec;
-  db->metas_differ_ = rec.commits > 0;  // the replay wrote one meta page
-  if (rec.commits > 0 && options.validate_after_recovery) {
+  if ((rec.checkpoint || rec.commits > 0) && options.validate_after_recovery) {
     ValidationReport report = co_await db->validate();
     if (!report.ok()) {
       throw Error(ErrorCode::kCorruption,
@@ -347,19 +350,61 @@ CommitState Database::commit_state() const {
   return CommitState{tree_->state(), disk_->block_count()};
 }
 
-Task<std::uint64_t> Database::log_commit() {
-  co_await pool_->flush_all();  // the transaction's dirty pages go to the log
-  if (!wal_->in_transaction()) co_return wal_->last_lsn();  // nothing changed
+std::uint64_t Database::log_commit(std::span<const std::byte> ops) {
   modified_ = true;
-  co_return wal_->append_commit(commit_state());
+  wal_->append_ops(ops);
+  return wal_->append_commit(commit_state());
 }
 
-void Database::write_failed(std::exception_ptr error) {
-  // Pages or tree state changed and cannot be rolled back: stop, so nothing
-  // half-done is read or committed; reopening recovers the last commit.
-  if (pool_->has_dirty() || wal_->in_transaction() || wal_->failure()) {
-    if (!stopped_) stopped_ = std::move(error);
+namespace {
+
+// A transaction's operations as the log keeps them: per operation a kind
+// byte (1 put, 2 erase), the key's length (u32), the
+// value's length (u64), the key and the value.
+void encode_op(std::vector<std::byte>& out, std::uint8_t kind, std::string_view key,
+               std::string_view value) {
+  const std::size_t at = out.size();
+  out.resize(at + 13 + key.size() + value.size());
+  std::byte* p = out.data() + at;
+  page::store<std::uint8_t>(p, 0, kind);
+  page::store<std::uint32_t>(p, 1, static_cast<std::uint32_t>(key.size()));
+  page::store<std::uint64_t>(p, 5, value.size());
+  if (!key.empty()) std::memcpy(p + 13, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + 13 + key.size(), value.data(), value.size());
+}
+
+}  // namespace
+
+Task<void> Database::replay(
+    const std::vector<std::pair<std::uint64_t, std::vector<std::byte>>>& txns) {
+  co_await wal_->continue_after_scan();
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  for (const auto& [lsn, ops] : txns) {
+    std::size_t at = 0;
+    while (at + 13 <= ops.size()) {
+      const std::byte* p = ops.data() + at;
+      const auto kind = page::load<std::uint8_t>(p, 0);
+      const auto klen = page::load<std::uint32_t>(p, 1);
+      const auto vlen = page::load<std::uint64_t>(p, 5);
+      if (at + 13 + klen + vlen > ops.size() || kind < 1 || kind > 2) {
+        throw Error(ErrorCode::kCorruption,
+                    "the log of '" + path_ + "' holds a damaged transaction (" +
+                        std::to_string(lsn) + ")",
+                    0, path_);
+      }
+      const std::string_view key(reinterpret_cast<const char*>(p + 13), klen);
+      const std::string_view value(reinterpret_cast<const char*>(p + 13 + klen), vlen);
+      if (kind == 1) {
+        co_await tree_->put_locked(key, value);
+      } else {
+        co_await tree_->erase_locked(key);
+      }
+      at += 13 + klen + vlen;
+    }
+    wal_->note_replayed(lsn);
   }
+  modified_ = true;
+  co_await checkpoint_locked();
 }
 
 Task<void> Database::finish_commit(std::uint64_t lsn) {
@@ -396,21 +441,27 @@ Task<bool> Database::transact(Txn kind, std::string_view key, std::string_view v
     AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
     check_open();
     const CommitState before = commit_state();
+    const std::uint64_t marks_before = pool_->dirty_marks();
     std::exception_ptr error;
     try {
+      std::vector<std::byte> ops;
       switch (kind) {
         case Txn::kPut:
           co_await tree_->put_locked(key, value);
+          encode_op(ops, 1, key, value);
           break;
         case Txn::kErase:
           found = co_await tree_->erase_locked(key);
+          if (found) encode_op(ops, 2, key, std::string_view());
           break;
         case Txn::kBatch:
           for (const WriteBatch::Op& op : batch->ops()) {
             if (op.erase) {
               co_await tree_->erase_locked(op.key);
+              encode_op(ops, 2, op.key, std::string_view());
             } else {
               co_await tree_->put_locked(op.key, op.value);
+              encode_op(ops, 1, op.key, op.value);
             }
           }
           break;
@@ -418,13 +469,26 @@ Task<bool> Database::transact(Txn kind, std::string_view key, std::string_view v
           co_await tree_->bulk_load_locked(*sorted);
           break;
       }
-      lsn = co_await log_commit();
+      if (kind == Txn::kBulkLoad) {
+        // Not logged pair by pair: the checkpoint that follows writes the new
+        // pages (their images first, then the data file), and its checkpoint
+        // record is what makes the load durable.
+        lsn = log_commit(ops);
+        co_await checkpoint_locked();
+      } else {
+        // Nothing changed (an erase of an absent key, an empty batch): nothing
+        // to log, but wait for the commits this one may have seen.
+        lsn = ops.empty() ? wal_->last_lsn() : log_commit(ops);
+      }
     } catch (...) {
       error = std::current_exception();
     }
     if (error) {
-      if (!(commit_state() == before)) stopped_ = error;
-      write_failed(error);
+      // Pages, tree state or the log changed and cannot be rolled back: stop,
+      // so nothing half-done is read or committed; reopening recovers.
+      const bool changed = pool_->dirty_marks() != marks_before || !(commit_state() == before) ||
+                           wal_->in_transaction() || wal_->failure();
+      if (changed && !stopped_) stopped_ = error;
       std::rethrow_exception(error);
     }
   }
@@ -503,13 +567,14 @@ Task<void> Database::write_meta() {
 }
 
 Task<void> Database::checkpoint_locked() {
-  co_await pool_->flush_all();  // direct-mode write-backs; nothing else is dirty between commits
-  if (wal_->in_transaction()) wal_->append_commit(commit_state());
-  co_await wal_->sync_all();
+  // Dirty pages go to the log as images (with the ones evicted earlier, the
+  // newest image of every page changed since the last checkpoint).
+  co_await pool_->flush_all();
   if (modified_) {
-    // The pages first, then the meta page that makes them current, each
-    // synced; the other meta page and the log still describe the previous
-    // state if a crash cuts this short.
+    // The images are durable before the data file is overwritten: a crash
+    // while copying is repaired from them at the next open.
+    wal_->append_checkpoint(commit_state());
+    co_await wal_->sync_all();
     co_await wal_->copy_pages_to(*disk_, pool_.get());
     co_await disk_->sync();
     co_await write_meta();

@@ -40,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -159,12 +160,13 @@ class Database {
   Task<bool> transact(Txn kind, std::string_view key, std::string_view value,
                       const WriteBatch* batch,
                       const std::vector<std::pair<std::string, std::string>>* sorted);
-  // The end of a transaction (writer mutex held): logs the dirty pages and a commit record.
-  Task<std::uint64_t> log_commit();
+  // The end of a transaction (writer mutex held): logs its operations and a
+  // commit record; returns the commit's LSN.
+  std::uint64_t log_commit(std::span<const std::byte> ops);
+  // Recovery: applies the logged transactions to the checkpointed tree, then checkpoints.
+  Task<void> replay(const std::vector<std::pair<std::uint64_t, std::vector<std::byte>>>& txns);
   // After the writer mutex is released: waits for durability, checkpoints when due.
   Task<void> finish_commit(std::uint64_t lsn);
-  // A write failed: stops the database if the transaction had changed anything.
-  void write_failed(std::exception_ptr error);
   Task<void> checkpoint_locked();
   Task<void> write_meta();
 

@@ -28,7 +28,11 @@ constexpr std::uint32_t kWalHeaderBytes = 64;
 constexpr std::uint16_t kRecPage = 1;
 constexpr std::uint16_t kRecCommit = 2;
 constexpr std::uint16_t kRecPad = 3;
+constexpr std::uint16_t kRecOps = 4;   // a transaction's operations (a chunk of them)
+constexpr std::uint16_t kRecCkpt = 5;  // every page image a checkpoint needs precedes it
+constexpr std::uint16_t kRecMark = 6;  // recovery resumed here: earlier page images are stale
 constexpr std::uint32_t kCommitPayload = 48;
+constexpr std::size_t kOpsChunk = std::size_t{64} << 10;
 
 // A transaction's tail is written (not synced) once it holds this much, so a
 // large transaction does not keep its whole log in memory.
@@ -198,6 +202,51 @@ std::uint64_t Wal::append_commit(const CommitState& state) {
   txn_records_ = 0;
   ++stats_.commits;
   return lsn;
+}
+
+void Wal::append_ops(std::span<const std::byte> ops) {
+  check_failed();
+  for (std::size_t at = 0; at < ops.size(); at += kOpsChunk) {
+    append_record(kRecOps, last_lsn_ + 1, 0, ops.subspan(at, std::min(kOpsChunk, ops.size() - at)),
+                  0);
+  }
+  ++txn_records_;
+}
+
+void Wal::append_checkpoint(const CommitState& state) {
+  check_failed();
+  std::byte payload[kCommitPayload] = {};
+  encode_commit(state, payload);
+  append_record(kRecCkpt, last_lsn_, 0, payload, 0);
+  txn_records_ = 0;
+}
+
+void Wal::note_replayed(std::uint64_t lsn) noexcept {
+  last_lsn_ = std::max(last_lsn_, lsn);
+  durable_lsn_ = std::max(durable_lsn_, lsn);
+  txn_records_ = 0;
+}
+
+Task<void> Wal::continue_after_scan() {
+  // Append right after the last valid record, in the same generation: the
+  // block holding it is rewritten with the same bytes before that point, so a
+  // torn write cannot damage them (sectors are written whole).
+  const std::uint64_t block = scan_end_ / page_size_;
+  const std::uint64_t within = scan_end_ % page_size_;
+  tail_.clear();
+  writing_.clear();
+  tail_base_ = writing_base_ = block * page_size_;
+  if (within > 0) {
+    AlignedBuffer buf(page_size_);
+    co_await log_->read_block(block, buf.span());
+    tail_.assign(buf.data(), buf.data() + within);
+  }
+  salt_ = scan_salt_;
+  base_lsn_ = scan_base_lsn_;
+  chain_ = scan_chain_;
+  header_due_ = false;
+  index_.clear();
+  append_record(kRecMark, 0, 0, {}, 0);
 }
 
 // ---- writing -------------------------------------------------------------------
@@ -418,17 +467,22 @@ Task<WalRecovery> Wal::recover(std::uint64_t checkpoint_lsn) {
   // A window of the file, refilled kScanBlocks blocks at a time.
   std::vector<std::byte> win;
   std::uint64_t win_off = 0;
-  std::vector<std::pair<BlockId, std::uint64_t>> pending;
+  std::unordered_map<BlockId, std::uint64_t> images;  // newest image per page since the start or a mark
+  std::vector<std::byte> pending;                      // the open transaction's operations
+  std::vector<std::pair<std::uint64_t, std::vector<std::byte>>> txns;
+  std::optional<CommitState> ckpt_state;
+  std::uint64_t ckpt_lsn = 0;
+  std::unordered_map<BlockId, std::uint64_t> ckpt_images;
   std::uint64_t expected = base_lsn + 1;
   std::uint64_t off = page_size_;
   std::uint64_t committed_end = off;
-  const std::uint64_t max_len = 2 * static_cast<std::uint64_t>(page_size_);
+  const std::uint64_t max_len = std::max<std::uint64_t>(2 * std::uint64_t{page_size_}, kOpsChunk);
   while (off + kRecordHeader <= file_end) {
-    // Make [off, off + kRecordHeader + max_len) available (as much as the file has).
     const std::uint64_t reach = std::min(file_end, off + kRecordHeader + max_len);
     if (off < win_off || reach > win_off + win.size()) {
       const std::uint64_t first = off / page_size_;
-      const std::uint64_t want = std::min(blocks - first, kScanBlocks + 3);
+      const std::uint64_t want =
+          std::min(blocks - first, kScanBlocks + 3 + kOpsChunk / page_size_);
       AlignedBuffer chunk(want * page_size_);
       std::vector<Task<void>> reads;
       for (std::uint64_t i = 0; i < want; ++i) {
@@ -444,43 +498,65 @@ Task<WalRecovery> Wal::recover(std::uint64_t checkpoint_lsn) {
     const std::uint64_t len = load<std::uint32_t>(rec, 8);
     const auto lsn = load<std::uint64_t>(rec, 16);
     const auto page_id = load<std::uint64_t>(rec, 24);
-    if (type < kRecPage || type > kRecPad || len > max_len) break;
+    if (type < kRecPage || type > kRecMark || len > max_len) break;
     if (off + kRecordHeader + len > win_off + win.size()) break;  // past the end of the file
     if (type == kRecPage && len != page_size_) break;
-    if (type == kRecCommit && len != kCommitPayload) break;
+    if ((type == kRecCommit || type == kRecCkpt) && len != kCommitPayload) break;
     const std::uint32_t crc = crc32c_extend(chain, rec + 4, kRecordHeader - 4 + len);
     if (crc != load<std::uint32_t>(rec, 0)) break;
-    if (type != kRecPad && lsn != expected) break;
+    // Operations and commits number the transactions; a checkpoint names the last one.
+    if ((type == kRecOps || type == kRecCommit) && lsn != expected) break;
+    if (type == kRecCkpt && lsn != expected - 1) break;
     chain = crc;
-    if (type == kRecPage) {
-      pending.emplace_back(page_id, off);
-    } else if (type == kRecCommit) {
-      if (lsn > checkpoint_lsn) {
-        if (base_lsn > checkpoint_lsn) {
-          throw Error(ErrorCode::kCorruption,
-                      "the log '" + log_->path() + "' starts after commit " +
-                          std::to_string(base_lsn) + " but the data file holds only up to " +
-                          std::to_string(checkpoint_lsn) + ": commits in between are missing",
-                      0, log_->path());
-        }
-        for (const auto& [id, at] : pending) index_[id] = at;
-        r.state = decode_commit(rec + kRecordHeader);
-        ++r.commits;
-        r.last_lsn = lsn;
-      }
-      pending.clear();
-      ++expected;
+    const std::byte* payload = rec + kRecordHeader;
+    switch (type) {
+      case kRecPage:
+        images[page_id] = off;
+        break;
+      case kRecMark:
+        images.clear();
+        break;
+      case kRecOps:
+        pending.insert(pending.end(), payload, payload + len);
+        break;
+      case kRecCommit:
+        if (lsn > checkpoint_lsn) txns.emplace_back(lsn, std::move(pending));
+        pending.clear();
+        ++expected;
+        break;
+      case kRecCkpt:
+        ckpt_state = decode_commit(payload);
+        ckpt_lsn = lsn;
+        ckpt_images = images;
+        break;
+      default:
+        break;
     }
     off += kRecordHeader + len;
-    if (pending.empty()) committed_end = off;
+    if (type != kRecOps) committed_end = off;
   }
   r.ignored_bytes = off - committed_end;
-  r.pages = index_.size();
-  if (r.commits > 0) {
-    last_lsn_ = durable_lsn_ = r.last_lsn;
-    // The records stay readable from the file until reset(); nothing is appended before.
+  scan_end_ = off;
+  scan_chain_ = chain;
+  scan_salt_ = salt;
+  scan_base_lsn_ = base_lsn;
+  if (ckpt_state && ckpt_lsn > checkpoint_lsn) {
+    // A checkpoint whose page images are all in the log: apply it first.
+    r.checkpoint = true;
+    r.state = ckpt_state;
+    r.checkpoint_lsn = ckpt_lsn;
+    index_ = std::move(ckpt_images);
+    r.pages = index_.size();
+    std::erase_if(txns, [ckpt_lsn](const auto& t) { return t.first <= ckpt_lsn; });
+  }
+  r.commits = txns.size();
+  r.last_lsn = txns.empty() ? std::max(checkpoint_lsn, r.checkpoint_lsn) : txns.back().first;
+  r.txns = std::move(txns);
+  last_lsn_ = durable_lsn_ = std::max(checkpoint_lsn, r.checkpoint_lsn);
+  if (r.checkpoint) {
+    // The images stay readable from the file until reset().
     tail_base_ = writing_base_ = file_end;
-  } else {
+  } else if (r.txns.empty()) {
     last_lsn_ = durable_lsn_ = std::max(last_lsn_, expected - 1);
     start_generation();
   }

@@ -66,11 +66,15 @@ struct WalStats {
 };
 
 struct WalRecovery {
-  std::uint64_t commits = 0;   // commit records newer than the checkpoint
-  std::uint64_t pages = 0;     // distinct pages they carry
-  std::uint64_t last_lsn = 0;  // of the last such commit
-  std::optional<CommitState> state;  // the tree after it
+  bool checkpoint = false;           // a checkpoint the data file lacks is complete in the log
+  std::uint64_t checkpoint_lsn = 0;  // its last commit
+  std::optional<CommitState> state;  // the tree as of that checkpoint
+  std::uint64_t pages = 0;           // page images it applies
+  std::uint64_t commits = 0;         // committed transactions to replay after it
+  std::uint64_t last_lsn = 0;        // of the last one
   std::uint64_t ignored_bytes = 0;   // valid records after the last commit, dropped
+  // The operations of each transaction to replay, in commit order.
+  std::vector<std::pair<std::uint64_t, std::vector<std::byte>>> txns;
 };
 
 class Wal final : public PageStore {
@@ -96,6 +100,16 @@ class Wal final : public PageStore {
   // Appends an image of `id` to the current transaction.
   Task<void> write_page(BlockId id, std::span<const std::byte> page) override;
 
+  // Logs the current transaction's operations (encoded by the database).
+  void append_ops(std::span<const std::byte> ops);
+  // Marks that every page image a checkpoint needs (the newest one of each
+  // page changed since the last checkpoint) precedes this point in the log.
+  void append_checkpoint(const CommitState& state);
+  // Recovery: continues the scanned log after its last valid record (so the
+  // records to replay stay intact) instead of starting a new generation.
+  Task<void> continue_after_scan();
+  // Recovery: transaction `lsn` was replayed.
+  void note_replayed(std::uint64_t lsn) noexcept;
   // Ends the current transaction with a commit record; returns its LSN.
   std::uint64_t append_commit(const CommitState& state);
   // Group commit: a writer counts itself in before it waits for the writer
@@ -162,6 +176,10 @@ class Wal final : public PageStore {
   std::uint64_t writing_base_ = 0;
   std::vector<std::byte> writing_;
 
+  std::uint64_t scan_end_ = 0;     // recovery: the end of the last valid record
+  std::uint32_t scan_chain_ = 0;   // its CRC
+  std::uint64_t scan_salt_ = 0;
+  std::uint64_t scan_base_lsn_ = 0;
   std::uint64_t last_lsn_ = 0;     // last commit appended
   std::uint64_t durable_lsn_ = 0;  // last commit written (and synced, in kSync mode)
   std::uint64_t txn_records_ = 0;  // page records of the open transaction

@@ -299,6 +299,7 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
   std::uint64_t kept = 0;
   std::uint64_t unsynced = 0;
   std::uint64_t replayed = 0;
+  std::uint64_t checkpoints_finished = 0;
   std::uint64_t in_flight_applied = 0;
   for (std::size_t i = 0; i < points.size(); ++i) {
     remove_db(path);
@@ -312,6 +313,7 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
     {
       BlockingDatabase probe = BlockingDatabase::open(path, base_options(cfg.backend, 64));
       replayed += probe.stats().recovery.commits;
+      if (probe.stats().recovery.checkpoint) ++checkpoints_finished;
       const Pairs all = probe.scan();
       const Model acked = model_after(ops, r.acked);
       if (all != Pairs(acked.begin(), acked.end())) ++in_flight_applied;
@@ -325,10 +327,12 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
   BOOST_TEST_MESSAGE(cfg.name() << ": " << points.size() << " crash points over " << total
                                 << " operations; 0 lost acknowledged commits; " << unsynced
                                 << " unsynced writes at the crashes, " << kept << " kept, " << torn
-                                << " torn; " << replayed << " commits replayed; in-flight op applied "
+                                << " torn; " << replayed << " commits replayed; " << checkpoints_finished
+                                << " interrupted checkpoints finished from the log; in-flight op applied "
                                 << in_flight_applied << " times");
   BOOST_TEST(torn > 0u);
   BOOST_TEST(replayed > 0u);
+  BOOST_TEST(checkpoints_finished > 0u);
 }
 
 BOOST_DATA_TEST_CASE(error_sweep, bdata::make(kErrorSweeps), cfg) {
@@ -581,4 +585,62 @@ BOOST_DATA_TEST_CASE(a_failed_write_stops_the_database, bdata::make(kBothBackend
   BOOST_TEST(again.count() >= 20u);
   BOOST_TEST(again.get(key_of(19)) == std::optional<std::string>("ok"));
   BOOST_TEST(again.validate().ok());
+}
+
+// A bulk load is one transaction too: cut by a power loss anywhere, the
+// database afterwards is empty or holds every pair.
+BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(kBothBackends), backend) {
+  const std::uint64_t seed = corobtree::test::test_seed("bulk_load_is_all_or_nothing");
+  TempDir dir(fast_base());
+  const std::string path = dir.file("bulk.db");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (int i = 0; i < 3000; ++i) pairs.emplace_back(key_of(i), "bulk" + std::to_string(i));
+  Options o = base_options(backend, 16);
+  // Operations the load makes, counted once without faults.
+  remove_db(path);
+  std::uint64_t total = 0;
+  {
+    auto plan = std::make_shared<FaultPlan>(seed);
+    Options f = o;
+    f.wrap_disk = plan->wrapper();
+    BlockingDatabase db = BlockingDatabase::open(path, f);
+    const std::uint64_t at_open = plan->ops();
+    db.bulk_load(pairs);
+    total = plan->ops() - at_open;
+    db.close();
+  }
+  int empty = 0;
+  int full = 0;
+  for (std::uint64_t point : spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(60, 20)))) {
+    remove_db(path);
+    auto plan = std::make_shared<FaultPlan>(seed + point);
+    Options f = o;
+    f.wrap_disk = plan->wrapper();
+    bool acknowledged = false;
+    {
+      BlockingDatabase db = BlockingDatabase::open(path, f);
+      plan->crash_at = plan->ops() + point;
+      try {
+        db.bulk_load(pairs);
+        acknowledged = true;
+      } catch (const Error&) {
+      }
+    }
+    plan->power_loss();
+    BlockingDatabase db = BlockingDatabase::open(path, o);
+    BOOST_REQUIRE_MESSAGE(db.validate().ok(), "crash at op " << point << " of " << total);
+    const std::uint64_t n = db.count();
+    BOOST_REQUIRE_MESSAGE(n == 0 || n == pairs.size(), "crash at op " << point << ": " << n << " keys");
+    if (acknowledged) BOOST_REQUIRE_EQUAL(n, pairs.size());
+    if (n == 0) {
+      ++empty;
+    } else {
+      ++full;
+      BOOST_REQUIRE(db.scan() == pairs);
+    }
+  }
+  BOOST_TEST_MESSAGE(corobtree::backend_name(backend) << ": bulk load cut at " << empty + full
+                                                      << " points: " << empty << " empty, " << full << " complete");
+  BOOST_TEST(empty > 0);
+  BOOST_TEST(full > 0);
 }
