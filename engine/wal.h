@@ -1,17 +1,19 @@
 // Wal: the write-ahead log of a database, kept in the file NAME-wal.
 //
-// Redo records are full page images (docs/file-format.md, "The write-ahead
-// log"). A transaction is the page records appended while the tree changes,
-// then a commit record carrying the tree's state; the commit is durable once
-// the log's blocks holding it are written and fsynced. The data file is never
-// written between checkpoints: the buffer pool writes a dirty page back by
-// appending its image here (Wal is the pool's PageStore), and reads a page
-// from here when the log holds a newer image than the data file. So pages of
-// an uncommitted transaction never reach the data file.
+// Redo records are logical: a transaction appends its operations (encoded by
+// the database) and a commit record; the commit is durable once the log's
+// blocks holding it are written and fsynced. The data file is written only by
+// checkpoints, so it always holds its meta page's checkpoint, and pages of an
+// uncommitted transaction never reach it. Page images go to the log when the
+// buffer pool evicts a dirty page (Wal is the pool's PageStore: the page is
+// read back from here) and at a checkpoint, which logs the image of every
+// changed page and a checkpoint record before it overwrites the data file.
+// Format and recovery: docs/file-format.md, "The write-ahead log".
 //
-// Group commit: a committer waits in wait_durable(); the first waiter writes
-// and syncs everything appended so far (after letting ready writers append
-// theirs), and every commit in that write is acknowledged by the one fsync.
+// Group commit: a committer waits in wait_durable(); the first waiter waits
+// for the writers inside a transaction or queued for one, then writes and
+// syncs everything appended, and every commit in that write is acknowledged
+// by the one fsync.
 //
 // Every record's CRC32C is chained from its predecessor's, seeded by the
 // log's salt, which changes at every reset: recovery stops at the first
