@@ -178,7 +178,7 @@ def peer_lines(results):
         "(8-byte keys, 100-byte values), the same keys, seeds and batches as btree_bench. "
         "LMDB with MDB_NOSYNC, SQLite in WAL mode with synchronous=NORMAL and a 1 GiB cache, "
         "RocksDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
-        "checkpoints, every 1000 pages, still do; corobtree writes nothing until a checkpoint). "
+        "checkpoints, every 1000 pages, still do; corobtree, with Durability::kRelaxed, writes each batch's operations to its log and syncs only at its checkpoints). "
         "us / peer > 1: corobtree is faster."
     )
     if our_keys is not None and keys and keys != {our_keys}:
