@@ -163,15 +163,6 @@ bool BufferPool::copy_if_clean(BlockId id, std::span<std::byte> out) const noexc
   return true;
 }
 
-bool BufferPool::has_dirty() const noexcept {
-  if (direct_writebacks_ > 0) return true;
-  for (const FrameId f : dirty_list_) {
-    const Frame& fr = fixed_frames_ ? fixed_frames_[f] : direct_frames_[f];
-    if (fr.page_id != kInvalidBlockId && fr.dirty) return true;
-  }
-  return false;
-}
-
 void BufferPool::wake_io_waiters(Frame& fr) noexcept {
   while (detail::WaiterNode* n = fr.io_waiters.pop_front()) Scheduler::current().post(n->handle);
 }

@@ -192,11 +192,6 @@ class BufferPool {
   Task<void> read_stored(BlockId id, std::span<std::byte> out);
   // Copies page `id` into `out` if it is cached, loaded and clean; false otherwise.
   bool copy_if_clean(BlockId id, std::span<std::byte> out) const noexcept;
-  // Frames dirtied since the last flush_all() (an upper bound: entries may have
-  // been written back since).
-  std::size_t dirty_candidates() const noexcept { return dirty_list_.size(); }
-  // Whether any cached page is dirty (or being written back in direct mode).
-  bool has_dirty() const noexcept;
   // How many times a page was marked dirty (a transaction compares it to
   // learn whether it changed anything).
   std::uint64_t dirty_marks() const noexcept { return dirty_marks_; }

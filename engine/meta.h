@@ -43,7 +43,6 @@ struct Meta {
   std::uint64_t page_count = 0;
   std::uint64_t checkpoint_lsn = 0;
   std::uint64_t database_id = 0;
-  bool operator==(const Meta&) const = default;
 };
 
 // Serialises `m` into a meta page for block `id` (0 or 1), checksum included.

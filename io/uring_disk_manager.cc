@@ -7,21 +7,6 @@
 
 namespace corobtree {
 
-class UringDiskManager::WritesDrained {
- public:
-  explicit WritesDrained(UringDiskManager& dm) noexcept : dm_(dm) {}
-  bool await_ready() const noexcept { return dm_.writes_in_flight_ == 0; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    node_.handle = h;
-    dm_.drain_waiters_.push_back(&node_);
-  }
-  void await_resume() const noexcept {}
-
- private:
-  UringDiskManager& dm_;
-  detail::WaiterNode node_;
-};
-
 UringDiskManager::UringDiskManager(std::string path, int fd, std::uint32_t page_size,
                                    bool direct_io, std::uint64_t block_count, EventLoop* loop,
                                    std::unique_ptr<EventLoop> owned_loop)
@@ -69,7 +54,7 @@ void UringDiskManager::write_finished() noexcept {
 Task<void> UringDiskManager::sync() {
   check_sync();
   // io_uring does not order a write before a later fsync: wait for ours.
-  co_await WritesDrained(*this);
+  while (writes_in_flight_ > 0) co_await detail::ListAwaiter(drain_waiters_);
   check_sync();
   const int res = co_await loop_->fsync(native_handle(), /*datasync=*/true);
   if (res < 0) throw poison_after_sync_failure(-res);

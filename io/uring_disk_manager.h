@@ -31,7 +31,6 @@ class UringDiskManager final : public FileDiskManager {
   EventLoop& loop() noexcept { return *loop_; }
 
  private:
-  class WritesDrained;  // awaiter: resumes when no write of this file is in flight
   void write_finished() noexcept;
 
   EventLoop* loop_;

@@ -66,23 +66,21 @@ if [ "$QUICK" -eq 1 ]; then export COROBTREE_BENCH_KEYS=${COROBTREE_BENCH_KEYS:-
   --benchmark_out="$RESULTS/btree_bench.json" --benchmark_out_format=json
 
 # COROBTREE_BENCH_QUICK=1 shortens the timed runs of the binaries below.
+# run_quickable NAME: runs perf/NAME into results/NAME.json; peer_bench is only
+# built when the peer libraries are found.
+run_quickable() {
+  if [ -x "$BUILD/perf/$1" ]; then
+    COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/$1" \
+      --benchmark_out="$RESULTS/$1.json" --benchmark_out_format=json
+  else
+    echo "  $1 was not built (no peer library found): skipped"
+    rm -f "$RESULTS/$1.json"
+  fi
+}
 echo "=== peer_bench: LMDB, SQLite (WAL), RocksDB: btree_bench's cached workloads; durable commits"
-if [ -x "$BUILD/perf/peer_bench" ]; then
-  COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/peer_bench" \
-    --benchmark_out="$RESULTS/peer_bench.json" --benchmark_out_format=json
-else
-  echo "  peer_bench was not built (no peer library found): skipped"
-  rm -f "$RESULTS/peer_bench.json"
-fi
-
+run_quickable peer_bench
 echo "=== commit_bench: our durable commits, 1/8/64 writer tasks"
-if [ -x "$BUILD/perf/commit_bench" ]; then
-  COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/commit_bench" \
-    --benchmark_out="$RESULTS/commit_bench.json" --benchmark_out_format=json
-else
-  echo "  commit_bench not built yet: skipped"
-  rm -f "$RESULTS/commit_bench.json"
-fi
+run_quickable commit_bench
 
 echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
 if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi
