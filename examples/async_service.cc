@@ -13,12 +13,12 @@
 #include <utility>
 #include <vector>
 
-#include "engine/database.h"
-#include "io/error.h"
-#include "io/scheduler.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/database.h>
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
+#include <corobtree/yield.h>
 
 namespace {
 
@@ -27,13 +27,6 @@ using corobtree::Task;
 
 constexpr int kClients = 64;
 constexpr int kKeysPerClient = 200;
-
-// Lets the other ready clients run before this one continues.
-struct YieldToLoop {
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) const { corobtree::Scheduler::current().post(h); }
-  void await_resume() const noexcept {}
-};
 
 std::string client_prefix(int client) {
   char buf[16];
@@ -67,13 +60,12 @@ struct ClientSummary {
 Task<ClientSummary> run_client(Database& db, int client) {
   ClientSummary s;
   s.client = client;
-  YieldToLoop yield;
   for (int i = 0; i < kKeysPerClient; ++i) {  // single puts
     const std::string key = client_key(client, i);
     const std::string value = client_value(client, i, 1);
     co_await db.put(key, value);
     ++s.puts;
-    if (i % 16 == 0) co_await yield;
+    if (i % 16 == 0) co_await corobtree::yield();
   }
   corobtree::WriteBatch batch;  // rewrite every even key atomically
   for (int i = 0; i < kKeysPerClient; i += 2) {
@@ -81,7 +73,7 @@ Task<ClientSummary> run_client(Database& db, int client) {
   }
   co_await db.write(batch);
   s.batched = static_cast<int>(batch.size());
-  co_await yield;
+  co_await corobtree::yield();
   for (int i = 0; i < kKeysPerClient; ++i) {  // read back
     const std::string key = client_key(client, i);
     const std::optional<std::string> v = co_await db.get(key);
@@ -91,7 +83,7 @@ Task<ClientSummary> run_client(Database& db, int client) {
     } else {
       ++s.errors;
     }
-    if (i % 32 == 0) co_await yield;
+    if (i % 32 == 0) co_await corobtree::yield();
   }
   for (int i = 0; i < kKeysPerClient; i += 3) {  // erase every third key
     const std::string key = client_key(client, i);
@@ -102,7 +94,7 @@ Task<ClientSummary> run_client(Database& db, int client) {
       ++s.errors;
     }
   }
-  co_await yield;
+  co_await corobtree::yield();
   corobtree::ScanOptions range;  // [clientNN/, clientNN0): this client's keys only
   range.lower = client_prefix(client);
   range.upper = client_prefix(client);

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/blocking_database.h"
-#include "io/error.h"
+#include <corobtree/blocking_database.h>
+#include <corobtree/error.h>
 
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "quickstart.db";

@@ -6,9 +6,9 @@
 
 #include "io/aligned_buffer.h"
 #include "io/disk_manager.h"
-#include "io/error.h"
-#include "io/sync_wait.h"
-#include "io/when_all.h"
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 
 namespace {
 

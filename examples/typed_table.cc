@@ -8,9 +8,9 @@
 #include <string>
 #include <tuple>
 
-#include "engine/blocking_database.h"
-#include "engine/table.h"
-#include "io/error.h"
+#include <corobtree/blocking_database.h>
+#include <corobtree/table.h>
+#include <corobtree/error.h>
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "io/event_loop.h"
-#include "io/when_all.h"
+#include <corobtree/when_all.h>
 #include "io/pread_disk_manager.h"
 #include "io/uring_disk_manager.h"
 
@@ -108,13 +108,9 @@ class DiskManagerFactory {
           new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));
     }
     EventLoop* loop = options.loop;
-    std::unique_ptr<EventLoop> owned;
     if (!loop) {
       try {
-        EventLoopOptions lo;
-        lo.sq_entries = options.ring_entries;
-        owned = std::make_unique<EventLoop>(lo);
-        loop = owned.get();
+        loop = &EventLoop::for_this_thread();
       } catch (const Error& e) {
         if (options.backend == IoBackend::kUring || !is_fallback_errno(e.sys_errno())) throw;
         auto dm = std::make_unique<PreadDiskManager>(path, fd, options.page_size,
@@ -123,8 +119,8 @@ class DiskManagerFactory {
         return dm;
       }
     }
-    return std::unique_ptr<DiskManager>(new UringDiskManager(
-        path, fd, options.page_size, options.direct_io, blocks, loop, std::move(owned)));
+    return std::unique_ptr<DiskManager>(
+        new UringDiskManager(path, fd, options.page_size, options.direct_io, blocks, loop));
   }
 };
 

@@ -36,8 +36,9 @@
 #include <string_view>
 
 #include "io/aligned_buffer.h"
-#include "io/error.h"
-#include "io/task.h"
+#include <corobtree/error.h>
+#include <corobtree/options.h>
+#include <corobtree/task.h>
 
 namespace corobtree {
 
@@ -49,11 +50,6 @@ inline constexpr std::uint32_t kDefaultPageSize = 4096;
 inline constexpr std::uint32_t kMinPageSize = 512;
 inline constexpr std::uint32_t kMaxPageSize = 65536;
 
-enum class IoBackend { kAuto, kUring, kPread };
-
-std::string_view backend_name(IoBackend b) noexcept;
-// Parses "auto", "uring" or "pread"; throws Error(kInvalidArgument) otherwise.
-IoBackend parse_backend(std::string_view name);
 
 struct DiskOptions {
   std::uint32_t page_size = kDefaultPageSize;  // power of two in [512, 65536]
@@ -62,8 +58,7 @@ struct DiskOptions {
   bool direct_io = false;         // O_DIRECT (both backends)
   bool create_if_missing = true;
   bool lock_file = true;          // flock(LOCK_EX) so a second opener gets kLocked
-  EventLoop* loop = nullptr;      // io_uring: share this loop; null = own one
-  unsigned ring_entries = 256;    // SQ size of an owned loop
+  EventLoop* loop = nullptr;      // io_uring: this loop; null = the thread's (EventLoop::for_this_thread)
 };
 
 struct DiskStats {

@@ -1,4 +1,4 @@
-#include "io/error.h"
+#include <corobtree/error.h>
 
 #include <cerrno>
 #include <cstring>

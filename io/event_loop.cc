@@ -1,12 +1,15 @@
 #include "io/event_loop.h"
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <utility>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 
 namespace corobtree {
 
@@ -35,7 +38,20 @@ EventLoop::EventLoop(EventLoopOptions options) {
   sq_entries_ = ring_.sq.ring_entries;
   cq_entries_ = ring_.cq.ring_entries;
   sync_spin_ns_ = std::uint64_t{options.sync_spin_us} * 1000;
+  owner_pid_ = ::getpid();
   Scheduler::current().add_source(this);
+}
+
+EventLoop& EventLoop::for_this_thread() {
+  thread_local std::unique_ptr<EventLoop> loop;
+  if (loop && loop->owner_pid_ != ::getpid()) {
+    // A forked child inherited the parent's ring, which it must not use:
+    // drop it (without waiting for the parent's operations) and make its own.
+    loop->in_kernel_ = 0;
+    loop.reset();
+  }
+  if (!loop) loop = std::make_unique<EventLoop>();
+  return *loop;
 }
 
 EventLoop::~EventLoop() {

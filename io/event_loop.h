@@ -66,6 +66,11 @@ class EventLoop final : public IoSource {
   explicit EventLoop(EventLoopOptions options = {});
   ~EventLoop() override;
   EventLoop(const EventLoop&) = delete;
+
+  // The calling thread's loop, created on first use and kept until the thread
+  // exits; every DiskManager opened on this thread shares it. Throws like the
+  // constructor when the kernel refuses a ring.
+  static EventLoop& for_this_thread();
   EventLoop& operator=(const EventLoop&) = delete;
 
   // One operation; lives in the awaiting coroutine's frame until it resumes.
@@ -163,6 +168,7 @@ class EventLoop final : public IoSource {
   OpQueue backlog_;
   EventLoopStats stats_{};
   bool* alive_while_resuming_ = nullptr;  // see resume_all()
+  int owner_pid_ = 0;  // the process that set the ring up (see for_this_thread)
 };
 
 }  // namespace corobtree

@@ -1,8 +1,10 @@
 #include "io/scheduler.h"
 
+#include <corobtree/sync_wait.h>
+
 #include <algorithm>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 
 namespace corobtree {
 
@@ -95,3 +97,20 @@ void Scheduler::remove_source(IoSource* source) noexcept {
 }
 
 }  // namespace corobtree
+
+namespace corobtree::detail {
+
+void run_until_done(std::coroutine_handle<> h) {
+  Scheduler& scheduler = Scheduler::current();
+  h.resume();
+  while (!h.done()) scheduler.run_turn();
+  scheduler.flush_submissions();
+}
+
+}  // namespace corobtree::detail
+
+namespace corobtree::detail {
+
+void post_to_this_thread(std::coroutine_handle<> h) { Scheduler::current().post(h); }
+
+}  // namespace corobtree::detail

@@ -10,7 +10,7 @@
 #include <exception>
 #include <utility>
 
-#include "io/task.h"
+#include <corobtree/task.h>
 
 namespace corobtree {
 

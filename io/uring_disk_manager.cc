@@ -8,14 +8,9 @@
 namespace corobtree {
 
 UringDiskManager::UringDiskManager(std::string path, int fd, std::uint32_t page_size,
-                                   bool direct_io, std::uint64_t block_count, EventLoop* loop,
-                                   std::unique_ptr<EventLoop> owned_loop)
-    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count),
-      loop_(loop),
-      owned_loop_(std::move(owned_loop)) {}
+                                   bool direct_io, std::uint64_t block_count, EventLoop* loop)
+    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count), loop_(loop) {}
 
-// Close the fd before an owned loop is destroyed (the loop waits out any
-// operation still in the kernel).
 UringDiskManager::~UringDiskManager() { close(); }
 
 Task<void> UringDiskManager::read_block(BlockId id, std::span<std::byte> out) {

@@ -19,8 +19,7 @@ namespace corobtree {
 class UringDiskManager final : public FileDiskManager {
  public:
   UringDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
-                   std::uint64_t block_count, EventLoop* loop,
-                   std::unique_ptr<EventLoop> owned_loop);
+                   std::uint64_t block_count, EventLoop* loop);
   ~UringDiskManager() override;
 
   Task<void> read_block(BlockId id, std::span<std::byte> out) override;
@@ -34,7 +33,6 @@ class UringDiskManager final : public FileDiskManager {
   void write_finished() noexcept;
 
   EventLoop* loop_;
-  std::unique_ptr<EventLoop> owned_loop_;
   std::uint64_t writes_in_flight_ = 0;
   detail::WaiterList drain_waiters_;
 };

@@ -51,10 +51,10 @@
 #include <utility>
 #include <vector>
 
-#include "engine/database.h"
+#include <corobtree/database.h>
 #include "io/disk_manager.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
 
 namespace {
 

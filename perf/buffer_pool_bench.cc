@@ -36,11 +36,11 @@
 #include <utility>
 #include <vector>
 
-#include "engine/buffer_pool.h"
+#include "engine/pager/buffer_pool.h"
 #include "io/disk_manager.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 
 namespace {
 
@@ -179,7 +179,6 @@ std::unique_ptr<DiskManager> open_bench_file(IoBackend backend, bool direct_io) 
   o.use_env = false;
   o.direct_io = direct_io;
   o.lock_file = false;
-  o.ring_entries = 256;
   return DiskManager::open(PoolBenchFile::get().path(), o);
 }
 

@@ -50,12 +50,12 @@
 #include <utility>
 #include <vector>
 
-#include "engine/database.h"
+#include <corobtree/database.h>
 #include "io/disk_manager.h"
 #include "io/event_loop.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 #include "perf/bench_random.h"
 
 namespace {
@@ -243,13 +243,10 @@ void BM_ColdGet(benchmark::State& state, IoBackend backend, std::size_t pool_pag
   o.pool_pages = pool_pages;
   o.backend = backend;
   o.create_if_missing = false;
-  // On io_uring the bench owns the loop, to report how deep the queue got.
-  std::unique_ptr<corobtree::EventLoop> loop;
-  if (backend == IoBackend::kUring) {
-    loop = std::make_unique<corobtree::EventLoop>();
-    o.loop = loop.get();
-  }
   std::unique_ptr<Database> db = corobtree::sync_wait(Database::open(path, o));
+  // On io_uring, the thread's ring (the database's) reports how deep the queue got.
+  corobtree::EventLoop* loop = nullptr;
+  if (db->stats().backend == IoBackend::kUring) loop = &corobtree::EventLoop::for_this_thread();
 
   std::uint64_t seed = static_cast<std::uint64_t>(tasks) << 32;
   std::uint64_t bad = 0;

@@ -49,11 +49,11 @@
 #include <utility>
 #include <vector>
 
-#include "engine/database.h"
+#include <corobtree/database.h>
 #include "io/disk_manager.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 #include "perf/bench_common.h"
 #include "perf/bench_random.h"
 

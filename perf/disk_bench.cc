@@ -12,10 +12,10 @@
 
 #include "io/aligned_buffer.h"
 #include "io/disk_manager.h"
-#include "io/sync_wait.h"
+#include <corobtree/sync_wait.h>
 #include "io/uring_disk_manager.h"
 #include "io/event_loop.h"
-#include "io/when_all.h"
+#include <corobtree/when_all.h>
 #include "perf/bench_file.h"
 
 namespace {
@@ -41,7 +41,6 @@ void BM_RandomRead4K(benchmark::State& state, corobtree::IoBackend backend) {
   o.use_env = false;
   o.direct_io = true;
   o.lock_file = false;
-  o.ring_entries = 256;
   auto dm = DiskManager::open(file.path, o);
   // Enough reads per iteration that slot start-up is noise.
   const std::uint64_t per_slot = std::max<std::uint64_t>(64, 4096 / depth);

@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/database.h"
+#include <corobtree/database.h>
 #include "io/event_loop.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -290,18 +290,17 @@ Task<std::vector<std::optional<std::string>>> get_all(Database& db, const std::v
 // under one root. They share one read of the root, and then all 32 leaf reads
 // are in flight together: no reader waits for another reader's miss.
 BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({false, true}), direct_io) {
-  corobtree::EventLoop loop;
   corobtree::test::TempDir dir;
   corobtree::Options options;
   options.backend = corobtree::IoBackend::kUring;
   options.direct_io = direct_io;
   options.pool_pages = 0;
-  options.loop = &loop;
   auto db = sync_wait(Database::open(dir.file("readers.db"), options));
   if (db->stats().backend != corobtree::IoBackend::kUring) {
     BOOST_TEST_MESSAGE("COROBTREE_IO forces another backend: nothing is ever in flight to count");
     return;
   }
+  corobtree::EventLoop& loop = corobtree::EventLoop::for_this_thread();  // the database's ring
   // 900-byte values: at most four per leaf, so every 8th key sits in its own leaf.
   std::vector<std::string> keys;
   for (int i = 0; i < 256; ++i) {

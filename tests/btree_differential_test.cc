@@ -8,9 +8,9 @@
 #include <map>
 #include <random>
 
-#include "engine/database.h"
-#include "io/error.h"
-#include "io/sync_wait.h"
+#include <corobtree/database.h>
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/random.h"

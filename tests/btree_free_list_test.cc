@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/blocking_database.h"
+#include <corobtree/blocking_database.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/blocking_database.h"
-#include "engine/node.h"
-#include "engine/page_format.h"
-#include "io/error.h"
-#include "io/sync_wait.h"
+#include <corobtree/blocking_database.h>
+#include "engine/btree/node.h"
+#include "engine/format/page_format.h"
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/random.h"

@@ -11,12 +11,12 @@
 #include <random>
 #include <vector>
 
-#include "engine/buffer_pool.h"
+#include "engine/pager/buffer_pool.h"
 #include "io/aligned_buffer.h"
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "io/event.h"
-#include "io/sync_wait.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 #include "tests/support/backends.h"
 #include "tests/support/fd_swap.h"
 #include "tests/support/seed.h"

@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/blocking_database.h"
-#include "engine/page_format.h"
-#include "io/error.h"
+#include <corobtree/blocking_database.h>
+#include "engine/format/page_format.h"
+#include <corobtree/error.h>
 #include "tests/support/backends.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"

@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/database.h"
-#include "io/error.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/database.h>
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 #include "tests/crash_ops.h"
 
 namespace {

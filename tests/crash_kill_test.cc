@@ -50,7 +50,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/blocking_database.h"
+#include <corobtree/blocking_database.h>
 #include "tests/crash_ops.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/crc32c.h"
+#include "engine/format/crc32c.h"
 #include "tests/support/seed.h"
 
 using corobtree::crc32c;

@@ -33,12 +33,12 @@
 
 #include "io/aligned_buffer.h"
 #include "io/disk_manager.h"
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "io/event_loop.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
 #include "io/uring_disk_manager.h"
-#include "io/when_all.h"
+#include <corobtree/when_all.h>
 #include "tests/support/backends.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"

@@ -18,12 +18,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/blocking_database.h"
-#include "engine/database.h"
-#include "io/error.h"
+#include <corobtree/blocking_database.h>
+#include <corobtree/database.h>
+#include <corobtree/error.h>
 #include "io/spawn.h"
-#include "io/sync_wait.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 #include "tests/support/backends.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/random.h"

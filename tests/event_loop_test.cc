@@ -12,8 +12,8 @@
 
 #include "io/aligned_buffer.h"
 #include "io/event_loop.h"
-#include "io/sync_wait.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 #include "tests/support/temp_dir.h"
 
 using corobtree::AlignedBuffer;

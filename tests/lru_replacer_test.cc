@@ -5,8 +5,8 @@
 #include <map>
 #include <random>
 
-#include "engine/lru_replacer.h"
-#include "engine/page_table.h"
+#include "engine/pager/lru_replacer.h"
+#include "engine/pager/page_table.h"
 #include "tests/support/seed.h"
 
 using corobtree::FrameId;

@@ -9,8 +9,8 @@
 #include "io/async_mutex.h"
 #include "io/async_shared_mutex.h"
 #include "io/event.h"
-#include "io/sync_wait.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 
 using corobtree::AsyncMutex;
 using corobtree::AsyncSharedMutex;

@@ -18,12 +18,12 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/blocking_database.h"
-#include "engine/codec.h"
-#include "engine/database.h"
-#include "engine/table.h"
-#include "io/error.h"
-#include "io/sync_wait.h"
+#include <corobtree/blocking_database.h>
+#include <corobtree/codec.h>
+#include <corobtree/database.h>
+#include <corobtree/table.h>
+#include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"

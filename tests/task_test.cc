@@ -10,11 +10,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "io/event.h"
-#include "io/sync_wait.h"
-#include "io/task.h"
-#include "io/when_all.h"
+#include <corobtree/sync_wait.h>
+#include <corobtree/task.h>
+#include <corobtree/when_all.h>
 
 using corobtree::Event;
 using corobtree::Task;

@@ -6,7 +6,7 @@
 #include <cinttypes>
 #include <cstring>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "tools/cli.h"
 #include "tools/escape.h"
 

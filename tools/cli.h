@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "engine/blocking_database.h"
-#include "engine/database.h"
+#include <corobtree/blocking_database.h>
+#include <corobtree/database.h>
 
 namespace corobtree::cli {
 

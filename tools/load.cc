@@ -15,7 +15,7 @@
 #include <cstring>
 #include <optional>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "tools/cli.h"
 #include "tools/escape.h"
 #include "tools/line_reader.h"
@@ -111,7 +111,7 @@ Pairs read_pairs(Input& in, std::uint32_t max_key, Progress& progress) {
       bad_line(in, line_no, "key of " + std::to_string(k.size()) + " bytes exceeds the limit of " +
                                 std::to_string(max_key) + " bytes");
     }
-    if (v.size() > BTree::kMaxValueSize) {
+    if (v.size() > kMaxValueSize) {
       bad_line(in, line_no, "value of " + std::to_string(v.size()) + " bytes is too large");
     }
     if (in.size && (line_no & 0xfff) == 0) progress.show("reading", reader.bytes(), in.size);

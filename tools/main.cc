@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <new>
 
-#include "engine/version.h"
-#include "io/error.h"
+#include <corobtree/version.h>
+#include <corobtree/error.h>
 #include "tools/cli.h"
 #include "tools/escape.h"
 

@@ -14,7 +14,7 @@
 #include <optional>
 #include <string_view>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "tools/cli.h"
 #include "tools/escape.h"
 #include "tools/line_reader.h"
@@ -133,7 +133,7 @@ class Shell {
       throw Malformed("key of " + std::to_string(key.size()) + " bytes exceeds the limit of " +
                       std::to_string(db_.max_key_size()) + " bytes");
     }
-    if (value.size() > BTree::kMaxValueSize) throw Malformed("value too large");
+    if (value.size() > kMaxValueSize) throw Malformed("value too large");
   }
 
   std::optional<std::string> lookup(const std::string& key) {

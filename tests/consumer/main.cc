@@ -1,32 +1,29 @@
-// Writes and reads back one block through the installed library.
+// A program that uses an installed corobtree through its public headers only.
+#include <corobtree/blocking_database.h>
+#include <corobtree/version.h>
+
 #include <cstdio>
-#include <cstring>
-#include <vector>
+#include <string>
 
-#include "engine/version.h"
-#include "io/aligned_buffer.h"
-#include "io/disk_manager.h"
-#include "io/sync_wait.h"
-
-namespace {
-
-corobtree::Task<bool> round_trip(corobtree::DiskManager& dm) {
-  corobtree::BlockId id = dm.allocate_block();
-  corobtree::AlignedBuffer out(dm.page_size());
-  std::memcpy(out.data(), "hello", 5);
-  co_await dm.write_block(id, out.span());
-  corobtree::AlignedBuffer in(dm.page_size());
-  co_await dm.read_block(id, in.span());
-  co_return std::memcmp(in.data(), "hello", 5) == 0;
-}
-
-}  // namespace
+#if COROBTREE_VERSION < 200
+#error "the installed headers carry no version macros"
+#endif
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
-  auto dm = corobtree::DiskManager::open(argv[1]);
-  bool ok = corobtree::sync_wait(round_trip(*dm));
-  std::printf("corobtree %s on %s: consumer %s\n", std::string(corobtree::version()).c_str(),
-              std::string(corobtree::backend_name(dm->backend())).c_str(), ok ? "ok" : "FAILED");
+  bool ok = false;
+  {
+    auto db = corobtree::BlockingDatabase::open(argv[1]);
+    db.put("hello", "world");
+    ok = db.get("hello") == std::optional<std::string>("world") && db.validate().ok();
+    db.close();
+  }
+  {
+    auto again = corobtree::BlockingDatabase::open(argv[1]);
+    ok = ok && again.get("hello") == std::optional<std::string>("world");
+  }
+  std::printf("corobtree %s (headers %d.%d.%d): consumer %s\n",
+              std::string(corobtree::version()).c_str(), COROBTREE_VERSION_MAJOR,
+              COROBTREE_VERSION_MINOR, COROBTREE_VERSION_PATCH, ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/database.h"
+#include <corobtree/database.h>
 #include "tests/support/backends.h"
 
 namespace corobtree::test {

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "io/error.h"
+#include <corobtree/error.h>
 #include "io/scheduler.h"
 
 namespace corobtree::test {

@@ -1,0 +1,145 @@
+// BTree: a B+tree of byte-string keys and values over a BufferPool.
+//
+// Values live in leaves (or, when a cell would exceed a quarter of a page, in
+// a chain of overflow pages); inner nodes hold separators; leaves are linked
+// both ways. Node capacity is set by bytes; with minimum_degree t > 0 a node
+// also holds at most 2t-1 keys and, unless its bytes are a quarter full, at
+// least t-1 (the seed's classic bounds).
+//
+// Concurrency (all tasks on one loop thread): readers descend with shared
+// page latches, coupling parent to child (a reader holds at most a parent and
+// a child, top-down, or two leaves left-to-right). Writers are serialised by
+// writer_mutex() and descend with exclusive latches, releasing the ancestors
+// as soon as a child cannot split (insert) or underflow (erase); siblings are
+// latched left to right under an exclusively latched parent. A reader waiting
+// on the disk therefore never stops other readers, and no lock order cycles.
+//
+// Invariants (checked by validate()): keys strictly increase within a node and
+// lie within their parent's separator bounds; every leaf is at depth height-1;
+// non-root nodes are not underfull and no node is overfull; the leaf chain
+// visits every leaf in key order with consistent prev links; every reachable
+// page and every free page has a valid checksum; the free list is disjoint
+// from the tree; every page below page_count is accounted for.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <corobtree/stats.h>
+
+#include "engine/format/commit_state.h"
+#include "engine/pager/buffer_pool.h"
+#include "engine/btree/node.h"
+#include "io/async_mutex.h"
+#include "io/async_shared_mutex.h"
+#include <corobtree/task.h>
+
+namespace corobtree {
+
+
+
+class BTree {
+ public:
+  // REQUIRES: state.root is an initialised node in the pool's file.
+  BTree(BufferPool& pool, TreeState state);
+
+  // Largest key accepted (992 bytes for 4 KiB pages); larger ones are rejected
+  // with Error(kInvalidArgument). Values may be up to kMaxValueSize bytes.
+  std::uint32_t max_key_size() const noexcept { return max_key_; }
+  static constexpr std::uint64_t kMaxValueSize = corobtree::kMaxValueSize;
+
+  Task<std::optional<std::string>> get(std::string_view key);
+  // Inserts or replaces. Takes the writer mutex.
+  Task<void> put(std::string_view key, std::string_view value);
+  // Returns whether the key was present. Takes the writer mutex.
+  Task<bool> erase(std::string_view key);
+
+  // For atomic batches: the caller holds writer_mutex() around these.
+  AsyncMutex& writer_mutex() noexcept { return writer_mutex_; }
+  Task<void> put_locked(std::string_view key, std::string_view value);
+  Task<bool> erase_locked(std::string_view key);
+
+  // Builds the tree bottom-up from strictly increasing keys into packed
+  // leaves. REQUIRES: the tree is empty. Throws kInvalidArgument on unsorted input.
+  Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
+  Task<void> bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted);
+
+  // Checks every invariant (see above); flushes the pool first so that the
+  // on-disk checksums it verifies are current. Takes the writer mutex.
+  Task<ValidationReport> validate();
+
+  const TreeState& state() const noexcept { return state_; }
+  std::uint64_t page_count() const noexcept { return pool_.disk().block_count(); }
+  BufferPool& pool() noexcept { return pool_; }
+  void check_key(std::string_view key) const;
+  void check_value(std::string_view value) const;
+
+ private:
+  friend class TreeCursor;
+
+  // A pinned and latched page. The latch is always released before the pin
+  // (an unpinned frame may be reused, and its latch with it).
+  struct Latched {
+    PageGuard page;
+    AsyncSharedMutex::Guard latch;  // declared after `page`: destroyed first
+    std::uint32_t child_idx = 0;    // index of the next node in this one (inner)
+
+    Latched() = default;
+    Latched(Latched&&) noexcept = default;
+    Latched& operator=(Latched&& o) noexcept {
+      latch = std::move(o.latch);
+      page = std::move(o.page);
+      child_idx = o.child_idx;
+      return *this;
+    }
+  };
+
+  // Reads.
+  Task<Latched> descend_shared(std::string_view key);
+  bool try_descend_cached(std::string_view key, Latched& out);
+  Task<std::string> read_value(const Node& leaf, std::uint32_t pos);
+  Task<Latched> latch_page(BlockId id, AsyncSharedMutex::Mode mode);
+
+  // Writes (writer mutex held).
+  // Returns true when the leaf is left underfull (an update shrank a value).
+  Task<bool> insert_into_leaf(std::vector<Latched>& path, std::vector<std::byte> cell,
+                              std::string_view key);
+  // Exclusive descent; cell_size > 0 for an insert of that leaf cell, 0 for an erase.
+  Task<void> descend_exclusive(std::string_view key, std::uint32_t cell_size,
+                               std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard);
+  // Rebalances the leaf holding `key` if it is underfull.
+  Task<void> fix_underflow(std::string_view key);
+  Task<void> split_and_insert(std::vector<Latched>& path, std::size_t level,
+                              std::vector<std::byte> cell, std::uint32_t pos);
+  Task<void> rebalance(std::vector<Latched>& path, std::size_t level);
+  Task<PageGuard> allocate_page(PageType type);
+  void free_page(PageGuard& page);
+  Task<BlockId> write_overflow(std::string_view value);
+  Task<void> free_overflow(BlockId first);
+  Task<std::vector<std::byte>> make_leaf_cell(std::string_view key, std::string_view value);
+
+  // Policy.
+  bool leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept;
+  bool inner_fits(const Node& n, std::uint32_t cell_size) const noexcept;
+  bool underflows(const Node& n) const noexcept;
+  std::uint32_t min_fill(const Node& n) const noexcept;
+  bool safe_for_insert(const Node& n, std::uint32_t leaf_cell_size) const noexcept;
+  bool safe_for_erase(const Node& n, bool is_root) const noexcept;
+  std::uint32_t max_cell() const noexcept { return max_cell_; }
+  [[noreturn]] void corrupt(BlockId id, const std::string& why) const;
+
+  BufferPool& pool_;
+  TreeState state_;
+  std::uint32_t page_size_;
+  std::uint32_t usable_;
+  std::uint32_t max_cell_;  // largest cell kept in a node: a quarter of the usable bytes
+  std::uint32_t max_key_;
+  AsyncMutex writer_mutex_;
+  AsyncSharedMutex root_latch_;  // guards state_.root / height against readers
+};
+
+}  // namespace corobtree

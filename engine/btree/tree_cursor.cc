@@ -1,0 +1,198 @@
+#include "engine/btree/tree_cursor.h"
+
+#include <cstring>
+
+#include <corobtree/error.h>
+
+namespace corobtree {
+
+using Mode = AsyncSharedMutex::Mode;
+
+TreeCursor::TreeCursor(BTree& tree, ScanOptions options) : tree_(tree), options_(std::move(options)) {}
+
+std::string_view TreeCursor::key() const noexcept {
+  Node n(std::span<std::byte>(const_cast<std::byte*>(page_.data()), page_.size()));
+  return n.key(pos_);
+}
+
+std::string_view TreeCursor::value() const noexcept {
+  if (has_overflow_[pos_]) return overflow_values_[pos_];
+  Node n(std::span<std::byte>(const_cast<std::byte*>(page_.data()), page_.size()));
+  return n.value(pos_).inline_bytes;
+}
+
+Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
+  const auto bytes = leaf.page.data();
+  page_.assign(bytes.begin(), bytes.end());
+  Node n(std::span<std::byte>(page_.data(), page_.size()));
+  has_overflow_.assign(n.count(), false);
+  overflow_values_.clear();
+  for (std::uint32_t i = 0; i < n.count(); ++i) {
+    if (!n.value(i).overflow) continue;
+    if (overflow_values_.empty()) overflow_values_.resize(n.count());
+    std::string v = co_await tree_.read_value(n, i);  // under the leaf latch: the chain is stable
+    overflow_values_[i] = std::move(v);
+    has_overflow_[i] = true;
+  }
+}
+
+bool TreeCursor::in_bounds() noexcept {
+  if (!valid_) return false;
+  const std::string_view k = key();
+  if (options_.lower && k < *options_.lower) valid_ = false;
+  if (options_.upper && k >= *options_.upper) valid_ = false;
+  return valid_;
+}
+
+Task<bool> TreeCursor::seek_ge(std::string_view key) {
+  BTree::Latched leaf;
+  if (!tree_.try_descend_cached(key, leaf)) leaf = co_await tree_.descend_shared(key);
+  std::uint32_t pos = Node(leaf.page.data()).lower_bound(key);
+  // Keys >= key may start in a later leaf: couple latches rightwards.
+  while (pos == Node(leaf.page.data()).count()) {
+    const BlockId next = Node(leaf.page.data()).next();
+    if (next == kInvalidBlockId) {
+      valid_ = false;
+      co_return false;
+    }
+    BTree::Latched right = co_await tree_.latch_page(next, Mode::kShared);
+    leaf = std::move(right);
+    pos = 0;
+  }
+  co_await snapshot(leaf);
+  pos_ = pos;
+  valid_ = true;
+  co_return true;
+}
+
+Task<bool> TreeCursor::seek_gt(std::string_view key) {
+  std::string probe(key);
+  probe.push_back('\0');  // the smallest key greater than `key`
+  const bool ok = co_await seek_ge(probe);
+  co_return ok;
+}
+
+// The last entry < key: descend keeping the whole path latched (shared, top
+// down), then back up to the nearest ancestor with a left neighbour if the
+// leaf holds no smaller key.
+Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
+  std::vector<BTree::Latched> path;
+  AsyncSharedMutex::Guard root_guard = co_await tree_.root_latch_.scoped_lock_shared();
+  BTree::Latched root = co_await tree_.latch_page(tree_.state_.root, Mode::kShared);
+  root_guard.unlock();
+  path.push_back(std::move(root));
+  // Walk down: into the child that may hold the largest key < key.
+  for (;;) {
+    Node n(path.back().page.data());
+    if (n.is_leaf()) break;
+    if (n.type() != PageType::kInner) tree_.corrupt(path.back().page.page_id(), "expected a tree node");
+    const std::uint32_t idx = unbounded ? n.count() : n.lower_bound(key);
+    path.back().child_idx = idx;
+    BTree::Latched child = co_await tree_.latch_page(n.child(idx), Mode::kShared);
+    path.push_back(std::move(child));
+  }
+  for (;;) {
+    Node leaf(path.back().page.data());
+    const std::uint32_t pos = unbounded ? leaf.count() : leaf.lower_bound(key);
+    if (pos > 0) {
+      co_await snapshot(path.back());
+      pos_ = pos - 1;
+      valid_ = true;
+      co_return true;
+    }
+    // Nothing smaller here: go up to an ancestor where we can step left.
+    path.pop_back();
+    while (!path.empty() && path.back().child_idx == 0) path.pop_back();
+    if (path.empty()) {
+      valid_ = false;
+      co_return false;
+    }
+    // Then down the rightmost edge of the left neighbour subtree.
+    std::uint32_t idx = --path.back().child_idx;
+    for (;;) {
+      Node n(path.back().page.data());
+      BTree::Latched child = co_await tree_.latch_page(n.child(idx), Mode::kShared);
+      path.push_back(std::move(child));
+      Node c(path.back().page.data());
+      if (c.is_leaf()) break;
+      idx = c.count();
+      path.back().child_idx = idx;
+    }
+    unbounded = true;  // every key in that subtree is < key
+  }
+}
+
+Task<bool> TreeCursor::step_up() {
+  if (!valid_) co_return false;
+  Node n(std::span<std::byte>(page_.data(), page_.size()));
+  if (pos_ + 1 < n.count()) {
+    ++pos_;
+    co_return true;
+  }
+  const std::string last(key());
+  const bool ok = co_await seek_gt(last);
+  co_return ok;
+}
+
+Task<bool> TreeCursor::step_down() {
+  if (!valid_) co_return false;
+  if (pos_ > 0) {
+    --pos_;
+    co_return true;
+  }
+  const std::string first_key(key());
+  const bool ok = co_await seek_lt(first_key, false);
+  co_return ok;
+}
+
+Task<bool> TreeCursor::first() {
+  bool ok;
+  if (!options_.reverse) {
+    const std::string from = options_.lower.value_or(std::string());
+    ok = co_await seek_ge(from);
+  } else if (options_.upper) {
+    const std::string to = *options_.upper;
+    ok = co_await seek_lt(to, false);
+  } else {
+    const std::string_view none;
+    ok = co_await seek_lt(none, true);
+  }
+  co_return ok && in_bounds();
+}
+
+Task<bool> TreeCursor::seek(std::string_view key) {
+  bool ok;
+  if (!options_.reverse) {
+    std::string from(key);
+    if (options_.lower && from < *options_.lower) from = *options_.lower;
+    ok = co_await seek_ge(from);
+  } else {
+    std::string probe(key);
+    probe.push_back('\0');  // last entry <= key == last entry < key + "\0"
+    if (options_.upper && probe > *options_.upper) probe = *options_.upper;
+    ok = co_await seek_lt(probe, false);
+  }
+  co_return ok && in_bounds();
+}
+
+Task<bool> TreeCursor::next() {
+  bool ok;
+  if (options_.reverse) {
+    ok = co_await step_down();
+  } else {
+    ok = co_await step_up();
+  }
+  co_return ok && in_bounds();
+}
+
+Task<bool> TreeCursor::prev() {
+  bool ok;
+  if (options_.reverse) {
+    ok = co_await step_up();
+  } else {
+    ok = co_await step_down();
+  }
+  co_return ok && in_bounds();
+}
+
+}  // namespace corobtree

@@ -1,0 +1,64 @@
+// TreeCursor: ordered iteration over a key range of a BTree, forward or
+// reverse; the engine behind the public Cursor (include/corobtree/cursor.h).
+//
+//   TreeCursor c(tree, {.lower = "a", .upper = "m"});   // [a, m)
+//   for (bool ok = co_await c.first(); ok; ok = co_await c.next()) use(c.key(), c.value());
+//
+// A cursor holds no latch between calls: it works on a private copy of one
+// leaf (taken under the leaf's shared latch, with any overflow values read
+// then), and moves to the neighbouring leaf by coupling latches left to right
+// or, backwards, by a fresh descent. Each leaf is therefore seen in a
+// consistent state, and concurrent writers are never blocked by an idle
+// cursor; a key inserted or erased concurrently may or may not be seen.
+// key() and value() stay valid until the cursor moves.
+//
+// Thread-safety: one task at a time; the tree must outlive the cursor.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <corobtree/cursor.h>
+
+#include "engine/btree/btree.h"
+
+namespace corobtree {
+
+class TreeCursor {
+ public:
+  TreeCursor(BTree& tree, ScanOptions options = {});
+
+  // Positions at the first entry in scan order (the last one if reverse).
+  Task<bool> first();
+  // Positions at the first entry >= key (reverse: the last entry <= key), within bounds.
+  Task<bool> seek(std::string_view key);
+  // Moves one entry in scan order; false at the end (the cursor becomes invalid).
+  Task<bool> next();
+  // Moves one entry against scan order.
+  Task<bool> prev();
+
+  bool valid() const noexcept { return valid_; }
+  std::string_view key() const noexcept;
+  std::string_view value() const noexcept;
+
+ private:
+  Task<bool> seek_ge(std::string_view key);  // first entry >= key
+  Task<bool> seek_gt(std::string_view key);  // first entry > key
+  Task<bool> seek_lt(std::string_view key, bool unbounded);  // last entry < key (or last)
+  Task<bool> step_up();    // to the next larger key
+  Task<bool> step_down();  // to the next smaller key
+  Task<void> snapshot(BTree::Latched& leaf);
+  bool in_bounds() noexcept;
+
+  BTree& tree_;
+  ScanOptions options_;
+  std::vector<std::byte> page_;               // copy of the current leaf
+  std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
+  std::vector<bool> has_overflow_;
+  std::uint32_t pos_ = 0;
+  bool valid_ = false;
+};
+
+}  // namespace corobtree

@@ -1,0 +1,654 @@
+#include "engine/db/database_impl.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <span>
+
+#include "engine/format/meta.h"
+#include "engine/format/page_format.h"
+#include "io/aligned_buffer.h"
+#include <corobtree/error.h>
+#include "io/uring_disk_manager.h"
+
+namespace corobtree {
+
+// Verifies every page read from disk and stamps every page written.
+class DatabaseImpl::Hooks final : public PageHooks {
+ public:
+  explicit Hooks(std::string path) : path_(std::move(path)) {}
+  void after_read(BlockId id, std::span<const std::byte> p) override {
+    if (id < 2) {
+      throw Error(ErrorCode::kCorruption,
+                  "page " + std::to_string(id) + " of '" + path_ + "' is a meta page, not a tree page",
+                  0, path_, id);
+    }
+    page::verify(id, p, path_);
+  }
+  void before_write(BlockId id, std::span<std::byte> p) override {
+    // The LSN of the transaction that logs this image.
+    if (wal_) page::store<std::uint64_t>(p.data(), page::kOffLsn, wal_->last_lsn() + 1);
+    page::stamp_checksum(id, p);
+  }
+  void set_wal(const Wal* wal) noexcept { wal_ = wal; }
+
+ private:
+  std::string path_;
+  const Wal* wal_ = nullptr;
+};
+
+namespace {
+
+[[noreturn]] void not_a_database(const std::string& path, const std::string& why) {
+  throw Error(ErrorCode::kCorruption, "'" + path + "' is not a corobtree database: " + why, 0, path);
+}
+
+bool valid_page_size(std::uint32_t ps) {
+  return ps >= kMinPageSize && ps <= kMaxPageSize && (ps & (ps - 1)) == 0;
+}
+
+// Learns the page size of an existing file from a meta page's header: block 0
+// first, else block 1 at each possible page size (block 0 may be the damaged one).
+std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw errno_error(errno, "open", path);
+  auto read_header = [&](std::uint64_t off, std::byte* out) {
+    return ::pread(fd, out, kMetaProbeBytes, static_cast<off_t>(off)) ==
+           static_cast<ssize_t>(kMetaProbeBytes);
+  };
+  std::byte h[kMetaProbeBytes];
+  std::uint32_t found = 0;
+  std::uint32_t version = 0;
+  for (std::uint64_t off : {std::uint64_t{0}, std::uint64_t{512}, std::uint64_t{1024},
+                            std::uint64_t{2048}, std::uint64_t{4096}, std::uint64_t{8192},
+                            std::uint64_t{16384}, std::uint64_t{32768}, std::uint64_t{65536}}) {
+    if (off + kMetaProbeBytes > size || !read_header(off, h)) continue;
+    if (page::load<std::uint64_t>(h, 8) != kMagic) continue;
+    const auto ps = page::load<std::uint32_t>(h, 20);
+    if (!valid_page_size(ps) || (off != 0 && ps != off)) continue;
+    found = ps;
+    version = page::load<std::uint32_t>(h, 16);
+    break;
+  }
+  ::close(fd);
+  if (found == 0) not_a_database(path, "no meta page with the corobtree magic number");
+  if (version != kFormatVersion) {
+    throw Error(ErrorCode::kNotSupported,
+                "'" + path + "' has format version " + std::to_string(version) +
+                    "; this library reads version " + std::to_string(kFormatVersion),
+                0, path);
+  }
+  return found;
+}
+
+}  // namespace
+
+DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, std::unique_ptr<Wal> wal,
+                   const Options& options, const Meta& meta)
+    : path_(std::move(path)),
+      options_(options),
+      disk_(std::move(disk)),
+      hooks_(std::make_unique<Hooks>(path_)),
+      wal_(std::move(wal)),
+      pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)),
+      meta_sequence_(meta.sequence),
+      database_id_(meta.database_id) {
+  hooks_->set_wal(wal_.get());
+  pool_->set_hooks(hooks_.get());
+  pool_->set_store(wal_.get());
+  TreeState st;
+  st.root = meta.root;
+  st.height = meta.height;
+  st.key_count = meta.key_count;
+  st.free_head = meta.free_head;
+  st.free_pages = meta.free_pages;
+  st.minimum_degree = meta.minimum_degree;
+  tree_ = std::make_unique<BTree>(*pool_, st);
+}
+
+DatabaseImpl::~DatabaseImpl() {
+  // Without close(): nothing is written here; the log keeps every commit and
+  // the next open replays it.
+  if (wal_) wal_->close();
+}
+
+namespace {
+
+std::uint64_t new_database_id() {
+  std::random_device rd;
+  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
+  return id == 0 ? 1 : id;
+}
+
+Task<void> write_meta_page(DiskManager& disk, const Meta& m) {
+  AlignedBuffer buf(disk.page_size());
+  const BlockId id = m.sequence % 2;
+  encode_meta(m, id, buf.span());
+  co_await disk.write_block(id, buf.span());
+}
+
+// Finishes a checkpoint whose page images are all in the log (a crash cut it
+// short): copies them into the data file and writes its meta page. Returns
+// the meta page that now describes the file.
+Task<Meta> apply_checkpoint(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec) {
+  const CommitState& st = *rec.state;
+  if (disk.block_count() < st.page_count) disk.allocate_blocks(st.page_count - disk.block_count());
+  co_await wal.copy_pages_to(disk, nullptr);
+  disk.truncate_blocks(st.page_count);  // blocks of a transaction that never committed
+  co_await disk.sync();
+  meta.sequence += 1;
+  meta.root = st.tree.root;
+  meta.height = st.tree.height;
+  meta.minimum_degree = st.tree.minimum_degree;
+  meta.key_count = st.tree.key_count;
+  meta.free_head = st.tree.free_head;
+  meta.free_pages = st.tree.free_pages;
+  meta.page_count = st.page_count;
+  meta.checkpoint_lsn = rec.checkpoint_lsn;
+  co_await write_meta_page(disk, meta);
+  co_await disk.sync();
+  if (rec.txns.empty()) co_await wal.reset();
+  co_return meta;
+}
+
+// Creates a database at `path` atomically: the file is built and synced under
+// a temporary name, then linked into place (never over an existing file) and
+// the directory synced, so a crash during creation leaves no half-made file.
+Task<void> create_database(std::string path, DiskOptions dopts, std::uint32_t minimum_degree) {
+  const std::string tmp = path + ".creating";
+  ::unlink(tmp.c_str());  // left by a crash during an earlier creation
+  {
+    std::unique_ptr<DiskManager> disk = DiskManager::open(tmp, dopts);
+    const std::uint32_t page_size = dopts.page_size;
+    AlignedBuffer buf(page_size);
+    disk->allocate_blocks(3);  // two meta pages and an empty root leaf
+    page::init(buf.span(), PageType::kLeaf);
+    page::stamp_checksum(2, buf.span());
+    co_await disk->write_block(2, buf.span());
+    Meta meta;
+    meta.page_size = page_size;
+    meta.root = 2;
+    meta.height = 1;
+    meta.minimum_degree = minimum_degree;
+    meta.page_count = 3;
+    meta.database_id = new_database_id();
+    for (BlockId id : {BlockId{0}, BlockId{1}}) {
+      meta.sequence = id;
+      encode_meta(meta, id, buf.span());
+      co_await disk->write_block(id, buf.span());
+    }
+    co_await disk->sync();
+    disk->close();
+  }
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) {
+      throw Error(ErrorCode::kLocked, "'" + path + "' was created by another process meanwhile",
+                  err, path);
+    }
+    throw errno_error(err, "create", path);
+  }
+  ::unlink(tmp.c_str());
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = std::filesystem::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);  // the new name is durable
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options options) {
+  struct stat st;
+  bool exists = ::stat(path.c_str(), &st) == 0;
+  if (!exists && errno != ENOENT) throw errno_error(errno, "stat", path);
+  if (!exists && !options.create_if_missing) {
+    throw Error(ErrorCode::kNotFound, "'" + path + "' does not exist", ENOENT, path);
+  }
+  if (exists && options.error_if_exists) {
+    throw Error(ErrorCode::kInvalidArgument, "'" + path + "' already exists", EEXIST, path);
+  }
+  if (exists && st.st_size == 0) not_a_database(path, "the file is empty (0 bytes)");
+  if (options.minimum_degree == 1) {
+    throw Error(ErrorCode::kInvalidArgument, "minimum degree must be 0 or at least 2");
+  }
+  std::uint32_t page_size = options.page_size ? options.page_size : kDefaultPageSize;
+  if (exists) {
+    const std::uint32_t file_ps = probe_page_size(path, static_cast<std::uint64_t>(st.st_size));
+    if (options.page_size != 0 && options.page_size != file_ps) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + path + "' has " + std::to_string(file_ps) + "-byte pages, not the " +
+                      std::to_string(options.page_size) + " the options ask for",
+                  0, path);
+    }
+    page_size = file_ps;
+  }
+  DiskOptions dopts;
+  dopts.page_size = page_size;
+  dopts.backend = options.backend;
+  dopts.direct_io = options.direct_io;
+  dopts.create_if_missing = true;
+  if (!exists) {
+    co_await create_database(path, dopts, options.minimum_degree);
+    if (::stat(path.c_str(), &st) != 0) throw errno_error(errno, "stat", path);
+    exists = true;
+  }
+  dopts.create_if_missing = false;
+  std::unique_ptr<DiskManager> disk = DiskManager::open(path, dopts);
+  // The log shares the data file's backend and io_uring loop; it is buffered
+  // (appends and fdatasync), never O_DIRECT.
+  DiskOptions lopts = dopts;
+  lopts.direct_io = false;
+  lopts.create_if_missing = true;
+  lopts.use_env = false;
+  lopts.backend = disk->backend();
+  if (auto* uring = dynamic_cast<UringDiskManager*>(disk.get())) lopts.loop = &uring->loop();
+  std::unique_ptr<DiskManager> log = DiskManager::open(path + "-wal", lopts);
+  if (options.wrap_disk) {
+    disk = options.wrap_disk(std::move(disk));
+    log = options.wrap_disk(std::move(log));
+  }
+
+  Meta meta;
+  AlignedBuffer buf(page_size);
+  {
+    if (disk->block_count() < 3) {
+      throw Error(ErrorCode::kCorruption,
+                  "'" + path + "' is truncated: " + std::to_string(st.st_size) + " bytes", 0, path);
+    }
+    DecodedMeta best{MetaStatus::kBadMagic, {}, 0};
+    std::string reasons;
+    for (BlockId id : {BlockId{0}, BlockId{1}}) {
+      co_await disk->read_block(id, buf.span());
+      DecodedMeta d = decode_meta(id, buf.span());
+      if (d.status != MetaStatus::kValid) {
+        reasons += " meta page " + std::to_string(id) +
+                   (d.status == MetaStatus::kBadChecksum ? ": checksum mismatch;"
+                    : d.status == MetaStatus::kBadMagic  ? ": bad magic number;"
+                    : d.status == MetaStatus::kBadVersion ? ": unknown format version;"
+                                                           : ": impossible field values;");
+        continue;
+      }
+      if (best.status != MetaStatus::kValid || d.meta.sequence > best.meta.sequence) best = d;
+    }
+    if (best.status != MetaStatus::kValid) {
+      throw Error(ErrorCode::kCorruption, "'" + path + "' has no valid meta page:" + reasons, 0, path);
+    }
+    meta = best.meta;
+    if (meta.page_count > disk->block_count()) {
+      throw Error(ErrorCode::kCorruption,
+                  "'" + path + "' is truncated: the meta page counts " +
+                      std::to_string(meta.page_count) + " pages, the file holds " +
+                      std::to_string(disk->block_count()),
+                  0, path);
+    }
+  }
+  auto wal = std::make_unique<Wal>(std::move(log), *disk, options.durability, meta.database_id,
+                                   meta.checkpoint_lsn);
+  WalRecovery rec = co_await wal->recover(meta.checkpoint_lsn);
+  if (rec.checkpoint) meta = co_await apply_checkpoint(*disk, *wal, meta, rec);
+  if (disk->block_count() > meta.page_count) {
+    disk->truncate_blocks(meta.page_count);  // allocated after the last checkpoint
+  }
+  auto db = std::unique_ptr<DatabaseImpl>(
+      new DatabaseImpl(path, std::move(disk), std::move(wal), options, meta));
+  db->metas_differ_ = rec.checkpoint;  // one meta page was written
+  if (!rec.txns.empty()) co_await db->replay(rec.txns);
+  rec.txns.clear();
+  db->recovery_ = rec;
+  if ((rec.checkpoint || rec.commits > 0) && options.validate_after_recovery) {
+    ValidationReport report = co_await db->validate();
+    if (!report.ok()) {
+      throw Error(ErrorCode::kCorruption,
+                  "'" + path + "' fails validation after replaying " + std::to_string(rec.commits) +
+                      " logged commits: " + report.summary(),
+                  0, path);
+    }
+  }
+  co_return db;
+}
+
+void DatabaseImpl::check_open() const {
+  if (closed_) throw Error(ErrorCode::kClosed, "database '" + path_ + "' is closed", 0, path_);
+  if (stopped_) {
+    std::string cause = "unknown error";
+    ErrorCode code = ErrorCode::kIoError;
+    int err = 0;
+    try {
+      std::rethrow_exception(stopped_);
+    } catch (const Error& e) {
+      cause = e.what();
+      code = e.code();
+      err = e.sys_errno();
+    } catch (const std::exception& e) {
+      cause = e.what();
+    }
+    throw Error(code,
+                "database '" + path_ + "' stopped after a failed write (" + cause +
+                    "); close and reopen it: recovery restores every acknowledged commit",
+                err, path_);
+  }
+}
+
+// The point reads hand back the tree's task itself (no extra frame); a closed
+// database throws at the call, inside the caller's co_await expression.
+Task<std::optional<std::string>> DatabaseImpl::get(std::string_view key) {
+  check_open();
+  return tree_->get(key);
+}
+
+CommitState DatabaseImpl::commit_state() const {
+  return CommitState{tree_->state(), disk_->block_count()};
+}
+
+std::uint64_t DatabaseImpl::log_commit(std::span<const std::byte> ops) {
+  modified_ = true;
+  wal_->append_ops(ops);
+  return wal_->append_commit(commit_state());
+}
+
+namespace {
+
+// A transaction's operations as the log keeps them: per operation a kind
+// byte (1 put, 2 erase), the key's length (u32), the
+// value's length (u64), the key and the value.
+void encode_op(std::vector<std::byte>& out, std::uint8_t kind, std::string_view key,
+               std::string_view value) {
+  const std::size_t at = out.size();
+  out.resize(at + 13 + key.size() + value.size());
+  std::byte* p = out.data() + at;
+  page::store<std::uint8_t>(p, 0, kind);
+  page::store<std::uint32_t>(p, 1, static_cast<std::uint32_t>(key.size()));
+  page::store<std::uint64_t>(p, 5, value.size());
+  if (!key.empty()) std::memcpy(p + 13, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + 13 + key.size(), value.data(), value.size());
+}
+
+}  // namespace
+
+Task<void> DatabaseImpl::replay(
+    const std::vector<std::pair<std::uint64_t, std::vector<std::byte>>>& txns) {
+  co_await wal_->continue_after_scan();
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  for (const auto& [lsn, ops] : txns) {
+    std::size_t at = 0;
+    while (at + 13 <= ops.size()) {
+      const std::byte* p = ops.data() + at;
+      const auto kind = page::load<std::uint8_t>(p, 0);
+      const auto klen = page::load<std::uint32_t>(p, 1);
+      const auto vlen = page::load<std::uint64_t>(p, 5);
+      if (at + 13 + klen + vlen > ops.size() || kind < 1 || kind > 2) {
+        throw Error(ErrorCode::kCorruption,
+                    "the log of '" + path_ + "' holds a damaged transaction (" +
+                        std::to_string(lsn) + ")",
+                    0, path_);
+      }
+      const std::string_view key(reinterpret_cast<const char*>(p + 13), klen);
+      const std::string_view value(reinterpret_cast<const char*>(p + 13 + klen), vlen);
+      if (kind == 1) {
+        co_await tree_->put_locked(key, value);
+      } else {
+        co_await tree_->erase_locked(key);
+      }
+      at += 13 + klen + vlen;
+    }
+    wal_->note_replayed(lsn);
+  }
+  modified_ = true;
+  co_await checkpoint_locked();
+}
+
+Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
+  std::exception_ptr error;
+  try {
+    co_await wal_->wait_durable(lsn);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    if (!stopped_) stopped_ = error;
+    std::rethrow_exception(error);
+  }
+  if (wal_->bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ && !stopped_) {
+    co_await checkpoint();
+  }
+}
+
+Task<bool> DatabaseImpl::transact(Txn kind, std::string_view key, std::string_view value,
+                              const WriteBatch* batch,
+                              const std::vector<std::pair<std::string, std::string>>* sorted) {
+  std::uint64_t lsn = 0;
+  bool found = false;
+  {
+    // Counted in the log's group commit until the commit record is appended.
+    struct WriterCount {
+      Wal& wal;
+      explicit WriterCount(Wal& w) noexcept : wal(w) { wal.begin_writer(); }
+      ~WriterCount() { wal.end_writer(); }
+      WriterCount(const WriterCount&) = delete;
+      WriterCount& operator=(const WriterCount&) = delete;
+    };
+    WriterCount counted(*wal_);
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const CommitState before = commit_state();
+    const std::uint64_t marks_before = pool_->dirty_marks();
+    std::exception_ptr error;
+    try {
+      std::vector<std::byte> ops;
+      switch (kind) {
+        case Txn::kPut:
+          co_await tree_->put_locked(key, value);
+          encode_op(ops, 1, key, value);
+          break;
+        case Txn::kErase:
+          found = co_await tree_->erase_locked(key);
+          if (found) encode_op(ops, 2, key, std::string_view());
+          break;
+        case Txn::kBatch:
+          for (const WriteBatch::Op& op : batch->ops()) {
+            if (op.erase) {
+              co_await tree_->erase_locked(op.key);
+              encode_op(ops, 2, op.key, std::string_view());
+            } else {
+              co_await tree_->put_locked(op.key, op.value);
+              encode_op(ops, 1, op.key, op.value);
+            }
+          }
+          break;
+        case Txn::kBulkLoad:
+          co_await tree_->bulk_load_locked(*sorted);
+          break;
+      }
+      if (kind == Txn::kBulkLoad) {
+        // Not logged pair by pair: the checkpoint that follows writes the new
+        // pages (their images first, then the data file), and its checkpoint
+        // record is what makes the load durable.
+        lsn = log_commit(ops);
+        co_await checkpoint_locked();
+      } else {
+        // Nothing changed (an erase of an absent key, an empty batch): nothing
+        // to log, but wait for the commits this one may have seen.
+        lsn = ops.empty() ? wal_->last_lsn() : log_commit(ops);
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      // Pages, tree state or the log changed and cannot be rolled back: stop,
+      // so nothing half-done is read or committed; reopening recovers.
+      const bool changed = pool_->dirty_marks() != marks_before || !(commit_state() == before) ||
+                           wal_->in_transaction() || wal_->failure();
+      if (changed && !stopped_) stopped_ = error;
+      std::rethrow_exception(error);
+    }
+  }
+  co_await finish_commit(lsn);
+  co_return found;
+}
+
+Task<void> DatabaseImpl::put(std::string_view key, std::string_view value) {
+  check_open();
+  tree_->check_key(key);
+  tree_->check_value(value);
+  co_await transact(Txn::kPut, key, value, nullptr, nullptr);
+}
+
+Task<bool> DatabaseImpl::erase(std::string_view key) {
+  check_open();
+  tree_->check_key(key);
+  const bool found = co_await transact(Txn::kErase, key, std::string_view(), nullptr, nullptr);
+  co_return found;
+}
+
+Task<void> DatabaseImpl::write(const WriteBatch& batch) {
+  check_open();
+  for (const WriteBatch::Op& op : batch.ops()) {  // reject bad input before changing anything
+    tree_->check_key(op.key);
+    if (!op.erase) tree_->check_value(op.value);
+  }
+  co_await transact(Txn::kBatch, std::string_view(), std::string_view(), &batch, nullptr);
+}
+
+Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
+  check_open();
+  co_await transact(Txn::kBulkLoad, std::string_view(), std::string_view(), nullptr, &sorted);
+}
+
+std::unique_ptr<TreeCursor> DatabaseImpl::cursor(ScanOptions options) {
+  check_open();
+  return std::make_unique<TreeCursor>(*tree_, std::move(options));
+}
+
+Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOptions options,
+                                                                      std::size_t limit) {
+  check_open();
+  std::vector<std::pair<std::string, std::string>> out;
+  TreeCursor c(*tree_, std::move(options));
+  bool ok = co_await c.first();
+  while (ok && out.size() < limit) {
+    out.emplace_back(std::string(c.key()), std::string(c.value()));
+    if (out.size() == limit) break;
+    ok = co_await c.next();
+  }
+  co_return out;
+}
+
+Task<ValidationReport> DatabaseImpl::validate() {
+  check_open();
+  ValidationReport r = co_await tree_->validate();
+  co_return r;
+}
+
+Task<void> DatabaseImpl::write_meta() {
+  const TreeState& s = tree_->state();
+  Meta m;
+  m.page_size = disk_->page_size();
+  m.sequence = ++meta_sequence_;
+  m.root = s.root;
+  m.height = s.height;
+  m.minimum_degree = s.minimum_degree;
+  m.key_count = s.key_count;
+  m.free_head = s.free_head;
+  m.free_pages = s.free_pages;
+  m.page_count = disk_->block_count();
+  m.checkpoint_lsn = wal_->last_lsn();
+  m.database_id = database_id_;
+  co_await write_meta_page(*disk_, m);
+}
+
+Task<void> DatabaseImpl::checkpoint_locked() {
+  // Dirty pages go to the log as images (with the ones evicted earlier, the
+  // newest image of every page changed since the last checkpoint).
+  co_await pool_->flush_all();
+  if (modified_) {
+    // The images are durable before the data file is overwritten: a crash
+    // while copying is repaired from them at the next open.
+    wal_->append_checkpoint(commit_state());
+    co_await wal_->sync_all();
+    co_await wal_->copy_pages_to(*disk_, pool_.get());
+    co_await disk_->sync();
+    co_await write_meta();
+    co_await disk_->sync();
+    metas_differ_ = true;
+  }
+  co_await wal_->reset();
+  ++checkpoints_;
+  modified_ = false;
+}
+
+Task<void> DatabaseImpl::checkpoint() {
+  check_open();
+  checkpointing_ = true;
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  std::exception_ptr error;
+  try {
+    check_open();
+    co_await checkpoint_locked();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  checkpointing_ = false;
+  if (error) {
+    if (!stopped_ && !closed_) stopped_ = error;
+    std::rethrow_exception(error);
+  }
+}
+
+Task<void> DatabaseImpl::close() {
+  if (closed_) co_return;
+  if (stopped_) {
+    // Nothing is written after a failed write: the log holds every commit.
+    closed_ = true;
+    wal_->close();
+    disk_->close();
+    co_return;
+  }
+  // A database that was only read is left byte for byte as it was.
+  if (modified_) co_await checkpoint();
+  if (metas_differ_) {
+    // The log goes away now, so the other meta page must not keep an older
+    // state (it would point at pages a checkpoint overwrote): write it too.
+    co_await write_meta();
+    co_await disk_->sync();
+    metas_differ_ = false;
+  }
+  co_await pool_->close();
+  closed_ = true;
+  wal_->close_and_remove();
+  disk_->close();
+}
+
+DatabaseStats DatabaseImpl::stats() const {
+  DatabaseStats s;
+  const TreeState& t = tree_->state();
+  s.keys = t.key_count;
+  s.height = t.height;
+  s.pages = disk_->block_count();
+  s.free_pages = t.free_pages;
+  s.page_size = disk_->page_size();
+  s.minimum_degree = t.minimum_degree;
+  s.backend = disk_->backend();
+  s.fallback_reason = disk_->fallback_reason();
+  s.pool = pool_->stats();
+  s.durability = wal_->durability();
+  s.wal = wal_->stats();
+  s.checkpoints = checkpoints_;
+  s.recovery.checkpoint = recovery_.checkpoint;
+  s.recovery.checkpoint_lsn = recovery_.checkpoint_lsn;
+  s.recovery.pages = recovery_.pages;
+  s.recovery.commits = recovery_.commits;
+  s.recovery.last_lsn = recovery_.last_lsn;
+  s.recovery.ignored_bytes = recovery_.ignored_bytes;
+  return s;
+}
+
+}  // namespace corobtree

@@ -1,0 +1,444 @@
+#include "engine/pager/buffer_pool.h"
+
+#include <cstring>
+#include <string>
+
+#include <corobtree/error.h>
+#include "io/scheduler.h"
+#include "io/spawn.h"
+#include <corobtree/when_all.h>
+
+namespace corobtree {
+
+// ---- awaiters ------------------------------------------------------------
+
+class BufferPool::IoDone {
+ public:
+  explicit IoDone(Frame& fr) noexcept : frame_(fr) {}
+  bool await_ready() const noexcept { return !frame_.loading && !frame_.writing; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    node_.handle = h;
+    frame_.io_waiters.push_back(&node_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  Frame& frame_;
+  detail::WaiterNode node_;
+};
+
+class BufferPool::FrameReleased {
+ public:
+  explicit FrameReleased(BufferPool& pool) noexcept : pool_(pool) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    node_.handle = h;
+    pool_.frame_waiters_.push_back(&node_);
+    Scheduler::current().note_waiting(
+        &pool_, "buffer pool: all " + std::to_string(pool_.pool_pages_) +
+                    " frames are pinned and a fetch is waiting for one to be released");
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  BufferPool& pool_;
+  detail::WaiterNode node_;
+};
+
+// ---- PageGuard -----------------------------------------------------------
+
+BlockId PageGuard::page_id() const noexcept { return pool_->frame(frame_).page_id; }
+std::span<std::byte> PageGuard::data() noexcept {
+  return {pool_->frame(frame_).data, pool_->page_size_};
+}
+std::span<const std::byte> PageGuard::data() const noexcept {
+  return {pool_->frame(frame_).data, pool_->page_size_};
+}
+void PageGuard::mark_dirty() noexcept { pool_->note_dirty(frame_); }
+bool PageGuard::is_dirty() const noexcept { return pool_->frame(frame_).dirty; }
+AsyncSharedMutex& PageGuard::latch() noexcept { return pool_->frame(frame_).latch; }
+void PageGuard::release() noexcept {
+  if (pool_) std::exchange(pool_, nullptr)->unpin(frame_);
+}
+
+// ---- BufferPool ----------------------------------------------------------
+
+BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
+    : disk_(disk),
+      pool_pages_(pool_pages),
+      page_size_(disk.page_size()),
+      arena_(pool_pages * disk.page_size()),
+      replacer_(pool_pages),
+      table_(pool_pages == 0 ? 64 : pool_pages) {
+  free_frames_.reserve(pool_pages);
+  dirty_list_.reserve(pool_pages);
+  if (pool_pages > 0) fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
+  for (std::size_t i = 0; i < pool_pages; ++i) fixed_frames_[i].data = arena_.data() + i * page_size_;
+  // Hand out low frame ids first.
+  for (std::size_t i = pool_pages; i > 0; --i) free_frames_.push_back(static_cast<FrameId>(i - 1));
+}
+
+BufferPool::~BufferPool() { Scheduler::current().clear_waiting(this); }
+
+void BufferPool::check_usable() const {
+  if (closed_) {
+    throw Error(ErrorCode::kClosed, "buffer pool over '" + disk_.path() + "' is closed", 0,
+                disk_.path());
+  }
+}
+
+void BufferPool::rethrow_deferred() {
+  if (deferred_error_) std::rethrow_exception(std::exchange(deferred_error_, nullptr));
+}
+
+void BufferPool::pin(FrameId f) noexcept {
+  Frame& fr = frame(f);
+  if (fr.pins++ == 0) {
+    ++stats_.pinned;
+    if (!direct()) replacer_.remove(f);
+  }
+}
+
+void BufferPool::unpin(FrameId f) noexcept {
+  Frame& fr = frame(f);
+  if (--fr.pins != 0) return;
+  --stats_.pinned;
+  if (!direct()) {
+    if (fr.evicting) return;  // its evictor decides what happens next
+    replacer_.record_unpinned(f);
+    wake_frame_waiters();
+    return;
+  }
+  // Direct mode: nothing stays cached once unpinned, except a page whose
+  // write-back failed (kept so the data is not lost).
+  if (fr.writing || fr.loading) return;  // the in-flight operation finishes the job
+  if (fr.write_failed) return;            // stays cached and dirty until a flush succeeds
+  if (fr.dirty) {
+    spawn(direct_write_back(f));
+  } else {
+    table_.erase(fr.page_id);
+    free_frame(f);
+  }
+}
+
+void BufferPool::free_frame(FrameId f) noexcept {
+  Frame& fr = frame(f);
+  fr.page_id = kInvalidBlockId;
+  fr.dirty = false;
+  free_frames_.push_back(f);
+  wake_frame_waiters();
+}
+
+void BufferPool::note_dirty(FrameId f) noexcept {
+  Frame& fr = frame(f);
+  fr.dirty = true;
+  ++dirty_marks_;
+  if (!fr.listed) {
+    fr.listed = true;
+    dirty_list_.push_back(f);  // capacity reserved: one entry per frame at most
+  }
+}
+
+Task<void> BufferPool::store_read(BlockId id, std::span<std::byte> out) {
+  if (store_) return store_->read_page(id, out);
+  return disk_.read_block(id, out);
+}
+
+Task<void> BufferPool::store_write(BlockId id, std::span<const std::byte> page) {
+  if (store_) return store_->write_page(id, page);
+  return disk_.write_block(id, page);
+}
+
+Task<void> BufferPool::read_stored(BlockId id, std::span<std::byte> out) {
+  co_await store_read(id, out);
+  if (hooks_) hooks_->after_read(id, out);
+}
+
+bool BufferPool::copy_if_clean(BlockId id, std::span<std::byte> out) const noexcept {
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f) return false;
+  const Frame& fr = fixed_frames_ ? fixed_frames_[*f] : direct_frames_[*f];
+  if (fr.loading || fr.dirty || fr.writing) return false;
+  std::memcpy(out.data(), fr.data, page_size_);
+  return true;
+}
+
+void BufferPool::wake_io_waiters(Frame& fr) noexcept {
+  while (detail::WaiterNode* n = fr.io_waiters.pop_front()) Scheduler::current().post(n->handle);
+}
+
+void BufferPool::wake_frame_waiters() noexcept {
+  if (frame_waiters_.empty()) return;
+  while (detail::WaiterNode* n = frame_waiters_.pop_front()) Scheduler::current().post(n->handle);
+  Scheduler::current().clear_waiting(this);
+}
+
+bool BufferPool::try_fetch_cached(BlockId id, PageGuard& out) noexcept {
+  if (closed_ || deferred_error_) return false;  // the slow path reports these
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f || frame(*f).loading) return false;
+  // Direct mode caches nothing: an unpinned page still in the table is being
+  // written back (wait, then read it from disk), or failed to be (keep it).
+  if (direct() && frame(*f).pins == 0 && !frame(*f).write_failed) return false;
+  pin(*f);
+  ++stats_.hits;
+  out = PageGuard(this, *f);
+  return true;
+}
+
+Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
+  check_usable();
+  rethrow_deferred();
+  bool waited_for_load = false;
+  for (;;) {
+    if (const std::optional<FrameId> found = table_.find(id)) {
+      Frame& fr = frame(*found);
+      if (fr.loading) {
+        // Another task is reading this page: share its read.
+        waited_for_load = true;
+        co_await IoDone(fr);
+        continue;
+      }
+      if (direct() && fr.pins == 0 && fr.writing) {
+        co_await IoDone(fr);  // its write-back drops it; then read it back
+        continue;
+      }
+      pin(*found);
+      if (waited_for_load) {
+        ++stats_.misses;
+      } else {
+        ++stats_.hits;
+      }
+      co_return PageGuard(this, *found);
+    }
+    const FrameId f = co_await acquire_frame();
+    if (table_.find(id)) {  // loaded by someone else while we waited for a frame
+      free_frame(f);
+      continue;
+    }
+    Frame& fr = frame(f);
+    fr.page_id = id;
+    fr.loading = true;
+    fr.dirty = false;
+    table_.insert(id, f);
+    pin(f);
+    ++stats_.misses;
+    std::exception_ptr error;
+    try {
+      co_await store_read(id, std::span<std::byte>(fr.data, page_size_));
+      if (hooks_) hooks_->after_read(id, std::span<const std::byte>(fr.data, page_size_));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    fr.loading = false;
+    wake_io_waiters(fr);  // sharers retry: on error they find no entry and read themselves
+    if (error) {
+      table_.erase(id);
+      fr.pins = 0;
+      --stats_.pinned;
+      free_frame(f);
+      std::rethrow_exception(error);
+    }
+    ++stats_.disk_reads;
+    co_return PageGuard(this, f);
+  }
+}
+
+Task<FrameId> BufferPool::acquire_frame() {
+  for (;;) {
+    if (!free_frames_.empty()) {
+      const FrameId f = free_frames_.back();
+      free_frames_.pop_back();
+      co_return f;
+    }
+    if (direct()) {
+      const auto f = static_cast<FrameId>(direct_frames_.size());
+      dirty_list_.reserve(direct_frames_.size() + 1);  // note_dirty never allocates
+      Frame& fr = direct_frames_.emplace_back();
+      fr.data = transient_.emplace_back(page_size_).data();
+      co_return f;
+    }
+    const std::optional<FrameId> victim = replacer_.victim();
+    if (!victim) {
+      ++stats_.free_frame_waits;
+      co_await FrameReleased(*this);
+      continue;
+    }
+    const FrameId f = *victim;
+    Frame& fr = frame(f);
+    if (fr.dirty) {
+      // Write back first. The page stays in the table meanwhile, so a fetch
+      // finds this frame (not the stale disk copy); `evicting` keeps an unpin
+      // from handing the frame to another evictor while the write is in flight.
+      fr.evicting = true;
+      std::exception_ptr error;
+      try {
+        co_await write_frame(f);
+        ++stats_.dirty_writebacks;
+      } catch (...) {
+        error = std::current_exception();
+      }
+      fr.evicting = false;
+      if (error || fr.pins > 0 || fr.dirty) {
+        // Failed, or used again meanwhile: the page stays; it is evictable again once unpinned.
+        if (fr.pins == 0) replacer_.record_unpinned(f);
+        if (error) std::rethrow_exception(error);
+        continue;
+      }
+    }
+    table_.erase(fr.page_id);
+    fr.page_id = kInvalidBlockId;
+    ++stats_.evictions;
+    co_return f;
+  }
+}
+
+Task<void> BufferPool::write_frame(FrameId f) {
+  Frame& fr = frame(f);
+  fr.dirty = false;  // a mark_dirty during the write sets it again
+  fr.writing = true;
+  if (hooks_) hooks_->before_write(fr.page_id, std::span<std::byte>(fr.data, page_size_));
+  std::exception_ptr error;
+  try {
+    co_await store_write(fr.page_id, std::span<const std::byte>(fr.data, page_size_));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  fr.writing = false;
+  wake_io_waiters(fr);
+  fr.write_failed = static_cast<bool>(error);
+  if (error) {
+    note_dirty(f);  // still unwritten: keep it
+    std::rethrow_exception(error);
+  }
+  ++stats_.disk_writes;
+}
+
+Task<void> BufferPool::direct_write_back(FrameId f) {
+  ++direct_writebacks_;
+  Frame& fr = frame(f);
+  // Repeat while the page was dirtied again (pinned and unpinned) during a write.
+  while (fr.dirty && fr.pins == 0) {
+    try {
+      co_await write_frame(f);
+      ++stats_.dirty_writebacks;
+    } catch (...) {
+      if (!deferred_error_) deferred_error_ = std::current_exception();
+      break;
+    }
+  }
+  if (fr.pins == 0 && !fr.dirty && !fr.writing) {
+    table_.erase(fr.page_id);
+    free_frame(f);
+  }
+  if (--direct_writebacks_ == 0) {
+    while (detail::WaiterNode* n = writeback_waiters_.pop_front()) {
+      Scheduler::current().post(n->handle);
+    }
+  }
+}
+
+Task<PageGuard> BufferPool::new_page() {
+  check_usable();
+  rethrow_deferred();
+  const BlockId id = disk_.allocate_block();  // zeroed on disk already
+  const FrameId f = co_await acquire_frame();
+  Frame& fr = frame(f);
+  std::memset(fr.data, 0, page_size_);
+  fr.page_id = id;
+  note_dirty(f);
+  table_.insert(id, f);
+  pin(f);
+  co_return PageGuard(this, f);
+}
+
+Task<void> BufferPool::delete_page(PageGuard guard) {
+  check_usable();
+  if (!guard || guard.pool_ != this) {
+    throw Error(ErrorCode::kInvalidArgument, "delete_page needs a guard from this pool");
+  }
+  const FrameId f = guard.frame_;
+  Frame& fr = frame(f);
+  const BlockId id = fr.page_id;
+  while (fr.writing) co_await IoDone(fr);
+  if (fr.pins != 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "delete_page of block " + std::to_string(id) + " in '" + disk_.path() +
+                    "': the page is pinned " + std::to_string(fr.pins) + " times",
+                0, disk_.path(), id);
+  }
+  guard.pool_ = nullptr;  // consume the pin by hand: no write-back
+  fr.pins = 0;
+  --stats_.pinned;
+  table_.erase(id);
+  free_frame(f);
+}
+
+Task<void> BufferPool::flush_page(BlockId id) {
+  check_usable();
+  const std::optional<FrameId> found = table_.find(id);
+  if (!found) co_return;
+  const FrameId f = *found;
+  pin(f);
+  PageGuard hold(this, f);  // keeps the frame from eviction while we write
+  Frame& fr = frame(f);
+  while (fr.loading || fr.writing) co_await IoDone(fr);
+  if (!fr.dirty) co_return;
+  co_await write_frame(f);
+}
+
+Task<void> BufferPool::flush_all() {
+  check_usable();
+  // Let direct-mode write-backs finish first; then rewrite whatever is dirty.
+  while (direct_writebacks_ > 0) {
+    struct Drained {
+      BufferPool& pool;
+      detail::WaiterNode node;
+      bool await_ready() const noexcept { return pool.direct_writebacks_ == 0; }
+      void await_suspend(std::coroutine_handle<> h) noexcept {
+        node.handle = h;
+        pool.writeback_waiters_.push_back(&node);
+      }
+      void await_resume() const noexcept {}
+    };
+    Drained drained{*this, {}};
+    co_await drained;
+  }
+  // Whatever failed in the background is retried below and reported from here.
+  deferred_error_ = nullptr;
+  std::vector<Task<void>> writes;
+  for (const FrameId f : std::exchange(dirty_list_, {})) {
+    Frame& fr = frame(f);
+    fr.listed = false;
+    if (fr.page_id != kInvalidBlockId && fr.dirty && !fr.loading) {
+      writes.push_back(flush_page(fr.page_id));
+    }
+  }
+  dirty_list_.reserve(frame_count());
+  co_await when_all(std::move(writes));
+}
+
+Task<void> BufferPool::close() {
+  if (closed_) co_return;
+  co_await flush_all();
+  co_await disk_.sync();
+  closed_ = true;
+}
+
+BufferPoolStats BufferPool::stats() const noexcept { return stats_; }
+
+void BufferPool::reset_stats() noexcept {
+  const std::uint64_t pinned = stats_.pinned;
+  stats_ = BufferPoolStats{};
+  stats_.pinned = pinned;
+}
+
+double BufferPool::metadata_bytes_per_frame() const noexcept {
+  const std::size_t frames = frame_count() == 0 ? 1 : frame_count();
+  const std::size_t bytes = frame_count() * sizeof(Frame) +
+                            replacer_.capacity() * 2 * sizeof(FrameId) + table_.bytes() +
+                            free_frames_.capacity() * sizeof(FrameId);
+  return static_cast<double>(bytes) / static_cast<double>(frames);
+}
+
+}  // namespace corobtree

@@ -1,0 +1,252 @@
+// BufferPool: caches disk blocks in a fixed set of frames, over a DiskManager.
+//
+// fetch_page(id) returns a PageGuard that pins the page's frame until the
+// guard dies; an unpinned frame is evictable, least recently unpinned first
+// (LruReplacer). A miss suspends only the task that missed; tasks that miss
+// on the same page share one disk read. A dirty victim is written back before
+// its frame is reused, and stays findable in the page table until that write
+// completes, so nobody can read the stale copy from disk meanwhile (a fetch
+// during the write-back pins the frame and cancels the eviction). When every
+// frame is pinned, a fetch waits for an unpin; if nothing could ever unpin,
+// the thread's Scheduler reports Error(kDeadlock) naming this wait.
+//
+// pool_pages == 0 is the direct mode (the seed's "without buffer pool"
+// baseline) through the same code: each pinned page gets a transient frame,
+// every fetch that finds no pinned copy reads the disk, and the last unpin of
+// a dirty page writes it back (in the background; its error, if any, is
+// rethrown by the next pool call and the page stays cached and dirty so
+// nothing is lost).
+//
+// Each frame has a shared/exclusive latch (PageGuard::latch()) that may be
+// held across co_await; the pool itself never takes it.
+//
+// Invariants: a page is in at most one frame; a frame in the page table is
+// loading, or holds the page's current contents; pinned frames are never in
+// the replacer; a loading frame is pinned by its loader.
+//
+// Thread-safety: loop-affine, like everything in io/: one thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <corobtree/stats.h>
+
+#include "engine/pager/lru_replacer.h"
+#include "engine/pager/page_table.h"
+#include "io/aligned_buffer.h"
+#include "io/async_shared_mutex.h"
+#include "io/disk_manager.h"
+#include <corobtree/task.h>
+#include "io/waiter_list.h"
+
+namespace corobtree {
+
+
+class BufferPool;
+
+// Where the pool reads pages from and writes dirty pages back to. Without one
+// the pool uses its DiskManager directly; the database interposes its
+// write-ahead log (engine/wal.h), so that a dirty page is appended to the log
+// instead of overwriting the data file, and a page the log holds is read from it.
+class PageStore {
+ public:
+  virtual ~PageStore() = default;
+  virtual Task<void> read_page(BlockId id, std::span<std::byte> out) = 0;
+  virtual Task<void> write_page(BlockId id, std::span<const std::byte> page) = 0;
+};
+
+// Hooks through which the engine's page format sees every transfer: verify a
+// page after it is read from disk (throw to fail the fetch) and stamp it
+// (checksum) just before it is written.
+class PageHooks {
+ public:
+  virtual ~PageHooks() = default;
+  virtual void after_read(BlockId id, std::span<const std::byte> page) = 0;
+  virtual void before_write(BlockId id, std::span<std::byte> page) = 0;
+};
+
+// Pins one page while alive. Move-only.
+class [[nodiscard]] PageGuard {
+ public:
+  PageGuard() noexcept = default;
+  PageGuard(PageGuard&& o) noexcept
+      : pool_(std::exchange(o.pool_, nullptr)), frame_(o.frame_) {}
+  PageGuard& operator=(PageGuard&& o) noexcept {
+    if (this != &o) {
+      release();
+      pool_ = std::exchange(o.pool_, nullptr);
+      frame_ = o.frame_;
+    }
+    return *this;
+  }
+  PageGuard(const PageGuard&) = delete;
+  PageGuard& operator=(const PageGuard&) = delete;
+  ~PageGuard() { release(); }
+
+  explicit operator bool() const noexcept { return pool_ != nullptr; }
+  BlockId page_id() const noexcept;
+  std::span<std::byte> data() noexcept;
+  std::span<const std::byte> data() const noexcept;
+  // The page will be written back before its frame is reused (or at unpin in
+  // direct mode, or by flush_page / flush_all).
+  void mark_dirty() noexcept;
+  bool is_dirty() const noexcept;
+  // The frame's latch, for callers that must exclude each other on a page.
+  AsyncSharedMutex& latch() noexcept;
+  // Unpins now (the guard becomes empty).
+  void release() noexcept;
+
+ private:
+  friend class BufferPool;
+  PageGuard(BufferPool* pool, FrameId frame) noexcept : pool_(pool), frame_(frame) {}
+
+  BufferPool* pool_ = nullptr;
+  FrameId frame_ = 0;
+};
+
+class BufferPool {
+ public:
+  // REQUIRES: `disk` outlives the pool. pool_pages == 0 selects direct mode.
+  BufferPool(DiskManager& disk, std::size_t pool_pages);
+  // Does not write anything: call close() (or flush_all()) first.
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // Awaitable returned by fetch_page: a hit completes without suspending or
+  // allocating; a miss runs the slow path as a Task.
+  class [[nodiscard]] FetchAwaiter {
+   public:
+    FetchAwaiter(BufferPool& pool, BlockId id) noexcept : pool_(pool), id_(id) {}
+    bool await_ready() noexcept { return pool_.try_fetch_cached(id_, guard_); }
+    bool await_suspend(std::coroutine_handle<> h) {
+      slow_ = pool_.fetch_slow(id_);
+      awaiter_.emplace(std::move(slow_).operator co_await());
+      return awaiter_->await_suspend(h);
+    }
+    PageGuard await_resume() {
+      if (awaiter_) return awaiter_->await_resume();
+      return std::move(guard_);
+    }
+
+   private:
+    BufferPool& pool_;
+    BlockId id_;
+    PageGuard guard_;
+    Task<PageGuard> slow_;
+    std::optional<Task<PageGuard>::Awaiter> awaiter_;
+  };
+
+  // Pins page `id`, reading it on a miss. Errors: those of DiskManager reads
+  // (and of a dirty victim's write-back), kClosed after close().
+  FetchAwaiter fetch_page(BlockId id) noexcept { return FetchAwaiter(*this, id); }
+  // Allocates a new zeroed block on disk and pins it (already dirty).
+  Task<PageGuard> new_page();
+  // Drops the page from the pool without writing it (the caller frees the
+  // block). REQUIRES: `guard` is the page's only pin; else kInvalidArgument.
+  Task<void> delete_page(PageGuard guard);
+  // Writes the page if it is cached and dirty.
+  Task<void> flush_page(BlockId id);
+  // Writes every dirty page (all in flight together) and waits for direct-mode
+  // write-backs; rethrows a deferred write-back error if one remains.
+  Task<void> flush_all();
+  // flush_all(), then DiskManager::sync(); afterwards every call throws kClosed.
+  Task<void> close();
+
+  BufferPoolStats stats() const noexcept;
+  void reset_stats() noexcept;  // all counters but `pinned`
+  std::size_t pool_pages() const noexcept { return pool_pages_; }
+  bool direct() const noexcept { return pool_pages_ == 0; }
+  std::uint32_t page_size() const noexcept { return page_size_; }
+  DiskManager& disk() noexcept { return disk_; }
+  // Bytes of bookkeeping (frame headers, replacer, page table) per frame.
+  double metadata_bytes_per_frame() const noexcept;
+
+  // REQUIRES: set before the first fetch; `hooks` outlives the pool.
+  void set_hooks(PageHooks* hooks) noexcept { hooks_ = hooks; }
+  // REQUIRES: set before the first fetch; `store` outlives the pool. Null: the disk.
+  void set_store(PageStore* store) noexcept { store_ = store; }
+
+  // Reads the stored copy of `id` (through the store, not the cache) and
+  // verifies it with the hooks, as a miss would.
+  Task<void> read_stored(BlockId id, std::span<std::byte> out);
+  // Copies page `id` into `out` if it is cached, loaded and clean; false otherwise.
+  bool copy_if_clean(BlockId id, std::span<std::byte> out) const noexcept;
+  // How many times a page was marked dirty (a transaction compares it to
+  // learn whether it changed anything).
+  std::uint64_t dirty_marks() const noexcept { return dirty_marks_; }
+
+  // Pins `id` if it is cached and ready; false otherwise. Never suspends.
+  bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
+
+ private:
+  friend class PageGuard;
+
+  struct Frame {
+    BlockId page_id = kInvalidBlockId;
+    std::byte* data = nullptr;
+    std::uint32_t pins = 0;
+    bool dirty = false;
+    bool loading = false;  // a read into this frame is in flight
+    bool writing = false;  // a write from this frame is in flight
+    bool evicting = false; // chosen as a victim; its write-back is in flight
+    bool write_failed = false;  // the last write failed: only a flush retries it
+    bool listed = false;   // in dirty_list_
+    AsyncSharedMutex latch;
+    detail::WaiterList io_waiters;  // wait for loading/writing to finish
+  };
+
+  class IoDone;         // awaits !loading && !writing on a frame
+  class FrameReleased;  // awaits an unpin or a freed frame
+
+  Task<PageGuard> fetch_slow(BlockId id);
+  Task<FrameId> acquire_frame();
+  Task<void> write_frame(FrameId f);  // REQUIRES: pinned or chosen victim
+  Task<void> direct_write_back(FrameId f);
+  void pin(FrameId f) noexcept;
+  void unpin(FrameId f) noexcept;
+  void free_frame(FrameId f) noexcept;
+  void wake_io_waiters(Frame& fr) noexcept;
+  void note_dirty(FrameId f) noexcept;
+  Task<void> store_read(BlockId id, std::span<std::byte> out);
+  Task<void> store_write(BlockId id, std::span<const std::byte> page);
+  void wake_frame_waiters() noexcept;
+  void check_usable() const;
+  void rethrow_deferred();
+
+  DiskManager& disk_;
+  const std::size_t pool_pages_;
+  const std::uint32_t page_size_;
+  AlignedBuffer arena_;                     // pooled mode: all frames' pages
+  // Pooled mode: one array. Direct mode: a deque (stable addresses as it grows).
+  Frame& frame(FrameId f) noexcept { return fixed_frames_ ? fixed_frames_[f] : direct_frames_[f]; }
+  std::size_t frame_count() const noexcept {
+    return fixed_frames_ ? pool_pages_ : direct_frames_.size();
+  }
+  std::unique_ptr<Frame[]> fixed_frames_;
+  std::deque<Frame> direct_frames_;
+  std::deque<AlignedBuffer> transient_;     // direct mode: one page per frame
+  std::vector<FrameId> free_frames_;
+  std::vector<FrameId> dirty_list_;         // frames marked dirty since the last flush_all
+  LruReplacer replacer_;
+  PageTable table_;
+  detail::WaiterList frame_waiters_;
+  std::size_t direct_writebacks_ = 0;       // direct-mode write-backs in flight
+  std::uint64_t dirty_marks_ = 0;
+  detail::WaiterList writeback_waiters_;
+  std::exception_ptr deferred_error_;       // direct-mode write-back failure
+  bool closed_ = false;
+  PageHooks* hooks_ = nullptr;
+  PageStore* store_ = nullptr;
+  BufferPoolStats stats_;
+};
+
+}  // namespace corobtree

@@ -1,0 +1,81 @@
+// BlockingDatabase: the Database API for code that is not a coroutine. Each
+// call runs the async operation to completion with sync_wait on the calling
+// thread (which drives the io_uring loop meanwhile).
+//
+//   auto db = corobtree::BlockingDatabase::open("my.db");
+//   db.put("k", "v");
+//   std::optional<std::string> v = db.get("k");
+//
+// The destructor closes the database (checkpointing it) if close() was not
+// called; errors there are swallowed, so call close() to see them.
+// Thread-safety: one thread, like Database. Not for use inside a coroutine.
+//
+//   #include <corobtree/blocking_database.h>
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <corobtree/database.h>
+#include <corobtree/stats.h>
+#include <corobtree/sync_wait.h>
+
+namespace corobtree {
+
+class BlockingDatabase {
+ public:
+  static BlockingDatabase open(std::string path, Options options = {}) {
+    return BlockingDatabase(sync_wait(Database::open(std::move(path), options)));
+  }
+
+  BlockingDatabase(BlockingDatabase&&) noexcept = default;
+  BlockingDatabase& operator=(BlockingDatabase&& o) noexcept {
+    if (this != &o) {
+      close_quietly();
+      db_ = std::move(o.db_);
+    }
+    return *this;
+  }
+  ~BlockingDatabase() { close_quietly(); }
+
+  std::optional<std::string> get(std::string_view key) { return sync_wait(db_->get(key)); }
+  void put(std::string_view key, std::string_view value) { sync_wait(db_->put(key, value)); }
+  bool erase(std::string_view key) { return sync_wait(db_->erase(key)); }
+  void write(const WriteBatch& batch) { sync_wait(db_->write(batch)); }
+  void bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
+    sync_wait(db_->bulk_load(sorted));
+  }
+  std::vector<std::pair<std::string, std::string>> scan(ScanOptions options = {},
+                                                        std::size_t limit = SIZE_MAX) {
+    return sync_wait(db_->scan(std::move(options), limit));
+  }
+  ValidationReport validate() { return sync_wait(db_->validate()); }
+  void checkpoint() { sync_wait(db_->checkpoint()); }
+  void close() {
+    if (db_) sync_wait(db_->close());
+  }
+
+  DatabaseStats stats() const { return db_->stats(); }
+  std::uint64_t count() const noexcept { return db_->count(); }
+  std::uint32_t max_key_size() const noexcept { return db_->max_key_size(); }
+  const std::string& path() const noexcept { return db_->path(); }
+  // The async database underneath (e.g. for cursors inside a coroutine).
+  Database& async() noexcept { return *db_; }
+
+ private:
+  explicit BlockingDatabase(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  void close_quietly() noexcept {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
+
+  std::unique_ptr<Database> db_;
+};
+
+}  // namespace corobtree

@@ -1,0 +1,17 @@
+// Everything a program needs from corobtree in one include.
+#pragma once
+
+#include <corobtree/blocking_database.h>
+#include <corobtree/codec.h>
+#include <corobtree/cursor.h>
+#include <corobtree/database.h>
+#include <corobtree/error.h>
+#include <corobtree/options.h>
+#include <corobtree/stats.h>
+#include <corobtree/sync_wait.h>
+#include <corobtree/table.h>
+#include <corobtree/task.h>
+#include <corobtree/version.h>
+#include <corobtree/when_all.h>
+#include <corobtree/yield.h>
+#include <corobtree/write_batch.h>

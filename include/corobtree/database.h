@@ -1,0 +1,109 @@
+// Database: the async facade of corobtree. One file holds the whole database
+// (a B+tree of byte-string keys and values), beside its write-ahead log
+// NAME-wal; see docs/file-format.md.
+//
+//   #include <corobtree/database.h>
+//
+//   auto db = co_await corobtree::Database::open("my.db");
+//   co_await db->put("key", "value");
+//   std::optional<std::string> v = co_await db->get("key");
+//   co_await db->close();
+//
+// Errors are thrown as corobtree::Error (corobtree/error.h): kNotFound (no file
+// and create_if_missing is off), kCorruption (not a database, damaged page or
+// meta, truncated or empty file: the message names the page and the cause),
+// kNotSupported (another format version), kInvalidArgument (key too long,
+// conflicting page size), kLocked (another process has the file open), kClosed
+// (after close()), and the I/O errors kIoError and kNoSpace. An absent key is
+// std::nullopt, not an error.
+//
+// Durability: every put, erase, write(batch) and bulk_load is one atomic
+// transaction, logged in the write-ahead log NAME-wal before it returns. With
+// Durability::kSync (the default) it returns once the log is fsynced, so it
+// survives a power loss; concurrent writers share one fsync (group commit).
+// With kRelaxed it returns once the log is written, which survives a crash of
+// the process but not of the machine. The data file changes only at
+// checkpoints, which run when the log exceeds Options::wal_checkpoint_bytes,
+// on checkpoint() and on close(). Open replays the log's committed
+// transactions (ignoring a torn tail) and validates the tree. A write sees the
+// effects of commits that are not yet durable.
+//
+// A failed write (an I/O error, a full disk) throws and stops the database:
+// every later call throws the same error, naming it; close() then releases
+// the files without writing, and reopening recovers every acknowledged commit.
+// A failure before the transaction changed anything (say, a read error on the
+// way down the tree) throws without stopping the database.
+//
+// Thread-safety: a Database belongs to the thread that opened it (it does its
+// I/O on that thread's io_uring ring); any number of tasks on that thread may
+// use it at once. See docs/engine.md, "Concurrency".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <corobtree/cursor.h>
+#include <corobtree/error.h>
+#include <corobtree/export.h>
+#include <corobtree/options.h>
+#include <corobtree/stats.h>
+#include <corobtree/task.h>
+#include <corobtree/write_batch.h>
+
+namespace corobtree {
+
+class DatabaseImpl;
+
+class COROBTREE_EXPORT Database {
+ public:
+  // Opens the database at `path`, creating it if allowed, and recovers it
+  // from its log.
+  static Task<std::unique_ptr<Database>> open(std::string path, Options options = {});
+
+  // Without close() first, nothing is written here: the log keeps every
+  // commit and the next open replays it.
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // The string_view arguments must stay valid until the returned task finishes.
+  Task<std::optional<std::string>> get(std::string_view key);
+  Task<void> put(std::string_view key, std::string_view value);
+  // Returns whether the key existed.
+  Task<bool> erase(std::string_view key);
+  // REQUIRES: `batch` stays alive until the task finishes.
+  Task<void> write(const WriteBatch& batch);
+  // Loads strictly increasing pairs into an empty database, leaves packed.
+  Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
+
+  Cursor cursor(ScanOptions options = {});
+  // Up to `limit` pairs of the range in scan order.
+  Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
+                                                              std::size_t limit = SIZE_MAX);
+
+  Task<ValidationReport> validate();
+  // Copies the logged pages into the data file, syncs it, writes the next
+  // meta page, syncs again and empties the log.
+  Task<void> checkpoint();
+  // checkpoint() if anything was written, then release the files and delete
+  // the log. Later calls throw kClosed. After a failed write it only releases.
+  Task<void> close();
+
+  DatabaseStats stats() const;
+  std::uint64_t count() const noexcept;
+  // Largest key accepted (992 bytes for 4 KiB pages).
+  std::uint32_t max_key_size() const noexcept;
+  const std::string& path() const noexcept;
+
+ private:
+  explicit Database(std::unique_ptr<DatabaseImpl> impl) noexcept;
+  std::unique_ptr<DatabaseImpl> impl_;
+};
+
+}  // namespace corobtree

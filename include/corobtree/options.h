@@ -1,0 +1,59 @@
+// Options for opening a Database, and the enums they use.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include <corobtree/export.h>
+
+namespace corobtree {
+
+class DiskManager;  // internal; see Options::wrap_disk
+
+// The largest value accepted (larger ones: Error(kInvalidArgument)). The
+// largest key depends on the page size: Database::max_key_size().
+inline constexpr std::uint64_t kMaxValueSize = std::uint64_t{1} << 30;
+
+// Which I/O backend serves the files. The environment variable
+// COROBTREE_IO=auto|uring|pread overrides the option.
+enum class IoBackend {
+  kAuto,   // io_uring, falling back to pread when the kernel refuses a ring
+  kUring,  // io_uring or an error
+  kPread,  // synchronous pread/pwrite
+};
+
+COROBTREE_EXPORT std::string_view backend_name(IoBackend b) noexcept;
+// Parses "auto", "uring" or "pread"; throws Error(kInvalidArgument) otherwise.
+COROBTREE_EXPORT IoBackend parse_backend(std::string_view name);
+
+enum class Durability {
+  kSync,     // a commit returns after its records are fsynced: survives power loss
+  kRelaxed,  // a commit returns after its records are written to the file (no
+             // fsync): survives a crash of the process, not of the machine
+};
+
+struct Options {
+  std::uint32_t page_size = 0;       // 0: the file's, or 4096 for a new file
+  std::size_t pool_pages = 1024;     // buffer pool frames; 0 = no caching
+  std::uint32_t minimum_degree = 0;  // new files only: t > 0 caps nodes at 2t-1 keys
+  IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides
+  bool direct_io = false;            // O_DIRECT for the data file
+  bool create_if_missing = true;
+  bool error_if_exists = false;
+  Durability durability = Durability::kSync;
+  // A checkpoint runs after the commit that grows the log past this many bytes.
+  std::uint64_t wal_checkpoint_bytes = std::uint64_t{64} << 20;
+  // After replaying a log at open, validate() the tree (kCorruption if unsound).
+  bool validate_after_recovery = true;
+  // For the project's own tests (fault injection): wraps the data file's and
+  // the log's block store. DiskManager is not part of the installed API; leave
+  // this empty.
+  std::function<std::unique_ptr<DiskManager>(std::unique_ptr<DiskManager>)> wrap_disk;
+};
+
+}  // namespace corobtree

@@ -1,0 +1,172 @@
+// Task<T>: the lazy, move-only coroutine type every async corobtree API returns.
+//
+// A Task does nothing until it is awaited (or handed to sync_wait / when_all).
+// Awaiting starts it; its value, or the exception it threw, arrives at the
+// co_await. A Task must be awaited at most once.
+//
+// Awaiting an empty (default-constructed or moved-from) Task throws
+// Error(kInvalidArgument).
+//
+// Stack safety (GCC 12, see docs/contributing.md): symmetric transfer is not a guaranteed
+// tail call at -O0/-O1 or under ASan, so a long loop of awaits on children that
+// finish synchronously would grow the stack. The awaiter therefore resumes the
+// child inline from await_suspend and returns false when the child has already
+// finished: the parent continues on the same stack frame without any transfer.
+// Only a child that really suspended (on I/O, a latch, ...) resumes its parent
+// later, from its final awaiter.
+//
+// Thread-safety: a Task and the coroutines it starts belong to one thread (the
+// thread whose scheduler drives them). Nothing here is synchronized.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <corobtree/error.h>
+
+namespace corobtree {
+
+template <typename T = void>
+class Task;
+template <typename T>
+T sync_wait(Task<T> task);
+
+namespace detail {
+
+class TaskPromiseBase {
+ public:
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+      TaskPromiseBase& p = self.promise();
+      // Finished while the awaiter is still inside await_suspend: it sees
+      // done() and continues by itself, so transfer nowhere.
+      if (p.started_inline_) return std::noop_coroutine();
+      return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
+  void set_started_inline(bool v) noexcept { started_inline_ = v; }
+
+ private:
+  std::coroutine_handle<> continuation_;
+  bool started_inline_ = false;
+};
+
+template <typename T>
+class TaskPromise final : public TaskPromiseBase {
+ public:
+  Task<T> get_return_object() noexcept;
+  void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+  template <typename U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    result_.template emplace<1>(std::forward<U>(value));
+  }
+  T take_result() {
+    if (result_.index() == 2) std::rethrow_exception(std::get<2>(result_));
+    return std::move(std::get<1>(result_));
+  }
+
+ private:
+  std::variant<std::monostate, T, std::exception_ptr> result_;
+};
+
+template <>
+class TaskPromise<void> final : public TaskPromiseBase {
+ public:
+  Task<void> get_return_object() noexcept;
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+  void return_void() noexcept {}
+  void take_result() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+};
+
+}  // namespace detail
+
+template <typename T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using value_type = T;
+
+  Task() noexcept = default;
+  explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { destroy(); }
+
+  bool valid() const noexcept { return static_cast<bool>(handle_); }
+  bool done() const noexcept { return !handle_ || handle_.done(); }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+    bool await_ready() const noexcept { return !handle_ || handle_.done(); }
+    // REQUIRES: the task has not been started.
+    bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      promise_type& p = handle_.promise();
+      p.set_continuation(awaiting);
+      p.set_started_inline(true);
+      handle_.resume();
+      if (handle_.done()) return false;  // finished synchronously: do not suspend
+      p.set_started_inline(false);
+      return true;
+    }
+    T await_resume() {
+      if (!handle_) throw Error(ErrorCode::kInvalidArgument, "co_await on an empty Task");
+      return handle_.promise().take_result();
+    }
+
+   private:
+    std::coroutine_handle<promise_type> handle_;
+  };
+
+  Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
+
+ private:
+  template <typename U>
+  friend U sync_wait(Task<U> task);
+
+  void destroy() noexcept {
+    if (handle_) {
+      handle_.destroy();
+      handle_ = {};
+    }
+  }
+
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+template <typename T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>{std::coroutine_handle<TaskPromise<T>>::from_promise(*this)};
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
+}
+}  // namespace detail
+
+}  // namespace corobtree
