@@ -1,0 +1,70 @@
+// Condition and DrainLatch: the two wait-for-a-state primitives of io/.
+//
+// Condition is a notify-all condition for coroutines: a task re-checks its
+// predicate in a loop and waits between checks,
+//
+//   while (busy_) co_await changed_.wait();     // the waiter
+//   busy_ = false; changed_.notify_all();        // whoever changes the state
+//
+// notify_all() posts every waiter to the thread's Scheduler (never resumes
+// one inline), so the notifier continues first and no stack nests.
+//
+// DrainLatch counts operations in flight and lets a task wait until none is:
+//
+//   latch.enter(); ... co_await the operation ...; latch.leave();
+//   co_await latch.drained();                    // returns once the count is 0
+//
+// Thread-safety: loop-affine, like every primitive in io/: all users run on
+// the same thread.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+
+#include <corobtree/task.h>
+
+#include "io/scheduler.h"
+#include "io/waiter_list.h"
+
+namespace corobtree {
+
+class Condition {
+ public:
+  Condition() = default;
+  Condition(const Condition&) = delete;
+  Condition& operator=(const Condition&) = delete;
+
+  // Suspends until the next notify_all(). Callers re-check their predicate.
+  [[nodiscard]] detail::ListAwaiter wait() noexcept { return detail::ListAwaiter(waiters_); }
+
+  // Posts every current waiter to the thread's Scheduler.
+  void notify_all() noexcept {
+    while (detail::WaiterNode* n = waiters_.pop_front()) Scheduler::current().post(n->handle);
+  }
+
+  bool has_waiters() const noexcept { return !waiters_.empty(); }
+
+ private:
+  detail::WaiterList waiters_;
+};
+
+class DrainLatch {
+ public:
+  void enter() noexcept { ++in_flight_; }
+  // REQUIRES: a matching enter().
+  void leave() noexcept {
+    if (--in_flight_ == 0) zero_.notify_all();
+  }
+  std::uint64_t in_flight() const noexcept { return in_flight_; }
+
+  // co_await drained(): returns once nothing is in flight (at once if nothing is).
+  Task<void> drained() {
+    while (in_flight_ > 0) co_await zero_.wait();
+  }
+
+ private:
+  std::uint64_t in_flight_ = 0;
+  Condition zero_;
+};
+
+}  // namespace corobtree
