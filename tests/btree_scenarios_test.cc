@@ -139,7 +139,7 @@ Shape read_shape(BlockingDatabase& db) {
   for (BlockId id = 2; id < pages; ++id) {
     std::vector<std::byte> p(ps);
     std::memcpy(p.data(), file.data() + id * ps, ps);
-    if (corobtree::page::load<std::uint32_t>(p.data(), 0) != corobtree::page::checksum(id, p)) continue;
+    if (corobtree::le::load<std::uint32_t>(p.data(), 0) != corobtree::page::checksum(id, p)) continue;
     const PageType type = corobtree::page::type(p.data());
     if (type != PageType::kLeaf && type != PageType::kInner) continue;
     if (type == PageType::kInner) {

@@ -161,10 +161,10 @@ Task<std::string> BTree::read_value(const Node& leaf, std::uint32_t pos) {
     PageGuard g = co_await pool_.fetch_page(id);
     const std::byte* d = g.data().data();
     if (page::type(d) != PageType::kOverflow) corrupt(id, "expected an overflow page");
-    const auto n = page::load<std::uint32_t>(d, page::kOffPayload);
+    const auto n = PageHeader::Payload::get(d);
     if (n == 0 || out.size() + n > v.length) corrupt(id, "overflow payload length is wrong");
     out.append(reinterpret_cast<const char*>(d + page::kHeaderSize), n);
-    id = page::load<std::uint64_t>(d, page::kOffLink0);
+    id = PageHeader::Link0::get(d);
   }
   co_return out;
 }
@@ -190,7 +190,7 @@ Task<PageGuard> BTree::allocate_page(PageType type) {
     const BlockId id = state_.free_head;
     g = co_await pool_.fetch_page(id);
     if (page::type(g.data().data()) != PageType::kFree) corrupt(id, "free-list page is not free");
-    state_.free_head = page::load<std::uint64_t>(g.data().data(), page::kOffLink0);
+    state_.free_head = PageHeader::Link0::get(g.data().data());
     --state_.free_pages;
   } else {
     g = co_await pool_.new_page();
@@ -202,7 +202,7 @@ Task<PageGuard> BTree::allocate_page(PageType type) {
 
 void BTree::free_page(PageGuard& g) {
   page::init(g.data(), PageType::kFree);
-  page::store<std::uint64_t>(g.data().data(), page::kOffLink0, state_.free_head);
+  PageHeader::Link0::set(g.data().data(), state_.free_head);
   state_.free_head = g.page_id();
   ++state_.free_pages;
   g.mark_dirty();
@@ -218,8 +218,8 @@ Task<BlockId> BTree::write_overflow(std::string_view value) {
     const std::size_t n = std::min<std::size_t>(chunk, value.size() - off);
     PageGuard g = co_await allocate_page(PageType::kOverflow);
     std::byte* d = g.data().data();
-    page::store<std::uint64_t>(d, page::kOffLink0, next);
-    page::store<std::uint32_t>(d, page::kOffPayload, static_cast<std::uint32_t>(n));
+    PageHeader::Link0::set(d, next);
+    PageHeader::Payload::set(d, static_cast<std::uint32_t>(n));
     std::memcpy(d + page::kHeaderSize, value.data() + off, n);
     next = g.page_id();
   }
@@ -232,7 +232,7 @@ Task<void> BTree::free_overflow(BlockId first) {
     if (id >= page_count()) corrupt(id, "overflow chain is broken");
     PageGuard g = co_await pool_.fetch_page(id);
     if (page::type(g.data().data()) != PageType::kOverflow) corrupt(id, "expected an overflow page");
-    const BlockId next = page::load<std::uint64_t>(g.data().data(), page::kOffLink0);
+    const BlockId next = PageHeader::Link0::get(g.data().data());
     free_page(g);
     id = next;
   }
@@ -396,9 +396,9 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   } else {
     // cells[m] moves up: its key is the separator, its child becomes right's leftmost.
     const std::vector<std::byte>& up = cells[m];
-    const std::uint32_t klen = page::load<std::uint16_t>(up.data(), 0);
+    const std::uint32_t klen = le::load<std::uint16_t>(up.data(), 0);
     sep.assign(reinterpret_cast<const char*>(up.data() + Node::kInnerCellOverhead), klen);
-    const BlockId up_child = page::load<std::uint64_t>(up.data(), 2);
+    const BlockId up_child = le::load<std::uint64_t>(up.data(), 2);
     const BlockId leftmost = n.link0();
     rebuild(n, cur.page.data(), PageType::kInner, cells, 0, m, leftmost, kInvalidBlockId);
     rebuild(r, right.data(), PageType::kInner, cells, m + 1, total, up_child, kInvalidBlockId);

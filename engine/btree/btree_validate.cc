@@ -127,8 +127,8 @@ Task<ValidationReport> BTree::validate() {
             break;
           }
           ++r.overflow_pages;
-          got += page::load<std::uint32_t>(ob.data(), page::kOffPayload);
-          id = page::load<std::uint64_t>(ob.data(), page::kOffLink0);
+          got += PageHeader::Payload::get(ob.data());
+          id = PageHeader::Link0::get(ob.data());
         }
         if (got != val.length) {
           problem(describe(v.id) + ": overflow value at slot " + std::to_string(i) + " has " +
@@ -178,7 +178,7 @@ Task<ValidationReport> BTree::validate() {
       break;
     }
     ++r.free_pages;
-    id = page::load<std::uint64_t>(bytes.data(), page::kOffLink0);
+    id = PageHeader::Link0::get(bytes.data());
   }
   if (r.free_pages != state_.free_pages) {
     problem("the free list has " + std::to_string(r.free_pages) + " pages but the count says " +

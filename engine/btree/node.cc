@@ -7,19 +7,20 @@ namespace corobtree {
 
 Node::Value Node::value(std::uint32_t i) const noexcept {
   const std::uint32_t off = cell_offset(i);
-  const std::uint32_t klen = page::load<std::uint16_t>(p_, off);
-  const auto flags = page::load<std::uint8_t>(p_, off + 2);
-  const auto vlen = page::load<std::uint32_t>(p_, off + 4);
+  const std::uint32_t klen = LeafCell::KeyLength::get(p_ + off);
+  const auto flags = LeafCell::Flags::get(p_ + off);
+  const auto vlen = LeafCell::ValueLength::get(p_ + off);
   const std::uint32_t at = off + kLeafCellOverhead + klen;
-  if (flags & kFlagOverflow) return Value{true, vlen, {}, page::load<std::uint64_t>(p_, at)};
+  if (flags & kFlagOverflow) return Value{true, vlen, {}, le::load<std::uint64_t>(p_, at)};
   return Value{false, vlen, {reinterpret_cast<const char*>(p_ + at), vlen}, kInvalidBlockId};
 }
 
 std::uint32_t Node::cell_size_at(std::uint32_t off) const noexcept {
-  const std::uint32_t klen = page::load<std::uint16_t>(p_, off);
+  const std::uint32_t klen = LeafCell::KeyLength::get(p_ + off);  // = InnerCell's
   if (!is_leaf()) return kInnerCellOverhead + klen;
-  const auto flags = page::load<std::uint8_t>(p_, off + 2);
-  const std::uint32_t vpart = (flags & kFlagOverflow) ? 8 : page::load<std::uint32_t>(p_, off + 4);
+  const auto flags = LeafCell::Flags::get(p_ + off);
+  const std::uint32_t vpart =
+      (flags & kFlagOverflow) ? LeafCell::kOverflowRef : LeafCell::ValueLength::get(p_ + off);
   return kLeafCellOverhead + klen + vpart;
 }
 
@@ -38,7 +39,7 @@ void Node::insert_cell(std::uint32_t pos, std::span<const std::byte> cell) noexc
   std::byte* slots = p_ + page::kHeaderSize;
   std::memmove(slots + (pos + 1) * page::kSlotSize, slots + pos * page::kSlotSize,
                (n - pos) * page::kSlotSize);
-  page::store<std::uint16_t>(p_, page::kHeaderSize + pos * page::kSlotSize,
+  le::store<std::uint16_t>(p_, PageHeader::kSize + pos * PageHeader::kSlotSize,
                              static_cast<std::uint16_t>(off));
   set_count(n + 1);
 }
@@ -72,7 +73,7 @@ void Node::compact() noexcept {
     const std::uint32_t csize = cell_size_at(off);
     top -= csize;
     std::memcpy(tmp.data() + top, p_ + off, csize);
-    page::store<std::uint16_t>(p_, page::kHeaderSize + i * page::kSlotSize,
+    le::store<std::uint16_t>(p_, PageHeader::kSize + i * PageHeader::kSlotSize,
                                static_cast<std::uint16_t>(top));
   }
   std::memcpy(p_ + top, tmp.data() + top, size_ - top);
@@ -82,10 +83,9 @@ void Node::compact() noexcept {
 
 std::vector<std::byte> Node::leaf_cell(std::string_view key, std::string_view value) {
   std::vector<std::byte> c(kLeafCellOverhead + key.size() + value.size());
-  page::store<std::uint16_t>(c.data(), 0, static_cast<std::uint16_t>(key.size()));
-  page::store<std::uint8_t>(c.data(), 2, 0);
-  page::store<std::uint8_t>(c.data(), 3, 0);
-  page::store<std::uint32_t>(c.data(), 4, static_cast<std::uint32_t>(value.size()));
+  LeafCell::KeyLength::set(c.data(), static_cast<std::uint16_t>(key.size()));
+  LeafCell::Flags::set(c.data(), 0);
+  LeafCell::ValueLength::set(c.data(), static_cast<std::uint32_t>(value.size()));
   std::memcpy(c.data() + kLeafCellOverhead, key.data(), key.size());
   if (!value.empty()) std::memcpy(c.data() + kLeafCellOverhead + key.size(), value.data(), value.size());
   return c;
@@ -93,21 +93,20 @@ std::vector<std::byte> Node::leaf_cell(std::string_view key, std::string_view va
 
 std::vector<std::byte> Node::leaf_overflow_cell(std::string_view key, std::uint32_t length,
                                                 BlockId first_page) {
-  std::vector<std::byte> c(kLeafCellOverhead + key.size() + 8);
-  page::store<std::uint16_t>(c.data(), 0, static_cast<std::uint16_t>(key.size()));
-  page::store<std::uint8_t>(c.data(), 2, kFlagOverflow);
-  page::store<std::uint8_t>(c.data(), 3, 0);
-  page::store<std::uint32_t>(c.data(), 4, length);
+  std::vector<std::byte> c(kLeafCellOverhead + key.size() + LeafCell::kOverflowRef);
+  LeafCell::KeyLength::set(c.data(), static_cast<std::uint16_t>(key.size()));
+  LeafCell::Flags::set(c.data(), kFlagOverflow);
+  LeafCell::ValueLength::set(c.data(), length);
   std::memcpy(c.data() + kLeafCellOverhead, key.data(), key.size());
-  page::store<std::uint64_t>(c.data(), kLeafCellOverhead + static_cast<std::uint32_t>(key.size()),
+  le::store<std::uint64_t>(c.data(), kLeafCellOverhead + static_cast<std::uint32_t>(key.size()),
                              first_page);
   return c;
 }
 
 std::vector<std::byte> Node::inner_cell(std::string_view key, BlockId child) {
   std::vector<std::byte> c(kInnerCellOverhead + key.size());
-  page::store<std::uint16_t>(c.data(), 0, static_cast<std::uint16_t>(key.size()));
-  page::store<std::uint64_t>(c.data(), 2, child);
+  InnerCell::KeyLength::set(c.data(), static_cast<std::uint16_t>(key.size()));
+  InnerCell::Child::set(c.data(), child);
   std::memcpy(c.data() + kInnerCellOverhead, key.data(), key.size());
   return c;
 }

@@ -1,6 +1,6 @@
 // Node: a view of a slotted B+tree page (leaf or inner) over page bytes.
 //
-// Cell formats (little-endian):
+// Cell formats (LeafCell and InnerCell in engine/format/page_format.h):
 //   leaf  : u16 key_len | u8 flags (bit 0: value in overflow pages) | u8 0 |
 //           u32 value_len | key | value bytes, or u64 first overflow page
 //   inner : u16 key_len | u64 child | key
@@ -36,9 +36,9 @@ inline int compare_keys(std::string_view a, std::string_view b) noexcept {
 
 class Node {
  public:
-  static constexpr std::uint32_t kLeafCellOverhead = 8;
-  static constexpr std::uint32_t kInnerCellOverhead = 10;
-  static constexpr std::uint8_t kFlagOverflow = 1;
+  static constexpr std::uint32_t kLeafCellOverhead = LeafCell::kFixed;
+  static constexpr std::uint32_t kInnerCellOverhead = InnerCell::kFixed;
+  static constexpr std::uint8_t kFlagOverflow = LeafCell::kOverflow;
 
   explicit Node(std::span<std::byte> page) noexcept : p_(page.data()), size_(static_cast<std::uint32_t>(page.size())) {}
 
@@ -46,13 +46,13 @@ class Node {
 
   PageType type() const noexcept { return page::type(p_); }
   bool is_leaf() const noexcept { return type() == PageType::kLeaf; }
-  std::uint32_t count() const noexcept { return page::load<std::uint16_t>(p_, page::kOffSlots); }
+  std::uint32_t count() const noexcept { return PageHeader::SlotCount::get(p_); }
   std::uint32_t page_size() const noexcept { return size_; }
 
-  BlockId link0() const noexcept { return page::load<std::uint64_t>(p_, page::kOffLink0); }
-  BlockId link1() const noexcept { return page::load<std::uint64_t>(p_, page::kOffLink1); }
-  void set_link0(BlockId v) noexcept { page::store<std::uint64_t>(p_, page::kOffLink0, v); }
-  void set_link1(BlockId v) noexcept { page::store<std::uint64_t>(p_, page::kOffLink1, v); }
+  BlockId link0() const noexcept { return PageHeader::Link0::get(p_); }
+  BlockId link1() const noexcept { return PageHeader::Link1::get(p_); }
+  void set_link0(BlockId v) noexcept { PageHeader::Link0::set(p_, v); }
+  void set_link1(BlockId v) noexcept { PageHeader::Link1::set(p_, v); }
   // Leaf siblings.
   BlockId next() const noexcept { return link0(); }
   BlockId prev() const noexcept { return link1(); }
@@ -60,11 +60,11 @@ class Node {
   void set_prev(BlockId v) noexcept { set_link1(v); }
 
   std::uint32_t cell_offset(std::uint32_t i) const noexcept {
-    return page::load<std::uint16_t>(p_, page::kHeaderSize + i * page::kSlotSize);
+    return le::load<std::uint16_t>(p_, PageHeader::kSize + i * PageHeader::kSlotSize);
   }
   std::string_view key(std::uint32_t i) const noexcept {
     const std::uint32_t off = cell_offset(i);
-    const std::uint32_t klen = page::load<std::uint16_t>(p_, off);
+    const std::uint32_t klen = LeafCell::KeyLength::get(p_ + off);  // = InnerCell's
     const std::uint32_t at = off + (is_leaf() ? kLeafCellOverhead : kInnerCellOverhead);
     return {reinterpret_cast<const char*>(p_ + at), klen};
   }
@@ -85,13 +85,13 @@ class Node {
   // Inner children, i in [0, count()].
   BlockId child(std::uint32_t i) const noexcept {
     if (i == 0) return link0();
-    return page::load<std::uint64_t>(p_, cell_offset(i - 1) + 2);
+    return InnerCell::Child::get(p_ + cell_offset(i - 1));
   }
   void set_child(std::uint32_t i, BlockId id) noexcept {
     if (i == 0) {
       set_link0(id);
     } else {
-      page::store<std::uint64_t>(p_, cell_offset(i - 1) + 2, id);
+      InnerCell::Child::set(p_ + cell_offset(i - 1), id);
     }
   }
 
@@ -155,11 +155,11 @@ class Node {
 
  private:
   std::uint32_t cell_size_at(std::uint32_t off) const noexcept;
-  std::uint32_t heap_start() const noexcept { return page::load<std::uint32_t>(p_, page::kOffHeapStart); }
-  std::uint32_t garbage() const noexcept { return page::load<std::uint32_t>(p_, page::kOffGarbage); }
-  void set_count(std::uint32_t n) noexcept { page::store<std::uint16_t>(p_, page::kOffSlots, static_cast<std::uint16_t>(n)); }
-  void set_heap_start(std::uint32_t v) noexcept { page::store<std::uint32_t>(p_, page::kOffHeapStart, v); }
-  void set_garbage(std::uint32_t v) noexcept { page::store<std::uint32_t>(p_, page::kOffGarbage, v); }
+  std::uint32_t heap_start() const noexcept { return PageHeader::HeapStart::get(p_); }
+  std::uint32_t garbage() const noexcept { return PageHeader::Garbage::get(p_); }
+  void set_count(std::uint32_t n) noexcept { PageHeader::SlotCount::set(p_, static_cast<std::uint16_t>(n)); }
+  void set_heap_start(std::uint32_t v) noexcept { PageHeader::HeapStart::set(p_, v); }
+  void set_garbage(std::uint32_t v) noexcept { PageHeader::Garbage::set(p_, v); }
 
   std::byte* p_;
   std::uint32_t size_;

@@ -32,7 +32,7 @@ class DatabaseImpl::Hooks final : public PageHooks {
   }
   void before_write(BlockId id, std::span<std::byte> p) override {
     // The LSN of the transaction that logs this image.
-    if (wal_) page::store<std::uint64_t>(p.data(), page::kOffLsn, wal_->last_lsn() + 1);
+    if (wal_) PageHeader::Lsn::set(p.data(), wal_->last_lsn() + 1);
     page::stamp_checksum(id, p);
   }
   void set_wal(const Wal* wal) noexcept { wal_ = wal; }
@@ -58,21 +58,21 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw errno_error(errno, "open", path);
   auto read_header = [&](std::uint64_t off, std::byte* out) {
-    return ::pread(fd, out, kMetaProbeBytes, static_cast<off_t>(off)) ==
-           static_cast<ssize_t>(kMetaProbeBytes);
+    return ::pread(fd, out, MetaLayout::kProbeBytes, static_cast<off_t>(off)) ==
+           static_cast<ssize_t>(MetaLayout::kProbeBytes);
   };
-  std::byte h[kMetaProbeBytes];
+  std::byte h[MetaLayout::kProbeBytes];
   std::uint32_t found = 0;
   std::uint32_t version = 0;
   for (std::uint64_t off : {std::uint64_t{0}, std::uint64_t{512}, std::uint64_t{1024},
                             std::uint64_t{2048}, std::uint64_t{4096}, std::uint64_t{8192},
                             std::uint64_t{16384}, std::uint64_t{32768}, std::uint64_t{65536}}) {
-    if (off + kMetaProbeBytes > size || !read_header(off, h)) continue;
-    if (page::load<std::uint64_t>(h, 8) != kMagic) continue;
-    const auto ps = page::load<std::uint32_t>(h, 20);
+    if (off + MetaLayout::kProbeBytes > size || !read_header(off, h)) continue;
+    if (MetaLayout::Magic::get(h) != kMagic) continue;
+    const auto ps = MetaLayout::PageSize::get(h);
     if (!valid_page_size(ps) || (off != 0 && ps != off)) continue;
     found = ps;
-    version = page::load<std::uint32_t>(h, 16);
+    version = MetaLayout::Version::get(h);
     break;
   }
   ::close(fd);
@@ -101,14 +101,7 @@ DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, 
   hooks_->set_wal(wal_.get());
   pool_->set_hooks(hooks_.get());
   pool_->set_store(wal_.get());
-  TreeState st;
-  st.root = meta.root;
-  st.height = meta.height;
-  st.key_count = meta.key_count;
-  st.free_head = meta.free_head;
-  st.free_pages = meta.free_pages;
-  st.minimum_degree = meta.minimum_degree;
-  tree_ = std::make_unique<BTree>(*pool_, st);
+  tree_ = std::make_unique<BTree>(*pool_, meta.state.tree);
 }
 
 DatabaseImpl::~DatabaseImpl() {
@@ -142,13 +135,7 @@ Task<Meta> apply_checkpoint(DiskManager& disk, Wal& wal, Meta meta, const WalRec
   disk.truncate_blocks(st.page_count);  // blocks of a transaction that never committed
   co_await disk.sync();
   meta.sequence += 1;
-  meta.root = st.tree.root;
-  meta.height = st.tree.height;
-  meta.minimum_degree = st.tree.minimum_degree;
-  meta.key_count = st.tree.key_count;
-  meta.free_head = st.tree.free_head;
-  meta.free_pages = st.tree.free_pages;
-  meta.page_count = st.page_count;
+  meta.state = st;
   meta.checkpoint_lsn = rec.checkpoint_lsn;
   co_await write_meta_page(disk, meta);
   co_await disk.sync();
@@ -172,10 +159,10 @@ Task<void> create_database(std::string path, DiskOptions dopts, std::uint32_t mi
     co_await disk->write_block(2, buf.span());
     Meta meta;
     meta.page_size = page_size;
-    meta.root = 2;
-    meta.height = 1;
-    meta.minimum_degree = minimum_degree;
-    meta.page_count = 3;
+    meta.state.tree.root = 2;
+    meta.state.tree.height = 1;
+    meta.state.tree.minimum_degree = minimum_degree;
+    meta.state.page_count = 3;
     meta.database_id = new_database_id();
     for (BlockId id : {BlockId{0}, BlockId{1}}) {
       meta.sequence = id;
@@ -283,10 +270,10 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
       throw Error(ErrorCode::kCorruption, "'" + path + "' has no valid meta page:" + reasons, 0, path);
     }
     meta = best.meta;
-    if (meta.page_count > disk->block_count()) {
+    if (meta.state.page_count > disk->block_count()) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' is truncated: the meta page counts " +
-                      std::to_string(meta.page_count) + " pages, the file holds " +
+                      std::to_string(meta.state.page_count) + " pages, the file holds " +
                       std::to_string(disk->block_count()),
                   0, path);
     }
@@ -295,8 +282,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
                                    meta.checkpoint_lsn);
   WalRecovery rec = co_await wal->recover(meta.checkpoint_lsn);
   if (rec.checkpoint) meta = co_await apply_checkpoint(*disk, *wal, meta, rec);
-  if (disk->block_count() > meta.page_count) {
-    disk->truncate_blocks(meta.page_count);  // allocated after the last checkpoint
+  if (disk->block_count() > meta.state.page_count) {
+    disk->truncate_blocks(meta.state.page_count);  // allocated after the last checkpoint
   }
   auto db = std::unique_ptr<DatabaseImpl>(
       new DatabaseImpl(path, std::move(disk), std::move(wal), options, meta));
@@ -365,9 +352,9 @@ void encode_op(std::vector<std::byte>& out, std::uint8_t kind, std::string_view 
   const std::size_t at = out.size();
   out.resize(at + 13 + key.size() + value.size());
   std::byte* p = out.data() + at;
-  page::store<std::uint8_t>(p, 0, kind);
-  page::store<std::uint32_t>(p, 1, static_cast<std::uint32_t>(key.size()));
-  page::store<std::uint64_t>(p, 5, value.size());
+  le::store<std::uint8_t>(p, 0, kind);
+  le::store<std::uint32_t>(p, 1, static_cast<std::uint32_t>(key.size()));
+  le::store<std::uint64_t>(p, 5, value.size());
   if (!key.empty()) std::memcpy(p + 13, key.data(), key.size());
   if (!value.empty()) std::memcpy(p + 13 + key.size(), value.data(), value.size());
 }
@@ -382,9 +369,9 @@ Task<void> DatabaseImpl::replay(
     std::size_t at = 0;
     while (at + 13 <= ops.size()) {
       const std::byte* p = ops.data() + at;
-      const auto kind = page::load<std::uint8_t>(p, 0);
-      const auto klen = page::load<std::uint32_t>(p, 1);
-      const auto vlen = page::load<std::uint64_t>(p, 5);
+      const auto kind = le::load<std::uint8_t>(p, 0);
+      const auto klen = le::load<std::uint32_t>(p, 1);
+      const auto vlen = le::load<std::uint64_t>(p, 5);
       if (at + 13 + klen + vlen > ops.size() || kind < 1 || kind > 2) {
         throw Error(ErrorCode::kCorruption,
                     "the log of '" + path_ + "' holds a damaged transaction (" +
@@ -549,17 +536,10 @@ Task<ValidationReport> DatabaseImpl::validate() {
 }
 
 Task<void> DatabaseImpl::write_meta() {
-  const TreeState& s = tree_->state();
   Meta m;
   m.page_size = disk_->page_size();
   m.sequence = ++meta_sequence_;
-  m.root = s.root;
-  m.height = s.height;
-  m.minimum_degree = s.minimum_degree;
-  m.key_count = s.key_count;
-  m.free_head = s.free_head;
-  m.free_pages = s.free_pages;
-  m.page_count = disk_->block_count();
+  m.state = commit_state();
   m.checkpoint_lsn = wal_->last_lsn();
   m.database_id = database_id_;
   co_await write_meta_page(*disk_, m);

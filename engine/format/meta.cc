@@ -6,59 +6,60 @@
 
 namespace corobtree {
 
-using page::load;
-using page::store;
+using L = MetaLayout;
 
 void encode_meta(const Meta& m, BlockId id, std::span<std::byte> p) {
   std::memset(p.data(), 0, p.size());
   std::byte* d = p.data();
-  store<std::uint8_t>(d, 4, static_cast<std::uint8_t>(PageType::kMeta));
-  store<std::uint64_t>(d, 8, kMagic);
-  store<std::uint32_t>(d, 16, kFormatVersion);
-  store<std::uint32_t>(d, 20, m.page_size);
-  store<std::uint64_t>(d, 24, m.sequence);
-  store<std::uint64_t>(d, 32, m.root);
-  store<std::uint32_t>(d, 40, m.height);
-  store<std::uint32_t>(d, 44, m.minimum_degree);
-  store<std::uint64_t>(d, 48, m.key_count);
-  store<std::uint64_t>(d, 56, m.free_head);
-  store<std::uint64_t>(d, 64, m.free_pages);
-  store<std::uint64_t>(d, 72, m.page_count);
-  store<std::uint64_t>(d, 80, m.checkpoint_lsn);
-  store<std::uint64_t>(d, 88, m.database_id);
+  const TreeState& t = m.state.tree;
+  L::Type::set(d, static_cast<std::uint8_t>(PageType::kMeta));
+  L::Magic::set(d, kMagic);
+  L::Version::set(d, kFormatVersion);
+  L::PageSize::set(d, m.page_size);
+  L::Sequence::set(d, m.sequence);
+  L::Root::set(d, t.root);
+  L::Height::set(d, t.height);
+  L::MinimumDegree::set(d, t.minimum_degree);
+  L::KeyCount::set(d, t.key_count);
+  L::FreeHead::set(d, t.free_head);
+  L::FreePages::set(d, t.free_pages);
+  L::PageCount::set(d, m.state.page_count);
+  L::CheckpointLsn::set(d, m.checkpoint_lsn);
+  L::DatabaseId::set(d, m.database_id);
   page::stamp_checksum(id, p);
 }
 
 DecodedMeta decode_meta(BlockId id, std::span<const std::byte> p) {
   DecodedMeta out{MetaStatus::kValid, {}, 0};
   const std::byte* d = p.data();
-  if (load<std::uint64_t>(d, 8) != kMagic) {
+  if (L::Magic::get(d) != kMagic) {
     out.status = MetaStatus::kBadMagic;
     return out;
   }
-  if (load<std::uint32_t>(d, 0) != page::checksum(id, p)) {
+  if (L::Crc::get(d) != page::checksum(id, p)) {
     out.status = MetaStatus::kBadChecksum;
     return out;
   }
-  out.version = load<std::uint32_t>(d, 16);
+  out.version = L::Version::get(d);
   if (out.version != kFormatVersion) {
     out.status = MetaStatus::kBadVersion;
     return out;
   }
   Meta& m = out.meta;
-  m.page_size = load<std::uint32_t>(d, 20);
-  m.sequence = load<std::uint64_t>(d, 24);
-  m.root = load<std::uint64_t>(d, 32);
-  m.height = load<std::uint32_t>(d, 40);
-  m.minimum_degree = load<std::uint32_t>(d, 44);
-  m.key_count = load<std::uint64_t>(d, 48);
-  m.free_head = load<std::uint64_t>(d, 56);
-  m.free_pages = load<std::uint64_t>(d, 64);
-  m.page_count = load<std::uint64_t>(d, 72);
-  m.checkpoint_lsn = load<std::uint64_t>(d, 80);
-  m.database_id = load<std::uint64_t>(d, 88);
-  if (m.page_size != p.size() || m.root < 2 || m.root >= m.page_count || m.height == 0 ||
-      m.height > 64 || (m.free_head != kInvalidBlockId && m.free_head >= m.page_count)) {
+  TreeState& t = m.state.tree;
+  m.page_size = L::PageSize::get(d);
+  m.sequence = L::Sequence::get(d);
+  t.root = L::Root::get(d);
+  t.height = L::Height::get(d);
+  t.minimum_degree = L::MinimumDegree::get(d);
+  t.key_count = L::KeyCount::get(d);
+  t.free_head = L::FreeHead::get(d);
+  t.free_pages = L::FreePages::get(d);
+  m.state.page_count = L::PageCount::get(d);
+  m.checkpoint_lsn = L::CheckpointLsn::get(d);
+  m.database_id = L::DatabaseId::get(d);
+  if (m.page_size != p.size() || t.root < 2 || t.root >= m.state.page_count || t.height == 0 ||
+      t.height > 64 || (t.free_head != kInvalidBlockId && t.free_head >= m.state.page_count)) {
     out.status = MetaStatus::kBadFields;
   }
   return out;

@@ -1,46 +1,47 @@
 // The meta page: blocks 0 and 1 of every database file, written alternately
 // (the one with the higher sequence number and a valid checksum wins at open).
+// Its layout is MetaLayout below; docs/file-format.md has the table.
 //
-//   0  u32  CRC32C over the block id (u64 LE) and bytes [4, page_size)
-//   4  u8   page type = 1 (meta)
-//   8  u64  magic "CORBTREE"
-//   16 u32  format version (kFormatVersion)
-//   20 u32  page size
-//   24 u64  sequence number
-//   32 u64  root page id
-//   40 u32  height (1 = the root is a leaf)
-//   44 u32  minimum degree (0 = byte-filled nodes)
-//   48 u64  key count
-//   56 u64  free-list head (kInvalidBlockId if empty)
-//   64 u64  free pages
-//   72 u64  page count (blocks the tree may use)
-//   80 u64  checkpoint LSN (the last commit the data file holds; the WAL replays later ones)
-//   88 u64  database id (random at creation; the WAL header repeats it)
+// Thread-safety: plain functions over caller-owned bytes.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <span>
-#include <string>
 
+#include "engine/format/commit_state.h"
+#include "engine/format/endian.h"
 #include "io/disk_manager.h"
 
 namespace corobtree {
 
-inline constexpr std::uint64_t kMagic = 0x45455254424f5243ull;  // "CORBTREE"
+// The bytes "CROBTREE" read as a little-endian u64.
+inline constexpr std::uint64_t kMagic = 0x45455254424f5243ull;
 inline constexpr std::uint32_t kFormatVersion = 1;
-inline constexpr std::uint32_t kMetaProbeBytes = 24;  // enough to read magic, version, page size
+
+struct MetaLayout {
+  using Crc = Field<std::uint32_t, 0>;       // CRC32C over the block id (u64 LE) and bytes [4, page_size)
+  using Type = Field<std::uint8_t, 4>;       // PageType::kMeta
+  using Magic = Field<std::uint64_t, 8>;     // kMagic
+  using Version = Field<std::uint32_t, 16>;  // kFormatVersion
+  using PageSize = Field<std::uint32_t, 20>;
+  using Sequence = Field<std::uint64_t, 24>;
+  using Root = Field<std::uint64_t, 32>;
+  using Height = Field<std::uint32_t, 40>;         // 1: the root is a leaf
+  using MinimumDegree = Field<std::uint32_t, 44>;  // 0: byte-filled nodes
+  using KeyCount = Field<std::uint64_t, 48>;
+  using FreeHead = Field<std::uint64_t, 56>;       // kInvalidBlockId if empty
+  using FreePages = Field<std::uint64_t, 64>;
+  using PageCount = Field<std::uint64_t, 72>;      // blocks the tree may use
+  using CheckpointLsn = Field<std::uint64_t, 80>;  // the last commit the file holds
+  using DatabaseId = Field<std::uint64_t, 88>;     // random at creation; the log header repeats it
+  // Reading this many bytes of a meta page tells its magic, version and page size.
+  static constexpr std::uint32_t kProbeBytes = PageSize::end;
+};
 
 struct Meta {
   std::uint32_t page_size = kDefaultPageSize;
   std::uint64_t sequence = 0;
-  BlockId root = kInvalidBlockId;
-  std::uint32_t height = 1;
-  std::uint32_t minimum_degree = 0;
-  std::uint64_t key_count = 0;
-  BlockId free_head = kInvalidBlockId;
-  std::uint64_t free_pages = 0;
-  std::uint64_t page_count = 0;
+  CommitState state;                // the tree as of the checkpoint
   std::uint64_t checkpoint_lsn = 0;
   std::uint64_t database_id = 0;
 };

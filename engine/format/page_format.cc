@@ -21,15 +21,17 @@ namespace page {
 
 void init(std::span<std::byte> p, PageType t) noexcept {
   std::memset(p.data(), 0, p.size());
-  store<std::uint8_t>(p.data(), kOffType, static_cast<std::uint8_t>(t));
-  store<std::uint64_t>(p.data(), kOffLink0, kInvalidBlockId);
-  store<std::uint64_t>(p.data(), kOffLink1, kInvalidBlockId);
-  store<std::uint32_t>(p.data(), kOffHeapStart, static_cast<std::uint32_t>(p.size()));
+  PageHeader::Type::set(p.data(), static_cast<std::uint8_t>(t));
+  PageHeader::Link0::set(p.data(), kInvalidBlockId);
+  PageHeader::Link1::set(p.data(), kInvalidBlockId);
+  PageHeader::HeapStart::set(p.data(), static_cast<std::uint32_t>(p.size()));
 }
 
 std::uint32_t checksum(BlockId id, std::span<const std::byte> p) noexcept {
-  std::uint32_t crc = crc32c(&id, sizeof id);
-  return crc32c_extend(crc, p.data() + 4, p.size() - 4);
+  std::byte id_le[8];
+  le::store<std::uint64_t>(id_le, 0, id);
+  const std::uint32_t crc = crc32c(id_le, sizeof id_le);
+  return crc32c_extend(crc, p.data() + PageHeader::Crc::end, p.size() - PageHeader::Crc::end);
 }
 
 namespace {
@@ -44,7 +46,7 @@ namespace {
 void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
   const std::byte* d = p.data();
   const auto size = static_cast<std::uint32_t>(p.size());
-  const auto stored = load<std::uint32_t>(d, kOffCrc);
+  const auto stored = PageHeader::Crc::get(d);
   const std::uint32_t actual = checksum(id, p);
   if (stored != actual) {
     bool all_zero = true;
@@ -65,30 +67,30 @@ void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
     corrupt(id, path, "unexpected page type " + std::to_string(static_cast<int>(t)));
   }
   if (t == PageType::kOverflow) {
-    if (load<std::uint32_t>(d, kOffPayload) > size - kHeaderSize) corrupt(id, path, "overflow payload too long");
+    if (PageHeader::Payload::get(d) > size - kHeaderSize) corrupt(id, path, "overflow payload too long");
     return;
   }
   if (t == PageType::kFree) return;
-  const std::uint32_t slots = load<std::uint16_t>(d, kOffSlots);
-  const auto heap = load<std::uint32_t>(d, kOffHeapStart);
+  const std::uint32_t slots = PageHeader::SlotCount::get(d);
+  const auto heap = PageHeader::HeapStart::get(d);
   if (kHeaderSize + slots * kSlotSize > heap || heap > size) corrupt(id, path, "slot array overlaps the heap");
-  if (load<std::uint32_t>(d, kOffGarbage) > size - heap) corrupt(id, path, "bad garbage count");
+  if (PageHeader::Garbage::get(d) > size - heap) corrupt(id, path, "bad garbage count");
   // Every cell must lie inside the heap with its declared lengths.
   for (std::uint32_t i = 0; i < slots; ++i) {
-    const std::uint32_t off = load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
-    const std::uint32_t min_cell = t == PageType::kInner ? 10 : 8;  // the fixed part of a cell
+    const std::uint32_t off = le::load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
+    const std::uint32_t min_cell = t == PageType::kInner ? InnerCell::kFixed : LeafCell::kFixed;
     if (off < heap || off + min_cell > size) {
       corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap");
     }
-    const std::uint32_t klen = load<std::uint16_t>(d, off);
+    const std::uint32_t klen = LeafCell::KeyLength::get(d + off);  // = InnerCell's
     std::uint32_t end;
     if (t == PageType::kInner) {
-      end = off + 10 + klen;
+      end = off + InnerCell::kFixed + klen;
     } else {
-      const auto flags = load<std::uint8_t>(d, off + 2);
-      const auto vlen = load<std::uint32_t>(d, off + 4);
-      end = off + 8 + klen + ((flags & 1) ? 8 : vlen);
-      if (!(flags & 1) && vlen > size) end = size + 1;
+      const bool overflow = (LeafCell::Flags::get(d + off) & LeafCell::kOverflow) != 0;
+      const auto vlen = LeafCell::ValueLength::get(d + off);
+      end = off + LeafCell::kFixed + klen + (overflow ? LeafCell::kOverflowRef : vlen);
+      if (!overflow && vlen > size) end = size + 1;
     }
     if (end > size) corrupt(id, path, "cell " + std::to_string(i) + " runs past the page end");
   }

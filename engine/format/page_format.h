@@ -1,20 +1,9 @@
-// The on-disk page format (see docs/file-format.md for the tables).
-//
-// Every page starts with a 48-byte header; integers are little-endian.
-//   0  u32  CRC32C over the page id (u64 LE) followed by bytes [4, page_size)
-//   4  u8   page type (PageType)
-//   5  u8   reserved (0)
-//   6  u16  slot count (leaf/inner)
-//   8  u64  LSN (0 until the WAL exists)
-//   16 u64  link0: leaf -> next leaf, inner -> leftmost child,
-//               overflow -> next overflow page, free -> next free page
-//   24 u64  link1: leaf -> previous leaf
-//   32 u32  heap start: offset of the lowest cell byte (page_size when empty)
-//   36 u32  garbage: bytes of dead cells inside the heap
-//   40 u32  overflow pages: payload bytes in this page
-//   44 u32  reserved (0)
+// The on-disk page format: the page header and cell layouts, by name (the
+// tables are in docs/file-format.md). Every page starts with a 48-byte
+// header (PageHeader); integers are little-endian (engine/format/endian.h).
 // Slotted pages (leaf, inner) keep a u16 cell offset per slot after the
-// header, in key order, and cells in a heap growing down from the end.
+// header, in key order, and cells (LeafCell, InnerCell) in a heap growing
+// down from the end of the page.
 //
 // Thread-safety: plain functions over caller-owned bytes.
 #pragma once
@@ -24,6 +13,7 @@
 #include <span>
 #include <string>
 
+#include "engine/format/endian.h"
 #include "io/disk_manager.h"
 
 namespace corobtree {
@@ -39,33 +29,52 @@ enum class PageType : std::uint8_t {
 
 std::string_view page_type_name(PageType t) noexcept;
 
+// The header of every tree, overflow and free page (docs/file-format.md).
+struct PageHeader {
+  using Crc = Field<std::uint32_t, 0>;        // CRC32C over the page id and bytes [4, page_size)
+  using Type = Field<std::uint8_t, 4>;        // PageType
+  using SlotCount = Field<std::uint16_t, 6>;  // leaf/inner: cells in the slot array
+  using Lsn = Field<std::uint64_t, 8>;        // the transaction that logged this image
+  using Link0 = Field<std::uint64_t, 16>;     // leaf: next; inner: leftmost child;
+                                              // overflow: next overflow page; free: next free page
+  using Link1 = Field<std::uint64_t, 24>;     // leaf: previous leaf
+  using HeapStart = Field<std::uint32_t, 32>; // lowest cell byte (page_size when empty)
+  using Garbage = Field<std::uint32_t, 36>;   // bytes of dead cells inside the heap
+  using Payload = Field<std::uint32_t, 40>;   // overflow: payload bytes in this page
+  static constexpr std::uint32_t kSize = 48;  // bytes 5 and [44, 48) are reserved (0)
+  static constexpr std::uint32_t kSlotSize = 2;  // u16 cell offset per slot, after the header
+};
+
+// A leaf cell: the key, then the value inline or the first overflow page.
+struct LeafCell {
+  using KeyLength = Field<std::uint16_t, 0>;
+  using Flags = Field<std::uint8_t, 2>;         // kOverflow: the value is in overflow pages
+  using ValueLength = Field<std::uint32_t, 4>;  // byte 3 is reserved (0)
+  static constexpr std::uint32_t kFixed = 8;    // the key starts here
+  static constexpr std::uint32_t kOverflowRef = 8;  // bytes of the u64 first overflow page
+  static constexpr std::uint8_t kOverflow = 1;
+};
+
+// An inner cell: the child holding keys >= this key, then the key.
+struct InnerCell {
+  using KeyLength = Field<std::uint16_t, 0>;
+  using Child = Field<std::uint64_t, 2>;
+  static constexpr std::uint32_t kFixed = 10;  // the key starts here
+};
+
+static_assert(PageHeader::Payload::end <= PageHeader::kSize);
+static_assert(LeafCell::ValueLength::end == LeafCell::kFixed);
+static_assert(InnerCell::Child::end == InnerCell::kFixed);
+// Code that only needs a cell's key length reads it the same way for both kinds.
+static_assert(LeafCell::KeyLength::offset == InnerCell::KeyLength::offset);
+
 namespace page {
 
-inline constexpr std::uint32_t kHeaderSize = 48;
-inline constexpr std::uint32_t kSlotSize = 2;
-inline constexpr std::uint32_t kOffCrc = 0;
-inline constexpr std::uint32_t kOffType = 4;
-inline constexpr std::uint32_t kOffSlots = 6;
-inline constexpr std::uint32_t kOffLsn = 8;
-inline constexpr std::uint32_t kOffLink0 = 16;
-inline constexpr std::uint32_t kOffLink1 = 24;
-inline constexpr std::uint32_t kOffHeapStart = 32;
-inline constexpr std::uint32_t kOffGarbage = 36;
-inline constexpr std::uint32_t kOffPayload = 40;
-
-template <typename T>
-inline T load(const std::byte* p, std::uint32_t off) noexcept {
-  T v;
-  std::memcpy(&v, p + off, sizeof v);
-  return v;
-}
-template <typename T>
-inline void store(std::byte* p, std::uint32_t off, T v) noexcept {
-  std::memcpy(p + off, &v, sizeof v);
-}
+inline constexpr std::uint32_t kHeaderSize = PageHeader::kSize;
+inline constexpr std::uint32_t kSlotSize = PageHeader::kSlotSize;
 
 inline PageType type(const std::byte* p) noexcept {
-  return static_cast<PageType>(load<std::uint8_t>(p, kOffType));
+  return static_cast<PageType>(PageHeader::Type::get(p));
 }
 
 // Zeroes the page and writes an empty header of the given type.
@@ -74,7 +83,7 @@ void init(std::span<std::byte> page, PageType type) noexcept;
 // CRC over the page id and everything after the checksum field.
 std::uint32_t checksum(BlockId id, std::span<const std::byte> page) noexcept;
 inline void stamp_checksum(BlockId id, std::span<std::byte> page) noexcept {
-  store<std::uint32_t>(page.data(), kOffCrc, checksum(id, page));
+  PageHeader::Crc::set(page.data(), checksum(id, page));
 }
 
 // Throws Error(kCorruption) naming the file and page when the checksum does

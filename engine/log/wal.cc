@@ -18,8 +18,8 @@ namespace corobtree {
 
 namespace {
 
-using page::load;
-using page::store;
+using le::load;
+using le::store;
 
 constexpr std::uint32_t kWalMagic = 0x4c574243u;  // "CBWL"
 constexpr std::uint32_t kWalVersion = 1;
