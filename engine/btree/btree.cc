@@ -248,13 +248,6 @@ Task<std::vector<std::byte>> BTree::make_leaf_cell(std::string_view key, std::st
 
 // ---- insert ----------------------------------------------------------------
 
-Task<void> BTree::put(std::string_view key, std::string_view value) {
-  check_key(key);
-  check_value(value);
-  AsyncLockGuard writer = co_await writer_mutex_.scoped_lock();
-  co_await put_locked(key, value);
-}
-
 Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
   check_key(key);
   check_value(value);

@@ -53,19 +53,16 @@ class BTree {
   static constexpr std::uint64_t kMaxValueSize = corobtree::kMaxValueSize;
 
   Task<std::optional<std::string>> get(std::string_view key);
-  // Inserts or replaces. Takes the writer mutex.
-  Task<void> put(std::string_view key, std::string_view value);
-  // Returns whether the key was present. Takes the writer mutex.
-  Task<bool> erase(std::string_view key);
 
-  // For atomic batches: the caller holds writer_mutex() around these.
+  // Writers hold writer_mutex() around the calls below (a transaction spans
+  // several of them and its commit record).
   AsyncMutex& writer_mutex() noexcept { return writer_mutex_; }
+  // Inserts or replaces.
   Task<void> put_locked(std::string_view key, std::string_view value);
+  // Returns whether the key was present.
   Task<bool> erase_locked(std::string_view key);
-
   // Builds the tree bottom-up from strictly increasing keys into packed
   // leaves. REQUIRES: the tree is empty. Throws kInvalidArgument on unsorted input.
-  Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
   Task<void> bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted);
 
   // Checks every invariant (see above); flushes the pool first so that the

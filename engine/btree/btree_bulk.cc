@@ -56,11 +56,6 @@ std::vector<std::size_t> pack(const std::vector<std::uint32_t>& sizes, std::uint
 
 }  // namespace
 
-Task<void> BTree::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
-  AsyncLockGuard writer = co_await writer_mutex_.scoped_lock();
-  co_await bulk_load_locked(sorted);
-}
-
 Task<void> BTree::bulk_load_locked(
     const std::vector<std::pair<std::string, std::string>>& sorted) {
   if (state_.key_count != 0 || state_.height != 1) {

@@ -7,13 +7,6 @@ namespace corobtree {
 
 using Mode = AsyncSharedMutex::Mode;
 
-Task<bool> BTree::erase(std::string_view key) {
-  check_key(key);
-  AsyncLockGuard writer = co_await writer_mutex_.scoped_lock();
-  const bool found = co_await erase_locked(key);
-  co_return found;
-}
-
 Task<void> BTree::fix_underflow(std::string_view key) {
   std::vector<Latched> path;
   AsyncSharedMutex::Guard root_guard;
