@@ -66,7 +66,8 @@ static_assert(PageHeader::Payload::end <= PageHeader::kSize);
 static_assert(LeafCell::ValueLength::end == LeafCell::kFixed);
 static_assert(InnerCell::Child::end == InnerCell::kFixed);
 // Code that only needs a cell's key length reads it the same way for both kinds.
-static_assert(LeafCell::KeyLength::offset == InnerCell::KeyLength::offset);
+static_assert(LeafCell::KeyLength::offset ==  // NOLINT(misc-redundant-expression)
+              InnerCell::KeyLength::offset);
 
 namespace page {
 
