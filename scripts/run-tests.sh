@@ -3,8 +3,9 @@
 #   1. g++ (warnings as errors), ctest                    -- default backend (auto)
 #   2. the same binaries again with COROBTREE_IO=pread   -- the fallback backend
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer, ctest
-#   4. clang++ (warnings as errors), ctest
-#   5. a smoke run of every perf binary with tiny sizes
+#   4. clang++ (warnings as errors) with a shared libcorobtree, ctest
+#   5. the format check (.clang-format) and clang-tidy (.clang-tidy)
+#   6. a smoke run of every perf binary with tiny sizes
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 # Options: --quick (skip the clang pass), --jobs N.
 set -euo pipefail
@@ -25,8 +26,8 @@ done
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
 # The peers' libraries let the perf smoke run build and exercise peer_bench.
-ensure_packages cmake ninja-build g++ clang pkg-config liburing-dev libboost-test-dev libbenchmark-dev \
-  liblmdb-dev libsqlite3-dev librocksdb-dev
+ensure_packages cmake ninja-build g++ clang clang-format clang-tidy pkg-config liburing-dev \
+  libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev
 
 declare -a SUMMARY=()
 TOTAL_PASSED=0
@@ -85,9 +86,14 @@ run_ctest gcc-asan-ubsan "$BUILD/asan" ASAN_OPTIONS=detect_leaks=1:abort_on_erro
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 COROBTREE_TEST_SCALE=0.25
 
 if [ "$QUICK" -eq 0 ]; then
-  build "$BUILD/clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++
-  run_ctest clang "$BUILD/clang"
+  # The shared library here: the examples and the install test link libcorobtree.so.
+  build "$BUILD/clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DBUILD_SHARED_LIBS=ON
+  run_ctest clang-shared "$BUILD/clang"
+  record_step "clang-tidy (.clang-tidy) over io/, engine/, tools/" \
+    env COROBTREE_TIDY_BUILD="$BUILD/clang" bash "$ROOT/scripts/check-tidy.sh"
 fi
+record_step "format check (.clang-format)" bash "$ROOT/scripts/check-format.sh"
 
 perf_smoke() {
   local ok=0 tmp
