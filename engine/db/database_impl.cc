@@ -12,6 +12,8 @@
 
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
+#include "engine/log/batch_format.h"
+#include "engine/log/write_batch_internal.h"
 #include "io/aligned_buffer.h"
 #include <corobtree/error.h>
 #include "io/uring_disk_manager.h"
@@ -32,14 +34,14 @@ class DatabaseImpl::Hooks final : public PageHooks {
   }
   void before_write(BlockId id, std::span<std::byte> p) override {
     // The LSN of the transaction that logs this image.
-    if (wal_) PageHeader::Lsn::set(p.data(), wal_->last_lsn() + 1);
+    if (store_) PageHeader::Lsn::set(p.data(), store_->next_lsn());
     page::stamp_checksum(id, p);
   }
-  void set_wal(const Wal* wal) noexcept { wal_ = wal; }
+  void set_store(const PageImageStore* store) noexcept { store_ = store; }
 
  private:
   std::string path_;
-  const Wal* wal_ = nullptr;
+  const PageImageStore* store_ = nullptr;
 };
 
 namespace {
@@ -88,26 +90,23 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
 
 }  // namespace
 
-DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, std::unique_ptr<Wal> wal,
-                   const Options& options, const Meta& meta)
+DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk,
+                           const Options& options, const Meta& meta, PageImageStore& store)
     : path_(std::move(path)),
       options_(options),
       disk_(std::move(disk)),
       hooks_(std::make_unique<Hooks>(path_)),
-      wal_(std::move(wal)),
-      pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)),
-      meta_sequence_(meta.sequence),
-      database_id_(meta.database_id) {
-  hooks_->set_wal(wal_.get());
+      pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)) {
+  hooks_->set_store(&store);
   pool_->set_hooks(hooks_.get());
-  pool_->set_store(wal_.get());
+  pool_->set_store(&store);
   tree_ = std::make_unique<BTree>(*pool_, meta.state.tree);
 }
 
 DatabaseImpl::~DatabaseImpl() {
   // Without close(): nothing is written here; the log keeps every commit and
   // the next open replays it.
-  if (wal_) wal_->close();
+  if (log_) log_->abandon();
 }
 
 namespace {
@@ -116,31 +115,6 @@ std::uint64_t new_database_id() {
   std::random_device rd;
   const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
   return id == 0 ? 1 : id;
-}
-
-Task<void> write_meta_page(DiskManager& disk, const Meta& m) {
-  AlignedBuffer buf(disk.page_size());
-  const BlockId id = m.sequence % 2;
-  encode_meta(m, id, buf.span());
-  co_await disk.write_block(id, buf.span());
-}
-
-// Finishes a checkpoint whose page images are all in the log (a crash cut it
-// short): copies them into the data file and writes its meta page. Returns
-// the meta page that now describes the file.
-Task<Meta> apply_checkpoint(DiskManager& disk, Wal& wal, Meta meta, const WalRecovery& rec) {
-  const CommitState& st = *rec.state;
-  if (disk.block_count() < st.page_count) disk.allocate_blocks(st.page_count - disk.block_count());
-  co_await wal.copy_pages_to(disk, nullptr);
-  disk.truncate_blocks(st.page_count);  // blocks of a transaction that never committed
-  co_await disk.sync();
-  meta.sequence += 1;
-  meta.state = st;
-  meta.checkpoint_lsn = rec.checkpoint_lsn;
-  co_await write_meta_page(disk, meta);
-  co_await disk.sync();
-  if (rec.txns.empty()) co_await wal.reset();
-  co_return meta;
 }
 
 // Creates a database at `path` atomically: the file is built and synced under
@@ -278,18 +252,12 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
                   0, path);
     }
   }
-  auto wal = std::make_unique<Wal>(std::move(log), *disk, options.durability, meta.database_id,
-                                   meta.checkpoint_lsn);
-  WalRecovery rec = co_await wal->recover(meta.checkpoint_lsn);
-  if (rec.checkpoint) meta = co_await apply_checkpoint(*disk, *wal, meta, rec);
-  if (disk->block_count() > meta.state.page_count) {
-    disk->truncate_blocks(meta.state.page_count);  // allocated after the last checkpoint
-  }
-  auto db = std::unique_ptr<DatabaseImpl>(
-      new DatabaseImpl(path, std::move(disk), std::move(wal), options, meta));
-  db->metas_differ_ = rec.checkpoint;  // one meta page was written
-  if (!rec.txns.empty()) co_await db->replay(rec.txns);
-  rec.txns.clear();
+  std::unique_ptr<Recovery> recovery =
+      co_await Recovery::open(std::move(log), *disk, options.durability, meta);
+  auto db = std::unique_ptr<DatabaseImpl>(new DatabaseImpl(
+      path, std::move(disk), options, recovery->meta(), recovery->page_store()));
+  co_await db->replay(*recovery);
+  const RecoveryStats rec = recovery->stats();
   db->recovery_ = rec;
   if ((rec.checkpoint || rec.commits > 0) && options.validate_after_recovery) {
     ValidationReport report = co_await db->validate();
@@ -301,6 +269,11 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
     }
   }
   co_return db;
+}
+
+Task<void> DatabaseImpl::replay(Recovery& recovery) {
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  log_ = co_await recovery.replay(*this, *pool_);
 }
 
 void DatabaseImpl::check_open() const {
@@ -336,67 +309,42 @@ CommitState DatabaseImpl::commit_state() const {
   return CommitState{tree_->state(), disk_->block_count()};
 }
 
-std::uint64_t DatabaseImpl::log_commit(std::span<const std::byte> ops) {
-  modified_ = true;
-  wal_->append_ops(ops);
-  return wal_->append_commit(commit_state());
+DatabaseImpl::Before DatabaseImpl::before() const {
+  return Before{commit_state(), pool_->dirty_marks()};
 }
 
-namespace {
-
-// A transaction's operations as the log keeps them: per operation a kind
-// byte (1 put, 2 erase), the key's length (u32), the
-// value's length (u64), the key and the value.
-void encode_op(std::vector<std::byte>& out, std::uint8_t kind, std::string_view key,
-               std::string_view value) {
-  const std::size_t at = out.size();
-  out.resize(at + 13 + key.size() + value.size());
-  std::byte* p = out.data() + at;
-  le::store<std::uint8_t>(p, 0, kind);
-  le::store<std::uint32_t>(p, 1, static_cast<std::uint32_t>(key.size()));
-  le::store<std::uint64_t>(p, 5, value.size());
-  if (!key.empty()) std::memcpy(p + 13, key.data(), key.size());
-  if (!value.empty()) std::memcpy(p + 13 + key.size(), value.data(), value.size());
+void DatabaseImpl::stop_if_changed(const Before& b, std::exception_ptr error) {
+  // Pages, tree state or the log changed and cannot be rolled back: stop, so
+  // nothing half-done is read or committed; reopening recovers.
+  const bool changed = pool_->dirty_marks() != b.dirty_marks || !(commit_state() == b.state) ||
+                       log_->in_transaction() || log_->failure();
+  if (changed && !stopped_) stopped_ = error;
 }
 
-}  // namespace
-
-Task<void> DatabaseImpl::replay(
-    const std::vector<std::pair<std::uint64_t, std::vector<std::byte>>>& txns) {
-  co_await wal_->continue_after_scan();
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-  for (const auto& [lsn, ops] : txns) {
-    std::size_t at = 0;
-    while (at + 13 <= ops.size()) {
-      const std::byte* p = ops.data() + at;
-      const auto kind = le::load<std::uint8_t>(p, 0);
-      const auto klen = le::load<std::uint32_t>(p, 1);
-      const auto vlen = le::load<std::uint64_t>(p, 5);
-      if (at + 13 + klen + vlen > ops.size() || kind < 1 || kind > 2) {
-        throw Error(ErrorCode::kCorruption,
-                    "the log of '" + path_ + "' holds a damaged transaction (" +
-                        std::to_string(lsn) + ")",
-                    0, path_);
-      }
-      const std::string_view key(reinterpret_cast<const char*>(p + 13), klen);
-      const std::string_view value(reinterpret_cast<const char*>(p + 13 + klen), vlen);
-      if (kind == 1) {
-        co_await tree_->put_locked(key, value);
-      } else {
-        co_await tree_->erase_locked(key);
-      }
-      at += 13 + klen + vlen;
+Task<bool> DatabaseImpl::apply_locked(const WriteBatch& batch) {
+  bool changed = false;
+  BatchReader reader = WriteBatchInternal::reader(batch);
+  BatchOp op;
+  while (reader.next(op)) {
+    if (op.kind == OpKind::kPut) {
+      co_await tree_->put_locked(op.key, op.value);
+      changed = true;
+    } else {
+      const bool found = co_await tree_->erase_locked(op.key);
+      if (found) changed = true;
     }
-    wal_->note_replayed(lsn);
   }
-  modified_ = true;
-  co_await checkpoint_locked();
+  co_return changed;
+}
+
+Task<void> DatabaseImpl::redo(const WriteBatch& batch) {
+  co_await apply_locked(batch);
 }
 
 Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
   std::exception_ptr error;
   try {
-    co_await wal_->wait_durable(lsn);
+    co_await log_->wait_durable(lsn);
   } catch (...) {
     error = std::current_exception();
   }
@@ -404,110 +352,92 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
     if (!stopped_) stopped_ = error;
     std::rethrow_exception(error);
   }
-  if (wal_->bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ && !stopped_) {
+  if (log_->log_bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ &&
+      !stopped_) {
     co_await checkpoint();
   }
 }
 
-Task<bool> DatabaseImpl::transact(Txn kind, std::string_view key, std::string_view value,
-                              const WriteBatch* batch,
-                              const std::vector<std::pair<std::string, std::string>>* sorted) {
+Task<bool> DatabaseImpl::transact(const WriteBatch& batch) {
   std::uint64_t lsn = 0;
-  bool found = false;
+  bool changed = false;
   {
     // Counted in the log's group commit until the commit record is appended.
-    struct WriterCount {
-      Wal& wal;
-      explicit WriterCount(Wal& w) noexcept : wal(w) { wal.begin_writer(); }
-      ~WriterCount() { wal.end_writer(); }
-      WriterCount(const WriterCount&) = delete;
-      WriterCount& operator=(const WriterCount&) = delete;
-    };
-    WriterCount counted(*wal_);
+    const RecordLog::WriterCount counted = log_->count_writer();
     AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
     check_open();
-    const CommitState before = commit_state();
-    const std::uint64_t marks_before = pool_->dirty_marks();
+    const Before b = before();
     std::exception_ptr error;
     try {
-      std::vector<std::byte> ops;
-      switch (kind) {
-        case Txn::kPut:
-          co_await tree_->put_locked(key, value);
-          encode_op(ops, 1, key, value);
-          break;
-        case Txn::kErase:
-          found = co_await tree_->erase_locked(key);
-          if (found) encode_op(ops, 2, key, std::string_view());
-          break;
-        case Txn::kBatch:
-          for (const WriteBatch::Op& op : batch->ops()) {
-            if (op.erase) {
-              co_await tree_->erase_locked(op.key);
-              encode_op(ops, 2, op.key, std::string_view());
-            } else {
-              co_await tree_->put_locked(op.key, op.value);
-              encode_op(ops, 1, op.key, op.value);
-            }
-          }
-          break;
-        case Txn::kBulkLoad:
-          co_await tree_->bulk_load_locked(*sorted);
-          break;
-      }
-      if (kind == Txn::kBulkLoad) {
-        // Not logged pair by pair: the checkpoint that follows writes the new
-        // pages (their images first, then the data file), and its checkpoint
-        // record is what makes the load durable.
-        lsn = log_commit(ops);
-        co_await checkpoint_locked();
-      } else {
-        // Nothing changed (an erase of an absent key, an empty batch): nothing
-        // to log, but wait for the commits this one may have seen.
-        lsn = ops.empty() ? wal_->last_lsn() : log_commit(ops);
-      }
+      changed = co_await apply_locked(batch);
+      // Nothing changed (an erase of an absent key, an empty batch): nothing
+      // to log, but wait for the commits this one may have seen.
+      lsn = changed ? log_->commit(batch) : log_->last_lsn();
     } catch (...) {
       error = std::current_exception();
     }
     if (error) {
-      // Pages, tree state or the log changed and cannot be rolled back: stop,
-      // so nothing half-done is read or committed; reopening recovers.
-      const bool changed = pool_->dirty_marks() != marks_before || !(commit_state() == before) ||
-                           wal_->in_transaction() || wal_->failure();
-      if (changed && !stopped_) stopped_ = error;
+      stop_if_changed(b, error);
       std::rethrow_exception(error);
     }
   }
   co_await finish_commit(lsn);
-  co_return found;
+  co_return changed;
 }
 
 Task<void> DatabaseImpl::put(std::string_view key, std::string_view value) {
   check_open();
   tree_->check_key(key);
   tree_->check_value(value);
-  co_await transact(Txn::kPut, key, value, nullptr, nullptr);
+  WriteBatch batch;
+  batch.put(key, value);
+  co_await transact(batch);
 }
 
 Task<bool> DatabaseImpl::erase(std::string_view key) {
   check_open();
   tree_->check_key(key);
-  const bool found = co_await transact(Txn::kErase, key, std::string_view(), nullptr, nullptr);
+  WriteBatch batch;
+  batch.erase(key);
+  const bool found = co_await transact(batch);
   co_return found;
 }
 
 Task<void> DatabaseImpl::write(const WriteBatch& batch) {
   check_open();
-  for (const WriteBatch::Op& op : batch.ops()) {  // reject bad input before changing anything
+  BatchReader reader = WriteBatchInternal::reader(batch);
+  BatchOp op;
+  while (reader.next(op)) {  // reject bad input before changing anything
     tree_->check_key(op.key);
-    if (!op.erase) tree_->check_value(op.value);
+    if (op.kind == OpKind::kPut) tree_->check_value(op.value);
   }
-  co_await transact(Txn::kBatch, std::string_view(), std::string_view(), &batch, nullptr);
+  co_await transact(batch);
 }
 
 Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
   check_open();
-  co_await transact(Txn::kBulkLoad, std::string_view(), std::string_view(), nullptr, &sorted);
+  std::uint64_t lsn = 0;
+  {
+    const RecordLog::WriterCount counted = log_->count_writer();
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    check_open();
+    const Before b = before();
+    std::exception_ptr error;
+    try {
+      co_await tree_->bulk_load_locked(sorted);
+      // Not logged pair by pair: the checkpoint that follows the commit
+      // record writes the new pages (their images first, then the data file),
+      // and its checkpoint record is what makes the load durable.
+      lsn = co_await log_->commit_through_checkpoint();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      stop_if_changed(b, error);
+      std::rethrow_exception(error);
+    }
+  }
+  co_await finish_commit(lsn);
 }
 
 std::unique_ptr<TreeCursor> DatabaseImpl::cursor(ScanOptions options) {
@@ -535,36 +465,6 @@ Task<ValidationReport> DatabaseImpl::validate() {
   co_return r;
 }
 
-Task<void> DatabaseImpl::write_meta() {
-  Meta m;
-  m.page_size = disk_->page_size();
-  m.sequence = ++meta_sequence_;
-  m.state = commit_state();
-  m.checkpoint_lsn = wal_->last_lsn();
-  m.database_id = database_id_;
-  co_await write_meta_page(*disk_, m);
-}
-
-Task<void> DatabaseImpl::checkpoint_locked() {
-  // Dirty pages go to the log as images (with the ones evicted earlier, the
-  // newest image of every page changed since the last checkpoint).
-  co_await pool_->flush_all();
-  if (modified_) {
-    // The images are durable before the data file is overwritten: a crash
-    // while copying is repaired from them at the next open.
-    wal_->append_checkpoint(commit_state());
-    co_await wal_->sync_all();
-    co_await wal_->copy_pages_to(*disk_, pool_.get());
-    co_await disk_->sync();
-    co_await write_meta();
-    co_await disk_->sync();
-    metas_differ_ = true;
-  }
-  co_await wal_->reset();
-  ++checkpoints_;
-  modified_ = false;
-}
-
 Task<void> DatabaseImpl::checkpoint() {
   check_open();
   checkpointing_ = true;
@@ -572,7 +472,7 @@ Task<void> DatabaseImpl::checkpoint() {
   std::exception_ptr error;
   try {
     check_open();
-    co_await checkpoint_locked();
+    co_await log_->checkpoint();
   } catch (...) {
     error = std::current_exception();
   }
@@ -588,22 +488,25 @@ Task<void> DatabaseImpl::close() {
   if (stopped_) {
     // Nothing is written after a failed write: the log holds every commit.
     closed_ = true;
-    wal_->close();
+    log_->abandon();
     disk_->close();
     co_return;
   }
-  // A database that was only read is left byte for byte as it was.
-  if (modified_) co_await checkpoint();
-  if (metas_differ_) {
-    // The log goes away now, so the other meta page must not keep an older
-    // state (it would point at pages a checkpoint overwrote): write it too.
-    co_await write_meta();
-    co_await disk_->sync();
-    metas_differ_ = false;
+  checkpointing_ = true;
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  std::exception_ptr error;
+  try {
+    check_open();
+    co_await log_->close();
+  } catch (...) {
+    error = std::current_exception();
   }
-  co_await pool_->close();
+  checkpointing_ = false;
+  if (error) {
+    if (!stopped_ && !closed_) stopped_ = error;
+    std::rethrow_exception(error);
+  }
   closed_ = true;
-  wal_->close_and_remove();
   disk_->close();
 }
 
@@ -619,15 +522,10 @@ DatabaseStats DatabaseImpl::stats() const {
   s.backend = disk_->backend();
   s.fallback_reason = disk_->fallback_reason();
   s.pool = pool_->stats();
-  s.durability = wal_->durability();
-  s.wal = wal_->stats();
-  s.checkpoints = checkpoints_;
-  s.recovery.checkpoint = recovery_.checkpoint;
-  s.recovery.checkpoint_lsn = recovery_.checkpoint_lsn;
-  s.recovery.pages = recovery_.pages;
-  s.recovery.commits = recovery_.commits;
-  s.recovery.last_lsn = recovery_.last_lsn;
-  s.recovery.ignored_bytes = recovery_.ignored_bytes;
+  s.durability = log_->durability();
+  s.wal = log_->stats();
+  s.checkpoints = log_->checkpoints();
+  s.recovery = recovery_;
   return s;
 }
 

@@ -1,6 +1,8 @@
 // DatabaseImpl: the engine behind the public Database (include/corobtree/
 // database.h, which documents the behaviour): one data file, its buffer pool,
-// its B+tree and its write-ahead log, and the transactions over them.
+// its B+tree and its write-ahead log (engine/log/checkpointer.h), and the
+// transactions over them. It is the log's LoggedTree: recovery replays
+// logged transactions through redo().
 //
 // Thread-safety: belongs to the thread that opened it, like Database.
 #pragma once
@@ -22,7 +24,8 @@
 #include "engine/pager/buffer_pool.h"
 #include "engine/btree/tree_cursor.h"
 #include "engine/format/meta.h"
-#include "engine/log/wal.h"
+#include "engine/log/checkpointer.h"
+#include "engine/log/page_image_store.h"
 #include "io/disk_manager.h"
 #include <corobtree/task.h>
 
@@ -31,12 +34,12 @@ namespace corobtree {
 
 
 
-class DatabaseImpl {
+class DatabaseImpl final : private LoggedTree {
  public:
   static Task<std::unique_ptr<DatabaseImpl>> open(std::string path, Options options = {});
 
   // Writes nothing: the log keeps every commit and the next open replays it.
-  ~DatabaseImpl();
+  ~DatabaseImpl() override;
   DatabaseImpl(const DatabaseImpl&) = delete;
   DatabaseImpl& operator=(const DatabaseImpl&) = delete;
 
@@ -56,11 +59,12 @@ class DatabaseImpl {
                                                               std::size_t limit = SIZE_MAX);
 
   Task<ValidationReport> validate();
-  // Copies the logged pages into the data file, syncs it, writes the next
-  // meta page, syncs again and empties the log.
+  // Checkpointer::checkpoint under the writer mutex: the data file and its
+  // meta page then hold every commit, and the log starts empty.
   Task<void> checkpoint();
-  // checkpoint() if anything was written, then release the files and delete
-  // the log. Later calls throw kClosed. After a failed write it only releases.
+  // Checkpointer::close (checkpoint if anything was written, then release the
+  // files and delete the log). Later calls throw kClosed. After a failed
+  // write it only releases.
   Task<void> close();
 
   DatabaseStats stats() const;
@@ -70,44 +74,45 @@ class DatabaseImpl {
 
  private:
   class Hooks;
-  DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, std::unique_ptr<Wal> wal,
-           const Options& options, const Meta& meta);
+  // What a transaction compares with afterwards to learn whether it changed
+  // anything before it failed.
+  struct Before {
+    CommitState state;
+    std::uint64_t dirty_marks = 0;
+  };
+  DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, const Options& options,
+               const Meta& meta, PageImageStore& store);
   void check_open() const;
-  CommitState commit_state() const;
-  enum class Txn { kPut, kErase, kBatch, kBulkLoad };
-  // One transaction under the writer mutex: the change, its commit record,
-  // then (mutex released) the wait for durability. Returns erase's result.
-  Task<bool> transact(Txn kind, std::string_view key, std::string_view value,
-                      const WriteBatch* batch,
-                      const std::vector<std::pair<std::string, std::string>>* sorted);
-  // The end of a transaction (writer mutex held): logs its operations and a
-  // commit record; returns the commit's LSN.
-  std::uint64_t log_commit(std::span<const std::byte> ops);
-  // Recovery: applies the logged transactions to the checkpointed tree, then checkpoints.
-  Task<void> replay(const std::vector<std::pair<std::uint64_t, std::vector<std::byte>>>& txns);
+  // Replays the log's transactions (the writer mutex held) and takes over its Checkpointer.
+  Task<void> replay(Recovery& recovery);
+  // One transaction under the writer mutex: applies `batch`, logs it with a
+  // commit record if it changed anything, then (mutex released) waits for
+  // durability. Returns whether it changed anything (erase: the key existed).
+  Task<bool> transact(const WriteBatch& batch);
+  // Applies `batch` to the tree (writer mutex held); returns whether it changed anything.
+  Task<bool> apply_locked(const WriteBatch& batch);
+  Before before() const;
+  // A transaction failed with `error`: stops the database if it changed pages,
+  // the tree's state or the log since `b`, so nothing half-done is read or committed.
+  void stop_if_changed(const Before& b, std::exception_ptr error);
   // After the writer mutex is released: waits for durability, checkpoints when due.
   Task<void> finish_commit(std::uint64_t lsn);
-  Task<void> checkpoint_locked();
-  Task<void> write_meta();
+
+  // LoggedTree
+  Task<void> redo(const WriteBatch& batch) override;
+  CommitState commit_state() const override;
 
   std::string path_;
   Options options_;
   std::unique_ptr<DiskManager> disk_;
   std::unique_ptr<Hooks> hooks_;
-  std::unique_ptr<Wal> wal_;
+  std::unique_ptr<Checkpointer> log_;  // null until the log is replayed
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<BTree> tree_;
-  std::uint64_t meta_sequence_ = 0;
-  std::uint64_t database_id_ = 0;
-  std::uint64_t checkpoints_ = 0;
-  WalRecovery recovery_;
+  RecoveryStats recovery_;
   std::exception_ptr stopped_;  // the failed write that stopped the database
   bool checkpointing_ = false;
   bool closed_ = false;
-  bool modified_ = false;  // commits since the last checkpoint
-  // This session wrote one meta page (a checkpoint or the replay); close()
-  // writes the other one too, since the log that backs the older one goes away.
-  bool metas_differ_ = false;
 };
 
 }  // namespace corobtree

@@ -1,0 +1,76 @@
+#include "engine/log/page_image_store.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include <corobtree/error.h>
+#include <corobtree/when_all.h>
+
+#include "io/aligned_buffer.h"
+
+namespace corobtree {
+
+PageImageStore::PageImageStore(RecordLog& log, DiskManager& data)
+    : log_(log), data_(data), generation_(log.generation()) {
+  if (log.page_size() != data.page_size()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the log '" + log.path() + "' must have the data file's page size");
+  }
+}
+
+void PageImageStore::follow_generation() noexcept {
+  if (generation_ == log_.generation()) return;
+  index_.clear();
+  generation_ = log_.generation();
+}
+
+std::uint64_t PageImageStore::pages() const noexcept {
+  return generation_ == log_.generation() ? index_.size() : 0;
+}
+
+void PageImageStore::adopt(Index index) {
+  follow_generation();
+  index_ = std::move(index);
+}
+
+Task<void> PageImageStore::read_page(BlockId id, std::span<std::byte> out) {
+  follow_generation();
+  const auto it = index_.find(id);
+  if (it == index_.end()) {
+    co_await data_.read_block(id, out);
+    co_return;
+  }
+  co_await log_.read(it->second, out);
+}
+
+Task<void> PageImageStore::write_page(BlockId id, std::span<const std::byte> page) {
+  follow_generation();
+  index_[id] = log_.append(kRecordType, next_lsn(), id, page);
+  ++appended_;
+  co_await log_.spill();
+}
+
+Task<void> PageImageStore::copy_one(BufferPool* pool, BlockId id, std::uint64_t offset) {
+  AlignedBuffer buf(data_.page_size());
+  if (pool == nullptr || !pool->copy_if_clean(id, buf.span())) {
+    co_await log_.read(offset, buf.span());
+  }
+  co_await data_.write_block(id, buf.span());
+}
+
+Task<void> PageImageStore::copy_to_data_file(BufferPool* pool) {
+  follow_generation();
+  std::vector<std::pair<BlockId, std::uint64_t>> pages(index_.begin(), index_.end());
+  std::sort(pages.begin(), pages.end());
+  constexpr std::size_t kBatch = 32;
+  for (std::size_t i = 0; i < pages.size(); i += kBatch) {
+    std::vector<Task<void>> copies;
+    for (std::size_t j = i; j < std::min(pages.size(), i + kBatch); ++j) {
+      copies.push_back(copy_one(pool, pages[j].first, pages[j].second));
+    }
+    co_await when_all(std::move(copies));
+  }
+}
+
+}  // namespace corobtree

@@ -1,0 +1,82 @@
+// PageImageStore: the buffer pool's PageStore over the write-ahead log. A
+// dirty page the pool writes back (an eviction, or flush_all at a checkpoint)
+// is appended to the log as a page-image record instead of overwriting the
+// data file, which only checkpoints write; a page is read back from its
+// newest image in the log, or from the data file if the log holds none. At a
+// checkpoint, copy_to_data_file() writes the newest image of every page into
+// the data file.
+//
+// The index (page -> offset of its newest image) covers the log's current
+// generation only: when the RecordLog starts a new one (reset()), the index
+// is dropped before it is used again, and reads go to the data file, which by
+// then holds every image (the checkpoint copied them).
+//
+// Invariants: every offset in the index is a page-image record of the log's
+// generation `generation_`; an image appended later for the same page
+// replaces the entry.
+//
+// Thread-safety: loop-affine, like the pool and the log.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+
+#include <corobtree/task.h>
+
+#include "engine/log/record_log.h"
+#include "engine/pager/buffer_pool.h"
+#include "io/disk_manager.h"
+
+namespace corobtree {
+
+class PageImageStore final : public PageStore {
+ public:
+  // The record type of a page image (its payload: the page, page-size bytes).
+  static constexpr std::uint16_t kRecordType = 1;
+  using Index = std::unordered_map<BlockId, std::uint64_t>;
+
+  // REQUIRES: `log` and `data` outlive the store and have the same page size.
+  PageImageStore(RecordLog& log, DiskManager& data);
+
+  // Whether a scanned record is a well-formed page image.
+  static bool is_image(const RecordLog::Record& r, std::uint32_t page_size) noexcept {
+    return r.type == kRecordType && r.payload.size() == page_size;
+  }
+
+  // PageStore: the newest logged image of `id`, else the data file's copy.
+  Task<void> read_page(BlockId id, std::span<std::byte> out) override;
+  // Appends an image of `id` (stamped by the pool's hooks already).
+  Task<void> write_page(BlockId id, std::span<const std::byte> page) override;
+
+  // Writes the newest image of every page in the index into the data file,
+  // taking clean cached copies from `pool` when it has them (null: none).
+  Task<void> copy_to_data_file(BufferPool* pool);
+  // Recovery: `index` (pages and offsets of images a scan of this generation
+  // verified) becomes the index.
+  void adopt(Index index);
+  // The data file holds every image logged so far (copy_to_data_file() ran):
+  // reads go there from now on.
+  void clear() noexcept { index_.clear(); }
+
+  // The transaction number an image appended now belongs to (the log's
+  // record carries it; the database stamps it into the page header).
+  std::uint64_t next_lsn() const noexcept { return log_.last_commit() + 1; }
+  // Distinct pages with an image in the log's current generation.
+  std::uint64_t pages() const noexcept;
+  // Page images appended since the store was made.
+  std::uint64_t images_appended() const noexcept { return appended_; }
+
+ private:
+  void follow_generation() noexcept;
+  Task<void> copy_one(BufferPool* pool, BlockId id, std::uint64_t offset);
+
+  RecordLog& log_;
+  DiskManager& data_;
+  Index index_;
+  std::uint64_t generation_;
+  std::uint64_t appended_ = 0;
+};
+
+}  // namespace corobtree

@@ -1,0 +1,173 @@
+// Recovery: the opening half of engine/log/checkpointer.h.
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include <corobtree/error.h>
+
+#include "engine/log/checkpointer.h"
+#include "engine/log/log_format.h"
+#include "engine/log/write_batch_internal.h"
+
+namespace corobtree {
+
+// Reads the scanned records: the transactions committed after the meta
+// page's checkpoint, and the last checkpoint record with the newest image of
+// each page before it (since the log's start or the last recovery mark).
+// Rejects (ends the log at) a record of an unknown type, of the wrong size,
+// or out of sequence: operations and commits number the transactions
+// base + 1, base + 2, ...; a checkpoint names the last commit before it.
+class Recovery::Scan final : public RecordLog::Visitor {
+ public:
+  Scan(std::uint64_t checkpoint_lsn, std::uint32_t page_size)
+      : checkpoint_lsn_(checkpoint_lsn), page_size_(page_size) {}
+
+  void begin(std::uint64_t base_lsn) override { last_commit = base_lsn; }
+
+  bool accept(const RecordLog::Record& r) override {
+    const std::uint64_t expected = last_commit + 1;
+    if (PageImageStore::is_image(r, page_size_)) {
+      images_[r.page] = r.offset;
+      trailing_ops = 0;
+      return true;
+    }
+    switch (r.type) {
+      case TxnRecord::kRecoveryMark:
+        images_.clear();
+        break;
+      case TxnRecord::kOperations:
+        if (r.lsn != expected) return false;
+        pending_.append(reinterpret_cast<const char*>(r.payload.data()), r.payload.size());
+        trailing_ops += r.end - r.offset;
+        return true;
+      case TxnRecord::kCommit:
+        if (r.payload.size() != CommitRecord::kSize || r.lsn != expected) return false;
+        if (r.lsn > checkpoint_lsn_) txns.emplace_back(r.lsn, std::move(pending_));
+        pending_.clear();
+        last_commit = r.lsn;
+        break;
+      case TxnRecord::kCheckpoint:
+        if (r.payload.size() != CommitRecord::kSize || r.lsn != last_commit) return false;
+        checkpoint = decode_commit_record(r.payload.data());
+        checkpoint_lsn = r.lsn;
+        checkpoint_images = images_;
+        break;
+      default:
+        return false;
+    }
+    trailing_ops = 0;
+    return true;
+  }
+
+  std::uint64_t last_commit = 0;       // the last commit read (else the header's base)
+  std::uint64_t trailing_ops = 0;      // bytes of operations after it, never committed
+  std::vector<std::pair<std::uint64_t, std::string>> txns;  // newer than the meta page's
+  std::optional<CommitState> checkpoint;  // the last checkpoint record's
+  std::uint64_t checkpoint_lsn = 0;
+  PageImageStore::Index checkpoint_images;
+
+ private:
+  const std::uint64_t checkpoint_lsn_;
+  const std::uint32_t page_size_;
+  PageImageStore::Index images_;
+  std::string pending_;  // the operations of the transaction being read
+};
+
+Recovery::~Recovery() = default;
+
+Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
+                                               DiskManager& data, Durability durability,
+                                               Meta meta) {
+  if (log->page_size() != data.page_size()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the log '" + log->path() + "' must have the data file's page size");
+  }
+  std::unique_ptr<Recovery> rec(new Recovery(data, meta));
+  Scan scan(meta.checkpoint_lsn, data.page_size());
+  const RecordLog::ScanEnd end = co_await RecordLog::scan(*log, meta.database_id, scan);
+
+  // A checkpoint record newer than the meta page: the crash cut that
+  // checkpoint short after its images were durable.
+  const bool interrupted = scan.checkpoint && scan.checkpoint_lsn > meta.checkpoint_lsn;
+  const std::uint64_t checkpointed =
+      interrupted ? scan.checkpoint_lsn : meta.checkpoint_lsn;
+  std::erase_if(scan.txns, [checkpointed](const auto& t) { return t.first <= checkpointed; });
+  RecoveryStats& st = rec->stats_;
+  st.checkpoint = interrupted;
+  st.checkpoint_lsn = interrupted ? scan.checkpoint_lsn : 0;
+  st.pages = interrupted ? scan.checkpoint_images.size() : 0;
+  st.commits = scan.txns.size();
+  st.last_lsn = scan.txns.empty() ? checkpointed : scan.txns.back().first;
+  st.ignored_bytes = scan.trailing_ops;
+  rec->txns_ = std::move(scan.txns);
+
+  if (interrupted || !rec->txns_.empty()) {
+    // Keep the generation: its records are still needed.
+    rec->log_ = co_await RecordLog::resume(std::move(log), meta.database_id, durability, end,
+                                           checkpointed);
+  } else {
+    // Nothing in the log is newer than the data file: start afresh.
+    rec->log_ = std::make_unique<RecordLog>(std::move(log), meta.database_id, durability,
+                                            std::max(checkpointed, scan.last_commit));
+  }
+  rec->store_ = std::make_unique<PageImageStore>(*rec->log_, data);
+  if (interrupted) {
+    rec->store_->adopt(std::move(scan.checkpoint_images));
+    co_await rec->finish_checkpoint(*scan.checkpoint, scan.checkpoint_lsn);
+    if (rec->txns_.empty()) co_await rec->log_->reset();
+  }
+  if (!rec->txns_.empty()) {
+    // Replay appends after the transactions it replays; images logged before
+    // this mark are stale for a later scan (the pages changed since).
+    rec->log_->append(TxnRecord::kRecoveryMark, 0, 0, {});
+    rec->store_->clear();
+  }
+  // Blocks allocated after the checkpoint hold nothing it needs.
+  if (data.block_count() > rec->meta_.state.page_count) {
+    data.truncate_blocks(rec->meta_.state.page_count);
+  }
+  co_return rec;
+}
+
+Task<void> Recovery::finish_checkpoint(const CommitState& state, std::uint64_t lsn) {
+  if (data_.block_count() < state.page_count) {
+    data_.allocate_blocks(state.page_count - data_.block_count());
+  }
+  co_await store_->copy_to_data_file(nullptr);
+  data_.truncate_blocks(state.page_count);  // blocks of a transaction that never committed
+  co_await data_.sync();
+  meta_.sequence += 1;
+  meta_.state = state;
+  meta_.checkpoint_lsn = lsn;
+  co_await Checkpointer::write_meta_page(data_, meta_);
+  co_await data_.sync();
+  wrote_meta_ = true;
+}
+
+Task<std::unique_ptr<Checkpointer>> Recovery::replay(LoggedTree& tree, BufferPool& pool) {
+  if (!log_) throw Error(ErrorCode::kInvalidArgument, "the log was replayed already");
+  const std::string path = log_->path();
+  // Every transaction is decoded (and checked) before the first is applied.
+  std::vector<std::pair<std::uint64_t, WriteBatch>> batches;
+  batches.reserve(txns_.size());
+  for (std::pair<std::uint64_t, std::string>& t : txns_) {
+    const std::string source =
+        "transaction " + std::to_string(t.first) + " in the log '" + path + "'";
+    batches.emplace_back(t.first,
+                         WriteBatchInternal::from_contents(std::move(t.second), source, path));
+  }
+  txns_.clear();
+  std::unique_ptr<Checkpointer> cp(new Checkpointer(std::move(log_), std::move(store_), data_,
+                                                    meta_, wrote_meta_, tree, pool));
+  for (const std::pair<std::uint64_t, WriteBatch>& b : batches) {
+    co_await tree.redo(b.second);
+    cp->log_->note_logged(b.first);
+  }
+  if (!batches.empty()) {
+    cp->modified_ = true;
+    co_await cp->checkpoint();
+  }
+  co_return cp;
+}
+
+}  // namespace corobtree
