@@ -9,13 +9,24 @@ namespace corobtree {
 
 using Mode = AsyncSharedMutex::Mode;
 
+namespace {
+
+// "a leaf page", "an inner page", ...
+std::string a_page(PageType t) {
+  const std::string_view name = page_type_name(t);
+  const bool vowel = !name.empty() && std::string_view("aeiou").find(name[0]) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + std::string(name) + " page";
+}
+
+}  // namespace
+
 BTree::BTree(BufferPool& pool, TreeState state)
     : pool_(pool),
       state_(state),
       page_size_(pool.page_size()),
       usable_(pool.page_size() - page::kHeaderSize),
-      max_cell_(usable_ / 4),
-      max_key_(max_cell_ - Node::kInnerCellOverhead - 8 - page::kSlotSize) {}
+      max_cell_(page::max_cell(page_size_)),
+      max_key_(page::max_key(page_size_)) {}
 
 std::string ValidationReport::summary() const {
   std::string s = ok() ? "ok" : std::to_string(problems.size()) + " problem(s)";
@@ -31,6 +42,66 @@ void BTree::corrupt(BlockId id, const std::string& why) const {
   const std::string& path = pool_.disk().path();
   throw Error(ErrorCode::kCorruption,
               "page " + std::to_string(id) + " of '" + path + "': " + why, 0, path, id);
+}
+
+std::uint64_t BTree::max_keys() const noexcept {
+  const std::uint64_t t = state_.minimum_degree;  // 64 bits: 2t-1 never wraps
+  return t == 0 ? ~std::uint64_t{0} : 2 * t - 1;
+}
+
+// ---- pointers read from pages --------------------------------------------------
+
+void BTree::check_tree_state(BlockId root, std::uint32_t height) const {
+  if (height == 0 || height > kMaxHeight) {
+    corrupt(root, "the tree's height " + std::to_string(height) + " is not in [1, " +
+                      std::to_string(kMaxHeight) + "]");
+  }
+  if (root < 2 || root >= page_count()) {
+    corrupt(root, "the root is not a page of the file (" + std::to_string(page_count()) + " pages)");
+  }
+}
+
+void BTree::check_link(BlockId from, BlockId to, const char* what) const {
+  if (to < 2 || to >= page_count()) [[unlikely]] {
+    corrupt(from, std::string(what) + " " + std::to_string(to) + " is not a page of the file (" +
+                      std::to_string(page_count()) + " pages)");
+  }
+}
+
+// Latching a page this task already holds would wait forever.
+void BTree::check_not_held(const std::vector<Latched>& path, BlockId from, BlockId to) const {
+  for (const Latched& l : path) {
+    if (l.latch.owns_lock() && l.page.page_id() == to) [[unlikely]] {
+      corrupt(from, "points at page " + std::to_string(to) + ", which this walk already holds (a cycle)");
+    }
+  }
+}
+
+void BTree::expect_node(const PageGuard& page, BlockId from, std::uint32_t depth,
+                        std::uint32_t height) const {
+  const PageType want = depth + 1 == height ? PageType::kLeaf : PageType::kInner;
+  const PageType got = page::type(page.data().data());
+  if (got == want) [[likely]] return;
+  const std::string what = a_page(got) + ", expected " + a_page(want) + " (the tree has height " +
+                           std::to_string(height) + ")";
+  if (depth == 0) corrupt(page.page_id(), "the root is " + what);
+  corrupt(from, "child " + std::to_string(page.page_id()) + " at depth " + std::to_string(depth) +
+                    " is " + what);
+}
+
+void BTree::expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const {
+  const PageType got = page::type(page.data().data());
+  if (got == want) [[likely]] return;
+  corrupt(from, std::string(what) + " " + std::to_string(page.page_id()) + " is " + a_page(got) +
+                    ", expected " + a_page(want));
+}
+
+BlockId BTree::checked_child(std::vector<Latched>& path, std::uint32_t idx) const {
+  const BlockId from = path.back().page.page_id();
+  const BlockId child = Node(path.back().page.data()).child(idx);
+  check_link(from, child, "child");
+  check_not_held(path, from, child);
+  return child;
 }
 
 void BTree::check_key(std::string_view key) const {
@@ -53,14 +124,14 @@ void BTree::check_value(std::string_view value) const {
 // ---- policy ----------------------------------------------------------------
 
 bool BTree::leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept {
-  if (state_.minimum_degree > 0 && n.count() >= 2 * state_.minimum_degree - 1) return false;
+  if (n.count() >= max_keys()) return false;
   return n.fits(cell_size);
 }
 
 // A longer separator replacing a shorter one during a borrow may not fit:
 // then the parent splits (the erase descent keeps what that needs).
 bool BTree::inner_fits(const Node& n, std::uint32_t cell_size) const noexcept {
-  if (state_.minimum_degree > 0 && n.count() >= 2 * state_.minimum_degree - 1) return false;
+  if (n.count() >= max_keys()) return false;
   return n.fits(cell_size);
 }
 
@@ -111,19 +182,26 @@ Task<BTree::Latched> BTree::latch_page(BlockId id, Mode mode) {
 bool BTree::try_descend_cached(std::string_view key, Latched& out) {
   if (!root_latch_.try_lock_shared()) return false;
   AsyncSharedMutex::Guard root_guard(&root_latch_, Mode::kShared);
+  const BlockId root = state_.root;
+  const std::uint32_t height = state_.height;  // levels below a node never change
+  check_tree_state(root, height);
   Latched cur;
-  if (!pool_.try_fetch_cached(state_.root, cur.page)) return false;
+  if (!pool_.try_fetch_cached(root, cur.page)) return false;
   if (!cur.page.latch().try_lock_shared()) return false;
   cur.latch = AsyncSharedMutex::Guard(&cur.page.latch(), Mode::kShared);
   root_guard.unlock();
-  for (;;) {
+  expect_node(cur.page, root, 0, height);
+  for (std::uint32_t depth = 1; depth < height; ++depth) {  // a cycle ends at the leaf level
     Node n(cur.page.data());
-    if (n.is_leaf()) break;
-    if (n.type() != PageType::kInner) corrupt(cur.page.page_id(), "expected a tree node");
+    const BlockId parent = cur.page.page_id();
+    const BlockId child = n.child(n.child_index(key));
+    check_link(parent, child, "child");
+    if (child == parent) corrupt(parent, "is its own child");
     Latched next;
-    if (!pool_.try_fetch_cached(n.child(n.child_index(key)), next.page)) return false;
+    if (!pool_.try_fetch_cached(child, next.page)) return false;
     if (!next.page.latch().try_lock_shared()) return false;
     next.latch = AsyncSharedMutex::Guard(&next.page.latch(), Mode::kShared);
+    expect_node(next.page, parent, depth, height);
     cur = std::move(next);
   }
   out = std::move(cur);
@@ -133,39 +211,63 @@ bool BTree::try_descend_cached(std::string_view key, Latched& out) {
 // The read path that may wait: fetches and latches inline (a hit costs no allocation).
 Task<BTree::Latched> BTree::descend_shared(std::string_view key) {
   AsyncSharedMutex::Guard root_guard = co_await root_latch_.scoped_lock_shared();
+  const BlockId root = state_.root;
+  const std::uint32_t height = state_.height;
+  check_tree_state(root, height);
   Latched cur;
-  cur.page = co_await pool_.fetch_page(state_.root);
+  cur.page = co_await pool_.fetch_page(root);
   cur.latch = co_await cur.page.latch().scoped_lock_shared();
   root_guard.unlock();
-  for (;;) {
+  expect_node(cur.page, root, 0, height);
+  for (std::uint32_t depth = 1; depth < height; ++depth) {  // a cycle ends at the leaf level
     Node n(cur.page.data());
-    if (n.is_leaf()) break;
-    if (n.type() != PageType::kInner) corrupt(cur.page.page_id(), "expected a tree node");
+    const BlockId parent = cur.page.page_id();
     const BlockId child = n.child(n.child_index(key));
+    check_link(parent, child, "child");
+    if (child == parent) corrupt(parent, "is its own child");
     Latched next;
     next.page = co_await pool_.fetch_page(child);
     next.latch = co_await next.page.latch().scoped_lock_shared();
+    expect_node(next.page, parent, depth, height);
     cur = std::move(next);  // releases the parent's latch, then its pin
   }
   co_return cur;
 }
 
-Task<std::string> BTree::read_value(const Node& leaf, std::uint32_t pos) {
+// The value's length is untrusted: it is checked against what the file's
+// pages could carry before anything is reserved, and the chain is read page
+// by page, at most page_count() pages, and must end exactly with the value
+// (so a cyclic chain ends in kCorruption).
+Task<std::string> BTree::read_value(const Node& leaf, BlockId leaf_id, std::uint32_t pos) {
   const Node::Value v = leaf.value(pos);
   if (!v.overflow) co_return std::string(v.inline_bytes);
+  const std::uint64_t pages = page_count();
+  const std::uint64_t capacity = (pages > 2 ? pages - 2 : 0) * usable_;
+  if (v.length > kMaxValueSize || v.length > capacity) {
+    corrupt(leaf_id, "slot " + std::to_string(pos) + " claims an overflow value of " +
+                         std::to_string(v.length) + " bytes; the file's " + std::to_string(pages) +
+                         " pages hold at most " + std::to_string(capacity));
+  }
   std::string out;
   out.reserve(v.length);
+  BlockId from = leaf_id;
   BlockId id = v.first_page;
+  std::uint64_t hops = 0;
   while (out.size() < v.length) {
-    if (id == kInvalidBlockId || id >= page_count()) corrupt(id, "overflow chain is broken");
+    check_link(from, id, "overflow page");
+    if (++hops > pages) corrupt(leaf_id, "the overflow chain of slot " + std::to_string(pos) + " loops");
     PageGuard g = co_await pool_.fetch_page(id);
+    expect_type(g, from, PageType::kOverflow, "overflow page");
     const std::byte* d = g.data().data();
-    if (page::type(d) != PageType::kOverflow) corrupt(id, "expected an overflow page");
-    const auto n = PageHeader::Payload::get(d);
-    if (n == 0 || out.size() + n > v.length) corrupt(id, "overflow payload length is wrong");
+    const std::uint64_t n = PageHeader::Payload::get(d);
+    if (out.size() + n > v.length) {
+      corrupt(id, "overflow payload runs past the value's " + std::to_string(v.length) + " bytes");
+    }
     out.append(reinterpret_cast<const char*>(d + page::kHeaderSize), n);
+    from = id;
     id = PageHeader::Link0::get(d);
   }
+  if (id != kInvalidBlockId) corrupt(from, "the overflow chain continues past its value's end");
   co_return out;
 }
 
@@ -178,7 +280,7 @@ Task<std::optional<std::string>> BTree::get(std::string_view key) {
   if (pos == n.count() || n.key(pos) != key) co_return std::nullopt;
   const Node::Value v = n.value(pos);
   if (!v.overflow) co_return std::string(v.inline_bytes);
-  std::string value = co_await read_value(n, pos);
+  std::string value = co_await read_value(n, leaf.page.page_id(), pos);
   co_return value;
 }
 
@@ -188,9 +290,14 @@ Task<PageGuard> BTree::allocate_page(PageType type) {
   PageGuard g;
   if (state_.free_head != kInvalidBlockId) {
     const BlockId id = state_.free_head;
+    check_link(id, id, "free-list page");
+    if (state_.free_pages == 0) corrupt(id, "the free list is longer than its count");
     g = co_await pool_.fetch_page(id);
-    if (page::type(g.data().data()) != PageType::kFree) corrupt(id, "free-list page is not free");
-    state_.free_head = PageHeader::Link0::get(g.data().data());
+    // A page taken off the list is no longer free: a cyclic list ends here.
+    expect_type(g, id, PageType::kFree, "free-list page");
+    const BlockId next = PageHeader::Link0::get(g.data().data());
+    if (next != kInvalidBlockId) check_link(id, next, "free-list link");
+    state_.free_head = next;
     --state_.free_pages;
   } else {
     g = co_await pool_.new_page();
@@ -226,14 +333,19 @@ Task<BlockId> BTree::write_overflow(std::string_view value) {
   co_return next;
 }
 
+// Freed pages change type, so a cyclic chain ends at its first repeat.
 Task<void> BTree::free_overflow(BlockId first) {
+  BlockId from = first;
   BlockId id = first;
+  std::uint64_t hops = 0;
   while (id != kInvalidBlockId) {
-    if (id >= page_count()) corrupt(id, "overflow chain is broken");
+    check_link(from, id, "overflow page");
+    if (++hops > page_count()) corrupt(first, "the overflow chain loops");
     PageGuard g = co_await pool_.fetch_page(id);
-    if (page::type(g.data().data()) != PageType::kOverflow) corrupt(id, "expected an overflow page");
+    expect_type(g, from, PageType::kOverflow, "overflow page");
     const BlockId next = PageHeader::Link0::get(g.data().data());
     free_page(g);
+    from = id;
     id = next;
   }
 }
@@ -274,21 +386,27 @@ Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_siz
                                     std::vector<Latched>& path,
                                     AsyncSharedMutex::Guard& root_guard) {
   root_guard = co_await root_latch_.scoped_lock();
-  Latched root = co_await latch_page(state_.root, Mode::kExclusive);
+  const BlockId root_id = state_.root;
+  const std::uint32_t height = state_.height;  // only this writer changes it
+  check_tree_state(root_id, height);
+  Latched root = co_await latch_page(root_id, Mode::kExclusive);
+  expect_node(root.page, root_id, 0, height);
   path.push_back(std::move(root));
-  for (;;) {
+  for (std::uint32_t depth = 1;; ++depth) {  // a cycle ends at the leaf level
     Node n(path.back().page.data());
-    const bool is_root = path.back().page.page_id() == state_.root;
+    const BlockId parent = path.back().page.page_id();
+    const bool is_root = parent == state_.root;
     const bool safe = cell_size > 0 ? safe_for_insert(n, cell_size) : safe_for_erase(n, is_root);
     if (safe) {
       path.erase(path.begin(), path.end() - 1);
       root_guard.unlock();
     }
-    if (n.is_leaf()) break;
-    if (n.type() != PageType::kInner) corrupt(path.back().page.page_id(), "expected a tree node");
+    if (depth == height) break;  // n is a leaf
     const std::uint32_t idx = n.child_index(key);
     path.back().child_idx = idx;
-    Latched child = co_await latch_page(n.child(idx), Mode::kExclusive);
+    const BlockId child_id = checked_child(path, idx);
+    Latched child = co_await latch_page(child_id, Mode::kExclusive);
+    expect_node(child.page, parent, depth, height);
     path.push_back(std::move(child));
   }
 }
@@ -329,6 +447,14 @@ void rebuild(Node& n, std::span<std::byte> bytes, PageType type,
   for (std::size_t i = from; i < to; ++i) n.insert_cell(static_cast<std::uint32_t>(i - from), cells[i]);
 }
 
+// Do cells [from, to) fit one node of `usable` bytes?
+bool fit(const std::vector<std::vector<std::byte>>& cells, std::size_t from, std::size_t to,
+         std::uint32_t usable) {
+  std::uint64_t bytes = 0;
+  for (std::size_t i = from; i < to; ++i) bytes += cells[i].size() + page::kSlotSize;
+  return bytes <= usable;
+}
+
 std::vector<std::vector<std::byte>> cells_of(const Node& n) {
   std::vector<std::vector<std::byte>> cells;
   cells.reserve(n.count() + 1);
@@ -356,7 +482,7 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   // at half of the bytes (each half then keeps its minimum fill).
   std::size_t m = total / 2;
   const std::uint32_t t = state_.minimum_degree;
-  if (t == 0 || total <= 2 * t - 1) {
+  if (t == 0 || total <= max_keys()) {
     std::size_t all = 0;
     for (const auto& c : cells) all += c.size() + page::kSlotSize;
     std::size_t acc = 0;
@@ -369,6 +495,18 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   }
   if (!leaf && m >= total - 1) m = total - 2;  // inner: the pushed-up cell needs a right side
   if (!leaf && m == 0) m = 1;
+  // Pages as page::verify() accepts them always split into two that fit; a
+  // minimum degree inconsistent with the file's nodes might not.
+  if (!fit(cells, 0, m, usable_) || !fit(cells, leaf ? m : m + 1, total, usable_)) {
+    corrupt(cur.page.page_id(), "a split of " + std::to_string(total) +
+                                    " cells does not fit two pages (minimum degree " +
+                                    std::to_string(t) + ")");
+  }
+  const BlockId old_next = leaf ? n.next() : kInvalidBlockId;
+  if (old_next != kInvalidBlockId) {
+    check_link(cur.page.page_id(), old_next, "next leaf");
+    check_not_held(path, cur.page.page_id(), old_next);
+  }
 
   PageGuard right = co_await allocate_page(leaf ? PageType::kLeaf : PageType::kInner);
   AsyncSharedMutex::Guard right_latch = co_await right.latch().scoped_lock();
@@ -377,12 +515,13 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   const BlockId cur_id = cur.page.page_id();
   const BlockId right_id = right.page_id();
   if (leaf) {
-    const BlockId old_next = n.next();
+    if (old_next == right_id) corrupt(cur_id, "the next leaf is a page from the free list");
     rebuild(n, cur.page.data(), PageType::kLeaf, cells, 0, m, right_id, n.prev());
     rebuild(r, right.data(), PageType::kLeaf, cells, m, total, old_next, cur_id);
     sep = std::string(r.key(0));
     if (old_next != kInvalidBlockId) {
       Latched next = co_await latch_page(old_next, Mode::kExclusive);  // left to right
+      expect_type(next.page, cur_id, PageType::kLeaf, "next leaf");
       Node(next.page.data()).set_prev(right_id);
       next.page.mark_dirty();
     }

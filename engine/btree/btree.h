@@ -14,6 +14,14 @@
 // latched left to right under an exclusively latched parent. A reader waiting
 // on the disk therefore never stops other readers, and no lock order cycles.
 //
+// Untrusted files: page::verify() has checked each page's structure when it
+// was read, and whoever follows a pointer (child, leaf sibling, overflow or
+// free-list link) checks that it names a page of the file that the caller does
+// not hold latched, and that the page reached has the expected type (a child
+// at depth d is a leaf iff d == height - 1), so descents end within `height`
+// steps (height <= kMaxHeight); chains are bounded by the file's page count.
+// Failures are Error(kCorruption) naming the file and the page.
+//
 // Invariants (checked by validate()): keys strictly increase within a node and
 // lie within their parent's separator bounds; every leaf is at depth height-1;
 // non-root nodes are not underfull and no node is overfull; the leaf chain
@@ -98,7 +106,7 @@ class BTree {
   // Reads.
   Task<Latched> descend_shared(std::string_view key);
   bool try_descend_cached(std::string_view key, Latched& out);
-  Task<std::string> read_value(const Node& leaf, std::uint32_t pos);
+  Task<std::string> read_value(const Node& leaf, BlockId leaf_id, std::uint32_t pos);
   Task<Latched> latch_page(BlockId id, AsyncSharedMutex::Mode mode);
 
   // Writes (writer mutex held).
@@ -128,6 +136,18 @@ class BTree {
   bool safe_for_erase(const Node& n, bool is_root) const noexcept;
   std::uint32_t max_cell() const noexcept { return max_cell_; }
   [[noreturn]] void corrupt(BlockId id, const std::string& why) const;
+  // Nodes per path and the 2t-1 key cap (unbounded without t).
+  static constexpr std::uint32_t kMaxHeight = 64;
+  std::uint64_t max_keys() const noexcept;
+  // Pointer checks (Error(kCorruption) naming `from`, the page that holds the pointer).
+  void check_tree_state(BlockId root, std::uint32_t height) const;
+  void check_link(BlockId from, BlockId to, const char* what) const;
+  void check_not_held(const std::vector<Latched>& path, BlockId from, BlockId to) const;
+  // Child `idx` of path.back(), checked with check_link and check_not_held.
+  BlockId checked_child(std::vector<Latched>& path, std::uint32_t idx) const;
+  void expect_node(const PageGuard& page, BlockId from, std::uint32_t depth,
+                   std::uint32_t height) const;
+  void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
 
   BufferPool& pool_;
   TreeState state_;

@@ -71,7 +71,8 @@ Task<void> BTree::bulk_load_locked(
   }
   if (sorted.empty()) co_return;
   AsyncSharedMutex::Guard root_guard = co_await root_latch_.scoped_lock();
-  const std::uint32_t t = state_.minimum_degree;
+  // 2t-1 keys per node; a t too large for that to be a u32 caps nothing.
+  const std::uint32_t t = state_.minimum_degree < (1u << 31) ? state_.minimum_degree : 0;
   const std::uint32_t max_count = t ? 2 * t - 1 : 0;
 
   // Leaf level.
@@ -89,7 +90,9 @@ Task<void> BTree::bulk_load_locked(
   std::vector<Child> level;
   level.reserve(ends.size());
   // The empty root leaf becomes the first leaf.
+  check_tree_state(state_.root, state_.height);
   Latched first_leaf = co_await latch_page(state_.root, AsyncSharedMutex::Mode::kExclusive);
+  expect_node(first_leaf.page, state_.root, 0, state_.height);
   PageGuard prev;
   std::size_t begin = 0;
   for (std::size_t g = 0; g < ends.size(); ++g) {

@@ -62,7 +62,14 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     if (!underflows(n) || level == 0) co_return;  // level 0 here: a safe node, untouched
     Latched& parent = path[level - 1];
     Node p(parent.page.data());
+    const BlockId parent_id = parent.page.page_id();
     const std::uint32_t idx = parent.child_idx;
+    if (p.count() == 0) corrupt(parent_id, "an inner node without separators has no sibling to offer");
+    const PageType level_type = n.type();
+    // A sibling the path holds latched (our own node included) would deadlock.
+    const BlockId sibling = p.child(idx > 0 ? idx - 1 : idx + 1);
+    check_link(parent_id, sibling, "child");
+    check_not_held(path, parent_id, sibling);
     parent.page.mark_dirty();
     cur.page.mark_dirty();
 
@@ -72,11 +79,13 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     std::uint32_t sep;  // parent cell between left and right
     if (idx > 0) {
       cur.latch.unlock();
-      left = co_await latch_page(p.child(idx - 1), Mode::kExclusive);
+      left = co_await latch_page(sibling, Mode::kExclusive);
+      expect_type(left.page, parent_id, level_type, "child");
       cur.latch = co_await cur.page.latch().scoped_lock();
       sep = idx - 1;
     } else {
-      right = co_await latch_page(p.child(idx + 1), Mode::kExclusive);
+      right = co_await latch_page(sibling, Mode::kExclusive);
+      expect_type(right.page, parent_id, level_type, "child");
       sep = idx;
     }
     PageGuard& lpage = idx > 0 ? left.page : cur.page;
@@ -85,7 +94,6 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     rpage.mark_dirty();
     Node l(lpage.data());
     Node r(rpage.data());
-    const std::uint32_t t = state_.minimum_degree;
     const bool leaf = l.is_leaf();
     const std::string sep_key(p.key(sep));
     const std::uint32_t sep_cell_size = Node::inner_cell_size(sep_key.size());
@@ -93,19 +101,27 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     bool merge;
     if (leaf) {
       merge = l.used_bytes() + r.used_bytes() <= usable_ &&
-              (t == 0 || l.count() + r.count() <= 2 * t - 1);
+              std::uint64_t{l.count()} + r.count() <= max_keys();
     } else {
       merge = l.used_bytes() + r.used_bytes() + sep_cell_size + page::kSlotSize <= usable_ &&
-              (t == 0 || l.count() + r.count() + 1 <= 2 * t - 1);
+              std::uint64_t{l.count()} + r.count() + 1 <= max_keys();
     }
 
     if (merge) {
       if (leaf) {
-        for (std::uint32_t i = 0; i < r.count(); ++i) l.insert_cell(l.count(), r.cell(i));
         const BlockId after = r.next();
+        if (after != kInvalidBlockId) {
+          check_link(rpage.page_id(), after, "next leaf");
+          check_not_held(path, rpage.page_id(), after);
+          if (after == lpage.page_id() || after == rpage.page_id()) {
+            corrupt(rpage.page_id(), "the leaf chain loops back to page " + std::to_string(after));
+          }
+        }
+        for (std::uint32_t i = 0; i < r.count(); ++i) l.insert_cell(l.count(), r.cell(i));
         l.set_next(after);
         if (after != kInvalidBlockId) {
           Latched next = co_await latch_page(after, Mode::kExclusive);  // further right
+          expect_type(next.page, rpage.page_id(), PageType::kLeaf, "next leaf");
           Node(next.page.data()).set_prev(lpage.page_id());
           next.page.mark_dirty();
         }
@@ -131,6 +147,9 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     Node& rich = idx > 0 ? l : r;
     std::string new_sep;
     do {
+      if (rich.count() == 0) {
+        corrupt((idx > 0 ? lpage : rpage).page_id(), "a sibling to borrow from is empty");
+      }
       if (leaf) {
         if (idx > 0) {  // rich left: its last cell becomes our first
           poor.insert_cell(0, copy_cell(rich, rich.count() - 1));

@@ -84,9 +84,9 @@ Task<ValidationReport> BTree::validate() {
       problem(describe(v.id) + " is underfull: " + std::to_string(n.count()) + " keys, " +
               std::to_string(n.used_bytes()) + " of " + std::to_string(usable_) + " bytes");
     }
-    if (state_.minimum_degree > 0 && n.count() > 2 * state_.minimum_degree - 1) {
+    if (n.count() > max_keys()) {
       problem(describe(v.id) + " is overfull: " + std::to_string(n.count()) + " keys > 2t-1 = " +
-              std::to_string(2 * state_.minimum_degree - 1));
+              std::to_string(max_keys()));
     }
     if (!n.is_leaf() && n.count() == 0) {
       problem(describe(v.id) + " is an inner node without separators");

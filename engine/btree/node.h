@@ -9,6 +9,11 @@
 // Keys compare as unsigned bytes (memcmp order, shorter prefix first).
 //
 // A Node never allocates pages and never does I/O; it does not own the bytes.
+// It trusts the slots and lengths it reads: a page from disk reaches a Node
+// only after page::verify() (every slot on a whole cell inside the page, no
+// overlaps, cells and garbage filling the heap exactly), and the mutators
+// below keep those properties, so used_bytes() is exact and compact() and
+// insert_cell() stay inside the page.
 #pragma once
 
 #include <cstdint>

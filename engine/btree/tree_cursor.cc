@@ -10,6 +10,11 @@ using Mode = AsyncSharedMutex::Mode;
 
 TreeCursor::TreeCursor(BTree& tree, ScanOptions options) : tree_(tree), options_(std::move(options)) {}
 
+void TreeCursor::fail(const std::string& why) {
+  valid_ = false;
+  tree_.corrupt(leaf_id_, why);
+}
+
 std::string_view TreeCursor::key() const noexcept {
   Node n(std::span<std::byte>(const_cast<std::byte*>(page_.data()), page_.size()));
   return n.key(pos_);
@@ -24,13 +29,14 @@ std::string_view TreeCursor::value() const noexcept {
 Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
   const auto bytes = leaf.page.data();
   page_.assign(bytes.begin(), bytes.end());
+  leaf_id_ = leaf.page.page_id();
   Node n(std::span<std::byte>(page_.data(), page_.size()));
   has_overflow_.assign(n.count(), false);
   overflow_values_.clear();
   for (std::uint32_t i = 0; i < n.count(); ++i) {
     if (!n.value(i).overflow) continue;
     if (overflow_values_.empty()) overflow_values_.resize(n.count());
-    std::string v = co_await tree_.read_value(n, i);  // under the leaf latch: the chain is stable
+    std::string v = co_await tree_.read_value(n, leaf_id_, i);  // under the leaf latch: the chain is stable
     overflow_values_[i] = std::move(v);
     has_overflow_[i] = true;
   }
@@ -48,14 +54,20 @@ Task<bool> TreeCursor::seek_ge(std::string_view key) {
   BTree::Latched leaf;
   if (!tree_.try_descend_cached(key, leaf)) leaf = co_await tree_.descend_shared(key);
   std::uint32_t pos = Node(leaf.page.data()).lower_bound(key);
-  // Keys >= key may start in a later leaf: couple latches rightwards.
+  // Keys >= key may start in a later leaf: couple latches rightwards (past
+  // empty leaves, at most as many as the file has pages).
+  std::uint64_t hops = 0;
   while (pos == Node(leaf.page.data()).count()) {
+    const BlockId from = leaf.page.page_id();
     const BlockId next = Node(leaf.page.data()).next();
     if (next == kInvalidBlockId) {
       valid_ = false;
       co_return false;
     }
+    tree_.check_link(from, next, "next leaf");
+    if (next == from || ++hops > tree_.page_count()) tree_.corrupt(from, "the leaf chain loops");
     BTree::Latched right = co_await tree_.latch_page(next, Mode::kShared);
+    tree_.expect_type(right.page, from, PageType::kLeaf, "next leaf");
     leaf = std::move(right);
     pos = 0;
   }
@@ -78,17 +90,24 @@ Task<bool> TreeCursor::seek_gt(std::string_view key) {
 Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
   std::vector<BTree::Latched> path;
   AsyncSharedMutex::Guard root_guard = co_await tree_.root_latch_.scoped_lock_shared();
-  BTree::Latched root = co_await tree_.latch_page(tree_.state_.root, Mode::kShared);
+  const BlockId root_id = tree_.state_.root;
+  const std::uint32_t height = tree_.state_.height;  // levels below a node never change
+  tree_.check_tree_state(root_id, height);
+  BTree::Latched root = co_await tree_.latch_page(root_id, Mode::kShared);
   root_guard.unlock();
+  tree_.expect_node(root.page, root_id, 0, height);
   path.push_back(std::move(root));
-  // Walk down: into the child that may hold the largest key < key.
-  for (;;) {
+  // Walk down: into the child that may hold the largest key < key. Every
+  // node is type-checked for its depth, so the path ends at a leaf after
+  // `height` nodes.
+  while (path.size() < height) {
     Node n(path.back().page.data());
-    if (n.is_leaf()) break;
-    if (n.type() != PageType::kInner) tree_.corrupt(path.back().page.page_id(), "expected a tree node");
     const std::uint32_t idx = unbounded ? n.count() : n.lower_bound(key);
     path.back().child_idx = idx;
-    BTree::Latched child = co_await tree_.latch_page(n.child(idx), Mode::kShared);
+    const BlockId from = path.back().page.page_id();
+    const BlockId child_id = tree_.checked_child(path, idx);
+    BTree::Latched child = co_await tree_.latch_page(child_id, Mode::kShared);
+    tree_.expect_node(child.page, from, static_cast<std::uint32_t>(path.size()), height);
     path.push_back(std::move(child));
   }
   for (;;) {
@@ -110,11 +129,13 @@ Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
     // Then down the rightmost edge of the left neighbour subtree.
     std::uint32_t idx = --path.back().child_idx;
     for (;;) {
-      Node n(path.back().page.data());
-      BTree::Latched child = co_await tree_.latch_page(n.child(idx), Mode::kShared);
+      const BlockId from = path.back().page.page_id();
+      const BlockId child_id = tree_.checked_child(path, idx);
+      BTree::Latched child = co_await tree_.latch_page(child_id, Mode::kShared);
+      tree_.expect_node(child.page, from, static_cast<std::uint32_t>(path.size()), height);
       path.push_back(std::move(child));
+      if (path.size() == height) break;  // a leaf
       Node c(path.back().page.data());
-      if (c.is_leaf()) break;
       idx = c.count();
       path.back().child_idx = idx;
     }
@@ -126,22 +147,35 @@ Task<bool> TreeCursor::step_up() {
   if (!valid_) co_return false;
   Node n(std::span<std::byte>(page_.data(), page_.size()));
   if (pos_ + 1 < n.count()) {
+    if (compare_keys(n.key(pos_), n.key(pos_ + 1)) >= 0) [[unlikely]] {
+      fail("keys out of order at slot " + std::to_string(pos_ + 1));
+    }
     ++pos_;
     co_return true;
   }
   const std::string last(key());
   const bool ok = co_await seek_gt(last);
+  if (ok && compare_keys(last, key()) >= 0) [[unlikely]] {
+    fail("a forward step did not move past the previous key (keys out of order)");
+  }
   co_return ok;
 }
 
 Task<bool> TreeCursor::step_down() {
   if (!valid_) co_return false;
   if (pos_ > 0) {
+    Node n(std::span<std::byte>(page_.data(), page_.size()));
+    if (compare_keys(n.key(pos_ - 1), n.key(pos_)) >= 0) [[unlikely]] {
+      fail("keys out of order at slot " + std::to_string(pos_));
+    }
     --pos_;
     co_return true;
   }
   const std::string first_key(key());
   const bool ok = co_await seek_lt(first_key, false);
+  if (ok && compare_keys(key(), first_key) >= 0) [[unlikely]] {
+    fail("a backward step did not move before the previous key (keys out of order)");
+  }
   co_return ok;
 }
 

@@ -12,6 +12,10 @@
 // cursor; a key inserted or erased concurrently may or may not be seen.
 // key() and value() stay valid until the cursor moves.
 //
+// A file is not trusted: each step must reach a key strictly greater (in
+// scan order: beyond) the previous one, and a walk along the leaf chain ends
+// within the file's page count; otherwise Error(kCorruption).
+//
 // Thread-safety: one task at a time; the tree must outlive the cursor.
 #pragma once
 
@@ -51,12 +55,15 @@ class TreeCursor {
   Task<bool> step_down();  // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
   bool in_bounds() noexcept;
+  // Invalidates the cursor and throws Error(kCorruption) naming the current leaf.
+  [[noreturn]] void fail(const std::string& why);
 
   BTree& tree_;
   ScanOptions options_;
   std::vector<std::byte> page_;               // copy of the current leaf
   std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
   std::vector<bool> has_overflow_;
+  BlockId leaf_id_ = kInvalidBlockId;         // the leaf page_ copies
   std::uint32_t pos_ = 0;
   bool valid_ = false;
 };

@@ -1,7 +1,12 @@
 #include "engine/format/page_format.h"
 
-#include "engine/format/crc32c.h"
+#include <algorithm>
+#include <vector>
+
 #include <corobtree/error.h>
+#include <corobtree/options.h>
+
+#include "engine/format/crc32c.h"
 
 namespace corobtree {
 
@@ -41,6 +46,84 @@ namespace {
               "page " + std::to_string(id) + " of '" + path + "' is corrupt: " + why, 0, path, id);
 }
 
+// The extent [begin, end) of one cell in its page.
+struct CellExtent {
+  std::uint32_t begin;
+  std::uint32_t end;
+};
+
+// A leaf or inner page's slots and cells (see verify() in the header). All
+// arithmetic on lengths read from the page is done in 64 bits: no wrap-around.
+void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType t,
+                    const std::string& path) {
+  const std::uint32_t slots = PageHeader::SlotCount::get(d);
+  const std::uint32_t heap = PageHeader::HeapStart::get(d);
+  const std::uint64_t slots_end = kHeaderSize + std::uint64_t{slots} * kSlotSize;
+  if (heap > size || slots_end > heap) {
+    corrupt(id, path, std::to_string(slots) + " slots and heap start " + std::to_string(heap) +
+                          " do not fit a " + std::to_string(size) + "-byte page");
+  }
+  const bool inner = t == PageType::kInner;
+  const std::uint32_t fixed = inner ? InnerCell::kFixed : LeafCell::kFixed;
+  const std::uint32_t key_limit = max_key(size);
+  const std::uint32_t cell_limit = max_cell(size);
+  std::vector<CellExtent> cells;
+  cells.reserve(slots);
+  std::uint64_t cell_bytes = 0;
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    const std::uint32_t off = le::load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
+    if (off < heap || std::uint64_t{off} + fixed > size) {
+      corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap (offset " +
+                            std::to_string(off) + ", heap start " + std::to_string(heap) + ")");
+    }
+    const std::uint32_t klen = LeafCell::KeyLength::get(d + off);  // = InnerCell's
+    if (klen > key_limit) {
+      corrupt(id, path, "cell " + std::to_string(i) + " has a key of " + std::to_string(klen) +
+                            " bytes (the limit is " + std::to_string(key_limit) + ")");
+    }
+    std::uint64_t len = std::uint64_t{fixed} + klen;
+    if (!inner) {
+      const auto flags = LeafCell::Flags::get(d + off);
+      const std::uint64_t vlen = LeafCell::ValueLength::get(d + off);
+      if ((flags & ~LeafCell::kOverflow) != 0) {
+        corrupt(id, path, "cell " + std::to_string(i) + " has unknown flags " + std::to_string(flags));
+      }
+      if ((flags & LeafCell::kOverflow) != 0) {
+        if (vlen > kMaxValueSize) {
+          corrupt(id, path, "cell " + std::to_string(i) + " claims an overflow value of " +
+                                std::to_string(vlen) + " bytes (the limit is " +
+                                std::to_string(kMaxValueSize) + ")");
+        }
+        len += LeafCell::kOverflowRef;
+      } else {
+        len += vlen;
+      }
+    }
+    if (len > cell_limit || off + len > size) {
+      corrupt(id, path, "cell " + std::to_string(i) + " of " + std::to_string(len) + " bytes at offset " +
+                            std::to_string(off) + " does not fit (cells are at most " +
+                            std::to_string(cell_limit) + " bytes, inside the page)");
+    }
+    cells.push_back(CellExtent{off, static_cast<std::uint32_t>(off + len)});
+    cell_bytes += len;
+  }
+  std::sort(cells.begin(), cells.end(),
+            [](const CellExtent& a, const CellExtent& b) { return a.begin < b.begin; });
+  for (std::size_t i = 1; i < cells.size(); ++i) {
+    if (cells[i].begin < cells[i - 1].end) {
+      corrupt(id, path, "cells at offsets " + std::to_string(cells[i - 1].begin) + " and " +
+                            std::to_string(cells[i].begin) + " overlap");
+    }
+  }
+  // Cells and garbage fill the heap exactly: used_bytes() and free_bytes() are exact.
+  const std::uint64_t garbage = PageHeader::Garbage::get(d);
+  if (cell_bytes + garbage != size - heap) {
+    corrupt(id, path, "heap of " + std::to_string(size - heap) + " bytes holds " +
+                          std::to_string(cell_bytes) + " bytes of cells and " +
+                          std::to_string(garbage) + " of garbage");
+  }
+}
+
 }  // namespace
 
 void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
@@ -67,33 +150,15 @@ void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
     corrupt(id, path, "unexpected page type " + std::to_string(static_cast<int>(t)));
   }
   if (t == PageType::kOverflow) {
-    if (PageHeader::Payload::get(d) > size - kHeaderSize) corrupt(id, path, "overflow payload too long");
+    const auto payload = PageHeader::Payload::get(d);
+    if (payload == 0 || payload > size - kHeaderSize) {
+      corrupt(id, path, "overflow payload of " + std::to_string(payload) + " bytes (a page holds 1 to " +
+                            std::to_string(size - kHeaderSize) + ")");
+    }
     return;
   }
   if (t == PageType::kFree) return;
-  const std::uint32_t slots = PageHeader::SlotCount::get(d);
-  const auto heap = PageHeader::HeapStart::get(d);
-  if (kHeaderSize + slots * kSlotSize > heap || heap > size) corrupt(id, path, "slot array overlaps the heap");
-  if (PageHeader::Garbage::get(d) > size - heap) corrupt(id, path, "bad garbage count");
-  // Every cell must lie inside the heap with its declared lengths.
-  for (std::uint32_t i = 0; i < slots; ++i) {
-    const std::uint32_t off = le::load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
-    const std::uint32_t min_cell = t == PageType::kInner ? InnerCell::kFixed : LeafCell::kFixed;
-    if (off < heap || off + min_cell > size) {
-      corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap");
-    }
-    const std::uint32_t klen = LeafCell::KeyLength::get(d + off);  // = InnerCell's
-    std::uint32_t end;
-    if (t == PageType::kInner) {
-      end = off + InnerCell::kFixed + klen;
-    } else {
-      const bool overflow = (LeafCell::Flags::get(d + off) & LeafCell::kOverflow) != 0;
-      const auto vlen = LeafCell::ValueLength::get(d + off);
-      end = off + LeafCell::kFixed + klen + (overflow ? LeafCell::kOverflowRef : vlen);
-      if (!overflow && vlen > size) end = size + 1;
-    }
-    if (end > size) corrupt(id, path, "cell " + std::to_string(i) + " runs past the page end");
-  }
+  verify_slotted(id, d, size, t, path);
 }
 
 }  // namespace page

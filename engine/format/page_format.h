@@ -78,6 +78,16 @@ inline PageType type(const std::byte* p) noexcept {
   return static_cast<PageType>(PageHeader::Type::get(p));
 }
 
+// The largest cell a node keeps (a quarter of the usable bytes) and the
+// longest key, for pages of `page_size` bytes (docs/file-format.md, "Limits
+// and fill rules"). A separator is a key, so every inner cell fits max_cell.
+inline constexpr std::uint32_t max_cell(std::uint32_t page_size) noexcept {
+  return (page_size - kHeaderSize) / 4;
+}
+inline constexpr std::uint32_t max_key(std::uint32_t page_size) noexcept {
+  return max_cell(page_size) - InnerCell::kFixed - LeafCell::kOverflowRef - kSlotSize;
+}
+
 // Zeroes the page and writes an empty header of the given type.
 void init(std::span<std::byte> page, PageType type) noexcept;
 
@@ -88,8 +98,16 @@ inline void stamp_checksum(BlockId id, std::span<std::byte> page) noexcept {
 }
 
 // Throws Error(kCorruption) naming the file and page when the checksum does
-// not match or the header/slots are inconsistent (a page from disk is never
-// trusted). `path` is for the message.
+// not match or the structure is inconsistent (a page from disk is never
+// trusted, even with a valid checksum). On success, for a leaf or inner page:
+// the slot array ends at or before the heap start, which is within the page;
+// every slot points at a whole cell inside the heap; no two cells overlap; no
+// key is longer than max_key and no cell larger than max_cell; the cells and
+// the garbage count fill the heap exactly (so used and free bytes are exact);
+// leaf flags are known and an overflow value is at most kMaxValueSize. For an
+// overflow page: 0 < payload <= page_size - kHeaderSize. Links are not
+// checked here: whoever follows one checks the page it reaches.
+// `path` is for the message.
 void verify(BlockId id, std::span<const std::byte> page, const std::string& path);
 
 }  // namespace page
