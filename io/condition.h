@@ -8,11 +8,21 @@
 //
 // notify_all() posts every waiter to the thread's Scheduler (never resumes
 // one inline), so the notifier continues first and no stack nests.
+// wait_unless(ready) does not suspend at all when `ready` is true (for
+// one-shot states such as a set Event).
 //
 // DrainLatch counts operations in flight and lets a task wait until none is:
 //
 //   latch.enter(); ... co_await the operation ...; latch.leave();
 //   co_await latch.drained();                    // returns once the count is 0
+//
+// drained() returns when nothing is in flight at the moment it returns (so
+// the caller may act on "no operation in flight" before its next co_await),
+// re-waiting if operations entered again before it ran.
+//
+// Waiting never allocates a node: it lives in the awaiter, in the awaiting
+// coroutine's frame, and unlinks itself if that frame is destroyed while
+// queued (detail::WaiterNode). drained() is a Task (one frame per call).
 //
 // Thread-safety: loop-affine, like every primitive in io/: all users run on
 // the same thread.
@@ -36,6 +46,10 @@ class Condition {
 
   // Suspends until the next notify_all(). Callers re-check their predicate.
   [[nodiscard]] detail::ListAwaiter wait() noexcept { return detail::ListAwaiter(waiters_); }
+  // Like wait(), but does not suspend when `ready` is true.
+  [[nodiscard]] detail::ListAwaiter wait_unless(bool ready) noexcept {
+    return detail::ListAwaiter(waiters_, ready);
+  }
 
   // Posts every current waiter to the thread's Scheduler.
   void notify_all() noexcept {
@@ -50,6 +64,10 @@ class Condition {
 
 class DrainLatch {
  public:
+  DrainLatch() = default;
+  DrainLatch(const DrainLatch&) = delete;
+  DrainLatch& operator=(const DrainLatch&) = delete;
+
   void enter() noexcept { ++in_flight_; }
   // REQUIRES: a matching enter().
   void leave() noexcept {

@@ -110,7 +110,7 @@ class DiskManagerFactory {
     EventLoop* loop = options.loop;
     if (!loop) {
       try {
-        loop = &EventLoop::for_this_thread();
+        loop = &Scheduler::current().loop();  // the thread's one ring
       } catch (const Error& e) {
         if (options.backend == IoBackend::kUring || !is_fallback_errno(e.sys_errno())) throw;
         auto dm = std::make_unique<PreadDiskManager>(path, fd, options.page_size,

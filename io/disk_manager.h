@@ -25,7 +25,9 @@
 // first waits for writes still in flight, since io_uring does not order them
 // before a later fsync.
 //
-// Thread-safety: a DiskManager belongs to one thread, like its EventLoop.
+// Thread-safety: a DiskManager belongs to the thread that opened it: its
+// io_uring operations go through that thread's ring (Scheduler::loop()),
+// shared with every other DiskManager of the thread.
 #pragma once
 
 #include <cstddef>
@@ -58,7 +60,7 @@ struct DiskOptions {
   bool direct_io = false;         // O_DIRECT (both backends)
   bool create_if_missing = true;
   bool lock_file = true;          // flock(LOCK_EX) so a second opener gets kLocked
-  EventLoop* loop = nullptr;      // io_uring: this loop; null = the thread's (EventLoop::for_this_thread)
+  EventLoop* loop = nullptr;      // io_uring: this loop; null = the thread's (Scheduler::loop())
 };
 
 struct DiskStats {

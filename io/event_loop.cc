@@ -1,13 +1,8 @@
 #include "io/event_loop.h"
 
-#include <unistd.h>
-
 #include <chrono>
-
 #include <cerrno>
 #include <cstring>
-#include <memory>
-#include <utility>
 
 #include <corobtree/error.h>
 
@@ -25,7 +20,7 @@ int setup_ring(io_uring* ring, unsigned entries, unsigned cq_entries, unsigned e
 
 }  // namespace
 
-EventLoop::EventLoop(EventLoopOptions options) {
+EventLoop::EventLoop(EventLoopOptions options) : scheduler_(&Scheduler::current()) {
   unsigned entries = options.sq_entries == 0 ? 1 : options.sq_entries;
   unsigned factor = options.cq_factor < 2 ? 2 : options.cq_factor;
   // COOP_TASKRUN avoids IPIs for task work; older kernels reject it with EINVAL.
@@ -35,39 +30,54 @@ EventLoop::EventLoop(EventLoopOptions options) {
     throw Error(ErrorCode::kNotSupported,
                 std::string("io_uring_setup failed: ") + std::strerror(-ret), -ret);
   }
+  ring_open_ = true;
   sq_entries_ = ring_.sq.ring_entries;
   cq_entries_ = ring_.cq.ring_entries;
   sync_spin_ns_ = std::uint64_t{options.sync_spin_us} * 1000;
-  owner_pid_ = ::getpid();
-  Scheduler::current().add_source(this);
+  try {
+    scheduler_->attach(this);
+  } catch (...) {
+    io_uring_queue_exit(&ring_);
+    throw;
+  }
 }
 
-EventLoop& EventLoop::for_this_thread() {
-  thread_local std::unique_ptr<EventLoop> loop;
-  if (loop && loop->owner_pid_ != ::getpid()) {
-    // A forked child inherited the parent's ring, which it must not use:
-    // drop it (without waiting for the parent's operations) and make its own.
-    loop->in_kernel_ = 0;
-    loop.reset();
-  }
-  if (!loop) loop = std::make_unique<EventLoop>();
-  return *loop;
-}
+EventLoop& EventLoop::for_this_thread() { return Scheduler::current().loop(); }
 
 EventLoop::~EventLoop() {
-  if (alive_while_resuming_ != nullptr) *alive_while_resuming_ = false;
-  Scheduler::current().remove_source(this);
+  if (!ring_open_) return;  // abandoned in a forked child: already detached and unmapped
+  scheduler_->detach(this);
+  fail_unsubmitted(-ECANCELED);
   // Operations still in the kernel reference buffers in coroutine frames;
-  // wait them out so the kernel never writes into freed memory.
+  // wait them out so the kernel never writes into freed memory. Whatever
+  // they return is final: nothing is resubmitted any more.
   while (in_kernel_ > 0) {
     io_uring_cqe* cqe = nullptr;
-    int ret = io_uring_wait_cqe(&ring_, &cqe);
+    const int ret = io_uring_wait_cqe(&ring_, &cqe);
     if (ret == -EINTR) continue;
     if (ret < 0) break;
+    if (auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe))) {
+      op->result = cqe->res < 0 ? cqe->res : static_cast<int>(op->done) + cqe->res;
+      complete(op);
+    }
     io_uring_cqe_seen(&ring_, cqe);
     --in_kernel_;
   }
+  fail_unsubmitted(-ECANCELED);  // short transfers requeued meanwhile: none, but be sure
   io_uring_queue_exit(&ring_);
+}
+
+void EventLoop::abandon_after_fork() noexcept {
+  if (!ring_open_) return;
+  // The operations' coroutine frames are copies the parent will resume; here
+  // they stay suspended. Nothing is posted, nothing waited for.
+  backlog_ = OpQueue{};
+  in_kernel_ = 0;
+  queued_in_sq_ = 0;
+  syncs_in_flight_ = 0;
+  stats_.in_flight = 0;
+  ring_open_ = false;
+  io_uring_queue_exit(&ring_);  // unmaps and closes the child's copy only
 }
 
 EventLoop::OpAwaiter EventLoop::read(int fd, void* buf, std::uint32_t len,
@@ -105,6 +115,11 @@ bool EventLoop::has_room() const noexcept {
 }
 
 void EventLoop::enqueue(Operation* op) noexcept {
+  if (!ring_open_) {  // a parent's loop in a forked child
+    op->result = -ECANCELED;
+    scheduler_->post(op->waiter);
+    return;
+  }
   ++stats_.in_flight;
   if (op->opcode == IORING_OP_FSYNC) ++syncs_in_flight_;
   if (stats_.in_flight > stats_.max_in_flight) stats_.max_in_flight = stats_.in_flight;
@@ -193,8 +208,8 @@ std::size_t EventLoop::poll(bool block) {
   return dispatched;
 }
 
-std::size_t EventLoop::fail_unsubmitted(int err) {
-  OpQueue done;
+std::size_t EventLoop::fail_unsubmitted(int err) noexcept {
+  std::size_t n = 0;
   // SQEs the kernel has not consumed: from its head to our local tail (liburing
   // maps SQ slots to SQEs one to one). Turn each into a harmless NOP.
   const unsigned mask = ring_.sq.ring_mask;
@@ -205,47 +220,25 @@ std::size_t EventLoop::fail_unsubmitted(int err) {
     io_uring_sqe_set_data(sqe, nullptr);
     if (op) {
       op->result = err;
-      finish(op, done);
+      complete(op);
+      ++n;
     }
   }
   while (Operation* op = backlog_.pop()) {
     op->result = err;
-    finish(op, done);
+    complete(op);
+    ++n;
   }
-  return resume_all(done);
+  return n;
 }
 
-void EventLoop::finish(Operation* op, OpQueue& done) noexcept {
+void EventLoop::complete(Operation* op) noexcept {
   --stats_.in_flight;
   if (op->opcode == IORING_OP_FSYNC) --syncs_in_flight_;
   ++stats_.completed;
-  done.push(op);
-}
-
-std::size_t EventLoop::resume_all(OpQueue& done) {
-  const std::size_t every = Scheduler::current().resumes_per_submit();
-  // A resumed coroutine may destroy this loop (e.g. by closing the disk
-  // manager that owns it); the destructor clears `alive`, and from then on
-  // only `done`, a local, is touched.
-  bool alive = true;
-  bool* const outer = std::exchange(alive_while_resuming_, &alive);
-  std::size_t n = 0;
-  std::size_t since_submit = 0;
-  while (Operation* op = done.pop()) {
-    ++n;
-    op->waiter.resume();  // may destroy *op: read nothing after this
-    if (alive && ++since_submit == every && !done.empty()) {
-      // More of the batch to run: start the I/O it has queued so far.
-      submit();
-      since_submit = 0;
-    }
-  }
-  if (alive) {
-    alive_while_resuming_ = outer;
-  } else if (outer != nullptr) {
-    *outer = false;
-  }
-  return n;
+  // Posting never resumes: the waiter runs on the Scheduler's next turn. A
+  // failure to grow the ready queue (out of memory) terminates, as noexcept.
+  scheduler_->post(op->waiter);
 }
 
 std::size_t EventLoop::submit() {
@@ -265,24 +258,23 @@ std::size_t EventLoop::submit() {
   return n;
 }
 
-std::size_t EventLoop::reap() {
-  // Collect first, then resume: resumed coroutines may queue new operations.
-  OpQueue done;
+std::size_t EventLoop::reap() noexcept {
   unsigned head;
   io_uring_cqe* cqe;
   unsigned seen = 0;
+  std::size_t finished = 0;
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
     auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
-    if (op) handle_completion(op, cqe->res, done);  // null: a neutralised NOP
+    if (op && handle_completion(op, cqe->res)) ++finished;  // null: a neutralised NOP
   }
   io_uring_cq_advance(&ring_, seen);
   in_kernel_ -= seen;
   drain_backlog();
-  return resume_all(done);
+  return finished;
 }
 
-void EventLoop::handle_completion(Operation* op, int res, OpQueue& done) {
+bool EventLoop::handle_completion(Operation* op, int res) noexcept {
   bool finished = true;
   if (res == -EAGAIN || res == -EINTR) {
     finished = false;
@@ -301,12 +293,13 @@ void EventLoop::handle_completion(Operation* op, int res, OpQueue& done) {
     }
   }
   if (finished) {
-    finish(op, done);
-    return;
+    complete(op);
+    return true;
   }
   // Requeue behind the backlog; it is submitted on this or the next poll.
   ++stats_.resubmitted;
   backlog_.push(op);
+  return false;
 }
 
 }  // namespace corobtree

@@ -1,19 +1,31 @@
 // EventLoop: an io_uring reactor that turns reads, writes and fsyncs into
-// awaitables.
+// awaitables. Each thread has one, owned by its Scheduler (Scheduler::loop(),
+// also reachable as EventLoop::for_this_thread()) and shared by every
+// DiskManager, hence every database, the thread opens.
 //
 // Awaiting an operation only places it in the submission queue (or, when the
 // SQ is full or the kernel already holds as many operations as the CQ has
 // room for, in an unbounded backlog). Nothing enters the kernel until the
-// thread's Scheduler polls the loop: each poll makes one io_uring_enter that
-// both submits everything queued and, if asked, waits, then reaps every
-// completion and resumes the waiting coroutines.
+// thread's Scheduler polls the loop or submits early. A poll submits what is
+// queued and, if asked, sleeps until something completes, with one
+// io_uring_enter (while an fsync is in flight it first checks the CQ for up
+// to sync_spin_us, each check another io_uring_enter; see EventLoopOptions),
+// then reaps every completion.
 //
-// Early submission: while a batch of coroutines is being resumed (by a poll, or
-// by the Scheduler's ready queue), what they queue is submitted after every
-// Scheduler::resumes_per_submit() resumptions by an extra, submit-only
-// io_uring_enter (submit(); counted in stats().enters and .early_submits), so
-// the device works on it while the rest of the batch runs. Only a resumption
-// boundary submits: awaiting never enters the kernel by itself.
+// Completions never resume anything: reaping a CQE (or failing the
+// operations that never reached the kernel after a fatal io_uring_enter
+// error) records the result in the operation and posts its waiter to the
+// Scheduler's ready queue; the Scheduler resumes it on its next turn. So no
+// EventLoop method runs user code, and nothing here touches `this` after a
+// coroutine ran (a resumed coroutine may destroy a database, or even a
+// private loop, at any point of its turn).
+//
+// Early submission: while the Scheduler resumes a batch of ready coroutines,
+// what they queue is submitted after every Scheduler::resumes_per_submit()
+// resumptions by an extra, submit-only io_uring_enter (submit(); counted in
+// stats().enters and .early_submits), so the device works on it while the
+// rest of the batch runs. Only a resumption boundary submits: awaiting never
+// enters the kernel by itself.
 //
 // Retries: -EAGAIN and -EINTR completions are resubmitted; a short read or
 // write is resubmitted for the remainder until it completes, fails, or (reads
@@ -23,9 +35,13 @@
 // Sizing: the CQ is at least twice the SQ, and at most cq_entries operations
 // are in the kernel at once, so completions never overflow.
 //
-// Thread-safety: an EventLoop belongs to the thread that created it (it
-// registers with that thread's Scheduler). One loop per thread is the intended
-// setup; several work but are polled without blocking.
+// Thread-safety: an EventLoop belongs to the thread that created it: it
+// attaches to that thread's Scheduler, and only that thread may await its
+// operations, poll it or destroy it. Constructing one directly makes a
+// private loop (tests, tools): it works beside the thread's, but two loops
+// with I/O in flight at once are polled without blocking (see scheduler.h).
+// In a forked child the parent's loops are abandoned: their operations never
+// complete in the child, and new ones fail at once with -ECANCELED.
 #pragma once
 
 #include <liburing.h>
@@ -48,30 +64,33 @@ struct EventLoopOptions {
 };
 
 struct EventLoopStats {
-  std::uint64_t enters = 0;        // io_uring_enter calls (poll() and submit())
+  std::uint64_t enters = 0;        // io_uring_enter calls that submit or wait (poll(), submit())
   std::uint64_t early_submits = 0; // of which submit-only, between resumptions
   std::uint64_t submitted = 0;     // SQEs handed to the kernel (incl. resubmits)
-  std::uint64_t completed = 0;     // operations finished and resumed
+  std::uint64_t completed = 0;     // operations finished (waiter posted to the ready queue)
   std::uint64_t resubmitted = 0;   // short transfers, EAGAIN and EINTR retried
   std::uint64_t backlogged = 0;    // operations that waited in the backlog
   std::uint64_t in_flight = 0;     // operations started and not yet finished
   std::uint64_t max_in_flight = 0; // the most ever in flight at once
-  std::uint64_t spin_polls = 0;    // completion checks while spinning on an fsync
+  std::uint64_t spin_polls = 0;    // completion checks (io_uring_enter) spinning on an fsync
 };
 
-class EventLoop final : public IoSource {
+class EventLoop final {
  public:
   // Throws Error(kNotSupported, sys_errno = the io_uring_setup errno) when the
   // kernel refuses the ring (ENOSYS, EPERM, ENOMEM, EINVAL, ...).
   explicit EventLoop(EventLoopOptions options = {});
-  ~EventLoop() override;
+  // Waits for the operations still in the kernel (they point into coroutine
+  // frames); they, and those never submitted (with -ECANCELED), are posted to
+  // their waiters rather than left waiting forever.
+  ~EventLoop();
   EventLoop(const EventLoop&) = delete;
-
-  // The calling thread's loop, created on first use and kept until the thread
-  // exits; every DiskManager opened on this thread shares it. Throws like the
-  // constructor when the kernel refuses a ring.
-  static EventLoop& for_this_thread();
   EventLoop& operator=(const EventLoop&) = delete;
+
+  // The calling thread's loop: Scheduler::current().loop(). Created on first
+  // use and kept until the thread exits. Throws like the constructor when the
+  // kernel refuses a ring.
+  static EventLoop& for_this_thread();
 
   // One operation; lives in the awaiting coroutine's frame until it resumes.
   struct Operation {
@@ -93,7 +112,7 @@ class EventLoop final : public IoSource {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) noexcept {
       op_.waiter = h;
-      loop_.enqueue(&op_);
+      loop_.enqueue(&op_);  // publishes the waiter: touch nothing after it
     }
     // Bytes transferred (may be short only for a read that reached EOF), or -errno.
     int await_resume() const noexcept { return op_.result; }
@@ -109,14 +128,18 @@ class EventLoop final : public IoSource {
   // datasync: fdatasync semantics (IORING_FSYNC_DATASYNC).
   OpAwaiter fsync(int fd, bool datasync = false) noexcept;
 
-  // IoSource
-  std::size_t pending() const noexcept override { return stats_.in_flight; }
-  std::size_t poll(bool block) override;
+  // Operations awaited and not yet finished.
+  std::size_t pending() const noexcept { return stats_.in_flight; }
+  // Submits everything queued and reaps every completion, posting the
+  // waiters; with block == true first sleeps until at least one operation
+  // completes (when any is in flight). Returns the number of operations
+  // finished. Called by the Scheduler; resumes nothing.
+  std::size_t poll(bool block);
   // Submits what is queued (backlog included, room permitting) with one
   // io_uring_enter that neither waits nor reaps; no-op when nothing is queued.
   // A failure other than EINTR leaves the operations queued for the next poll,
-  // which handles it.
-  std::size_t submit() override;
+  // which handles it. Returns the number of SQEs submitted.
+  std::size_t submit();
 
   EventLoopStats stats() const noexcept { return stats_; }
   void reset_max_in_flight() noexcept { stats_.max_in_flight = stats_.in_flight; }
@@ -148,15 +171,24 @@ class EventLoop final : public IoSource {
     }
   };
 
+  friend class Scheduler;  // abandon_after_fork
+
   void enqueue(Operation* op) noexcept;
-  void finish(Operation* op, OpQueue& done) noexcept;  // counts it and queues it for resumption
-  std::size_t resume_all(OpQueue& done);
+  // Counts op as finished and posts its waiter. REQUIRES: op->result is set.
+  // The waiter may run (and free *op) as soon as the Scheduler's next turn.
+  void complete(Operation* op) noexcept;
   void queue_to_sq(Operation* op) noexcept;  // REQUIRES: a free SQE and kernel room
   bool has_room() const noexcept;
   void drain_backlog() noexcept;
-  std::size_t reap();
-  std::size_t fail_unsubmitted(int err);  // after a fatal io_uring_enter error
-  void handle_completion(Operation* op, int res, OpQueue& done);
+  std::size_t reap() noexcept;
+  // Fails every operation not yet in the kernel with `err`: after a fatal
+  // io_uring_enter error, and when the loop is destroyed.
+  std::size_t fail_unsubmitted(int err) noexcept;
+  // Returns true if the operation finished (and was posted).
+  bool handle_completion(Operation* op, int res) noexcept;
+  // In a forked child: forgets every operation (they belong to the parent's
+  // ring, which the parent still uses) and unmaps the ring without waiting.
+  void abandon_after_fork() noexcept;
 
   io_uring ring_{};
   unsigned sq_entries_ = 0;
@@ -167,8 +199,8 @@ class EventLoop final : public IoSource {
   std::uint64_t sync_spin_ns_ = 0;
   OpQueue backlog_;
   EventLoopStats stats_{};
-  bool* alive_while_resuming_ = nullptr;  // see resume_all()
-  int owner_pid_ = 0;  // the process that set the ring up (see for_this_thread)
+  Scheduler* scheduler_;    // of the creating thread: where waiters are posted
+  bool ring_open_ = false;  // false once abandoned after a fork
 };
 
 }  // namespace corobtree

@@ -1,56 +1,115 @@
 #include "io/scheduler.h"
 
-#include <corobtree/sync_wait.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include <corobtree/error.h>
+#include <corobtree/sync_wait.h>
+
+#include "io/event_loop.h"
 
 namespace corobtree {
+
+namespace {
+
+// Marks a walk over the attached loops. Nothing in a walk resumes a coroutine,
+// so nothing can construct or destroy a loop meanwhile; attach/detach check it.
+class LoopWalk {
+ public:
+  explicit LoopWalk(bool& flag) noexcept : flag_(flag) { flag_ = true; }
+  ~LoopWalk() { flag_ = false; }
+  LoopWalk(const LoopWalk&) = delete;
+  LoopWalk& operator=(const LoopWalk&) = delete;
+
+ private:
+  bool& flag_;
+};
+
+}  // namespace
 
 Scheduler& Scheduler::current() noexcept {
   thread_local Scheduler scheduler;
   return scheduler;
 }
 
+Scheduler::Scheduler() {
+  // Registered once per process, before any loop can exist (a loop needs a
+  // Scheduler). A failure to register only loses the fork protection.
+  static const int registered = ::pthread_atfork(nullptr, nullptr, &abandon_loops_in_child);
+  (void)registered;
+}
+
+Scheduler::~Scheduler() {
+  // The thread exits: its ring goes first, while the list it detaches from
+  // is still alive. It waits out operations still in the kernel.
+  thread_loop_.reset();
+}
+
+void Scheduler::abandon_loops_in_child() noexcept {
+  // Only the forking thread exists in the child; its loops' rings are shared
+  // with the parent, which is still using them.
+  Scheduler& s = current();
+  const std::vector<EventLoop*> loops = std::exchange(s.loops_, {});
+  for (EventLoop* l : loops) l->abandon_after_fork();
+  s.thread_loop_.reset();  // already detached and abandoned: frees memory only
+}
+
+EventLoop& Scheduler::loop() {
+  if (!thread_loop_) thread_loop_ = std::make_unique<EventLoop>();
+  return *thread_loop_;
+}
+
+void Scheduler::attach(EventLoop* loop) {
+  assert(!walking_loops_);
+  loops_.push_back(loop);
+}
+
+void Scheduler::detach(EventLoop* loop) noexcept {
+  assert(!walking_loops_);
+  std::erase(loops_, loop);
+}
+
 std::size_t Scheduler::run_ready() {
-  // Only what is ready now: coroutines posted while running wait for the next
-  // turn, so I/O gets polled between batches.
-  std::size_t n = ready_.size();
+  const std::size_t n = ready_.size();
   const std::size_t every = resumes_per_submit_;
   std::size_t since_submit = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    std::coroutine_handle<> h = ready_.front();
+    const std::coroutine_handle<> h = ready_.front();
     ready_.pop_front();
-    h.resume();
+    h.resume();  // may post more, construct or destroy loops and databases
     if (++since_submit == every && i + 1 < n) {
       // More of the batch to run: let the I/O queued so far start now. (The
       // last resumption needs none: run_turn() polls right after.)
-      submit_sources();
+      submit_queued_io();
       since_submit = 0;
     }
   }
   return n;
 }
 
-void Scheduler::submit_sources() {
-  for (IoSource* s : sources_) s->submit();
+void Scheduler::submit_queued_io() {
+  LoopWalk walk(walking_loops_);
+  for (EventLoop* l : loops_) l->submit();
 }
 
 void Scheduler::run_turn() {
-  ++turns_;
   if (run_ready() > 0) {
-    // Let sources make progress without blocking, so queued submissions go out.
-    for (IoSource* s : sources_) {
-      if (s->pending() > 0) s->poll(false);
+    // Submit what the batch queued and collect completions that are already
+    // there, without blocking; they run on the next turn.
+    LoopWalk walk(walking_loops_);
+    for (EventLoop* l : loops_) {
+      if (l->pending() > 0) l->poll(false);
     }
     return;
   }
-  IoSource* busy = nullptr;
+  LoopWalk walk(walking_loops_);
+  EventLoop* busy = nullptr;
   std::size_t busy_count = 0;
-  for (IoSource* s : sources_) {
-    if (s->pending() > 0) {
-      busy = s;
+  for (EventLoop* l : loops_) {
+    if (l->pending() > 0) {
+      busy = l;
       ++busy_count;
     }
   }
@@ -60,13 +119,13 @@ void Scheduler::run_turn() {
     throw Error(ErrorCode::kDeadlock, msg);
   }
   if (busy_count == 1) {
-    busy->poll(true);
+    busy->poll(true);  // sleeps in io_uring_enter until something completes
     return;
   }
-  // Several loops on one thread: poll them all without blocking (one loop per
-  // thread is the recommended setup; this path only keeps it correct).
-  for (IoSource* s : sources_) {
-    if (s->pending() > 0) s->poll(false);
+  // Private loops with I/O in flight beside another loop: no single ring to
+  // sleep in, so poll them all without blocking (see the header).
+  for (EventLoop* l : loops_) {
+    if (l->pending() > 0) l->poll(false);
   }
 }
 
@@ -84,18 +143,6 @@ void Scheduler::clear_waiting(const void* owner) noexcept {
   std::erase_if(wait_reasons_, [owner](const auto& e) { return e.first == owner; });
 }
 
-void Scheduler::flush_submissions() {
-  for (IoSource* s : sources_) {
-    if (s->pending() > 0) s->poll(false);
-  }
-}
-
-void Scheduler::add_source(IoSource* source) { sources_.push_back(source); }
-
-void Scheduler::remove_source(IoSource* source) noexcept {
-  sources_.erase(std::remove(sources_.begin(), sources_.end(), source), sources_.end());
-}
-
 }  // namespace corobtree
 
 namespace corobtree::detail {
@@ -104,12 +151,8 @@ void run_until_done(std::coroutine_handle<> h) {
   Scheduler& scheduler = Scheduler::current();
   h.resume();
   while (!h.done()) scheduler.run_turn();
-  scheduler.flush_submissions();
+  scheduler.submit_queued_io();
 }
-
-}  // namespace corobtree::detail
-
-namespace corobtree::detail {
 
 void post_to_this_thread(std::coroutine_handle<> h) { Scheduler::current().post(h); }
 

@@ -34,22 +34,17 @@ Task<void> UringDiskManager::write_block(BlockId id, std::span<const std::byte> 
     pwrite_block(id, source);
     co_return;
   }
-  ++writes_in_flight_;
+  writes_.enter();
   const int res = co_await loop_->write(native_handle(), source, page_size(), offset_of(id));
-  write_finished();
+  writes_.leave();
   if (res < 0) throw errno_error(-res, "write", path(), id);
   ++stats_.writes;
-}
-
-void UringDiskManager::write_finished() noexcept {
-  if (--writes_in_flight_ != 0) return;
-  while (detail::WaiterNode* n = drain_waiters_.pop_front()) Scheduler::current().post(n->handle);
 }
 
 Task<void> UringDiskManager::sync() {
   check_sync();
   // io_uring does not order a write before a later fsync: wait for ours.
-  while (writes_in_flight_ > 0) co_await detail::ListAwaiter(drain_waiters_);
+  co_await writes_.drained();
   check_sync();
   const int res = co_await loop_->fsync(native_handle(), /*datasync=*/true);
   if (res < 0) throw poison_after_sync_failure(-res);

@@ -1,18 +1,21 @@
 // UringDiskManager: the io_uring backend of DiskManager.
 //
-// Reads, syncs and O_DIRECT writes are queued on an EventLoop and complete
-// when the loop is polled (buffered writes, which only copy into the page
-// cache, are done at once with pwrite), so many tasks keep many block reads in flight from one
-// thread. With direct_io the file is opened O_DIRECT; callers' buffers that are
-// not 4096-aligned, and short writes, go through an aligned bounce buffer.
+// Reads, syncs and O_DIRECT writes are queued on an EventLoop (normally the
+// thread's, shared with every other file the thread opened) and complete when
+// the Scheduler polls it (buffered writes, which only copy into the page
+// cache, are done at once with pwrite), so many tasks keep many block reads
+// in flight from one thread. With direct_io the file is opened O_DIRECT;
+// callers' buffers that are not 4096-aligned, and short writes, go through an
+// aligned bounce buffer. sync() first waits until no write of this file is in
+// flight (a DrainLatch): io_uring does not order writes before a later fsync.
 //
 // Thread-safety: belongs to the EventLoop's thread.
 #pragma once
 
 #include <memory>
 
+#include "io/condition.h"
 #include "io/disk_manager.h"
-#include "io/waiter_list.h"
 
 namespace corobtree {
 
@@ -30,11 +33,8 @@ class UringDiskManager final : public FileDiskManager {
   EventLoop& loop() noexcept { return *loop_; }
 
  private:
-  void write_finished() noexcept;
-
   EventLoop* loop_;
-  std::uint64_t writes_in_flight_ = 0;
-  detail::WaiterList drain_waiters_;
+  DrainLatch writes_;  // O_DIRECT writes in flight
 };
 
 }  // namespace corobtree

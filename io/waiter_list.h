@@ -1,6 +1,9 @@
-// WaiterList: an intrusive FIFO of suspended coroutines, used by the latches
-// and events in io/. Nodes live in the awaiting coroutine's frame (inside its
-// awaiter), so queuing a waiter never allocates.
+// WaiterList: an intrusive FIFO of suspended coroutines, used by the latches,
+// Condition and Event in io/. Nodes live in the awaiting coroutine's frame
+// (inside its awaiter), so queuing a waiter never allocates. Whoever pops a
+// node posts its handle to the Scheduler; nothing here resumes a coroutine.
+//
+// Thread-safety: loop-affine; a list and its nodes belong to one thread.
 #pragma once
 
 #include <coroutine>
@@ -83,11 +86,13 @@ inline WaiterNode::~WaiterNode() {
 }
 
 // Awaits a wake-up through `list` (whoever wakes it pops the node and posts
-// its handle): `while (busy) co_await ListAwaiter(list);`.
+// its handle): `while (busy) co_await ListAwaiter(list);`. With ready ==
+// true it does not suspend at all. Not movable: use it where it is made.
 class ListAwaiter {
  public:
-  explicit ListAwaiter(WaiterList& list) noexcept : list_(list) {}
-  bool await_ready() const noexcept { return false; }
+  explicit ListAwaiter(WaiterList& list, bool ready = false) noexcept
+      : list_(list), ready_(ready) {}
+  bool await_ready() const noexcept { return ready_; }
   void await_suspend(std::coroutine_handle<> h) noexcept {
     node_.handle = h;
     list_.push_back(&node_);
@@ -96,6 +101,7 @@ class ListAwaiter {
 
  private:
   WaiterList& list_;
+  bool ready_;
   WaiterNode node_;
 };
 

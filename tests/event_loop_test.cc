@@ -1,6 +1,8 @@
 // EventLoop over io_uring: many operations in flight, one io_uring_enter per
 // loop turn, a backlog beyond the SQ size, CQ sizing, short-read resubmission
-// and the in-flight counters.
+// and the in-flight counters. Each test makes a private loop (its own sizing,
+// counters from zero) beside the thread's; tests/reactor_test.cc covers the
+// thread's shared ring.
 #define BOOST_TEST_MODULE event_loop
 #include <boost/test/unit_test.hpp>
 
@@ -281,8 +283,12 @@ BOOST_AUTO_TEST_CASE(completion_batch_submits_follow_up_reads_early) {
   BOOST_TEST_MESSAGE("early submits: " << st.early_submits << " of " << st.enters << " enters");
 }
 
-// A coroutine resumed by the loop may destroy it while more of the batch is
-// still to be resumed; the loop must not touch itself afterwards (ASan checks).
+// A coroutine resumed after its read completed may destroy a (private) loop
+// while more of the batch waits in the Scheduler's ready queue. Completions
+// only post waiters, so the Scheduler keeps resuming the batch and never
+// touches the destroyed loop again (ASan checks). (Before completions went to
+// the ready queue the loop itself resumed the batch and had to notice its own
+// destruction; the assertions are unchanged.)
 BOOST_AUTO_TEST_CASE(loop_destroyed_by_a_coroutine_it_resumed) {
   PatternFile file(8);
   ResumesPerSubmit every(1);

@@ -75,6 +75,13 @@ Task<int> wait_and_add(Event& e, int v) {
 
 Task<void> never(Event& e) { co_await e; }
 
+// Awaits a default-constructed (empty) Task; the awaiter must throw.
+Task<int> await_empty_task() {
+  Task<int> empty;
+  const int v = co_await std::move(empty);
+  co_return v;
+}
+
 Task<std::string> catch_inside() {
   try {
     std::string s = co_await throws_runtime();
@@ -165,4 +172,32 @@ BOOST_AUTO_TEST_CASE(sync_wait_detects_deadlock) {
   BOOST_CHECK_EXCEPTION(sync_wait(never(e)), corobtree::Error, [](const corobtree::Error& err) {
     return err.code() == corobtree::ErrorCode::kDeadlock;
   });
+}
+
+// An empty Task (default-constructed or moved-from) has no coroutine: awaiting
+// it throws Error(kInvalidArgument) at the co_await, and so does sync_wait.
+BOOST_AUTO_TEST_CASE(awaiting_an_empty_task_throws_invalid_argument) {
+  BOOST_CHECK_EXCEPTION(sync_wait(await_empty_task()), corobtree::Error,
+                        [](const corobtree::Error& err) {
+                          return err.code() == corobtree::ErrorCode::kInvalidArgument;
+                        });
+}
+
+BOOST_AUTO_TEST_CASE(sync_wait_on_an_empty_task_throws_invalid_argument) {
+  const auto invalid = [](const corobtree::Error& err) {
+    return err.code() == corobtree::ErrorCode::kInvalidArgument;
+  };
+  Task<int> empty;
+  BOOST_TEST(!empty.valid());
+  BOOST_CHECK_EXCEPTION(sync_wait(std::move(empty)), corobtree::Error, invalid);
+  Task<void> empty_void;
+  BOOST_CHECK_EXCEPTION(sync_wait(std::move(empty_void)), corobtree::Error, invalid);
+  bool started = false;
+  Task<int> t = answer(&started);
+  Task<int> taken = std::move(t);
+  // A moved-from Task is empty too.
+  BOOST_CHECK_EXCEPTION(sync_wait(std::move(t)), corobtree::Error,  // NOLINT(bugprone-use-after-move)
+                        invalid);
+  BOOST_TEST(!started);
+  BOOST_TEST(sync_wait(std::move(taken)) == 42);
 }

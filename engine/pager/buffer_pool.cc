@@ -10,41 +10,6 @@
 
 namespace corobtree {
 
-// ---- awaiters ------------------------------------------------------------
-
-class BufferPool::IoDone {
- public:
-  explicit IoDone(Frame& fr) noexcept : frame_(fr) {}
-  bool await_ready() const noexcept { return !frame_.loading && !frame_.writing; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    node_.handle = h;
-    frame_.io_waiters.push_back(&node_);
-  }
-  void await_resume() const noexcept {}
-
- private:
-  Frame& frame_;
-  detail::WaiterNode node_;
-};
-
-class BufferPool::FrameReleased {
- public:
-  explicit FrameReleased(BufferPool& pool) noexcept : pool_(pool) {}
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    node_.handle = h;
-    pool_.frame_waiters_.push_back(&node_);
-    Scheduler::current().note_waiting(
-        &pool_, "buffer pool: all " + std::to_string(pool_.pool_pages_) +
-                    " frames are pinned and a fetch is waiting for one to be released");
-  }
-  void await_resume() const noexcept {}
-
- private:
-  BufferPool& pool_;
-  detail::WaiterNode node_;
-};
-
 // ---- PageGuard -----------------------------------------------------------
 
 BlockId PageGuard::page_id() const noexcept { return pool_->frame(frame_).page_id; }
@@ -163,13 +128,18 @@ bool BufferPool::copy_if_clean(BlockId id, std::span<std::byte> out) const noexc
   return true;
 }
 
-void BufferPool::wake_io_waiters(Frame& fr) noexcept {
-  while (detail::WaiterNode* n = fr.io_waiters.pop_front()) Scheduler::current().post(n->handle);
+Task<void> BufferPool::wait_for_a_frame() {
+  // Noted for the deadlock report: if no task can ever unpin, the Scheduler
+  // finds nothing ready and no I/O in flight, and names this wait.
+  Scheduler::current().note_waiting(
+      this, "buffer pool: all " + std::to_string(pool_pages_) +
+                " frames are pinned and a fetch is waiting for one to be released");
+  co_await frame_released_.wait();
 }
 
 void BufferPool::wake_frame_waiters() noexcept {
-  if (frame_waiters_.empty()) return;
-  while (detail::WaiterNode* n = frame_waiters_.pop_front()) Scheduler::current().post(n->handle);
+  if (!frame_released_.has_waiters()) return;
+  frame_released_.notify_all();
   Scheduler::current().clear_waiting(this);
 }
 
@@ -196,11 +166,11 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
       if (fr.loading) {
         // Another task is reading this page: share its read.
         waited_for_load = true;
-        co_await IoDone(fr);
+        co_await fr.io_done.wait();
         continue;
       }
       if (direct() && fr.pins == 0 && fr.writing) {
-        co_await IoDone(fr);  // its write-back drops it; then read it back
+        co_await fr.io_done.wait();  // its write-back drops it; then read it back
         continue;
       }
       pin(*found);
@@ -231,7 +201,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
       error = std::current_exception();
     }
     fr.loading = false;
-    wake_io_waiters(fr);  // sharers retry: on error they find no entry and read themselves
+    fr.io_done.notify_all();  // sharers retry: on error they find no entry and read themselves
     if (error) {
       table_.erase(id);
       fr.pins = 0;
@@ -261,7 +231,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     const std::optional<FrameId> victim = replacer_.victim();
     if (!victim) {
       ++stats_.free_frame_waits;
-      co_await FrameReleased(*this);
+      co_await wait_for_a_frame();
       continue;
     }
     const FrameId f = *victim;
@@ -305,7 +275,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
     error = std::current_exception();
   }
   fr.writing = false;
-  wake_io_waiters(fr);
+  fr.io_done.notify_all();
   fr.write_failed = static_cast<bool>(error);
   if (error) {
     note_dirty(f);  // still unwritten: keep it
@@ -315,7 +285,7 @@ Task<void> BufferPool::write_frame(FrameId f) {
 }
 
 Task<void> BufferPool::direct_write_back(FrameId f) {
-  ++direct_writebacks_;
+  direct_writebacks_.enter();
   Frame& fr = frame(f);
   // Repeat while the page was dirtied again (pinned and unpinned) during a write.
   while (fr.dirty && fr.pins == 0) {
@@ -331,11 +301,7 @@ Task<void> BufferPool::direct_write_back(FrameId f) {
     table_.erase(fr.page_id);
     free_frame(f);
   }
-  if (--direct_writebacks_ == 0) {
-    while (detail::WaiterNode* n = writeback_waiters_.pop_front()) {
-      Scheduler::current().post(n->handle);
-    }
-  }
+  direct_writebacks_.leave();
 }
 
 Task<PageGuard> BufferPool::new_page() {
@@ -360,7 +326,7 @@ Task<void> BufferPool::delete_page(PageGuard guard) {
   const FrameId f = guard.frame_;
   Frame& fr = frame(f);
   const BlockId id = fr.page_id;
-  while (fr.writing) co_await IoDone(fr);
+  while (fr.writing) co_await fr.io_done.wait();
   if (fr.pins != 1) {
     throw Error(ErrorCode::kInvalidArgument,
                 "delete_page of block " + std::to_string(id) + " in '" + disk_.path() +
@@ -382,7 +348,7 @@ Task<void> BufferPool::flush_page(BlockId id) {
   pin(f);
   PageGuard hold(this, f);  // keeps the frame from eviction while we write
   Frame& fr = frame(f);
-  while (fr.loading || fr.writing) co_await IoDone(fr);
+  while (fr.loading || fr.writing) co_await fr.io_done.wait();
   if (!fr.dirty) co_return;
   co_await write_frame(f);
 }
@@ -390,20 +356,7 @@ Task<void> BufferPool::flush_page(BlockId id) {
 Task<void> BufferPool::flush_all() {
   check_usable();
   // Let direct-mode write-backs finish first; then rewrite whatever is dirty.
-  while (direct_writebacks_ > 0) {
-    struct Drained {
-      BufferPool& pool;
-      detail::WaiterNode node;
-      bool await_ready() const noexcept { return pool.direct_writebacks_ == 0; }
-      void await_suspend(std::coroutine_handle<> h) noexcept {
-        node.handle = h;
-        pool.writeback_waiters_.push_back(&node);
-      }
-      void await_resume() const noexcept {}
-    };
-    Drained drained{*this, {}};
-    co_await drained;
-  }
+  co_await direct_writebacks_.drained();
   // Whatever failed in the background is retried below and reported from here.
   deferred_error_ = nullptr;
   std::vector<Task<void>> writes;

@@ -18,7 +18,10 @@
 // nothing is lost).
 //
 // Each frame has a shared/exclusive latch (PageGuard::latch()) that may be
-// held across co_await; the pool itself never takes it.
+// held across co_await; the pool itself never takes it. The pool's own waits
+// (a frame's read or write to finish, a frame to be released, direct-mode
+// write-backs to drain) are Conditions and a DrainLatch (io/condition.h),
+// whose waiters are posted to the thread's Scheduler, never resumed inline.
 //
 // Invariants: a page is in at most one frame; a frame in the page table is
 // loading, or holds the page's current contents; pinned frames are never in
@@ -43,9 +46,9 @@
 #include "engine/pager/page_table.h"
 #include "io/aligned_buffer.h"
 #include "io/async_shared_mutex.h"
+#include "io/condition.h"
 #include "io/disk_manager.h"
 #include <corobtree/task.h>
-#include "io/waiter_list.h"
 
 namespace corobtree {
 
@@ -201,11 +204,8 @@ class BufferPool {
     bool write_failed = false;  // the last write failed: only a flush retries it
     bool listed = false;   // in dirty_list_
     AsyncSharedMutex latch;
-    detail::WaiterList io_waiters;  // wait for loading/writing to finish
+    Condition io_done;  // notified when loading or writing ends
   };
-
-  class IoDone;         // awaits !loading && !writing on a frame
-  class FrameReleased;  // awaits an unpin or a freed frame
 
   Task<PageGuard> fetch_slow(BlockId id);
   Task<FrameId> acquire_frame();
@@ -214,10 +214,10 @@ class BufferPool {
   void pin(FrameId f) noexcept;
   void unpin(FrameId f) noexcept;
   void free_frame(FrameId f) noexcept;
-  void wake_io_waiters(Frame& fr) noexcept;
   void note_dirty(FrameId f) noexcept;
   Task<void> store_read(BlockId id, std::span<std::byte> out);
   Task<void> store_write(BlockId id, std::span<const std::byte> page);
+  Task<void> wait_for_a_frame();  // until an unpin or a freed frame
   void wake_frame_waiters() noexcept;
   void check_usable() const;
   void rethrow_deferred();
@@ -238,10 +238,9 @@ class BufferPool {
   std::vector<FrameId> dirty_list_;         // frames marked dirty since the last flush_all
   LruReplacer replacer_;
   PageTable table_;
-  detail::WaiterList frame_waiters_;
-  std::size_t direct_writebacks_ = 0;       // direct-mode write-backs in flight
+  Condition frame_released_;                // an unpin or a freed frame
+  DrainLatch direct_writebacks_;            // direct-mode write-backs in flight
   std::uint64_t dirty_marks_ = 0;
-  detail::WaiterList writeback_waiters_;
   std::exception_ptr deferred_error_;       // direct-mode write-back failure
   bool closed_ = false;
   PageHooks* hooks_ = nullptr;
