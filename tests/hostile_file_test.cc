@@ -58,7 +58,8 @@ std::atomic<std::size_t> g_largest_allocation{0};
 
 void* operator new(std::size_t n) {
   std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
-  while (n > seen && !g_largest_allocation.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+  while (n > seen &&
+         !g_largest_allocation.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
   }
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
@@ -146,7 +147,8 @@ class Image {
     std::optional<Meta> best;
     for (BlockId id : {BlockId{0}, BlockId{1}}) {
       const corobtree::DecodedMeta d = corobtree::decode_meta(id, page(id));
-      if (d.status == corobtree::MetaStatus::kValid && (!best || d.meta.sequence > best->sequence)) {
+      if (d.status == corobtree::MetaStatus::kValid &&
+          (!best || d.meta.sequence > best->sequence)) {
         best = d.meta;
       }
     }
@@ -190,7 +192,8 @@ class Image {
     const Node::Value v = node(leaf).value(pos);
     BOOST_REQUIRE(v.overflow);
     std::vector<BlockId> out;
-    for (BlockId id = v.first_page; id != kInvalidBlockId; id = PageHeader::Link0::get(page(id).data())) {
+    for (BlockId id = v.first_page; id != kInvalidBlockId;
+         id = PageHeader::Link0::get(page(id).data())) {
       out.push_back(id);
     }
     return out;
@@ -238,12 +241,14 @@ bool corrupt_on(const Image& image, const BackendConfig& b, const std::string& w
     db.close();
   } catch (const Error& e) {
     BOOST_TEST_MESSAGE(b.name() << ": " << what << ": " << e.what());
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption,
-                          what << " threw " << corobtree::error_code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(
+        e.code() == ErrorCode::kCorruption,
+        what << " threw " << corobtree::error_code_name(e.code()) << ": " << e.what());
     corruption = true;
   }
   const std::size_t largest = g_largest_allocation.load();
-  BOOST_REQUIRE_MESSAGE(largest <= kAllocationLimit, what << " allocated " << largest << " bytes at once");
+  BOOST_REQUIRE_MESSAGE(largest <= kAllocationLimit,
+                        what << " allocated " << largest << " bytes at once");
   return corruption;
 }
 
@@ -300,7 +305,8 @@ void run_all(const Image& image, const BackendConfig& b, const std::vector<std::
 // (128 + signal if killed), or -1 when the tool is not there.
 int run_tool(const std::vector<std::string>& args, const std::string& out) {
   const std::filesystem::path exe =
-      std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "corobtree";
+      std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" /
+      "corobtree";
   if (!std::filesystem::exists(exe)) return -1;
   std::vector<std::string> copy = args;
   std::string exe_s = exe.string();
@@ -333,7 +339,9 @@ void tool_reports_corruption(const Image& image, const std::vector<std::string>&
   }
   const std::string text = read_file(out);
   BOOST_TEST_MESSAGE("corobtree " << args.front() << ": exit " << status << ": " << text);
-  BOOST_REQUIRE_MESSAGE(status == 2, "corobtree " << args.front() << " exited with " << status << ":\n" << text);
+  BOOST_REQUIRE_MESSAGE(status == 2, "corobtree " << args.front() << " exited with " << status
+                                                  << ":\n"
+                                                  << text);
   BOOST_REQUIRE_MESSAGE(text.find("corrupt") != std::string::npos, text);
 }
 
@@ -341,7 +349,8 @@ void tool_reports_corruption(const Image& image, const std::vector<std::string>&
 
 // Each case is small; a hang is a failure, not a stuck test run.
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(aliasing_slots_then_put, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(aliasing_slots_then_put, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("alias.db");
   const auto keys = build(path, backend, 3, 20, false);
@@ -401,7 +410,8 @@ BOOST_DATA_TEST_CASE(root_is_its_own_child, bdata::make(corobtree::test::all_bac
 }
 
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(leaf_keys_out_of_order, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(leaf_keys_out_of_order, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("order.db");
   const auto keys = build(path, backend, 60, 20, false);
@@ -414,9 +424,11 @@ BOOST_DATA_TEST_CASE(leaf_keys_out_of_order, bdata::make(corobtree::test::all_ba
   BOOST_REQUIRE_GE(last, 2u);
   // Swap the first and last slots: the cells are intact, their order is not.
   const auto first_off = corobtree::le::load<std::uint16_t>(d, PageHeader::kSize);
-  const auto last_off = corobtree::le::load<std::uint16_t>(d, PageHeader::kSize + last * PageHeader::kSlotSize);
+  const auto last_off =
+      corobtree::le::load<std::uint16_t>(d, PageHeader::kSize + last * PageHeader::kSlotSize);
   corobtree::le::store<std::uint16_t>(d, PageHeader::kSize, last_off);
-  corobtree::le::store<std::uint16_t>(d, PageHeader::kSize + last * PageHeader::kSlotSize, first_off);
+  corobtree::le::store<std::uint16_t>(d, PageHeader::kSize + last * PageHeader::kSlotSize,
+                                      first_off);
   image.stamp(leaf);
   must_fail(image, backend, "scan", kScan);
   must_fail(image, backend, "reverse scan", kReverseScan);
@@ -424,7 +436,8 @@ BOOST_DATA_TEST_CASE(leaf_keys_out_of_order, bdata::make(corobtree::test::all_ba
 }
 
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(leaf_chain_points_backwards, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(leaf_chain_points_backwards, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("backwards.db");
   const auto keys = build(path, backend, 60, 20, false);
@@ -439,7 +452,8 @@ BOOST_DATA_TEST_CASE(leaf_chain_points_backwards, bdata::make(corobtree::test::a
 }
 
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(leaf_next_is_an_inner_page, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(leaf_next_is_an_inner_page, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("next.db");
   const auto keys = build(path, backend, 60, 20, false);
@@ -460,7 +474,8 @@ BOOST_DATA_TEST_CASE(leaf_next_is_an_inner_page, bdata::make(corobtree::test::al
 }
 
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(overflow_value_longer_than_the_file, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(overflow_value_longer_than_the_file,
+                     bdata::make(corobtree::test::all_backends()), backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("long.db");
   auto keys = build(path, backend, 10, 20, true);
@@ -492,7 +507,8 @@ BOOST_DATA_TEST_CASE(cyclic_overflow_chain, bdata::make(corobtree::test::all_bac
   BOOST_REQUIRE_GE(chain.size(), 3u);
   const std::string pristine = read_file(path);
   // The last page links back to the first; the second page links to itself.
-  for (const auto& [from, to] : {std::pair{chain.back(), chain.front()}, std::pair{chain[1], chain[1]}}) {
+  for (const auto& [from, to] :
+       {std::pair{chain.back(), chain.front()}, std::pair{chain[1], chain[1]}}) {
     Image cyclic(path);
     PageHeader::Link0::set(cyclic.page(from).data(), to);
     cyclic.stamp(from);
@@ -527,15 +543,15 @@ BOOST_DATA_TEST_CASE(free_list_cycle, bdata::make(corobtree::test::all_backends(
     image.stamp(head);
     BOOST_TEST_MESSAGE("free page " << head << " links to " << link);
     // Seven overflow pages: the second allocation follows the bad link.
-    must_fail(image, backend, "put that allocates", [](BlockingDatabase& db) {
-      db.put("big", value_of(3, 3000));
-    });
+    must_fail(image, backend, "put that allocates",
+              [](BlockingDatabase& db) { db.put("big", value_of(3, 3000)); });
     run_all(image, backend, keys);
   }
 }
 
 BOOST_TEST_DECORATOR(*utf::timeout(300))
-BOOST_DATA_TEST_CASE(two_children_are_one_page, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(two_children_are_one_page, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("twins.db");
   const auto keys = build(path, backend, 60, 20, false);
@@ -547,7 +563,8 @@ BOOST_DATA_TEST_CASE(two_children_are_one_page, bdata::make(corobtree::test::all
   n.set_child(1, first);
   image.stamp(root);
   std::vector<std::string> in_first;
-  for (std::uint32_t i = 0; i < image.node(first).count(); ++i) in_first.emplace_back(image.node(first).key(i));
+  for (std::uint32_t i = 0; i < image.node(first).count(); ++i)
+    in_first.emplace_back(image.node(first).key(i));
   // Erasing the first leaf's keys underflows it: its right sibling is itself.
   must_fail(image, backend, "erase until a rebalance", [&in_first](BlockingDatabase& db) {
     for (const auto& k : in_first) (void)db.erase(k);
@@ -564,7 +581,8 @@ BOOST_AUTO_TEST_CASE(verify_checks_the_page_structure) {
   auto fresh = [&] {
     Node n(p);
     Node::init(p, PageType::kLeaf);
-    for (int i = 0; i < 3; ++i) n.insert_cell(static_cast<std::uint32_t>(i), Node::leaf_cell(key_of(i), value_of(i, 20)));
+    for (int i = 0; i < 3; ++i)
+      n.insert_cell(static_cast<std::uint32_t>(i), Node::leaf_cell(key_of(i), value_of(i, 20)));
     n.insert_cell(3, Node::leaf_overflow_cell("zz", 5000, 40));
     n.remove(1);  // leaves garbage
   };
@@ -580,17 +598,35 @@ BOOST_AUTO_TEST_CASE(verify_checks_the_page_structure) {
       {"slot count past the heap", [&] { PageHeader::SlotCount::set(d, 300); }},
       {"heap start past the page", [&] { PageHeader::HeapStart::set(d, kPage + 1); }},
       {"heap start below the slots", [&] { PageHeader::HeapStart::set(d, PageHeader::kSize); }},
-      {"slot below the heap", [&] { corobtree::le::store<std::uint16_t>(d, PageHeader::kSize, static_cast<std::uint16_t>(heap - 4)); }},
-      {"slot past the page", [&] { corobtree::le::store<std::uint16_t>(d, PageHeader::kSize, 0xfff0); }},
-      {"aliasing slots", [&] { corobtree::le::store<std::uint16_t>(d, PageHeader::kSize + 2, static_cast<std::uint16_t>(cell0)); }},
-      {"overlapping cells", [&] { corobtree::le::store<std::uint16_t>(d, PageHeader::kSize, static_cast<std::uint16_t>(cell0 + 4)); }},
+      {"slot below the heap",
+       [&] {
+         corobtree::le::store<std::uint16_t>(d, PageHeader::kSize,
+                                             static_cast<std::uint16_t>(heap - 4));
+       }},
+      {"slot past the page",
+       [&] { corobtree::le::store<std::uint16_t>(d, PageHeader::kSize, 0xfff0); }},
+      {"aliasing slots",
+       [&] {
+         corobtree::le::store<std::uint16_t>(d, PageHeader::kSize + 2,
+                                             static_cast<std::uint16_t>(cell0));
+       }},
+      {"overlapping cells",
+       [&] {
+         corobtree::le::store<std::uint16_t>(d, PageHeader::kSize,
+                                             static_cast<std::uint16_t>(cell0 + 4));
+       }},
       {"garbage too large", [&] { PageHeader::Garbage::set(d, PageHeader::Garbage::get(d) + 1); }},
       {"garbage too small", [&] { PageHeader::Garbage::set(d, 0); }},
-      {"key too long", [&] { LeafCell::KeyLength::set(d + cell0, static_cast<std::uint16_t>(corobtree::page::max_key(kPage) + 1)); }},
+      {"key too long",
+       [&] {
+         LeafCell::KeyLength::set(d + cell0,
+                                  static_cast<std::uint16_t>(corobtree::page::max_key(kPage) + 1));
+       }},
       {"value past the page", [&] { LeafCell::ValueLength::set(d + cell0, kPage); }},
       {"value length wraps", [&] { LeafCell::ValueLength::set(d + cell0, 0xffffffffu); }},
       {"unknown flags", [&] { LeafCell::Flags::set(d + cell0, 6); }},
-      {"overflow value over the limit", [&] { LeafCell::ValueLength::set(d + cell2, 0xfffffff0u); }},
+      {"overflow value over the limit",
+       [&] { LeafCell::ValueLength::set(d + cell2, 0xfffffff0u); }},
   };
   for (const auto& [what, damage_it] : damage) {
     fresh();

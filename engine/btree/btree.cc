@@ -14,7 +14,8 @@ namespace {
 // "a leaf page", "an inner page", ...
 std::string a_page(PageType t) {
   const std::string_view name = page_type_name(t);
-  const bool vowel = !name.empty() && std::string_view("aeiou").find(name[0]) != std::string_view::npos;
+  const bool vowel =
+      !name.empty() && std::string_view("aeiou").find(name[0]) != std::string_view::npos;
   return (vowel ? "an " : "a ") + std::string(name) + " page";
 }
 
@@ -57,7 +58,8 @@ void BTree::check_tree_state(BlockId root, std::uint32_t height) const {
                       std::to_string(kMaxHeight) + "]");
   }
   if (root < 2 || root >= page_count()) {
-    corrupt(root, "the root is not a page of the file (" + std::to_string(page_count()) + " pages)");
+    corrupt(root,
+            "the root is not a page of the file (" + std::to_string(page_count()) + " pages)");
   }
 }
 
@@ -72,7 +74,8 @@ void BTree::check_link(BlockId from, BlockId to, const char* what) const {
 void BTree::check_not_held(const std::vector<Latched>& path, BlockId from, BlockId to) const {
   for (const Latched& l : path) {
     if (l.latch.owns_lock() && l.page.page_id() == to) [[unlikely]] {
-      corrupt(from, "points at page " + std::to_string(to) + ", which this walk already holds (a cycle)");
+      corrupt(from,
+              "points at page " + std::to_string(to) + ", which this walk already holds (a cycle)");
     }
   }
 }
@@ -81,7 +84,7 @@ void BTree::expect_node(const PageGuard& page, BlockId from, std::uint32_t depth
                         std::uint32_t height) const {
   const PageType want = depth + 1 == height ? PageType::kLeaf : PageType::kInner;
   const PageType got = page::type(page.data().data());
-  if (got == want) [[likely]] return;
+  if (got == want) return;
   const std::string what = a_page(got) + ", expected " + a_page(want) + " (the tree has height " +
                            std::to_string(height) + ")";
   if (depth == 0) corrupt(page.page_id(), "the root is " + what);
@@ -89,9 +92,10 @@ void BTree::expect_node(const PageGuard& page, BlockId from, std::uint32_t depth
                     " is " + what);
 }
 
-void BTree::expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const {
+void BTree::expect_type(const PageGuard& page, BlockId from, PageType want,
+                        const char* what) const {
   const PageType got = page::type(page.data().data());
-  if (got == want) [[likely]] return;
+  if (got == want) return;
   corrupt(from, std::string(what) + " " + std::to_string(page.page_id()) + " is " + a_page(got) +
                     ", expected " + a_page(want));
 }
@@ -255,7 +259,8 @@ Task<std::string> BTree::read_value(const Node& leaf, BlockId leaf_id, std::uint
   std::uint64_t hops = 0;
   while (out.size() < v.length) {
     check_link(from, id, "overflow page");
-    if (++hops > pages) corrupt(leaf_id, "the overflow chain of slot " + std::to_string(pos) + " loops");
+    if (++hops > pages)
+      corrupt(leaf_id, "the overflow chain of slot " + std::to_string(pos) + " loops");
     PageGuard g = co_await pool_.fetch_page(id);
     expect_type(g, from, PageType::kOverflow, "overflow page");
     const std::byte* d = g.data().data();

@@ -52,6 +52,7 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     const BlockId cur_id = cur.page.page_id();
     if (cur_id == state_.root) {
       if (!n.is_leaf() && n.count() == 0) {
+        check_link(cur_id, n.child(0), "child");
         state_.root = n.child(0);
         --state_.height;
         cur.latch.unlock();
@@ -64,7 +65,8 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
     Node p(parent.page.data());
     const BlockId parent_id = parent.page.page_id();
     const std::uint32_t idx = parent.child_idx;
-    if (p.count() == 0) corrupt(parent_id, "an inner node without separators has no sibling to offer");
+    if (p.count() == 0)
+      corrupt(parent_id, "an inner node without separators has no sibling to offer");
     const PageType level_type = n.type();
     // A sibling the path holds latched (our own node included) would deadlock.
     const BlockId sibling = p.child(idx > 0 ? idx - 1 : idx + 1);

@@ -36,7 +36,8 @@ Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
   for (std::uint32_t i = 0; i < n.count(); ++i) {
     if (!n.value(i).overflow) continue;
     if (overflow_values_.empty()) overflow_values_.resize(n.count());
-    std::string v = co_await tree_.read_value(n, leaf_id_, i);  // under the leaf latch: the chain is stable
+    // Under the leaf latch: the chain is stable.
+    std::string v = co_await tree_.read_value(n, leaf_id_, i);
     overflow_values_[i] = std::move(v);
     has_overflow_[i] = true;
   }

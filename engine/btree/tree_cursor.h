@@ -63,7 +63,7 @@ class TreeCursor {
   std::vector<std::byte> page_;               // copy of the current leaf
   std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
   std::vector<bool> has_overflow_;
-  BlockId leaf_id_ = kInvalidBlockId;         // the leaf page_ copies
+  BlockId leaf_id_ = kInvalidBlockId;  // the leaf page_ copies
   std::uint32_t pos_ = 0;
   bool valid_ = false;
 };

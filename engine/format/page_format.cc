@@ -60,8 +60,9 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
   const std::uint32_t heap = PageHeader::HeapStart::get(d);
   const std::uint64_t slots_end = kHeaderSize + std::uint64_t{slots} * kSlotSize;
   if (heap > size || slots_end > heap) {
-    corrupt(id, path, std::to_string(slots) + " slots and heap start " + std::to_string(heap) +
-                          " do not fit a " + std::to_string(size) + "-byte page");
+    corrupt(id, path,
+            std::to_string(slots) + " slots and heap start " + std::to_string(heap) +
+                " do not fit a " + std::to_string(size) + "-byte page");
   }
   const bool inner = t == PageType::kInner;
   const std::uint32_t fixed = inner ? InnerCell::kFixed : LeafCell::kFixed;
@@ -73,26 +74,30 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
   for (std::uint32_t i = 0; i < slots; ++i) {
     const std::uint32_t off = le::load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
     if (off < heap || std::uint64_t{off} + fixed > size) {
-      corrupt(id, path, "slot " + std::to_string(i) + " points outside the heap (offset " +
-                            std::to_string(off) + ", heap start " + std::to_string(heap) + ")");
+      corrupt(id, path,
+              "slot " + std::to_string(i) + " points outside the heap (offset " +
+                  std::to_string(off) + ", heap start " + std::to_string(heap) + ")");
     }
     const std::uint32_t klen = LeafCell::KeyLength::get(d + off);  // = InnerCell's
     if (klen > key_limit) {
-      corrupt(id, path, "cell " + std::to_string(i) + " has a key of " + std::to_string(klen) +
-                            " bytes (the limit is " + std::to_string(key_limit) + ")");
+      corrupt(id, path,
+              "cell " + std::to_string(i) + " has a key of " + std::to_string(klen) +
+                  " bytes (the limit is " + std::to_string(key_limit) + ")");
     }
     std::uint64_t len = std::uint64_t{fixed} + klen;
     if (!inner) {
       const auto flags = LeafCell::Flags::get(d + off);
       const std::uint64_t vlen = LeafCell::ValueLength::get(d + off);
       if ((flags & ~LeafCell::kOverflow) != 0) {
-        corrupt(id, path, "cell " + std::to_string(i) + " has unknown flags " + std::to_string(flags));
+        corrupt(id, path,
+                "cell " + std::to_string(i) + " has unknown flags " + std::to_string(flags));
       }
       if ((flags & LeafCell::kOverflow) != 0) {
         if (vlen > kMaxValueSize) {
-          corrupt(id, path, "cell " + std::to_string(i) + " claims an overflow value of " +
-                                std::to_string(vlen) + " bytes (the limit is " +
-                                std::to_string(kMaxValueSize) + ")");
+          corrupt(id, path,
+                  "cell " + std::to_string(i) + " claims an overflow value of " +
+                      std::to_string(vlen) + " bytes (the limit is " +
+                      std::to_string(kMaxValueSize) + ")");
         }
         len += LeafCell::kOverflowRef;
       } else {
@@ -100,9 +105,10 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
       }
     }
     if (len > cell_limit || off + len > size) {
-      corrupt(id, path, "cell " + std::to_string(i) + " of " + std::to_string(len) + " bytes at offset " +
-                            std::to_string(off) + " does not fit (cells are at most " +
-                            std::to_string(cell_limit) + " bytes, inside the page)");
+      corrupt(id, path,
+              "cell " + std::to_string(i) + " of " + std::to_string(len) + " bytes at offset " +
+                  std::to_string(off) + " does not fit (cells are at most " +
+                  std::to_string(cell_limit) + " bytes, inside the page)");
     }
     cells.push_back(CellExtent{off, static_cast<std::uint32_t>(off + len)});
     cell_bytes += len;
@@ -111,16 +117,18 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
             [](const CellExtent& a, const CellExtent& b) { return a.begin < b.begin; });
   for (std::size_t i = 1; i < cells.size(); ++i) {
     if (cells[i].begin < cells[i - 1].end) {
-      corrupt(id, path, "cells at offsets " + std::to_string(cells[i - 1].begin) + " and " +
-                            std::to_string(cells[i].begin) + " overlap");
+      corrupt(id, path,
+              "cells at offsets " + std::to_string(cells[i - 1].begin) + " and " +
+                  std::to_string(cells[i].begin) + " overlap");
     }
   }
   // Cells and garbage fill the heap exactly: used_bytes() and free_bytes() are exact.
   const std::uint64_t garbage = PageHeader::Garbage::get(d);
   if (cell_bytes + garbage != size - heap) {
-    corrupt(id, path, "heap of " + std::to_string(size - heap) + " bytes holds " +
-                          std::to_string(cell_bytes) + " bytes of cells and " +
-                          std::to_string(garbage) + " of garbage");
+    corrupt(id, path,
+            "heap of " + std::to_string(size - heap) + " bytes holds " +
+                std::to_string(cell_bytes) + " bytes of cells and " + std::to_string(garbage) +
+                " of garbage");
   }
 }
 
@@ -152,8 +160,9 @@ void verify(BlockId id, std::span<const std::byte> p, const std::string& path) {
   if (t == PageType::kOverflow) {
     const auto payload = PageHeader::Payload::get(d);
     if (payload == 0 || payload > size - kHeaderSize) {
-      corrupt(id, path, "overflow payload of " + std::to_string(payload) + " bytes (a page holds 1 to " +
-                            std::to_string(size - kHeaderSize) + ")");
+      corrupt(id, path,
+              "overflow payload of " + std::to_string(payload) + " bytes (a page holds 1 to " +
+                  std::to_string(size - kHeaderSize) + ")");
     }
     return;
   }
