@@ -67,10 +67,10 @@ using corobtree::Meta;
 using corobtree::PageImageStore;
 using corobtree::RecordLog;
 using corobtree::Recovery;
+using corobtree::sync_wait;
 using corobtree::Task;
 using corobtree::TxnRecord;
 using corobtree::WriteBatch;
-using corobtree::sync_wait;
 using corobtree::test::TempDir;
 
 namespace {
@@ -100,7 +100,8 @@ corobtree::DiskOptions disk_options(IoBackend backend) {
 AlignedBuffer page_of(BlockId id, int version) {
   AlignedBuffer b(kPage);
   for (std::uint32_t i = 0; i < kPage; ++i) {
-    b.data()[i] = static_cast<std::byte>((id * 29 + static_cast<BlockId>(version) * 11 + i % 7) & 0xff);
+    b.data()[i] =
+        static_cast<std::byte>((id * 29 + static_cast<BlockId>(version) * 11 + i % 7) & 0xff);
   }
   return b;
 }
@@ -149,7 +150,8 @@ struct Files {
   explicit Files(IoBackend b) : backend(b) {
     data = DiskManager::open(dir.file("x.db"), disk_options(backend));
     data->allocate_blocks(kBlocks);
-    for (BlockId id = 2; id < kBlocks; ++id) sync_wait(data->write_block(id, page_of(id, 0).span()));
+    for (BlockId id = 2; id < kBlocks; ++id)
+      sync_wait(data->write_block(id, page_of(id, 0).span()));
     Meta m;
     m.page_size = kPage;
     m.state = state_with(0);
@@ -229,7 +231,8 @@ BOOST_DATA_TEST_CASE(an_interrupted_checkpoint_is_finished_and_later_commits_rep
     sync_wait(log.sync_all());
     log.close();
   }
-  std::unique_ptr<Recovery> rec = sync_wait(Recovery::open(f.open_log(), *f.data, Durability::kSync, f.meta()));
+  std::unique_ptr<Recovery> rec =
+      sync_wait(Recovery::open(f.open_log(), *f.data, Durability::kSync, f.meta()));
   BOOST_TEST(rec->stats().checkpoint);
   BOOST_TEST(rec->stats().checkpoint_lsn == 2u);
   BOOST_TEST(rec->stats().pages == 2u);
@@ -425,7 +428,8 @@ BOOST_DATA_TEST_CASE(a_power_loss_during_a_checkpoint, bdata::make(kBackends), b
   const int points = corobtree::test::scaled(40, 12);
   int finished = 0;
   for (int p = 0; p < points; ++p) {
-    const std::uint64_t at = total * static_cast<std::uint64_t>(p) / static_cast<std::uint64_t>(points);
+    const std::uint64_t at =
+        total * static_cast<std::uint64_t>(p) / static_cast<std::uint64_t>(points);
     remove_db();
     auto plan = std::make_shared<corobtree::test::FaultPlan>(seed + at);
     {
@@ -444,7 +448,8 @@ BOOST_DATA_TEST_CASE(a_power_loss_during_a_checkpoint, bdata::make(kBackends), b
     BOOST_REQUIRE_MESSAGE(db.count() == static_cast<std::uint64_t>(kKeys),
                           "crash at op " << at << " of " << total << ": " << db.count() << " keys");
     BOOST_REQUIRE_MESSAGE(db.validate().ok(), "crash at op " << at << " of " << total);
-    BOOST_REQUIRE(db.get(key_of(kKeys - 1)) == std::optional<std::string>(std::string(60, static_cast<char>('a' + (kKeys - 1) % 26))));
+    BOOST_REQUIRE(db.get(key_of(kKeys - 1)) == std::optional<std::string>(std::string(
+                                                   60, static_cast<char>('a' + (kKeys - 1) % 26))));
     if (db.stats().recovery.checkpoint) ++finished;
     db.close();
   }

@@ -45,7 +45,8 @@ constexpr BlockId kBlocks = 16;
 AlignedBuffer page_of(BlockId id, int version) {
   AlignedBuffer b(kPage);
   for (std::uint32_t i = 0; i < kPage; ++i) {
-    b.data()[i] = static_cast<std::byte>((id * 31 + static_cast<BlockId>(version) * 7 + i % 13) & 0xff);
+    b.data()[i] =
+        static_cast<std::byte>((id * 31 + static_cast<BlockId>(version) * 7 + i % 13) & 0xff);
   }
   return b;
 }
@@ -64,7 +65,8 @@ struct Fixture {
   explicit Fixture(const BackendConfig& c) : cfg(c) {
     data = DiskManager::open(dir.file("x.db"), cfg.options(kPage));
     data->allocate_blocks(kBlocks);
-    for (BlockId id = 0; id < kBlocks; ++id) sync_wait(data->write_block(id, page_of(id, 0).span()));
+    for (BlockId id = 0; id < kBlocks; ++id)
+      sync_wait(data->write_block(id, page_of(id, 0).span()));
     sync_wait(data->sync());
     log = std::make_unique<RecordLog>(open_log(), kDatabaseId, Durability::kSync, 0);
     store = std::make_unique<PageImageStore>(*log, *data);

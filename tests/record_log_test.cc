@@ -33,8 +33,8 @@ using corobtree::DiskManager;
 using corobtree::Durability;
 using corobtree::Error;
 using corobtree::RecordLog;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::test::BackendConfig;
 using corobtree::test::TempDir;
 
@@ -69,9 +69,9 @@ class Collect final : public RecordLog::Visitor {
     base = base_lsn;
   }
   bool accept(const RecordLog::Record& r) override {
-    seen.push_back(Seen{r.type, r.lsn, r.page, r.offset,
-                        std::string(reinterpret_cast<const char*>(r.payload.data()),
-                                    r.payload.size())});
+    seen.push_back(
+        Seen{r.type, r.lsn, r.page, r.offset,
+             std::string(reinterpret_cast<const char*>(r.payload.data()), r.payload.size())});
     return true;
   }
   bool began = false;
@@ -101,7 +101,9 @@ void write_file(const std::string& path, const std::string& data) {
 
 struct Fixture {
   explicit Fixture(const BackendConfig& c) : cfg(c) {}
-  std::unique_ptr<DiskManager> open_file() const { return DiskManager::open(path, cfg.options(kPage)); }
+  std::unique_ptr<DiskManager> open_file() const {
+    return DiskManager::open(path, cfg.options(kPage));
+  }
   std::unique_ptr<RecordLog> fresh(Durability d = Durability::kSync,
                                    std::uint64_t last_commit = 0) const {
     return std::make_unique<RecordLog>(open_file(), kDatabaseId, d, last_commit);
@@ -184,8 +186,8 @@ BOOST_DATA_TEST_CASE(torn_tail_at_every_byte_of_the_last_record, bdata::make(log
       Collect c;
       const RecordLog::ScanEnd end = fx.scan(c);
       BOOST_REQUIRE_MESSAGE(c.seen.size() == 3u, "variant " << variant << " at byte "
-                                                              << at - last_offset << ": "
-                                                              << c.seen.size() << " records");
+                                                            << at - last_offset << ": "
+                                                            << c.seen.size() << " records");
       BOOST_REQUIRE_EQUAL(end.end, last_offset);
       BOOST_TEST(c.seen[2].payload == payload_for(2, 102));
       ++scans;
@@ -357,8 +359,8 @@ BOOST_DATA_TEST_CASE(spilled_records_read_back, bdata::make(log_backends()), cfg
   BOOST_TEST(log->stats().syncs == 0u);
   for (std::uint64_t off : offsets) {
     std::string out(big.size(), '\0');
-    sync_wait(log->read(off, std::span<std::byte>(reinterpret_cast<std::byte*>(out.data()),
-                                                  out.size())));
+    sync_wait(
+        log->read(off, std::span<std::byte>(reinterpret_cast<std::byte*>(out.data()), out.size())));
     BOOST_REQUIRE(out == big);
   }
   BOOST_TEST(log->stats().reads > 0u);  // some came from the file

@@ -84,8 +84,8 @@ BOOST_AUTO_TEST_CASE(encoding_is_the_documented_layout) {
   b.erase("gone");
   const std::vector<std::byte> v = bytes_of(b);
   const std::vector<unsigned char> expected = {
-      1, 3, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 'k', 'e', 'y', 'v', 'a', 'l', 'u', 'e', '!',
-      2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'g', 'o', 'n', 'e'};
+      1,   3,   0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 'k', 'e', 'y', 'v', 'a', 'l', 'u',
+      'e', '!', 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   0,   'g', 'o', 'n', 'e'};
   BOOST_REQUIRE_EQUAL(v.size(), expected.size());
   for (std::size_t i = 0; i < v.size(); ++i) {
     BOOST_TEST(static_cast<unsigned>(v[i]) == static_cast<unsigned>(expected[i]), "byte " << i);

@@ -10,12 +10,12 @@
 #include <random>
 #include <span>
 
+#include <corobtree/error.h>
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
 #include "engine/log/batch_format.h"
 #include "engine/log/write_batch_internal.h"
 #include "io/aligned_buffer.h"
-#include <corobtree/error.h>
 #include "io/uring_disk_manager.h"
 
 namespace corobtree {
@@ -254,8 +254,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   }
   std::unique_ptr<Recovery> recovery =
       co_await Recovery::open(std::move(log), *disk, options.durability, meta);
-  auto db = std::unique_ptr<DatabaseImpl>(new DatabaseImpl(
-      path, std::move(disk), options, recovery->meta(), recovery->page_store()));
+  auto db = std::unique_ptr<DatabaseImpl>(
+      new DatabaseImpl(path, std::move(disk), options, recovery->meta(), recovery->page_store()));
   co_await db->replay(*recovery);
   const RecoveryStats rec = recovery->stats();
   db->recovery_ = rec;
@@ -337,9 +337,7 @@ Task<bool> DatabaseImpl::apply_locked(const WriteBatch& batch) {
   co_return changed;
 }
 
-Task<void> DatabaseImpl::redo(const WriteBatch& batch) {
-  co_await apply_locked(batch);
-}
+Task<void> DatabaseImpl::redo(const WriteBatch& batch) { co_await apply_locked(batch); }
 
 Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
   std::exception_ptr error;

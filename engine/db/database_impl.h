@@ -20,19 +20,16 @@
 
 #include <corobtree/database.h>
 
+#include <corobtree/task.h>
 #include "engine/btree/btree.h"
-#include "engine/pager/buffer_pool.h"
 #include "engine/btree/tree_cursor.h"
 #include "engine/format/meta.h"
 #include "engine/log/checkpointer.h"
 #include "engine/log/page_image_store.h"
+#include "engine/pager/buffer_pool.h"
 #include "io/disk_manager.h"
-#include <corobtree/task.h>
 
 namespace corobtree {
-
-
-
 
 class DatabaseImpl final : private LoggedTree {
  public:

@@ -26,7 +26,7 @@ namespace corobtree {
 enum class OpKind : std::uint8_t { kPut = 1, kErase = 2 };
 
 struct OpLayout {
-  using Kind = Field<std::uint8_t, 0>;          // OpKind
+  using Kind = Field<std::uint8_t, 0>;  // OpKind
   using KeyLength = Field<std::uint32_t, 1>;
   using ValueLength = Field<std::uint64_t, 5>;  // 0 for an erase
   static constexpr std::uint32_t kSize = 13;    // the key starts here, the value after it

@@ -52,10 +52,11 @@ namespace corobtree {
 
 // The record types of transactions and checkpoints.
 struct TxnRecord {
-  static constexpr std::uint16_t kOperations = 4;   // a chunk of a transaction's operations
-  static constexpr std::uint16_t kCommit = 2;       // ends a transaction: CommitRecord
-  static constexpr std::uint16_t kCheckpoint = 5;   // every image a checkpoint needs precedes it
-  static constexpr std::uint16_t kRecoveryMark = 6; // recovery resumed here: earlier images are stale
+  static constexpr std::uint16_t kOperations = 4;  // a chunk of a transaction's operations
+  static constexpr std::uint16_t kCommit = 2;      // ends a transaction: CommitRecord
+  static constexpr std::uint16_t kCheckpoint = 5;  // every image a checkpoint needs precedes it
+  static constexpr std::uint16_t kRecoveryMark =
+      6;  // recovery resumed here: earlier images are stale
 };
 
 // What the log is the log of: the database's tree, as the db layer provides it.
@@ -79,9 +80,8 @@ class Recovery {
   // its meta page, syncs) and cuts `data` back to the page count of the meta
   // page that now describes it. `meta` is the newest valid meta page.
   // REQUIRES: `data` outlives the Recovery and the Checkpointer it makes.
-  static Task<std::unique_ptr<Recovery>> open(std::unique_ptr<DiskManager> log,
-                                              DiskManager& data, Durability durability,
-                                              Meta meta);
+  static Task<std::unique_ptr<Recovery>> open(std::unique_ptr<DiskManager> log, DiskManager& data,
+                                              Durability durability, Meta meta);
   ~Recovery();
   Recovery(const Recovery&) = delete;
   Recovery& operator=(const Recovery&) = delete;
@@ -167,8 +167,7 @@ class Checkpointer {
  private:
   friend class Recovery;
   Checkpointer(std::unique_ptr<RecordLog> log, std::unique_ptr<PageImageStore> store,
-               DiskManager& data, Meta meta, bool metas_differ, LoggedTree& tree,
-               BufferPool& pool);
+               DiskManager& data, Meta meta, bool metas_differ, LoggedTree& tree, BufferPool& pool);
   void end_transaction() noexcept { images_at_commit_ = store_->images_appended(); }
   // Writes `m` into its slot (block m.sequence % 2) of `data`, unsynced.
   static Task<void> write_meta_page(DiskManager& data, const Meta& m);
@@ -180,8 +179,8 @@ class Checkpointer {
   DiskManager& data_;
   LoggedTree& tree_;
   BufferPool& pool_;
-  Meta meta_;                // the last meta page written
-  bool modified_ = false;    // commits since the last checkpoint
+  Meta meta_;              // the last meta page written
+  bool modified_ = false;  // commits since the last checkpoint
   // This session wrote one meta page (a checkpoint or recovery); close()
   // writes the other one too, since the log that backs the older one goes away.
   bool metas_differ_ = false;

@@ -23,14 +23,14 @@ inline constexpr std::uint32_t kLogVersion = 1;
 
 // Block 0 of the log. The rest of the block is zero.
 struct LogHeader {
-  using Crc = Field<std::uint32_t, 0>;         // CRC32C of bytes [4, kSize)
-  using Magic = Field<std::uint32_t, 4>;       // kLogMagic
-  using Version = Field<std::uint32_t, 8>;     // kLogVersion
-  using PageSize = Field<std::uint32_t, 12>;   // the data file's
-  using DatabaseId = Field<std::uint64_t, 16>; // the data file's meta page's
-  using Salt = Field<std::uint64_t, 24>;       // random, new at every reset
-  using BaseLsn = Field<std::uint64_t, 32>;    // the checkpoint this generation follows
-  static constexpr std::uint32_t kSize = 64;   // bytes [40, 64) are reserved (0)
+  using Crc = Field<std::uint32_t, 0>;          // CRC32C of bytes [4, kSize)
+  using Magic = Field<std::uint32_t, 4>;        // kLogMagic
+  using Version = Field<std::uint32_t, 8>;      // kLogVersion
+  using PageSize = Field<std::uint32_t, 12>;    // the data file's
+  using DatabaseId = Field<std::uint64_t, 16>;  // the data file's meta page's
+  using Salt = Field<std::uint64_t, 24>;        // random, new at every reset
+  using BaseLsn = Field<std::uint64_t, 32>;     // the checkpoint this generation follows
+  static constexpr std::uint32_t kSize = 64;    // bytes [40, 64) are reserved (0)
 };
 
 // The header of every record; its payload (Length bytes) follows it.

@@ -72,9 +72,8 @@ RecordLog::RecordLog(std::unique_ptr<DiskManager> file, std::uint64_t database_i
 RecordLog::~RecordLog() = default;
 
 Task<std::unique_ptr<RecordLog>> RecordLog::resume(std::unique_ptr<DiskManager> file,
-                                                   std::uint64_t database_id,
-                                                   Durability durability, ScanEnd scan,
-                                                   std::uint64_t last_commit) {
+                                                   std::uint64_t database_id, Durability durability,
+                                                   ScanEnd scan, std::uint64_t last_commit) {
   assert(scan.header);
   std::unique_ptr<RecordLog> log(
       new RecordLog(ResumeTag{}, std::move(file), database_id, durability, last_commit));
@@ -127,9 +126,7 @@ void RecordLog::check_failed() const {
   if (failed_) std::rethrow_exception(failed_);
 }
 
-std::uint64_t RecordLog::bytes() const noexcept {
-  return tail_base_ + tail_.size() - page_size_;
-}
+std::uint64_t RecordLog::bytes() const noexcept { return tail_base_ + tail_.size() - page_size_; }
 
 std::size_t RecordLog::max_payload() const noexcept { return max_payload_for(page_size_); }
 

@@ -82,11 +82,11 @@ class RecordLog {
 
   // Where a scan stopped: what resume() continues from.
   struct ScanEnd {
-    bool header = false;        // the header verified (else the log holds nothing)
+    bool header = false;  // the header verified (else the log holds nothing)
     std::uint64_t salt = 0;
     std::uint64_t base_lsn = 0;
-    std::uint64_t end = 0;      // just past the last valid record
-    std::uint32_t chain = 0;    // that record's CRC
+    std::uint64_t end = 0;    // just past the last valid record
+    std::uint32_t chain = 0;  // that record's CRC
   };
 
   // Counts a writer in the group commit while it lives.
@@ -105,7 +105,7 @@ class RecordLog {
   };
 
   struct Stats {
-    std::uint64_t writes = 0;         // tail writes
+    std::uint64_t writes = 0;  // tail writes
     std::uint64_t syncs = 0;
     std::uint64_t largest_group = 0;  // most commits acknowledged by one write
     std::uint64_t reads = 0;          // payload reads from the file
@@ -213,12 +213,12 @@ class RecordLog {
   std::uint64_t last_commit_ = 0;     // last commit appended
   std::uint64_t durable_commit_ = 0;  // last commit written (and synced, in kSync mode)
 
-  AsyncMutex flush_;         // one write of the tail (or a reset) at a time
-  Condition flush_ended_;    // a flush turn ended
-  bool gathering_ = false;   // a committer waits for writers before it flushes
+  AsyncMutex flush_;        // one write of the tail (or a reset) at a time
+  Condition flush_ended_;   // a flush turn ended
+  bool gathering_ = false;  // a committer waits for writers before it flushes
   std::uint64_t writers_ = 0;
   Condition writer_left_;
-  DrainLatch reads_;         // payload reads from the file in flight
+  DrainLatch reads_;  // payload reads from the file in flight
   std::exception_ptr failed_;
   Stats stats_;
 };

@@ -32,9 +32,7 @@ class Recovery::Scan final : public RecordLog::Visitor {
       return true;
     }
     switch (r.type) {
-      case TxnRecord::kRecoveryMark:
-        images_.clear();
-        break;
+      case TxnRecord::kRecoveryMark: images_.clear(); break;
       case TxnRecord::kOperations:
         if (r.lsn != expected) return false;
         pending_.append(reinterpret_cast<const char*>(r.payload.data()), r.payload.size());
@@ -52,17 +50,16 @@ class Recovery::Scan final : public RecordLog::Visitor {
         checkpoint_lsn = r.lsn;
         checkpoint_images = images_;
         break;
-      default:
-        return false;
+      default: return false;
     }
     trailing_ops = 0;
     return true;
   }
 
-  std::uint64_t last_commit = 0;       // the last commit read (else the header's base)
-  std::uint64_t trailing_ops = 0;      // bytes of operations after it, never committed
+  std::uint64_t last_commit = 0;   // the last commit read (else the header's base)
+  std::uint64_t trailing_ops = 0;  // bytes of operations after it, never committed
   std::vector<std::pair<std::uint64_t, std::string>> txns;  // newer than the meta page's
-  std::optional<CommitState> checkpoint;  // the last checkpoint record's
+  std::optional<CommitState> checkpoint;                    // the last checkpoint record's
   std::uint64_t checkpoint_lsn = 0;
   PageImageStore::Index checkpoint_images;
 
@@ -75,9 +72,8 @@ class Recovery::Scan final : public RecordLog::Visitor {
 
 Recovery::~Recovery() = default;
 
-Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
-                                               DiskManager& data, Durability durability,
-                                               Meta meta) {
+Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log, DiskManager& data,
+                                               Durability durability, Meta meta) {
   if (log->page_size() != data.page_size()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the log '" + log->path() + "' must have the data file's page size");
@@ -89,8 +85,7 @@ Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
   // A checkpoint record newer than the meta page: the crash cut that
   // checkpoint short after its images were durable.
   const bool interrupted = scan.checkpoint && scan.checkpoint_lsn > meta.checkpoint_lsn;
-  const std::uint64_t checkpointed =
-      interrupted ? scan.checkpoint_lsn : meta.checkpoint_lsn;
+  const std::uint64_t checkpointed = interrupted ? scan.checkpoint_lsn : meta.checkpoint_lsn;
   std::erase_if(scan.txns, [checkpointed](const auto& t) { return t.first <= checkpointed; });
   RecoveryStats& st = rec->stats_;
   st.checkpoint = interrupted;
@@ -103,8 +98,8 @@ Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
 
   if (interrupted || !rec->txns_.empty()) {
     // Keep the generation: its records are still needed.
-    rec->log_ = co_await RecordLog::resume(std::move(log), meta.database_id, durability, end,
-                                           checkpointed);
+    rec->log_ =
+        co_await RecordLog::resume(std::move(log), meta.database_id, durability, end, checkpointed);
   } else {
     // Nothing in the log is newer than the data file: start afresh.
     rec->log_ = std::make_unique<RecordLog>(std::move(log), meta.database_id, durability,
@@ -157,8 +152,8 @@ Task<std::unique_ptr<Checkpointer>> Recovery::replay(LoggedTree& tree, BufferPoo
                          WriteBatchInternal::from_contents(std::move(t.second), source, path));
   }
   txns_.clear();
-  std::unique_ptr<Checkpointer> cp(new Checkpointer(std::move(log_), std::move(store_), data_,
-                                                    meta_, wrote_meta_, tree, pool));
+  std::unique_ptr<Checkpointer> cp(
+      new Checkpointer(std::move(log_), std::move(store_), data_, meta_, wrote_meta_, tree, pool));
   for (const std::pair<std::uint64_t, WriteBatch>& b : batches) {
     co_await tree.redo(b.second);
     cp->log_->note_logged(b.first);

@@ -29,8 +29,7 @@ class WriteBatchInternal {
   }
   // The batch whose encoded operations are `rep` (a logged transaction),
   // checked whole: Error(kCorruption) naming `source` and `path` if damaged.
-  static WriteBatch from_contents(std::string rep, std::string_view source,
-                                  std::string_view path);
+  static WriteBatch from_contents(std::string rep, std::string_view source, std::string_view path);
 };
 
 }  // namespace corobtree

@@ -33,7 +33,8 @@ class COROBTREE_EXPORT WriteBatch {
   WriteBatch(const WriteBatch&) = default;
   WriteBatch& operator=(const WriteBatch&) = default;
   // The moved-from batch is empty.
-  WriteBatch(WriteBatch&& o) noexcept : rep_(std::move(o.rep_)), count_(std::exchange(o.count_, 0)) {
+  WriteBatch(WriteBatch&& o) noexcept
+      : rep_(std::move(o.rep_)), count_(std::exchange(o.count_, 0)) {
     o.rep_.clear();
   }
   WriteBatch& operator=(WriteBatch&& o) noexcept {
