@@ -52,21 +52,37 @@
 
 // ---- the largest single allocation, over the whole process -------------------
 
+// Every unaligned form of new and delete is replaced, so that all of them
+// pair malloc with free (a sanitizer's own new would not match our delete).
 namespace {
 std::atomic<std::size_t> g_largest_allocation{0};
-}  // namespace
 
-void* operator new(std::size_t n) {
+void* tracked_malloc(std::size_t n) noexcept {
   std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
   while (n > seen &&
          !g_largest_allocation.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
   }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  return std::malloc(n == 0 ? 1 : n);
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (void* p = tracked_malloc(n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) {
+  if (void* p = tracked_malloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return tracked_malloc(n); }
 // Out of line: inlined into a caller of new, free() looks mismatched to GCC.
 [[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
 [[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace bdata = boost::unit_test::data;
 namespace utf = boost::unit_test;
@@ -247,6 +263,7 @@ bool corrupt_on(const Image& image, const BackendConfig& b, const std::string& w
     corruption = true;
   }
   const std::size_t largest = g_largest_allocation.load();
+  BOOST_TEST_MESSAGE(what << ": largest allocation " << largest << " bytes");
   BOOST_REQUIRE_MESSAGE(largest <= kAllocationLimit,
                         what << " allocated " << largest << " bytes at once");
   return corruption;

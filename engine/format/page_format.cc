@@ -1,6 +1,7 @@
 #include "engine/format/page_format.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include <corobtree/error.h>
@@ -68,8 +69,11 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
   const std::uint32_t fixed = inner ? InnerCell::kFixed : LeafCell::kFixed;
   const std::uint32_t key_limit = max_key(size);
   const std::uint32_t cell_limit = max_cell(size);
-  std::vector<CellExtent> cells;
-  cells.reserve(slots);
+  // Extents to sort for the overlap check; no allocation for pages up to 4 KiB.
+  constexpr std::uint32_t kOnStack = 512;
+  std::array<CellExtent, kOnStack> on_stack;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::vector<CellExtent> on_heap(slots > kOnStack ? slots : 0);
+  CellExtent* const cells = slots > kOnStack ? on_heap.data() : on_stack.data();
   std::uint64_t cell_bytes = 0;
   for (std::uint32_t i = 0; i < slots; ++i) {
     const std::uint32_t off = le::load<std::uint16_t>(d, kHeaderSize + i * kSlotSize);
@@ -110,12 +114,12 @@ void verify_slotted(BlockId id, const std::byte* d, std::uint32_t size, PageType
                   std::to_string(off) + " does not fit (cells are at most " +
                   std::to_string(cell_limit) + " bytes, inside the page)");
     }
-    cells.push_back(CellExtent{off, static_cast<std::uint32_t>(off + len)});
+    cells[i] = CellExtent{off, static_cast<std::uint32_t>(off + len)};
     cell_bytes += len;
   }
-  std::sort(cells.begin(), cells.end(),
+  std::sort(cells, cells + slots,
             [](const CellExtent& a, const CellExtent& b) { return a.begin < b.begin; });
-  for (std::size_t i = 1; i < cells.size(); ++i) {
+  for (std::uint32_t i = 1; i < slots; ++i) {
     if (cells[i].begin < cells[i - 1].end) {
       corrupt(id, path,
               "cells at offsets " + std::to_string(cells[i - 1].begin) + " and " +
