@@ -96,8 +96,12 @@ void Scheduler::submit_queued_io() {
 
 void Scheduler::run_turn() {
   if (run_ready() > 0) {
-    // Submit what the batch queued and collect completions that are already
-    // there, without blocking; they run on the next turn.
+    // The batch may have finished the awaited task: let the caller look
+    // before anything blocks. When more is ready, submit what the batch
+    // queued and collect the completions already there without blocking, so
+    // a stream of ready work never starves I/O. When nothing is, leave it to
+    // the next turn, whose blocking poll submits and waits in one syscall.
+    if (ready_.empty()) return;
     LoopWalk walk(walking_loops_);
     for (EventLoop* l : loops_) {
       if (l->pending() > 0) l->poll(false);

@@ -20,7 +20,7 @@
 //   (real time). Counters: hit_rate and reads_per_lookup (buffer pool deltas
 //   over the timed loop), disk_reads, height, file_MiB, and peak_rss_mib
 //   (VmHWM of this process); on io_uring also max_in_flight and
-//   completions_per_enter of the loop the bench gives the database.
+//   completions_per_enter of the thread's ring (which the database uses).
 // BM_ColdGet/uring_pool32m/tasks:N  the same on io_uring with 8192 frames
 //   (32 MiB), enough for every inner page of the 9.5M-key tree: with 1024
 //   frames the level above the leaves (~1,500 pages) does not fit, and a lookup

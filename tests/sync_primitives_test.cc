@@ -1,5 +1,6 @@
-// AsyncMutex, AsyncSharedMutex and Event: exclusion held across suspension,
-// FIFO hand-off, readers sharing, writers not starved.
+// AsyncMutex, AsyncSharedMutex, Event, Condition and DrainLatch: exclusion
+// held across suspension, FIFO hand-off, readers sharing, writers not starved,
+// wake-ups posted to the scheduler (never resumed inside the waker).
 #define BOOST_TEST_MODULE sync_primitives
 #include <boost/test/unit_test.hpp>
 
@@ -8,6 +9,7 @@
 
 #include "io/async_mutex.h"
 #include "io/async_shared_mutex.h"
+#include "io/condition.h"
 #include "io/event.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
@@ -156,4 +158,92 @@ BOOST_AUTO_TEST_CASE(event_is_one_shot_and_wakes_all) {
   BOOST_TEST(e.is_set());
   sync_wait(waiter(e, woke));  // already set: does not suspend
   BOOST_TEST(woke == 11);
+}
+
+// ---- Condition and DrainLatch ------------------------------------------------
+namespace {
+
+using corobtree::Condition;
+using corobtree::DrainLatch;
+
+struct Gate {
+  bool open = false;
+  Condition changed;
+  std::vector<std::string> log;
+};
+
+Task<void> wait_for_gate(Gate& g, int id) {
+  while (!g.open) co_await g.changed.wait();
+  g.log.push_back("in " + std::to_string(id));
+}
+
+// Notifies once with the gate still shut (the waiters re-check and wait
+// again), then opens it. The waiters run only after the notifier continued.
+Task<void> notify_then_open(Gate& g) {
+  co_await Yield{};
+  g.changed.notify_all();
+  g.log.push_back("notified shut");
+  co_await Yield{};
+  g.open = true;
+  g.changed.notify_all();
+  g.log.push_back("opened");
+}
+
+Task<void> operation(DrainLatch& latch, int yields, std::vector<std::string>& log, int id) {
+  latch.enter();
+  for (int i = 0; i < yields; ++i) co_await Yield{};
+  log.push_back("done " + std::to_string(id));
+  latch.leave();
+}
+
+Task<void> drain(DrainLatch& latch, std::vector<std::string>& log) {
+  co_await Yield{};  // the operations have entered
+  co_await latch.drained();
+  log.push_back("drained at " + std::to_string(latch.in_flight()));
+}
+
+// Leaves, then enters again before the drainer (posted by the leave) runs:
+// drained() must wait for this second operation too.
+Task<void> leave_and_reenter(DrainLatch& latch, std::vector<std::string>& log) {
+  latch.enter();
+  co_await Yield{};
+  co_await Yield{};
+  latch.leave();
+  latch.enter();
+  co_await Yield{};
+  log.push_back("second done");
+  latch.leave();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(condition_notify_all_posts_every_waiter) {
+  Gate g;
+  std::vector<Task<void>> tasks;
+  for (int i = 0; i < 3; ++i) tasks.push_back(wait_for_gate(g, i));
+  tasks.push_back(notify_then_open(g));
+  sync_wait(when_all(std::move(tasks)));
+  const std::vector<std::string> expected{"notified shut", "opened", "in 0", "in 1", "in 2"};
+  BOOST_TEST(g.log == expected, boost::test_tools::per_element());
+  BOOST_TEST(!g.changed.has_waiters());
+}
+
+BOOST_AUTO_TEST_CASE(drain_latch_waits_until_nothing_is_in_flight) {
+  DrainLatch latch;
+  std::vector<std::string> log;
+  sync_wait(drain(latch, log));  // nothing in flight: returns at once
+  BOOST_TEST(log == std::vector<std::string>{"drained at 0"}, boost::test_tools::per_element());
+  log.clear();
+  std::vector<Task<void>> tasks;
+  tasks.push_back(operation(latch, 3, log, 1));
+  tasks.push_back(drain(latch, log));
+  tasks.push_back(operation(latch, 5, log, 2));
+  sync_wait(when_all(std::move(tasks)));
+  const std::vector<std::string> expected{"done 1", "done 2", "drained at 0"};
+  BOOST_TEST(log == expected, boost::test_tools::per_element());
+  log.clear();
+  sync_wait(when_all(leave_and_reenter(latch, log), drain(latch, log)));
+  const std::vector<std::string> again{"second done", "drained at 0"};
+  BOOST_TEST(log == again, boost::test_tools::per_element());
+  BOOST_TEST(latch.in_flight() == 0u);
 }
