@@ -73,6 +73,11 @@ class Checkpointer;
 
 // The first part of opening a database: what the log holds, applied up to the
 // point where the tree can be built; replay() does the rest.
+//
+// Invariants: between open() and replay(), the data file holds exactly the
+// checkpoint of meta(), and the log (continued after its last valid record, or
+// a new generation when it held nothing newer) still holds every transaction
+// left to replay; replay() hands the log and the store to the Checkpointer.
 class Recovery {
  public:
   // Scans `log` (the open NAME-wal, of the data file's page size), finishes a
