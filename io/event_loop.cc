@@ -1,7 +1,7 @@
 #include "io/event_loop.h"
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <corobtree/error.h>

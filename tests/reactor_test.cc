@@ -46,8 +46,8 @@ using corobtree::EventLoop;
 using corobtree::IoBackend;
 using corobtree::Options;
 using corobtree::Scheduler;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::when_all;
 using corobtree::test::BackendConfig;
 using corobtree::test::TempDir;
@@ -269,8 +269,8 @@ BOOST_AUTO_TEST_CASE(two_databases_share_the_thread_ring) {
   // Both at once: still one ring, and it saw both databases' reads.
   const std::uint64_t completed_before = loop.stats().completed;
   const std::uint64_t reads_before = a->stats().pool.disk_reads + b->stats().pool.disk_reads;
-  auto [ok_a, ok_b] = sync_wait(when_all(gets_in_a_row(a.get(), 0, 16, 'a'),
-                                         gets_in_a_row(b.get(), 0, 16, 'b')));
+  auto [ok_a, ok_b] =
+      sync_wait(when_all(gets_in_a_row(a.get(), 0, 16, 'a'), gets_in_a_row(b.get(), 0, 16, 'b')));
   BOOST_TEST(ok_a);
   BOOST_TEST(ok_b);
   const std::uint64_t reads =
@@ -304,9 +304,9 @@ BOOST_AUTO_TEST_CASE(waiting_with_two_databases_sleeps_in_the_kernel) {
     const char c = 'x';
     (void)!::write(fd, &c, 1);
   });
-  auto [c, ok_a, ok_b] = sync_wait(when_all(read_pipe(&loop, fds[0]),
-                                            gets_in_a_row(a.get(), 0, 8, 'a'),
-                                            gets_in_a_row(b.get(), 0, 8, 'b')));
+  auto [c, ok_a, ok_b] =
+      sync_wait(when_all(read_pipe(&loop, fds[0]), gets_in_a_row(a.get(), 0, 8, 'a'),
+                         gets_in_a_row(b.get(), 0, 8, 'b')));
   const auto elapsed = std::chrono::steady_clock::now() - start;
   const double cpu = thread_cpu_seconds() - cpu_before;
   writer.join();
@@ -319,8 +319,7 @@ BOOST_AUTO_TEST_CASE(waiting_with_two_databases_sleeps_in_the_kernel) {
   BOOST_TEST(elapsed >= delay - std::chrono::milliseconds(20));
   const std::uint64_t enters = after.enters - before.enters;
   BOOST_TEST_MESSAGE("waited " << std::chrono::duration<double>(elapsed).count() << " s with "
-                               << enters << " io_uring_enter calls and " << cpu
-                               << " s of CPU");
+                               << enters << " io_uring_enter calls and " << cpu << " s of CPU");
   // 16 gets of two reads each take at most a few dozen polls; a spinning
   // thread would make thousands of calls over 200 ms and burn all of it.
   BOOST_TEST(enters <= 64u);

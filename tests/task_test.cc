@@ -75,6 +75,17 @@ Task<int> wait_and_add(Event& e, int v) {
 
 Task<void> never(Event& e) { co_await e; }
 
+// Whether sync_wait(task) throws Error(kInvalidArgument).
+template <typename T>
+bool throws_invalid_argument(Task<T> task) {
+  try {
+    sync_wait(std::move(task));
+  } catch (const corobtree::Error& e) {
+    return e.code() == corobtree::ErrorCode::kInvalidArgument;
+  }
+  return false;
+}
+
 // Awaits a default-constructed (empty) Task; the awaiter must throw.
 Task<int> await_empty_task() {
   Task<int> empty;
@@ -184,20 +195,22 @@ BOOST_AUTO_TEST_CASE(awaiting_an_empty_task_throws_invalid_argument) {
 }
 
 BOOST_AUTO_TEST_CASE(sync_wait_on_an_empty_task_throws_invalid_argument) {
-  const auto invalid = [](const corobtree::Error& err) {
-    return err.code() == corobtree::ErrorCode::kInvalidArgument;
-  };
+  // Moves happen outside the Boost macros, which expand to loops.
   Task<int> empty;
   BOOST_TEST(!empty.valid());
-  BOOST_CHECK_EXCEPTION(sync_wait(std::move(empty)), corobtree::Error, invalid);
+  const bool empty_throws = throws_invalid_argument(std::move(empty));
+  BOOST_TEST(empty_throws);
   Task<void> empty_void;
-  BOOST_CHECK_EXCEPTION(sync_wait(std::move(empty_void)), corobtree::Error, invalid);
+  const bool empty_void_throws = throws_invalid_argument(std::move(empty_void));
+  BOOST_TEST(empty_void_throws);
   bool started = false;
   Task<int> t = answer(&started);
   Task<int> taken = std::move(t);
   // A moved-from Task is empty too.
-  BOOST_CHECK_EXCEPTION(sync_wait(std::move(t)), corobtree::Error,  // NOLINT(bugprone-use-after-move)
-                        invalid);
+  const bool moved_from_throws =
+      throws_invalid_argument(std::move(t));  // NOLINT(bugprone-use-after-move)
+  BOOST_TEST(moved_from_throws);
   BOOST_TEST(!started);
-  BOOST_TEST(sync_wait(std::move(taken)) == 42);
+  const int value = sync_wait(std::move(taken));
+  BOOST_TEST(value == 42);
 }
