@@ -33,7 +33,10 @@
 // a coroutine while it walks the list: polling and submitting run no user
 // code, and each walk starts afresh after a resumption. While two loops have
 // I/O in flight at once the Scheduler cannot block in both, so it polls them
-// without blocking; the thread's loop alone never spins.
+// without blocking; the thread's loop alone never spins. (There is no I/O
+// source interface any more: the EventLoop is the only thing that completes
+// operations, and private loops are kept so that tests can size a ring and
+// read its counters from zero without disturbing the thread's.)
 //
 // Thread-safety: none; a Scheduler is only touched by its own thread. In a
 // forked child the forking thread's loops are abandoned (never used, never

@@ -1,7 +1,11 @@
 // sync_wait: runs a Task to completion on the calling thread and returns its
 // result (or rethrows its exception). While the task is suspended, the calling
-// thread's runtime resumes ready coroutines and waits for its I/O. This is how
-// blocking code (BlockingDatabase, tests, main()) enters the async world.
+// thread's runtime resumes ready coroutines and sleeps in its io_uring ring
+// until I/O completes; before returning it hands any I/O still queued (e.g. a
+// background write-back) to the kernel. This is how blocking code
+// (BlockingDatabase, tests, main()) enters the async world. An empty Task
+// throws Error(kInvalidArgument); a task that can never finish (nothing
+// ready, no I/O in flight) throws Error(kDeadlock).
 //
 //   std::optional<std::string> v = corobtree::sync_wait(db->get("key"));
 //
