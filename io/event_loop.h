@@ -83,6 +83,8 @@ class EventLoop final {
   // Waits for the operations still in the kernel (they point into coroutine
   // frames); they, and those never submitted (with -ECANCELED), are posted to
   // their waiters rather than left waiting forever.
+  // REQUIRES: runs on the loop's thread before that thread's Scheduler is
+  // destroyed (a private loop must not outlive its thread).
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
