@@ -4,11 +4,11 @@
 #include <cstring>
 #include <string>
 
-#include "io/aligned_buffer.h"
-#include "io/disk_manager.h"
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
+#include "io/aligned_buffer.h"
+#include "io/disk_manager.h"
 
 namespace {
 

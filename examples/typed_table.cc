@@ -9,8 +9,8 @@
 #include <tuple>
 
 #include <corobtree/blocking_database.h>
-#include <corobtree/table.h>
 #include <corobtree/error.h>
+#include <corobtree/table.h>
 
 namespace {
 
@@ -22,7 +22,8 @@ void print_events(Events& events, const std::string& user, std::int64_t from, st
                   bool reverse) {
   std::printf("events of %s in [%lld, %lld)%s:\n", user.c_str(), static_cast<long long>(from),
               static_cast<long long>(to), reverse ? ", newest first" : "");
-  for (const auto& [key, event] : events.scan(EventKey{user, from}, EventKey{user, to}, 100, reverse)) {
+  for (const auto& [key, event] :
+       events.scan(EventKey{user, from}, EventKey{user, to}, 100, reverse)) {
     std::printf("  t=%lld %s\n", static_cast<long long>(std::get<1>(key)), event.c_str());
   }
 }
@@ -37,7 +38,8 @@ int main(int argc, char** argv) {
 
     // Signed keys come back in numeric order, negatives first.
     corobtree::BlockingTable<std::int64_t, std::string> numbers(db, "n");
-    for (std::int64_t k : {42, -7, 0, 1000000, -1000000, 13}) numbers.put(k, "number " + std::to_string(k));
+    for (std::int64_t k : {42, -7, 0, 1000000, -1000000, 13})
+      numbers.put(k, "number " + std::to_string(k));
     numbers.put(42, "answer");
     std::printf("get(42) = %s\n", numbers.get(42).value_or("(none)").c_str());
     std::printf("get(5) = %s\n", numbers.get(5).value_or("(none)").c_str());
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
     }
     const bool erased = numbers.erase(13);
     const bool erased_again = numbers.erase(13);
-    std::printf("erase(13) = %s, again = %s\n", erased ? "true" : "false", erased_again ? "true" : "false");
+    std::printf("erase(13) = %s, again = %s\n", erased ? "true" : "false",
+                erased_again ? "true" : "false");
 
     // Composite keys sort by user, then by timestamp.
     Events events(db, "e");
@@ -60,7 +63,8 @@ int main(int argc, char** argv) {
     events.put(EventKey{"bob", 100}, "login");
     events.put(EventKey{"alice", 100}, "login");
     events.put(EventKey{"alice", 250}, "comment");
-    events.put(EventKey{"alicia", 50}, "login");  // "alice" is a prefix: must not leak into her scans
+    events.put(EventKey{"alicia", 50},
+               "login");  // "alice" is a prefix: must not leak into her scans
     constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
     constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
     print_events(events, "alice", kMin, kMax, false);

@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "io/event_loop.h"
 #include <corobtree/when_all.h>
+#include "io/event_loop.h"
 #include "io/pread_disk_manager.h"
 #include "io/uring_disk_manager.h"
 
@@ -40,11 +40,9 @@ bool is_fallback_errno(int err) {
 }
 
 void validate_page_size(std::uint32_t page_size) {
-  if (page_size < kMinPageSize || page_size > kMaxPageSize ||
-      (page_size & (page_size - 1)) != 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "page size " + std::to_string(page_size) +
-                    " is not a power of two between 512 and 65536");
+  if (page_size < kMinPageSize || page_size > kMaxPageSize || (page_size & (page_size - 1)) != 0) {
+    throw Error(ErrorCode::kInvalidArgument, "page size " + std::to_string(page_size) +
+                                                 " is not a power of two between 512 and 65536");
   }
 }
 
@@ -68,8 +66,9 @@ class DiskManagerFactory {
       int err = errno;
       if (err == EINVAL && options.direct_io) {
         throw Error(ErrorCode::kNotSupported,
-                    "open of '" + path + "' with O_DIRECT failed: the file system does not "
-                    "support direct I/O",
+                    "open of '" + path +
+                        "' with O_DIRECT failed: the file system does not "
+                        "support direct I/O",
                     err, path);
       }
       throw errno_error(err, "open", path);
@@ -113,8 +112,8 @@ class DiskManagerFactory {
         loop = &Scheduler::current().loop();  // the thread's one ring
       } catch (const Error& e) {
         if (options.backend == IoBackend::kUring || !is_fallback_errno(e.sys_errno())) throw;
-        auto dm = std::make_unique<PreadDiskManager>(path, fd, options.page_size,
-                                                     options.direct_io, blocks);
+        auto dm = std::make_unique<PreadDiskManager>(path, fd, options.page_size, options.direct_io,
+                                                     blocks);
         dm->fallback_reason_ = e.what();
         return dm;
       }
@@ -128,8 +127,8 @@ std::unique_ptr<DiskManager> DiskManager::open(const std::string& path, DiskOpti
   return DiskManagerFactory::open(path, options);
 }
 
-FileDiskManager::FileDiskManager(std::string path, int fd, std::uint32_t page_size,
-                                 bool direct_io, std::uint64_t block_count)
+FileDiskManager::FileDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
+                                 std::uint64_t block_count)
     : path_(std::move(path)),
       fd_(fd),
       page_size_(page_size),
@@ -170,8 +169,7 @@ void FileDiskManager::check_read(BlockId id, std::size_t size) const {
   if (id >= block_count_) {
     throw Error(ErrorCode::kOutOfRange,
                 "read of block " + std::to_string(id) + " in '" + path_ +
-                    "' is past the end (the file has " + std::to_string(block_count_) +
-                    " blocks)",
+                    "' is past the end (the file has " + std::to_string(block_count_) + " blocks)",
                 0, path_, id);
   }
   if (size != page_size_) {
@@ -220,13 +218,13 @@ std::byte* FileDiskManager::read_target(std::span<std::byte> out, AlignedBuffer&
 }
 
 void FileDiskManager::finish_read(std::span<std::byte> out, std::byte* target,
-                              std::uint32_t got) const {
+                                  std::uint32_t got) const {
   if (got < page_size_) std::memset(target + got, 0, page_size_ - got);  // tail block at EOF
   if (target != out.data()) std::memcpy(out.data(), target, page_size_);
 }
 
 const std::byte* FileDiskManager::write_source(std::span<const std::byte> data,
-                                           AlignedBuffer& bounce) const {
+                                               AlignedBuffer& bounce) const {
   if (data.size() == page_size_ && !(direct_io_ && !is_direct_io_aligned(data.data()))) {
     return data.data();
   }
@@ -271,8 +269,8 @@ void FileDiskManager::pwrite_block(BlockId id, const std::byte* source) {
   const std::uint32_t size = page_size_;
   std::uint32_t done = 0;
   while (done < size) {
-    const ssize_t n = ::pwrite(fd_, source + done, size - done,
-                               static_cast<off_t>(offset_of(id) + done));
+    const ssize_t n =
+        ::pwrite(fd_, source + done, size - done, static_cast<off_t>(offset_of(id) + done));
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       throw errno_error(errno, "write", path_, id);

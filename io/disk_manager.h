@@ -37,10 +37,10 @@
 #include <string>
 #include <string_view>
 
-#include "io/aligned_buffer.h"
 #include <corobtree/error.h>
 #include <corobtree/options.h>
 #include <corobtree/task.h>
+#include "io/aligned_buffer.h"
 
 namespace corobtree {
 
@@ -52,15 +52,14 @@ inline constexpr std::uint32_t kDefaultPageSize = 4096;
 inline constexpr std::uint32_t kMinPageSize = 512;
 inline constexpr std::uint32_t kMaxPageSize = 65536;
 
-
 struct DiskOptions {
   std::uint32_t page_size = kDefaultPageSize;  // power of two in [512, 65536]
   IoBackend backend = IoBackend::kAuto;
-  bool use_env = true;            // let COROBTREE_IO override `backend`
-  bool direct_io = false;         // O_DIRECT (both backends)
+  bool use_env = true;     // let COROBTREE_IO override `backend`
+  bool direct_io = false;  // O_DIRECT (both backends)
   bool create_if_missing = true;
-  bool lock_file = true;          // flock(LOCK_EX) so a second opener gets kLocked
-  EventLoop* loop = nullptr;      // io_uring: this loop; null = the thread's (Scheduler::loop())
+  bool lock_file = true;      // flock(LOCK_EX) so a second opener gets kLocked
+  EventLoop* loop = nullptr;  // io_uring: this loop; null = the thread's (Scheduler::loop())
 };
 
 struct DiskStats {

@@ -65,17 +65,12 @@ ErrorCode error_code_from_errno(int err) {
   switch (err) {
     case ENOSPC:
     case EDQUOT:
-    case EFBIG:
-      return ErrorCode::kNoSpace;
-    case EINVAL:
-      return ErrorCode::kInvalidArgument;
-    case ENOENT:
-      return ErrorCode::kNotFound;
+    case EFBIG: return ErrorCode::kNoSpace;
+    case EINVAL: return ErrorCode::kInvalidArgument;
+    case ENOENT: return ErrorCode::kNotFound;
     case ENOSYS:
-    case EOPNOTSUPP:
-      return ErrorCode::kNotSupported;
-    default:
-      return ErrorCode::kIoError;
+    case EOPNOTSUPP: return ErrorCode::kNotSupported;
+    default: return ErrorCode::kIoError;
   }
 }
 

@@ -141,9 +141,7 @@ void EventLoop::queue_to_sq(Operation* op) noexcept {
     case IORING_OP_WRITE:
       io_uring_prep_write(sqe, op->fd, op->buf + op->done, remaining, op->offset + op->done);
       break;
-    default:
-      io_uring_prep_fsync(sqe, op->fd, op->fsync_flags);
-      break;
+    default: io_uring_prep_fsync(sqe, op->fd, op->fsync_flags); break;
   }
   io_uring_sqe_set_data(sqe, op);
   ++queued_in_sq_;

@@ -64,15 +64,15 @@ struct EventLoopOptions {
 };
 
 struct EventLoopStats {
-  std::uint64_t enters = 0;        // io_uring_enter calls that submit or wait (poll(), submit())
-  std::uint64_t early_submits = 0; // of which submit-only, between resumptions
-  std::uint64_t submitted = 0;     // SQEs handed to the kernel (incl. resubmits)
-  std::uint64_t completed = 0;     // operations finished (waiter posted to the ready queue)
-  std::uint64_t resubmitted = 0;   // short transfers, EAGAIN and EINTR retried
-  std::uint64_t backlogged = 0;    // operations that waited in the backlog
-  std::uint64_t in_flight = 0;     // operations started and not yet finished
-  std::uint64_t max_in_flight = 0; // the most ever in flight at once
-  std::uint64_t spin_polls = 0;    // completion checks (io_uring_enter) spinning on an fsync
+  std::uint64_t enters = 0;         // io_uring_enter calls that submit or wait (poll(), submit())
+  std::uint64_t early_submits = 0;  // of which submit-only, between resumptions
+  std::uint64_t submitted = 0;      // SQEs handed to the kernel (incl. resubmits)
+  std::uint64_t completed = 0;      // operations finished (waiter posted to the ready queue)
+  std::uint64_t resubmitted = 0;    // short transfers, EAGAIN and EINTR retried
+  std::uint64_t backlogged = 0;     // operations that waited in the backlog
+  std::uint64_t in_flight = 0;      // operations started and not yet finished
+  std::uint64_t max_in_flight = 0;  // the most ever in flight at once
+  std::uint64_t spin_polls = 0;     // completion checks (io_uring_enter) spinning on an fsync
 };
 
 class EventLoop final {
@@ -103,7 +103,7 @@ class EventLoop final {
     std::uint64_t offset = 0;
     std::uint32_t done = 0;  // bytes transferred so far
     std::uint32_t fsync_flags = 0;
-    int result = 0;          // final: bytes transferred, or -errno
+    int result = 0;  // final: bytes transferred, or -errno
     std::coroutine_handle<> waiter;
     Operation* next = nullptr;
   };
@@ -195,8 +195,8 @@ class EventLoop final {
   io_uring ring_{};
   unsigned sq_entries_ = 0;
   unsigned cq_entries_ = 0;
-  unsigned queued_in_sq_ = 0;  // prepared SQEs not yet submitted
-  unsigned in_kernel_ = 0;     // submitted and not yet reaped
+  unsigned queued_in_sq_ = 0;     // prepared SQEs not yet submitted
+  unsigned in_kernel_ = 0;        // submitted and not yet reaped
   unsigned syncs_in_flight_ = 0;  // fsyncs enqueued and not yet finished
   std::uint64_t sync_spin_ns_ = 0;
   OpQueue backlog_;

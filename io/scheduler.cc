@@ -7,6 +7,7 @@
 
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
+#include <corobtree/yield.h>
 
 #include "io/event_loop.h"
 

@@ -24,7 +24,7 @@ struct WaiterNode {
   std::coroutine_handle<> handle;
   WaiterNode* next = nullptr;
   WaiterList* owner = nullptr;  // the list this node is queued on
-  int kind = 0;  // free for the owner's use (e.g. shared vs exclusive)
+  int kind = 0;                 // free for the owner's use (e.g. shared vs exclusive)
 };
 
 class WaiterList {

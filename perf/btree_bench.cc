@@ -35,8 +35,8 @@
 
 #include "perf/bench_common.h"
 
-#include "perf/bench_random.h"
 #include <unistd.h>
+#include "perf/bench_random.h"
 
 #include <algorithm>
 #include <chrono>
@@ -52,18 +52,18 @@
 #include <vector>
 
 #include <corobtree/database.h>
-#include "io/disk_manager.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
+#include "io/disk_manager.h"
 
 namespace {
 
-using corobtree::bench::smoke_mode;
+using corobtree::bench::Key;
 using corobtree::bench::key_count;
 using corobtree::bench::kScanLength;
-using corobtree::bench::Key;
 using corobtree::bench::kValueSize;
 using corobtree::bench::make_value;
+using corobtree::bench::smoke_mode;
 using corobtree::bench::value_matches;
 
 using corobtree::bench::SplitMix64;
@@ -80,9 +80,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kBatchSize = 1000;
 constexpr std::size_t kCachedPoolPages = 65536;  // 256 MiB: the N-key tree fits
 
-
 // ---- keys, values, randomness ---------------------------------------------
-
 
 std::vector<std::uint64_t> shuffled(std::vector<std::uint64_t> v, std::uint64_t seed) {
   SplitMix64 rng(seed);

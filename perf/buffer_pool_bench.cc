@@ -21,8 +21,8 @@
 
 #include "perf/bench_common.h"
 
-#include "perf/bench_random.h"
 #include <unistd.h>
+#include "perf/bench_random.h"
 
 #include <cmath>
 #include <cstdint>
@@ -36,11 +36,11 @@
 #include <utility>
 #include <vector>
 
-#include "engine/pager/buffer_pool.h"
-#include "io/disk_manager.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
+#include "engine/pager/buffer_pool.h"
+#include "io/disk_manager.h"
 
 namespace {
 
@@ -73,7 +73,6 @@ struct ZipfConfig {
 };
 
 // ---- deterministic randomness ---------------------------------------------
-
 
 // Zipf ranks in [0, n), rank 0 the most popular, P(rank i) ~ 1 / (i+1)^theta.
 // The constant-time method of Gray et al., "Quickly Generating Billion-Record
@@ -286,8 +285,8 @@ void BM_Zipf(benchmark::State& state, IoBackend backend) {
   }
 
   const corobtree::BufferPoolStats s = pool.stats();
-  const auto fetches = static_cast<std::uint64_t>(state.iterations()) * cfg.tasks *
-                       cfg.fetches_per_task;
+  const auto fetches =
+      static_cast<std::uint64_t>(state.iterations()) * cfg.tasks * cfg.fetches_per_task;
   if (bad != 0) state.SkipWithError("a fetched page did not hold its own id");
   if (s.hits + s.misses != fetches) state.SkipWithError("hits + misses != fetches");
   state.SetItemsProcessed(static_cast<std::int64_t>(fetches));

@@ -31,10 +31,10 @@
 //   COROBTREE_BENCH_SMOKE=1 ./cold_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
 
-#include "perf/bench_common.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "perf/bench_common.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -51,19 +51,19 @@
 #include <vector>
 
 #include <corobtree/database.h>
-#include "io/disk_manager.h"
-#include "io/event_loop.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
+#include "io/disk_manager.h"
+#include "io/event_loop.h"
 #include "perf/bench_random.h"
 
 namespace {
 
-using corobtree::bench::smoke_mode;
 using corobtree::bench::Key;
 using corobtree::bench::kValueSize;
 using corobtree::bench::make_value;
+using corobtree::bench::smoke_mode;
 using corobtree::bench::value_matches;
 
 using corobtree::Database;
@@ -73,7 +73,7 @@ using corobtree::Task;
 using corobtree::bench::SplitMix64;
 
 constexpr std::size_t kColdPoolPages = 1024;    // 4 MiB of 4 KiB frames
-constexpr std::size_t kInnerPoolPages = 8192;  // 32 MiB: all inner pages fit
+constexpr std::size_t kInnerPoolPages = 8192;   // 32 MiB: all inner pages fit
 constexpr std::size_t kBuildPoolPages = 65536;  // for bulk_load only
 constexpr std::uint64_t kWarmupLookups = 50'000;
 
@@ -298,15 +298,33 @@ void BM_ColdGet(benchmark::State& state, IoBackend backend, std::size_t pool_pag
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_ColdGet, uring, IoBackend::kUring, kColdPoolPages)
-    ->ArgName("tasks")->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(128)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->ArgName("tasks")
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ColdGet, pread, IoBackend::kPread, kColdPoolPages)
-    ->ArgName("tasks")->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(128)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->ArgName("tasks")
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 // Diagnostic, registered last (peak_rss_mib is a high-water mark): a pool that
 // holds every inner page, so nearly each lookup is exactly one leaf read.
 BENCHMARK_CAPTURE(BM_ColdGet, uring_pool32m, IoBackend::kUring, kInnerPoolPages)
-    ->ArgName("tasks")->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(128)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->ArgName("tasks")
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -50,10 +50,10 @@
 #include <vector>
 
 #include <corobtree/database.h>
-#include "io/disk_manager.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
+#include "io/disk_manager.h"
 #include "perf/bench_common.h"
 #include "perf/bench_random.h"
 
@@ -67,8 +67,8 @@ using corobtree::Options;
 using corobtree::Task;
 using corobtree::bench::Key;
 using corobtree::bench::make_value;
-using corobtree::bench::smoke_mode;
 using corobtree::bench::percentile;
+using corobtree::bench::smoke_mode;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
 
@@ -182,7 +182,6 @@ void fail(benchmark::State& state, const char* message) {
   g_failed = true;
   state.SkipWithError(message);
 }
-
 
 void report(benchmark::State& state, CommitRun& run, int writers) {
   state.counters["writers"] = writers;

@@ -10,12 +10,12 @@
 #include <random>
 #include <vector>
 
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 #include "io/aligned_buffer.h"
 #include "io/disk_manager.h"
-#include <corobtree/sync_wait.h>
-#include "io/uring_disk_manager.h"
 #include "io/event_loop.h"
-#include <corobtree/when_all.h>
+#include "io/uring_disk_manager.h"
 #include "perf/bench_file.h"
 
 namespace {
@@ -66,10 +66,22 @@ void BM_RandomRead4K(benchmark::State& state, corobtree::IoBackend backend) {
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_RandomRead4K, uring, corobtree::IoBackend::kUring)
-    ->ArgName("qd")->Arg(1)->Arg(8)->Arg(32)->Arg(64)->Arg(128)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->ArgName("qd")
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(32)
+    ->Arg(64)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_RandomRead4K, pread, corobtree::IoBackend::kPread)
-    ->ArgName("qd")->Arg(1)->Arg(8)->Arg(32)->Arg(64)->Arg(128)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+    ->ArgName("qd")
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(32)
+    ->Arg(64)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

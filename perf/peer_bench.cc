@@ -53,13 +53,13 @@
 
 namespace {
 
+using corobtree::bench::key_count;
+using corobtree::bench::kScanLength;
 using corobtree::bench::PeerMode;
 using corobtree::bench::PeerStore;
 using corobtree::bench::PeerWriter;
-using corobtree::bench::smoke_mode;
-using corobtree::bench::key_count;
-using corobtree::bench::kScanLength;
 using corobtree::bench::percentile;
+using corobtree::bench::smoke_mode;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
 
@@ -71,7 +71,6 @@ bool quick_mode() {
   const char* s = std::getenv("COROBTREE_BENCH_QUICK");
   return s != nullptr && *s != '\0' && std::string_view(s) != "0";
 }
-
 
 double read_min_time() {
   if (smoke_mode()) return 0.05;
@@ -261,7 +260,6 @@ CommitRun run_commits(std::vector<std::unique_ptr<PeerWriter>>& writers, std::at
   run.commits = run.latencies_us.size();
   return run;
 }
-
 
 void BM_PeerCommit(benchmark::State& state, const Peer& peer, int writer_count) {
   CommitRun run;

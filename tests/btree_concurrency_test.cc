@@ -26,10 +26,10 @@
 #include <vector>
 
 #include <corobtree/database.h>
-#include "io/event_loop.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
+#include "io/event_loop.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -63,10 +63,10 @@ struct Shared {
 
   Database& db;
   std::uint64_t seed;
-  int slots;          // keys per task
-  int ops;            // operations per task
-  bool big_values = true;  // some values in overflow pages
-  Model model;        // the exact contents
+  int slots;                                             // keys per task
+  int ops;                                               // operations per task
+  bool big_values = true;                                // some values in overflow pages
+  Model model;                                           // the exact contents
   std::map<std::string, std::set<std::string>> history;  // every value ever written, per key
   std::vector<std::string> failures;
   int in_flight = 0;  // operations started and not finished, over all tasks
@@ -97,7 +97,8 @@ void check_own_read(Shared& sh, const std::string& key, const std::optional<std:
   }
 }
 
-void check_foreign_value(Shared& sh, const std::string& key, const std::string& value, const std::string& what) {
+void check_foreign_value(Shared& sh, const std::string& key, const std::string& value,
+                         const std::string& what) {
   const auto h = sh.history.find(key);
   if (h == sh.history.end() || !h->second.count(value)) {
     sh.fail(what + ": key " + key + " holds a value its owner never wrote");
@@ -110,8 +111,10 @@ void check_foreign_value(Shared& sh, const std::string& key, const std::string& 
 void check_scan(Shared& sh, int me, const ScanOptions& so, std::size_t limit, const Pairs& got) {
   for (std::size_t i = 0; i < got.size(); ++i) {
     const std::string& k = got[i].first;
-    if (i > 0 && (so.reverse ? !(k < got[i - 1].first) : !(got[i - 1].first < k))) sh.fail("scan out of order");
-    if ((so.lower && k < *so.lower) || (so.upper && !(k < *so.upper))) sh.fail("scan key out of bounds: " + k);
+    if (i > 0 && (so.reverse ? !(k < got[i - 1].first) : !(got[i - 1].first < k)))
+      sh.fail("scan out of order");
+    if ((so.lower && k < *so.lower) || (so.upper && !(k < *so.upper)))
+      sh.fail("scan key out of bounds: " + k);
     if (owner_of(k) != me) check_foreign_value(sh, k, got[i].second, "scan");
   }
   // The covered interval [lo, hi) of the key space.
@@ -145,7 +148,8 @@ Task<void> worker(Shared& sh, int me) {
   int version = 0;
   for (int op = 0; op < sh.ops && sh.failures.empty(); ++op) {
     const auto r = rng() % 100;
-    const std::string key = key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), me);
+    const std::string key =
+        key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), me);
     if (r < 30) {
       sh.begin();
       const std::optional<std::string> got = co_await sh.db.get(key);
@@ -153,7 +157,8 @@ Task<void> worker(Shared& sh, int me) {
       check_own_read(sh, key, got, "get");
     } else if (r < 45) {
       const int other = static_cast<int>(rng() % kTasks);
-      const std::string theirs = key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), other);
+      const std::string theirs =
+          key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), other);
       sh.begin();
       const std::optional<std::string> got = co_await sh.db.get(theirs);
       sh.end();
@@ -173,7 +178,8 @@ Task<void> worker(Shared& sh, int me) {
       sh.begin();
       const bool found = co_await sh.db.erase(key);
       sh.end();
-      if (found != (sh.model.erase(key) == 1)) sh.fail("erase of " + key + " returned " + std::to_string(found));
+      if (found != (sh.model.erase(key) == 1))
+        sh.fail("erase of " + key + " returned " + std::to_string(found));
     } else if (r < 95) {
       ScanOptions so;
       const int a = static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots + 2)) - 1;
@@ -192,7 +198,8 @@ Task<void> worker(Shared& sh, int me) {
       Model changes;
       std::set<std::string> erased;
       for (int i = 0; i < 4; ++i) {
-        const std::string k = key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), me);
+        const std::string k =
+            key_for(static_cast<int>(rng() % static_cast<std::uint64_t>(sh.slots)), me);
         if (rng() % 3 == 0) {
           batch.erase(k);
           changes.erase(k);
@@ -222,8 +229,10 @@ Task<void> run_all(Shared& sh) {
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(tasks_interleave_against_a_shared_model, bdata::make(corobtree::test::db_matrix()), cfg) {
-  const auto seed = corobtree::test::test_seed("tasks_interleave_against_a_shared_model " + cfg.name());
+BOOST_DATA_TEST_CASE(tasks_interleave_against_a_shared_model,
+                     bdata::make(corobtree::test::db_matrix()), cfg) {
+  const auto seed =
+      corobtree::test::test_seed("tasks_interleave_against_a_shared_model " + cfg.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("concurrent.db");
@@ -245,9 +254,9 @@ BOOST_DATA_TEST_CASE(tasks_interleave_against_a_shared_model, bdata::make(corobt
   sync_wait(run_all(sh));
   const auto after = db->stats().pool;
   BOOST_TEST_MESSAGE(cfg.name() << ": max ops in flight " << sh.max_in_flight << ", pool misses "
-                                 << after.misses - before.misses << ", frame waits "
-                                 << after.free_frame_waits - before.free_frame_waits << ", foreign reads "
-                                 << sh.foreign_hits);
+                                << after.misses - before.misses << ", frame waits "
+                                << after.free_frame_waits - before.free_frame_waits
+                                << ", foreign reads " << sh.foreign_hits);
   std::string failures;
   for (const auto& f : sh.failures) failures += "\n  " + f;
   BOOST_REQUIRE_MESSAGE(sh.failures.empty(), "model violations:" << failures);
@@ -256,9 +265,11 @@ BOOST_DATA_TEST_CASE(tasks_interleave_against_a_shared_model, bdata::make(corobt
     // With little or no caching, misses really suspended on io_uring: many
     // tasks had an operation outstanding at once.
     BOOST_TEST_MESSAGE("pool misses during the run: " << after.misses - before.misses);
-    BOOST_CHECK_MESSAGE(after.misses > before.misses, cfg.name() << ": no fetch missed the cache during the run");
+    BOOST_CHECK_MESSAGE(after.misses > before.misses,
+                        cfg.name() << ": no fetch missed the cache during the run");
     BOOST_CHECK_MESSAGE(sh.max_in_flight > kTasks / 2,
-                        cfg.name() << ": at most " << sh.max_in_flight << " operations were ever in flight at once");
+                        cfg.name() << ": at most " << sh.max_in_flight
+                                   << " operations were ever in flight at once");
   }
   BOOST_TEST(sh.foreign_hits > 0u);
 
@@ -277,7 +288,8 @@ BOOST_DATA_TEST_CASE(tasks_interleave_against_a_shared_model, bdata::make(corobt
 
 namespace {
 
-Task<std::vector<std::optional<std::string>>> get_all(Database& db, const std::vector<std::string>& keys) {
+Task<std::vector<std::optional<std::string>>> get_all(Database& db,
+                                                      const std::vector<std::string>& keys) {
   std::vector<Task<std::optional<std::string>>> gets;
   for (const auto& k : keys) gets.push_back(db.get(k));
   std::vector<std::optional<std::string>> values = co_await corobtree::when_all(std::move(gets));
@@ -289,7 +301,8 @@ Task<std::vector<std::optional<std::string>>> get_all(Database& db, const std::v
 // Direct mode (no caching) on io_uring: 32 gets for keys in 32 different leaves
 // under one root. They share one read of the root, and then all 32 leaf reads
 // are in flight together: no reader waits for another reader's miss.
-BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({false, true}), direct_io) {
+BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({false, true}),
+                     direct_io) {
   corobtree::test::TempDir dir;
   corobtree::Options options;
   options.backend = corobtree::IoBackend::kUring;
@@ -321,9 +334,9 @@ BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({fa
     BOOST_REQUIRE(values[i].has_value());
     BOOST_REQUIRE(*values[i] == keys[i] + std::string(900, 'r'));
   }
-  BOOST_TEST_MESSAGE("direct_io=" << direct_io << ": reads " << after.disk_reads - before.disk_reads << ", misses "
-                                  << after.misses - before.misses << ", max in flight "
-                                  << loop.stats().max_in_flight);
+  BOOST_TEST_MESSAGE("direct_io=" << direct_io << ": reads " << after.disk_reads - before.disk_reads
+                                  << ", misses " << after.misses - before.misses
+                                  << ", max in flight " << loop.stats().max_in_flight);
   BOOST_TEST(after.disk_reads - before.disk_reads == 33u);  // the root once, then each leaf
   BOOST_TEST(after.misses - before.misses == 64u);          // every fetch waited for a read
   // The leaf reads are in flight together: the 31 sharers' all at once. The

@@ -12,8 +12,8 @@
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
 #include "tests/support/db_matrix.h"
-#include "tests/support/seed.h"
 #include "tests/support/random.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -43,8 +43,8 @@ std::string random_value(std::mt19937_64& rng) {
   return random_bytes(rng, rng() % 120);
 }
 
-void check_scan(Database& db, const std::map<std::string, std::string>& model,
-                std::mt19937_64& rng, std::uint64_t seed, int op) {
+void check_scan(Database& db, const std::map<std::string, std::string>& model, std::mt19937_64& rng,
+                std::uint64_t seed, int op) {
   ScanOptions so;
   std::string a = random_key(rng);
   std::string b = random_key(rng);
@@ -56,7 +56,8 @@ void check_scan(Database& db, const std::map<std::string, std::string>& model,
   auto got = sync_wait(db.scan(so, limit));
   std::vector<std::pair<std::string, std::string>> want;
   if (!so.reverse) {
-    for (auto it = model.lower_bound(a); it != model.end() && it->first < b && want.size() < limit; ++it) {
+    for (auto it = model.lower_bound(a); it != model.end() && it->first < b && want.size() < limit;
+         ++it) {
       want.push_back(*it);
     }
   } else {
@@ -74,8 +75,8 @@ void check_scan(Database& db, const std::map<std::string, std::string>& model,
 }
 
 void run_differential(const DbConfig& cfg, std::uint32_t min_degree, int ops) {
-  const auto seed = corobtree::test::test_seed("btree differential " + cfg.name() + " t=" +
-                                               std::to_string(min_degree));
+  const auto seed = corobtree::test::test_seed("btree differential " + cfg.name() +
+                                               " t=" + std::to_string(min_degree));
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("diff.db");
@@ -91,19 +92,23 @@ void run_differential(const DbConfig& cfg, std::uint32_t min_degree, int ops) {
     } else if (r < 80) {
       std::string k = random_key(rng);
       const bool found = sync_wait(db->erase(k));
-      BOOST_REQUIRE_MESSAGE(found == (model.erase(k) == 1), "erase result at op " << op << " seed " << seed);
+      BOOST_REQUIRE_MESSAGE(found == (model.erase(k) == 1),
+                            "erase result at op " << op << " seed " << seed);
     } else if (r < 98) {
       std::string k = random_key(rng);
       auto got = sync_wait(db->get(k));
       auto it = model.find(k);
-      BOOST_REQUIRE_MESSAGE(got.has_value() == (it != model.end()), "get presence at op " << op << " seed " << seed);
-      if (got) BOOST_REQUIRE_MESSAGE(*got == it->second, "get value at op " << op << " seed " << seed);
+      BOOST_REQUIRE_MESSAGE(got.has_value() == (it != model.end()),
+                            "get presence at op " << op << " seed " << seed);
+      if (got)
+        BOOST_REQUIRE_MESSAGE(*got == it->second, "get value at op " << op << " seed " << seed);
     } else {
       check_scan(*db, model, rng, seed, op);
     }
     if (op % (ops / 4) == ops / 4 - 1) {
       auto report = sync_wait(db->validate());
-      BOOST_REQUIRE_MESSAGE(report.ok(), "validate at op " << op << " (seed " << seed << "): " << report.summary());
+      BOOST_REQUIRE_MESSAGE(
+          report.ok(), "validate at op " << op << " (seed " << seed << "): " << report.summary());
       BOOST_REQUIRE_EQUAL(db->count(), model.size());
       sync_wait(db->close());
       db = sync_wait(Database::open(path, cfg.options()));
@@ -135,7 +140,8 @@ BOOST_DATA_TEST_CASE(differential_against_std_map, bdata::make(corobtree::test::
   run_differential(cfg, 0, ops_for(cfg));
 }
 
-BOOST_DATA_TEST_CASE(differential_classic_minimum_degree, bdata::make(corobtree::test::db_matrix()), cfg) {
+BOOST_DATA_TEST_CASE(differential_classic_minimum_degree, bdata::make(corobtree::test::db_matrix()),
+                     cfg) {
   run_differential(cfg, 4, ops_for(cfg) / 4);
 }
 
@@ -165,11 +171,13 @@ BOOST_DATA_TEST_CASE(long_keys_on_small_pages, bdata::make(corobtree::test::db_m
       model[k] = v;
     } else {
       const bool found = sync_wait(db->erase(k));
-      BOOST_REQUIRE_MESSAGE(found == (model.erase(k) == 1), "erase at op " << op << " seed " << seed);
+      BOOST_REQUIRE_MESSAGE(found == (model.erase(k) == 1),
+                            "erase at op " << op << " seed " << seed);
     }
     if (op % (ops / 6) == ops / 6 - 1) {
       auto report = sync_wait(db->validate());
-      BOOST_REQUIRE_MESSAGE(report.ok(), "op " << op << " seed " << seed << ": " << report.summary());
+      BOOST_REQUIRE_MESSAGE(report.ok(),
+                            "op " << op << " seed " << seed << ": " << report.summary());
     }
   }
   auto all = sync_wait(db->scan(ScanOptions{}));

@@ -61,7 +61,8 @@ void run_churn(const DbConfig& cfg, std::uint32_t t) {
   // ~5k live keys where the pool caches the whole file; fewer where every
   // miss is a real read (small pool, direct mode, O_DIRECT).
   const bool slow = cfg.pool_pages < 4096 || cfg.backend.direct_io;
-  const auto live = static_cast<std::size_t>(corobtree::test::scaled(t > 0 ? (slow ? 600 : 2000) : (slow ? 1500 : 5000), t > 0 ? 600 : 1500));
+  const auto live = static_cast<std::size_t>(corobtree::test::scaled(
+      t > 0 ? (slow ? 600 : 2000) : (slow ? 1500 : 5000), t > 0 ? 600 : 1500));
   const int rounds = 30;
   corobtree::test::TempDir dir;
   const std::string path = dir.file("churn.db");
@@ -88,7 +89,8 @@ void run_churn(const DbConfig& cfg, std::uint32_t t) {
   std::vector<Round> history;
   std::uint64_t baseline = 0;
   for (int round = 1; round <= rounds; ++round) {
-    const std::string when = name + " round " + std::to_string(round) + " (seed " + std::to_string(seed) + ")";
+    const std::string when =
+        name + " round " + std::to_string(round) + " (seed " + std::to_string(seed) + ")";
     for (auto& keys : pools) {
       std::shuffle(keys.begin(), keys.end(), rng);
       for (std::size_t i = keys.size() / 2; i > 0; --i) {
@@ -109,20 +111,23 @@ void run_churn(const DbConfig& cfg, std::uint32_t t) {
     const corobtree::ValidationReport report = db.validate();
     BOOST_REQUIRE_MESSAGE(report.ok(), when << ": " << report.summary());
     BOOST_REQUIRE_MESSAGE(report.free_pages == r.free_after_insert,
-                          when << ": validate counted " << report.free_pages << " free pages, stats() says " << r.free_after_insert);
+                          when << ": validate counted " << report.free_pages
+                               << " free pages, stats() says " << r.free_after_insert);
     BOOST_REQUIRE_EQUAL(db.count(), model.size());
     // The deletes freed pages, and the inserts took pages from the free list
     // before growing the file.
-    BOOST_REQUIRE_MESSAGE(r.free_after_delete > 0, when << ": deleting half the keys freed no page");
+    BOOST_REQUIRE_MESSAGE(r.free_after_delete > 0,
+                          when << ": deleting half the keys freed no page");
     if (r.pages > pages_before_insert) {
       BOOST_REQUIRE_MESSAGE(r.free_after_insert == 0,
-                            when << ": the file grew by " << r.pages - pages_before_insert << " pages while "
-                                 << r.free_after_insert << " pages were free");
+                            when << ": the file grew by " << r.pages - pages_before_insert
+                                 << " pages while " << r.free_after_insert << " pages were free");
     }
     if (round == 5) baseline = r.pages;
     if (round > 5) {
-      BOOST_REQUIRE_MESSAGE(r.pages * 10 <= baseline * 11,
-                            when << ": the file grew from " << baseline << " pages after round 5 to " << r.pages);
+      BOOST_REQUIRE_MESSAGE(
+          r.pages * 10 <= baseline * 11,
+          when << ": the file grew from " << baseline << " pages after round 5 to " << r.pages);
     }
   }
   std::set<std::uint64_t> free_counts;
@@ -155,10 +160,12 @@ void run_churn(const DbConfig& cfg, std::uint32_t t) {
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(file_stops_growing_under_steady_churn, bdata::make(corobtree::test::db_matrix()), cfg) {
+BOOST_DATA_TEST_CASE(file_stops_growing_under_steady_churn,
+                     bdata::make(corobtree::test::db_matrix()), cfg) {
   run_churn(cfg, 0);
 }
 
-BOOST_DATA_TEST_CASE(file_stops_growing_with_minimum_degree, bdata::make(corobtree::test::db_matrix()), cfg) {
+BOOST_DATA_TEST_CASE(file_stops_growing_with_minimum_degree,
+                     bdata::make(corobtree::test::db_matrix()), cfg) {
   run_churn(cfg, 3);
 }

@@ -24,13 +24,13 @@
 #include <vector>
 
 #include <corobtree/blocking_database.h>
-#include "engine/btree/node.h"
-#include "engine/format/page_format.h"
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
+#include "engine/btree/node.h"
+#include "engine/format/page_format.h"
 #include "tests/support/db_matrix.h"
-#include "tests/support/seed.h"
 #include "tests/support/random.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -60,7 +60,9 @@ auto matrix_x_degrees() {
 // workloads also shrink with COROBTREE_TEST_SCALE (the sanitizer pass).
 bool slow(const DbConfig& cfg) { return cfg.pool_pages < 4096 || cfg.backend.direct_io; }
 
-std::string label(const DbConfig& cfg, std::uint32_t t) { return cfg.name() + " t=" + std::to_string(t); }
+std::string label(const DbConfig& cfg, std::uint32_t t) {
+  return cfg.name() + " t=" + std::to_string(t);
+}
 
 std::string key_of(int i, std::size_t pad = 0) {
   char buf[16];
@@ -73,25 +75,33 @@ using corobtree::test::random_bytes;
 void require_valid(BlockingDatabase& db, const std::string& when) {
   const ValidationReport r = db.validate();
   BOOST_REQUIRE_MESSAGE(r.ok(), when << ": " << r.summary());
-  BOOST_REQUIRE_MESSAGE(r.keys == db.count(), when << ": validate saw " << r.keys << " keys, count() is " << db.count());
+  BOOST_REQUIRE_MESSAGE(r.keys == db.count(),
+                        when << ": validate saw " << r.keys << " keys, count() is " << db.count());
 }
 
 void require_matches(BlockingDatabase& db, const Model& model, const std::string& when) {
-  BOOST_REQUIRE_MESSAGE(db.count() == model.size(), when << ": count " << db.count() << " != model " << model.size());
+  BOOST_REQUIRE_MESSAGE(db.count() == model.size(),
+                        when << ": count " << db.count() << " != model " << model.size());
   const Pairs all = db.scan();
-  BOOST_REQUIRE_MESSAGE(all.size() == model.size(), when << ": scan returned " << all.size() << " pairs, model has " << model.size());
+  BOOST_REQUIRE_MESSAGE(all.size() == model.size(), when << ": scan returned " << all.size()
+                                                         << " pairs, model has " << model.size());
   auto it = model.begin();
   for (std::size_t i = 0; i < all.size(); ++i, ++it) {
     BOOST_REQUIRE_MESSAGE(all[i].first == it->first, when << ": scan key " << i << " differs");
-    BOOST_REQUIRE_MESSAGE(all[i].second == it->second, when << ": scan value of key " << i << " differs");
+    BOOST_REQUIRE_MESSAGE(all[i].second == it->second,
+                          when << ": scan value of key " << i << " differs");
   }
 }
 
-void require_get(BlockingDatabase& db, const Model& model, const std::string& key, const std::string& when) {
+void require_get(BlockingDatabase& db, const Model& model, const std::string& key,
+                 const std::string& when) {
   const auto got = db.get(key);
   const auto it = model.find(key);
-  BOOST_REQUIRE_MESSAGE(got.has_value() == (it != model.end()), when << ": presence of key '" << key.substr(0, 20) << "'");
-  if (got) BOOST_REQUIRE_MESSAGE(*got == it->second, when << ": value of key '" << key.substr(0, 20) << "'");
+  BOOST_REQUIRE_MESSAGE(got.has_value() == (it != model.end()),
+                        when << ": presence of key '" << key.substr(0, 20) << "'");
+  if (got)
+    BOOST_REQUIRE_MESSAGE(*got == it->second,
+                          when << ": value of key '" << key.substr(0, 20) << "'");
 }
 
 template <typename F>
@@ -116,8 +126,8 @@ struct LeafInfo {
 
 struct Shape {
   std::uint32_t height = 0;
-  std::vector<LeafInfo> leaves;       // in key order
-  std::set<std::string> separators;   // every key held by an inner node
+  std::vector<LeafInfo> leaves;      // in key order
+  std::set<std::string> separators;  // every key held by an inner node
   std::size_t inner_nodes = 0;
 };
 
@@ -139,7 +149,8 @@ Shape read_shape(BlockingDatabase& db) {
   for (BlockId id = 2; id < pages; ++id) {
     std::vector<std::byte> p(ps);
     std::memcpy(p.data(), file.data() + id * ps, ps);
-    if (corobtree::le::load<std::uint32_t>(p.data(), 0) != corobtree::page::checksum(id, p)) continue;
+    if (corobtree::le::load<std::uint32_t>(p.data(), 0) != corobtree::page::checksum(id, p))
+      continue;
     const PageType type = corobtree::page::type(p.data());
     if (type != PageType::kLeaf && type != PageType::kInner) continue;
     if (type == PageType::kInner) {
@@ -152,7 +163,8 @@ Shape read_shape(BlockingDatabase& db) {
   for (BlockId id = 2; id < pages; ++id) {
     if (!nodes[id].empty() && !children.count(id)) roots.push_back(id);
   }
-  BOOST_REQUIRE_MESSAGE(roots.size() == 1, "expected exactly one root in " << path << ", found " << roots.size());
+  BOOST_REQUIRE_MESSAGE(roots.size() == 1,
+                        "expected exactly one root in " << path << ", found " << roots.size());
   Shape s;
   struct Frame {
     BlockId id;
@@ -174,7 +186,8 @@ Shape read_shape(BlockingDatabase& db) {
     }
     ++s.inner_nodes;
     for (std::uint32_t i = 0; i < n.count(); ++i) s.separators.emplace(n.key(i));
-    for (std::uint32_t i = n.count() + 1; i > 0; --i) stack.push_back(Frame{n.child(i - 1), f.depth + 1});
+    for (std::uint32_t i = n.count() + 1; i > 0; --i)
+      stack.push_back(Frame{n.child(i - 1), f.depth + 1});
   }
   return s;
 }
@@ -200,17 +213,20 @@ BOOST_DATA_TEST_CASE(root_split, matrix_x_degrees(), cfg, degree) {
   const std::string value(100, 'v');
   // How many keys the root leaf takes before it splits: 2t-1, or as many
   // cells as fit in the page after the header (each cell plus its slot).
-  const std::size_t cell = Node::leaf_cell_size(key_of(0).size(), value.size()) + corobtree::page::kSlotSize;
+  const std::size_t cell =
+      Node::leaf_cell_size(key_of(0).size(), value.size()) + corobtree::page::kSlotSize;
   const std::size_t capacity =
       t > 0 ? 2 * t - 1 : (corobtree::kDefaultPageSize - corobtree::page::kHeaderSize) / cell;
   for (std::size_t i = 0; i < capacity; ++i) {
     db.put(key_of(static_cast<int>(i)), value);
     model[key_of(static_cast<int>(i))] = value;
   }
-  BOOST_REQUIRE_MESSAGE(db.stats().height == 1, "the root leaf split before it was full (" << capacity << " keys)");
+  BOOST_REQUIRE_MESSAGE(db.stats().height == 1,
+                        "the root leaf split before it was full (" << capacity << " keys)");
   db.put(key_of(static_cast<int>(capacity)), value);
   model[key_of(static_cast<int>(capacity))] = value;
-  BOOST_REQUIRE_MESSAGE(db.stats().height == 2, "the root leaf did not split at " << capacity + 1 << " keys");
+  BOOST_REQUIRE_MESSAGE(db.stats().height == 2,
+                        "the root leaf did not split at " << capacity + 1 << " keys");
   require_valid(db, "after the first root split");
   const Shape s = read_shape(db);
   BOOST_REQUIRE_EQUAL(s.height, 2u);
@@ -267,10 +283,12 @@ BOOST_DATA_TEST_CASE(update_existing_keys, matrix_x_degrees(), cfg, degree) {
       const std::string v = value_for();
       db.put(k, v);
       model[k] = v;
-      BOOST_REQUIRE_MESSAGE(db.count() == static_cast<std::uint64_t>(n), "an update changed the count (seed " << seed << ")");
+      BOOST_REQUIRE_MESSAGE(db.count() == static_cast<std::uint64_t>(n),
+                            "an update changed the count (seed " << seed << ")");
       require_get(db, model, k, "read back after an update (seed " + std::to_string(seed) + ")");
     }
-    require_valid(db, "after update round " + std::to_string(round) + " (seed " + std::to_string(seed) + ")");
+    require_valid(
+        db, "after update round " + std::to_string(round) + " (seed " + std::to_string(seed) + ")");
     require_matches(db, model, "after update round " + std::to_string(round));
   }
   // The same value again, and a key updated many times in a row.
@@ -321,7 +339,9 @@ struct RebalanceCounts {
   int borrow_right = 0;
   int leaf_merges = 0;
   int root_shrinks = 0;
-  bool all_seen() const { return separator_deletes > 0 && borrow_left + borrow_right > 0 && leaf_merges > 0; }
+  bool all_seen() const {
+    return separator_deletes > 0 && borrow_left + borrow_right > 0 && leaf_merges > 0;
+  }
 };
 
 // Erases `k` (in the tree whose shape on disk is `before`), checks gets,
@@ -329,8 +349,8 @@ struct RebalanceCounts {
 // the leaves: nothing else, a borrow from the left or right sibling, or a
 // merge. Anything else (keys appearing from elsewhere) fails the test.
 // Returns the shape after the erase.
-Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& k, const Shape& before,
-                         RebalanceCounts& counts, const std::string& when) {
+Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& k,
+                         const Shape& before, RebalanceCounts& counts, const std::string& when) {
   const std::uint32_t height_before = db.stats().height;
   std::size_t x = 0;
   while (x < before.leaves.size() &&
@@ -345,10 +365,12 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
   BOOST_REQUIRE_MESSAGE(!db.get(k), when << ": erased key still found");
   require_valid(db, when);
   const Shape after = read_shape(db);
-  BOOST_REQUIRE_MESSAGE(after.height == db.stats().height, when << ": height on disk differs from stats()");
+  BOOST_REQUIRE_MESSAGE(after.height == db.stats().height,
+                        when << ": height on disk differs from stats()");
   std::vector<std::string> want;
   for (const auto& [mk, mv] : model) want.push_back(mk);
-  BOOST_REQUIRE_MESSAGE(keys_of(after) == want, when << ": the leaves on disk do not hold the model's keys");
+  BOOST_REQUIRE_MESSAGE(keys_of(after) == want,
+                        when << ": the leaves on disk do not hold the model's keys");
   if (db.stats().height < height_before) ++counts.root_shrinks;
 
   std::vector<std::string> expect = before.leaves[x].keys;
@@ -361,17 +383,22 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
     // A merge with the left sibling (into it) or the right one (into this leaf).
     const bool into_left = x > 0 && after.leaves[x - 1].id == before.leaves[x - 1].id &&
                            after.leaves[x - 1].keys == concat(before.leaves[x - 1].keys, expect);
-    const bool with_right = x + 1 < before.leaves.size() && after.leaves[x].id == before.leaves[x].id &&
+    const bool with_right = x + 1 < before.leaves.size() &&
+                            after.leaves[x].id == before.leaves[x].id &&
                             after.leaves[x].keys == concat(expect, before.leaves[x + 1].keys);
-    BOOST_REQUIRE_MESSAGE(into_left || with_right, when << ": a leaf disappeared but no sibling holds the merged keys");
+    BOOST_REQUIRE_MESSAGE(into_left || with_right,
+                          when << ": a leaf disappeared but no sibling holds the merged keys");
     ++counts.leaf_merges;
   } else {
-    BOOST_REQUIRE_MESSAGE(after.leaves.size() == before.leaves.size(),
-                          when << ": leaf count went from " << before.leaves.size() << " to " << after.leaves.size());
-    BOOST_REQUIRE_MESSAGE(after.leaves[x].id == before.leaves[x].id, when << ": the leaf moved without a merge");
+    BOOST_REQUIRE_MESSAGE(
+        after.leaves.size() == before.leaves.size(),
+        when << ": leaf count went from " << before.leaves.size() << " to " << after.leaves.size());
+    BOOST_REQUIRE_MESSAGE(after.leaves[x].id == before.leaves[x].id,
+                          when << ": the leaf moved without a merge");
     const std::vector<std::string>& got = after.leaves[x].keys;
     if (got != expect) {
-      // A borrow: the left sibling's last keys in front of ours, or the right sibling's first keys behind.
+      // A borrow: the left sibling's last keys in front of ours, or the right sibling's first keys
+      // behind.
       std::size_t front = 0;
       if (expect.empty()) {
         front = !got.empty() && got.front() < k ? got.size() : 0;
@@ -381,21 +408,25 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
         front = static_cast<std::size_t>(mid - got.begin());
       }
       const std::size_t back = got.size() - front - expect.size();
-      BOOST_REQUIRE_MESSAGE((front > 0) != (back > 0), when << ": keys arrived on both sides of the leaf");
+      BOOST_REQUIRE_MESSAGE((front > 0) != (back > 0),
+                            when << ": keys arrived on both sides of the leaf");
       if (front > 0) {
         BOOST_REQUIRE_MESSAGE(x > 0, when << ": borrowed from a left sibling that does not exist");
         std::vector<std::string> left = before.leaves[x - 1].keys;
         BOOST_REQUIRE(front < left.size());
-        const std::vector<std::string> moved(left.end() - static_cast<std::ptrdiff_t>(front), left.end());
+        const std::vector<std::string> moved(left.end() - static_cast<std::ptrdiff_t>(front),
+                                             left.end());
         left.resize(left.size() - front);
         BOOST_REQUIRE_MESSAGE(got == concat(moved, expect) && after.leaves[x - 1].keys == left,
                               when << ": a borrow from the left moved the wrong keys");
         ++counts.borrow_left;
       } else {
-        BOOST_REQUIRE_MESSAGE(x + 1 < before.leaves.size(), when << ": borrowed from a right sibling that does not exist");
+        BOOST_REQUIRE_MESSAGE(x + 1 < before.leaves.size(),
+                              when << ": borrowed from a right sibling that does not exist");
         std::vector<std::string> right = before.leaves[x + 1].keys;
         BOOST_REQUIRE(back < right.size());
-        const std::vector<std::string> moved(right.begin(), right.begin() + static_cast<std::ptrdiff_t>(back));
+        const std::vector<std::string> moved(right.begin(),
+                                             right.begin() + static_cast<std::ptrdiff_t>(back));
         right.erase(right.begin(), right.begin() + static_cast<std::ptrdiff_t>(back));
         BOOST_REQUIRE_MESSAGE(got == concat(expect, moved) && after.leaves[x + 1].keys == right,
                               when << ": a borrow from the right moved the wrong keys");
@@ -416,10 +447,12 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
   const Pairs r = db.scan(rev, 3);
   auto mf = model.lower_bound(k);
   for (const auto& [fk, fv] : f) {
-    BOOST_REQUIRE_MESSAGE(mf != model.end() && fk == mf->first && fv == mf->second, when << ": forward scan");
+    BOOST_REQUIRE_MESSAGE(mf != model.end() && fk == mf->first && fv == mf->second,
+                          when << ": forward scan");
     ++mf;
   }
-  BOOST_REQUIRE_EQUAL(f.size(), std::min<std::size_t>(3, static_cast<std::size_t>(std::distance(model.lower_bound(k), model.end()))));
+  BOOST_REQUIRE_EQUAL(f.size(), std::min<std::size_t>(3, static_cast<std::size_t>(std::distance(
+                                                             model.lower_bound(k), model.end()))));
   auto mr = model.lower_bound(k);
   for (const auto& [rk, rv] : r) {
     BOOST_REQUIRE_MESSAGE(mr != model.begin(), when << ": reverse scan went too far");
@@ -430,8 +463,9 @@ Shape erase_and_classify(BlockingDatabase& db, Model& model, const std::string& 
 }
 
 // Erases every key of the model in `order` that way; the tree ends empty.
-void erase_all_and_classify(BlockingDatabase& db, Model& model, const std::vector<std::string>& order,
-                            RebalanceCounts& counts, const std::string& what) {
+void erase_all_and_classify(BlockingDatabase& db, Model& model,
+                            const std::vector<std::string>& order, RebalanceCounts& counts,
+                            const std::string& what) {
   Shape shape = read_shape(db);
   for (std::size_t step = 0; step < order.size(); ++step) {
     const std::string when = what + ", erase #" + std::to_string(step);
@@ -450,7 +484,8 @@ void erase_all_and_classify(BlockingDatabase& db, Model& model, const std::vecto
 // leaf. (Which side a leaf borrows from is pinned down by the next test.)
 BOOST_DATA_TEST_CASE(delete_separators_borrow_merge_shrink, matrix_x_degrees(), cfg, degree) {
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
-  const auto seed = corobtree::test::test_seed("delete_separators_borrow_merge_shrink " + label(cfg, t));
+  const auto seed =
+      corobtree::test::test_seed("delete_separators_borrow_merge_shrink " + label(cfg, t));
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("rebalance.db"), cfg.options(t));
@@ -470,18 +505,22 @@ BOOST_DATA_TEST_CASE(delete_separators_borrow_merge_shrink, matrix_x_degrees(), 
       model[k] = v;
     }
     require_valid(db, "after building (seed " + std::to_string(seed) + ")");
-    BOOST_REQUIRE_MESSAGE(db.stats().height >= 3, "the tree should be at least 3 high, is " << db.stats().height);
-    BOOST_TEST_MESSAGE(label(cfg, t) << " order " << order << ": height " << db.stats().height << ", "
-                                     << read_shape(db).leaves.size() << " leaves; borrows so far left "
-                                     << counts.borrow_left << " right " << counts.borrow_right);
+    BOOST_REQUIRE_MESSAGE(db.stats().height >= 3,
+                          "the tree should be at least 3 high, is " << db.stats().height);
+    BOOST_TEST_MESSAGE(label(cfg, t)
+                       << " order " << order << ": height " << db.stats().height << ", "
+                       << read_shape(db).leaves.size() << " leaves; borrows so far left "
+                       << counts.borrow_left << " right " << counts.borrow_right);
     if (order == 0) std::sort(keys.begin(), keys.end());
     if (order == 1) std::sort(keys.rbegin(), keys.rend());
-    erase_all_and_classify(db, model, keys, counts,
-                           "order " + std::to_string(order) + " (seed " + std::to_string(seed) + ")");
+    erase_all_and_classify(
+        db, model, keys, counts,
+        "order " + std::to_string(order) + " (seed " + std::to_string(seed) + ")");
   }
-  BOOST_TEST_MESSAGE(label(cfg, t) << ": separator deletes " << counts.separator_deletes << ", borrows left "
-                                   << counts.borrow_left << " right " << counts.borrow_right << ", leaf merges "
-                                   << counts.leaf_merges << ", root shrinks " << counts.root_shrinks);
+  BOOST_TEST_MESSAGE(label(cfg, t)
+                     << ": separator deletes " << counts.separator_deletes << ", borrows left "
+                     << counts.borrow_left << " right " << counts.borrow_right << ", leaf merges "
+                     << counts.leaf_merges << ", root shrinks " << counts.root_shrinks);
   BOOST_CHECK_GT(counts.separator_deletes, 0);
   BOOST_CHECK_GT(counts.borrow_left + counts.borrow_right, 0);
   BOOST_CHECK_GT(counts.leaf_merges, 0);
@@ -508,7 +547,8 @@ Model two_leaves_one_full(BlockingDatabase& db, std::uint32_t t, int full_side) 
   Shape s = read_shape(db);
   BOOST_REQUIRE_EQUAL(s.leaves.size(), 2u);
   const std::uint32_t usable = corobtree::kDefaultPageSize - corobtree::page::kHeaderSize;
-  const std::uint32_t cell = Node::leaf_cell_size(key_of(0).size(), value.size()) + corobtree::page::kSlotSize;
+  const std::uint32_t cell =
+      Node::leaf_cell_size(key_of(0).size(), value.size()) + corobtree::page::kSlotSize;
   const std::size_t capacity = t > 0 ? 2 * t - 1 : usable / cell;
   // Fillers sort right after the side's first key, so they land in that leaf.
   const int base = std::stoi(s.leaves[static_cast<std::size_t>(full_side)].keys.front().substr(1));
@@ -517,7 +557,8 @@ Model two_leaves_one_full(BlockingDatabase& db, std::uint32_t t, int full_side) 
     model[key_of(base + j)] = value;
     require_valid(db, "filling a leaf");
     s = read_shape(db);
-    BOOST_REQUIRE_MESSAGE(s.leaves.size() == 2u, "the leaf split before holding " << capacity << " keys");
+    BOOST_REQUIRE_MESSAGE(s.leaves.size() == 2u,
+                          "the leaf split before holding " << capacity << " keys");
   }
   return model;
 }
@@ -535,15 +576,17 @@ BOOST_DATA_TEST_CASE(borrow_from_the_right_and_from_the_left, matrix_x_degrees()
     Model model = two_leaves_one_full(db, t, full_side);
     Shape shape = read_shape(db);
     // Erase from the other leaf, its largest keys first, until something rebalances.
-    const std::vector<std::string> victims(shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rbegin(),
-                                           shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rend());
+    const std::vector<std::string> victims(
+        shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rbegin(),
+        shape.leaves[static_cast<std::size_t>(1 - full_side)].keys.rend());
     RebalanceCounts counts;
     for (const std::string& k : victims) {
       shape = erase_and_classify(db, model, k, shape, counts, label(cfg, t) + " erase " + k);
       if (counts.borrow_left + counts.borrow_right + counts.leaf_merges > 0) break;
     }
     const std::string side = full_side == 1 ? "right" : "left";
-    BOOST_REQUIRE_MESSAGE(counts.leaf_merges == 0, "the underfull leaf merged with a full " << side << " sibling");
+    BOOST_REQUIRE_MESSAGE(counts.leaf_merges == 0,
+                          "the underfull leaf merged with a full " << side << " sibling");
     BOOST_REQUIRE_MESSAGE((full_side == 1 ? counts.borrow_right : counts.borrow_left) == 1,
                           "the underfull leaf did not borrow from its full " << side << " sibling");
     BOOST_REQUIRE_EQUAL(shape.leaves.size(), 2u);
@@ -580,7 +623,8 @@ BOOST_DATA_TEST_CASE(root_shrinks_to_a_leaf, matrix_x_degrees(), cfg, degree) {
     model.erase(k);
   }
   BOOST_REQUIRE_EQUAL(db.count(), 1u);
-  BOOST_REQUIRE_MESSAGE(db.stats().height == 1, "height " << db.stats().height << " with one key left (was " << tall
+  BOOST_REQUIRE_MESSAGE(db.stats().height == 1, "height " << db.stats().height
+                                                          << " with one key left (was " << tall
                                                           << ", seed " << seed << ")");
   require_valid(db, "one key left (seed " + std::to_string(seed) + ")");
   require_matches(db, model, "one key left");
@@ -610,7 +654,9 @@ BOOST_DATA_TEST_CASE(persistence_across_reopen, matrix_x_degrees(), cfg, degree)
       BOOST_REQUIRE_EQUAL(db.stats().height, last.height);
       BOOST_REQUIRE_EQUAL(db.stats().pages, last.pages);
       BOOST_REQUIRE_EQUAL(db.stats().free_pages, last.free_pages);
-      require_matches(db, model, "after reopen " + std::to_string(session) + " (seed " + std::to_string(seed) + ")");
+      require_matches(
+          db, model,
+          "after reopen " + std::to_string(session) + " (seed " + std::to_string(seed) + ")");
       require_valid(db, "after reopen");
     }
     for (int i = 0; i < corobtree::test::scaled(slow(cfg) ? 800 : 1500, 300); ++i) {
@@ -618,7 +664,8 @@ BOOST_DATA_TEST_CASE(persistence_across_reopen, matrix_x_degrees(), cfg, degree)
       if (rng() % 4 == 0) {
         BOOST_REQUIRE_EQUAL(db.erase(k), model.erase(k) == 1);
       } else {
-        const std::string v = rng() % 50 == 0 ? random_bytes(rng, 3000 + rng() % 5000) : random_bytes(rng, rng() % 80);
+        const std::string v = rng() % 50 == 0 ? random_bytes(rng, 3000 + rng() % 5000)
+                                              : random_bytes(rng, rng() % 80);
         db.put(k, v);
         model[k] = v;
       }
@@ -651,7 +698,8 @@ BOOST_DATA_TEST_CASE(large_insert_delete_workload, matrix_x_degrees(), cfg, degr
     std::shuffle(ids.begin(), ids.end(), rng);
     for (int id : ids) {
       const std::string k = key_of(id);
-      const std::string v = rng() % 200 == 0 ? random_bytes(rng, 2100 + rng() % 6000) : random_bytes(rng, rng() % 120);
+      const std::string v = rng() % 200 == 0 ? random_bytes(rng, 2100 + rng() % 6000)
+                                             : random_bytes(rng, rng() % 120);
       db.put(k, v);
       model[k] = v;
       keys.push_back(k);
@@ -660,7 +708,8 @@ BOOST_DATA_TEST_CASE(large_insert_delete_workload, matrix_x_degrees(), cfg, degr
     require_valid(db, "after the inserts (seed " + std::to_string(seed) + ")");
     std::shuffle(keys.begin(), keys.end(), rng);
     for (int i = 0; i < deletes; ++i) {
-      BOOST_REQUIRE_MESSAGE(db.erase(keys[static_cast<std::size_t>(i)]), "erase #" << i << " (seed " << seed << ")");
+      BOOST_REQUIRE_MESSAGE(db.erase(keys[static_cast<std::size_t>(i)]),
+                            "erase #" << i << " (seed " << seed << ")");
       model.erase(keys[static_cast<std::size_t>(i)]);
     }
     require_valid(db, "after the deletes (seed " + std::to_string(seed) + ")");
@@ -671,10 +720,10 @@ BOOST_DATA_TEST_CASE(large_insert_delete_workload, matrix_x_degrees(), cfg, degr
   require_valid(db, "after reopen");
   require_matches(db, model, "after reopen (seed " + std::to_string(seed) + ")");
   for (int i = 0; i < 500; ++i) {
-    require_get(db, model, keys[rng() % keys.size()], "random get after reopen (seed " + std::to_string(seed) + ")");
+    require_get(db, model, keys[rng() % keys.size()],
+                "random get after reopen (seed " + std::to_string(seed) + ")");
   }
 }
-
 
 // ---- cursors -------------------------------------------------------------------
 
@@ -698,7 +747,9 @@ class ModelCursor {
   }
   bool seek(const std::string& k) {
     pos_ = 0;
-    while (pos_ < entries_.size() && (reverse_ ? entries_[pos_]->first > k : entries_[pos_]->first < k)) ++pos_;
+    while (pos_ < entries_.size() &&
+           (reverse_ ? entries_[pos_]->first > k : entries_[pos_]->first < k))
+      ++pos_;
     return valid();
   }
   bool next() {
@@ -724,13 +775,16 @@ class ModelCursor {
   std::size_t pos_;
 };
 
-void require_same(bool ok, const Cursor& c, bool want, const ModelCursor& m, const std::string& when) {
+void require_same(bool ok, const Cursor& c, bool want, const ModelCursor& m,
+                  const std::string& when) {
   BOOST_REQUIRE_MESSAGE(ok == want, when << ": cursor says " << ok << ", model says " << want);
   BOOST_REQUIRE_MESSAGE(c.valid() == want, when << ": valid() is " << c.valid());
   if (!want) return;
-  BOOST_REQUIRE_MESSAGE(c.key() == m.entry().first, when << ": at '" << c.key().substr(0, 20) << "', model at '"
-                                                           << m.entry().first.substr(0, 20) << "'");
-  BOOST_REQUIRE_MESSAGE(c.value() == m.entry().second, when << ": wrong value at '" << m.entry().first.substr(0, 20) << "'");
+  BOOST_REQUIRE_MESSAGE(c.key() == m.entry().first, when << ": at '" << c.key().substr(0, 20)
+                                                         << "', model at '"
+                                                         << m.entry().first.substr(0, 20) << "'");
+  BOOST_REQUIRE_MESSAGE(c.value() == m.entry().second,
+                        when << ": wrong value at '" << m.entry().first.substr(0, 20) << "'");
 }
 
 enum class Move { kFirst, kSeek, kNext, kPrev };
@@ -765,8 +819,9 @@ Model fill_even_keys(BlockingDatabase& db, std::mt19937_64& rng, int n, int over
   Model model;
   for (int i = 0; i < n; ++i) {
     const std::string k = key_of(2 * i);
-    const std::string v = static_cast<int>(rng() % 100) < overflow_percent ? random_bytes(rng, 2001 + rng() % 12000)
-                                                                           : random_bytes(rng, rng() % 150);
+    const std::string v = static_cast<int>(rng() % 100) < overflow_percent
+                              ? random_bytes(rng, 2001 + rng() % 12000)
+                              : random_bytes(rng, rng() % 150);
     db.put(k, v);
     model[k] = v;
   }
@@ -786,7 +841,8 @@ std::optional<std::string> random_bound(std::mt19937_64& rng, int n) {
 
 BOOST_DATA_TEST_CASE(cursor_random_walks_match_the_model, matrix_x_degrees(), cfg, degree) {
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
-  const auto seed = corobtree::test::test_seed("cursor_random_walks_match_the_model " + label(cfg, t));
+  const auto seed =
+      corobtree::test::test_seed("cursor_random_walks_match_the_model " + label(cfg, t));
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("cursor.db"), cfg.options(t));
@@ -798,17 +854,22 @@ BOOST_DATA_TEST_CASE(cursor_random_walks_match_the_model, matrix_x_degrees(), cf
     ScanOptions so;
     so.lower = random_bound(rng, n);
     so.upper = random_bound(rng, n);
-    if (rng() % 3 == 0 && so.lower && so.upper && *so.upper < *so.lower) std::swap(so.lower, so.upper);
+    if (rng() % 3 == 0 && so.lower && so.upper && *so.upper < *so.lower)
+      std::swap(so.lower, so.upper);
     so.reverse = rng() % 2 == 0;
     Cursor c = db.async().cursor(so);
     ModelCursor m(model, so);
     for (int i = 0; i < 30; ++i) {
       const auto r = rng() % 100;
-      const Move mv = i == 0 || r < 5 ? Move::kFirst : r < 15 ? Move::kSeek : r < 60 ? Move::kNext : Move::kPrev;
+      const Move mv = i == 0 || r < 5 ? Move::kFirst
+                      : r < 15        ? Move::kSeek
+                      : r < 60        ? Move::kNext
+                                      : Move::kPrev;
       std::string key = key_of(static_cast<int>(rng() % static_cast<std::uint64_t>(2 * n + 4)) - 2);
       if (rng() % 10 == 0) key.push_back('\0');
       step(c, m, mv, key,
-           "session " + std::to_string(s) + " move " + std::to_string(i) + " (seed " + std::to_string(seed) + ")");
+           "session " + std::to_string(s) + " move " + std::to_string(i) + " (seed " +
+               std::to_string(seed) + ")");
     }
   }
 }
@@ -822,8 +883,8 @@ BOOST_DATA_TEST_CASE(cursor_bounds_and_empty_ranges, matrix_x_degrees(), cfg, de
     db.put(key_of(i), "v" + std::to_string(i));
     model[key_of(i)] = "v" + std::to_string(i);
   }
-  auto scan = [&db](std::optional<std::string> lower, std::optional<std::string> upper, bool reverse,
-                    std::size_t limit = SIZE_MAX) {
+  auto scan = [&db](std::optional<std::string> lower, std::optional<std::string> upper,
+                    bool reverse, std::size_t limit = SIZE_MAX) {
     ScanOptions so;
     so.lower = std::move(lower);
     so.upper = std::move(upper);
@@ -853,11 +914,11 @@ BOOST_DATA_TEST_CASE(cursor_bounds_and_empty_ranges, matrix_x_degrees(), cfg, de
   BOOST_TEST(scan(std::nullopt, std::nullopt, false, 0).empty());
   // Empty ranges.
   for (bool reverse : {false, true}) {
-    BOOST_TEST(scan(key_of(10), key_of(10), reverse).empty());            // lower == upper
-    BOOST_TEST(scan(key_of(30), key_of(10), reverse).empty());            // lower > upper
-    BOOST_TEST(scan(key_of(11), key_of(12), reverse).empty());            // no key in between
-    BOOST_TEST(scan(std::string("z"), std::nullopt, reverse).empty());    // past the last key
-    BOOST_TEST(scan(std::nullopt, std::string(), reverse).empty());       // before the first key
+    BOOST_TEST(scan(key_of(10), key_of(10), reverse).empty());          // lower == upper
+    BOOST_TEST(scan(key_of(30), key_of(10), reverse).empty());          // lower > upper
+    BOOST_TEST(scan(key_of(11), key_of(12), reverse).empty());          // no key in between
+    BOOST_TEST(scan(std::string("z"), std::nullopt, reverse).empty());  // past the last key
+    BOOST_TEST(scan(std::nullopt, std::string(), reverse).empty());     // before the first key
     BOOST_TEST(scan(std::nullopt, key_of(0), reverse).empty());
   }
   // Seek, and moving off either end.
@@ -875,7 +936,7 @@ BOOST_DATA_TEST_CASE(cursor_bounds_and_empty_ranges, matrix_x_degrees(), cfg, de
     BOOST_TEST(c.key() == key_of(10));
     BOOST_TEST(!sync_wait(c.prev()));
     BOOST_TEST(!c.valid());
-    BOOST_TEST(!sync_wait(c.next()));  // an invalid cursor stays invalid
+    BOOST_TEST(!sync_wait(c.next()));            // an invalid cursor stays invalid
     BOOST_TEST(!sync_wait(c.seek(key_of(19))));  // nothing in [19, 20)
     BOOST_REQUIRE(sync_wait(c.seek(key_of(18))));
     BOOST_TEST(!sync_wait(c.next()));
@@ -918,7 +979,8 @@ BOOST_DATA_TEST_CASE(cursor_bounds_and_empty_ranges, matrix_x_degrees(), cfg, de
 // next/prev turning around right at the boundary between two leaves, both directions.
 BOOST_DATA_TEST_CASE(cursor_turns_around_at_leaf_boundaries, matrix_x_degrees(), cfg, degree) {
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
-  const auto seed = corobtree::test::test_seed("cursor_turns_around_at_leaf_boundaries " + label(cfg, t));
+  const auto seed =
+      corobtree::test::test_seed("cursor_turns_around_at_leaf_boundaries " + label(cfg, t));
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("turn.db"), cfg.options(t));
@@ -931,7 +993,8 @@ BOOST_DATA_TEST_CASE(cursor_turns_around_at_leaf_boundaries, matrix_x_degrees(),
     const std::size_t i = b * (shape.leaves.size() - 1) / boundaries;
     const std::string& last = shape.leaves[i].keys.back();
     const std::string& first = shape.leaves[i + 1].keys.front();
-    const std::string when = "boundary after leaf " + std::to_string(i) + " (seed " + std::to_string(seed) + ")";
+    const std::string when =
+        "boundary after leaf " + std::to_string(i) + " (seed " + std::to_string(seed) + ")";
     for (bool reverse : {false, true}) {
       ScanOptions so;
       so.reverse = reverse;
@@ -941,7 +1004,8 @@ BOOST_DATA_TEST_CASE(cursor_turns_around_at_leaf_boundaries, matrix_x_degrees(),
       step(c, m, Move::kSeek, reverse ? first : last, when);
       const Move fwd = Move::kNext;
       const Move back = Move::kPrev;
-      for (Move mv : {fwd, back, back, fwd, fwd, fwd, back, back, back, fwd}) step(c, m, mv, {}, when);
+      for (Move mv : {fwd, back, back, fwd, fwd, fwd, back, back, back, fwd})
+        step(c, m, mv, {}, when);
       BOOST_REQUIRE(c.valid());
     }
   }
@@ -953,7 +1017,8 @@ BOOST_DATA_TEST_CASE(cursor_over_overflow_values, matrix_x_degrees(), cfg, degre
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("overflow.db"), cfg.options(t));
-  const Model model = fill_even_keys(db, rng, slow(cfg) ? 120 : 250, 70);  // values > 2000 bytes mostly
+  const Model model =
+      fill_even_keys(db, rng, slow(cfg) ? 120 : 250, 70);  // values > 2000 bytes mostly
   const ValidationReport r = db.validate();
   BOOST_REQUIRE_MESSAGE(r.ok(), r.summary());
   BOOST_REQUIRE_GT(r.overflow_pages, 0u);
@@ -976,8 +1041,10 @@ BOOST_DATA_TEST_CASE(cursor_over_overflow_values, matrix_x_degrees(), cfg, degre
     ModelCursor mb(model, so);
     step(b, mb, Move::kFirst, {}, "bounded");
     for (int i = 0; i < 200; ++i) {
-      step(b, mb, rng() % 3 == 0 ? Move::kPrev : Move::kNext, {}, "bounded walk (seed " + std::to_string(seed) + ")");
-      if (!b.valid()) step(b, mb, Move::kSeek, key_of(static_cast<int>(rng() % 170)), "bounded reseek");
+      step(b, mb, rng() % 3 == 0 ? Move::kPrev : Move::kNext, {},
+           "bounded walk (seed " + std::to_string(seed) + ")");
+      if (!b.valid())
+        step(b, mb, Move::kSeek, key_of(static_cast<int>(rng() % 170)), "bounded reseek");
     }
   }
   require_matches(db, model, "overflow values by scan");
@@ -998,7 +1065,8 @@ BOOST_DATA_TEST_CASE(bulk_load_50k_sorted_pairs, matrix_x_degrees(), cfg, degree
   Model model;
   for (int i = 0; i < n; ++i) {
     std::string k = key_of(3 * i);
-    std::string v = rng() % 1000 == 0 ? random_bytes(rng, 2500 + rng() % 3000) : random_bytes(rng, 8 + rng() % 32);
+    std::string v = rng() % 1000 == 0 ? random_bytes(rng, 2500 + rng() % 3000)
+                                      : random_bytes(rng, 8 + rng() % 32);
     model[k] = v;
     pairs.emplace_back(std::move(k), std::move(v));
   }
@@ -1010,7 +1078,8 @@ BOOST_DATA_TEST_CASE(bulk_load_50k_sorted_pairs, matrix_x_degrees(), cfg, degree
   BOOST_REQUIRE_MESSAGE(r.ok(), r.summary());
   BOOST_REQUIRE_EQUAL(r.keys, static_cast<std::uint64_t>(n));
   if (t == 0) {
-    BOOST_REQUIRE_MESSAGE(r.fill_factor > 0.9, "fill factor " << r.fill_factor << " after bulk load");
+    BOOST_REQUIRE_MESSAGE(r.fill_factor > 0.9,
+                          "fill factor " << r.fill_factor << " after bulk load");
   } else {
     // Classic bounds: leaves packed to 2t-1 keys.
     BOOST_REQUIRE_EQUAL(r.leaves, static_cast<std::uint64_t>((n + 2 * t - 2) / (2 * t - 1)));
@@ -1082,7 +1151,8 @@ BOOST_DATA_TEST_CASE(smallest_entries_survive_reopen, matrix_x_degrees(), cfg, d
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
   corobtree::test::TempDir dir;
   const std::string path = dir.file("tiny.db");
-  const std::pair<std::string, std::string> entries[] = {{"", ""}, {"x", ""}, {"", "y"}, {"xy", ""}};
+  const std::pair<std::string, std::string> entries[] = {
+      {"", ""}, {"x", ""}, {"", "y"}, {"xy", ""}};
   for (const auto& [k, v] : entries) {
     const std::string what = "('" + k + "', '" + v + "')";
     {
@@ -1144,7 +1214,8 @@ BOOST_DATA_TEST_CASE(empty_keys_and_values, matrix_x_degrees(), cfg, degree) {
   require_valid(db, "after erasing the empty key");
   // In a tree of several levels, with many empty values, across a reopen.
   for (int i = 0; i < 400; ++i) {
-    const std::string v = i % 2 == 0 ? std::string() : std::string(static_cast<std::size_t>(i % 50), 'e');
+    const std::string v =
+        i % 2 == 0 ? std::string() : std::string(static_cast<std::size_t>(i % 50), 'e');
     db.put(key_of(i), v);
     model[key_of(i)] = v;
   }
@@ -1163,8 +1234,9 @@ BOOST_DATA_TEST_CASE(oversize_key_is_rejected, matrix_x_degrees(), cfg, degree) 
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("bigkey.db"), cfg.options(t));
-  BOOST_CHECK_MESSAGE(db.max_key_size() == 992u,  // as documented in engine/btree.h
-                      "max_key_size() is " << db.max_key_size() << ", btree.h documents 992 for 4 KiB pages");
+  BOOST_CHECK_MESSAGE(
+      db.max_key_size() == 992u,  // as documented in engine/btree.h
+      "max_key_size() is " << db.max_key_size() << ", btree.h documents 992 for 4 KiB pages");
   Model model;
   for (int i = 0; i < 50; ++i) {
     db.put(key_of(i), "v");
@@ -1175,14 +1247,18 @@ BOOST_DATA_TEST_CASE(oversize_key_is_rejected, matrix_x_degrees(), cfg, degree) 
   const std::string huge(10 * db.max_key_size(), 'h');
   const auto pages = db.stats().pages;
   for (const std::string* k : {&too_long, &huge}) {
-    BOOST_TEST(static_cast<int>(error_code_of([&] { db.put(*k, "x"); })) == static_cast<int>(ErrorCode::kInvalidArgument));
-    BOOST_TEST(static_cast<int>(error_code_of([&] { db.erase(*k); })) == static_cast<int>(ErrorCode::kInvalidArgument));
-    BOOST_TEST(static_cast<int>(error_code_of([&] { (void)db.get(*k); })) == static_cast<int>(ErrorCode::kInvalidArgument));
+    BOOST_TEST(static_cast<int>(error_code_of([&] { db.put(*k, "x"); })) ==
+               static_cast<int>(ErrorCode::kInvalidArgument));
+    BOOST_TEST(static_cast<int>(error_code_of([&] { db.erase(*k); })) ==
+               static_cast<int>(ErrorCode::kInvalidArgument));
+    BOOST_TEST(static_cast<int>(error_code_of([&] { (void)db.get(*k); })) ==
+               static_cast<int>(ErrorCode::kInvalidArgument));
     corobtree::WriteBatch batch;
     batch.put("batch-a", "1");
     batch.put(*k, "2");
     batch.erase(key_of(3));
-    BOOST_TEST(static_cast<int>(error_code_of([&] { db.write(batch); })) == static_cast<int>(ErrorCode::kInvalidArgument));
+    BOOST_TEST(static_cast<int>(error_code_of([&] { db.write(batch); })) ==
+               static_cast<int>(ErrorCode::kInvalidArgument));
   }
   BOOST_REQUIRE_EQUAL(db.stats().pages, pages);
   require_matches(db, model, "after rejected oversize keys");  // the batch left no trace either
@@ -1213,7 +1289,8 @@ BOOST_DATA_TEST_CASE(multi_megabyte_values_round_trip, matrix_x_degrees(), cfg, 
   Model model;
   {
     auto db = BlockingDatabase::open(path, cfg.options(t));
-    for (std::size_t size : {std::size_t{1} << 20, (std::size_t{2} << 20) + 17, (std::size_t{3} << 20) - 3}) {
+    for (std::size_t size :
+         {std::size_t{1} << 20, (std::size_t{2} << 20) + 17, (std::size_t{3} << 20) - 3}) {
       const std::string k = "big" + std::to_string(size);
       const std::string v = random_bytes(rng, size);
       db.put(k, v);

@@ -11,12 +11,12 @@
 #include <random>
 #include <vector>
 
-#include "engine/pager/buffer_pool.h"
-#include "io/aligned_buffer.h"
 #include <corobtree/error.h>
-#include "io/event.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
+#include "engine/pager/buffer_pool.h"
+#include "io/aligned_buffer.h"
+#include "io/event.h"
 #include "tests/support/backends.h"
 #include "tests/support/fd_swap.h"
 #include "tests/support/seed.h"
@@ -30,8 +30,8 @@ using corobtree::DiskManager;
 using corobtree::Error;
 using corobtree::ErrorCode;
 using corobtree::PageGuard;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::when_all;
 using corobtree::test::BackendConfig;
 
@@ -107,8 +107,7 @@ Task<void> pin_two_then_release(BufferPool& pool, int& released_at, corobtree::E
   released_at = 1;
 }
 
-Task<std::uint64_t> fetch_when_full(BufferPool& pool, int& released_at,
-                                    corobtree::Event& pinned) {
+Task<std::uint64_t> fetch_when_full(BufferPool& pool, int& released_at, corobtree::Event& pinned) {
   co_await pinned;  // the other task holds both frames now
   PageGuard g = co_await pool.fetch_page(2);
   BOOST_TEST(released_at == 1);  // could only succeed after the release
@@ -153,12 +152,12 @@ BOOST_DATA_TEST_CASE(lru_order_decides_the_victim, bdata::make(corobtree::test::
   BOOST_TEST(pool.stats().evictions == 1u);
 }
 
-BOOST_DATA_TEST_CASE(dirty_victim_is_written_before_reuse, bdata::make(corobtree::test::all_backends()),
-                     cfg) {
+BOOST_DATA_TEST_CASE(dirty_victim_is_written_before_reuse,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
   Fixture fx(cfg, 4);
   BufferPool pool(*fx.dm, 2);
   sync_wait(write_stamp(pool, 0, 4242));
-  BOOST_TEST(fx.on_disk(0) == 0u);  // still only in memory
+  BOOST_TEST(fx.on_disk(0) == 0u);     // still only in memory
   sync_wait(touch_all(pool, {1, 2}));  // evicts 0
   BOOST_TEST(!cached(pool, 0));
   BOOST_TEST(fx.on_disk(0) == 4242u);  // written back, before any close
@@ -181,7 +180,8 @@ BOOST_DATA_TEST_CASE(fetch_during_writeback_sees_the_new_copy,
   BOOST_TEST(pool.stats().pinned == 0u);
 }
 
-BOOST_DATA_TEST_CASE(hits_and_misses_are_counted, bdata::make(corobtree::test::all_backends()), cfg) {
+BOOST_DATA_TEST_CASE(hits_and_misses_are_counted, bdata::make(corobtree::test::all_backends()),
+                     cfg) {
   Fixture fx(cfg, 4);
   BufferPool pool(*fx.dm, 4);
   sync_wait(touch_all(pool, {0, 1, 0, 0, 1, 2}));
@@ -229,12 +229,12 @@ BOOST_DATA_TEST_CASE(a_fetch_that_can_never_succeed_fails_clearly,
     return e.code() == ErrorCode::kDeadlock &&
            std::string(e.what()).find("frames are pinned") != std::string::npos;
   });
-  BOOST_TEST(pool.stats().pinned == 0u);  // the guards were released on unwinding
+  BOOST_TEST(pool.stats().pinned == 0u);                // the guards were released on unwinding
   BOOST_TEST(sync_wait(read_stamp(pool, 2)) == 2000u);  // and the pool still works
 }
 
-BOOST_DATA_TEST_CASE(close_flushes_and_reopen_reads_back, bdata::make(corobtree::test::all_backends()),
-                     cfg) {
+BOOST_DATA_TEST_CASE(close_flushes_and_reopen_reads_back,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
   Fixture fx(cfg, 16);
   {
     BufferPool pool(*fx.dm, 4);
@@ -316,7 +316,7 @@ BOOST_DATA_TEST_CASE(writeback_error_reaches_the_caller_and_nothing_is_lost,
       return e.code() == ErrorCode::kNoSpace && e.block() == 0u;
     });
   }
-  BOOST_TEST(cached(pool, 0));  // the dirty page was kept
+  BOOST_TEST(cached(pool, 0));                          // the dirty page was kept
   BOOST_TEST(sync_wait(read_stamp(pool, 1)) == 1000u);  // now the write-back succeeds
   BOOST_TEST(fx.on_disk(0) == 1234u);
 
@@ -335,8 +335,8 @@ BOOST_DATA_TEST_CASE(writeback_error_reaches_the_caller_and_nothing_is_lost,
   BOOST_TEST(fx.on_disk(2) == 2222u);
 }
 
-BOOST_DATA_TEST_CASE(randomized_64_tasks_against_a_model, bdata::make(corobtree::test::all_backends()),
-                     cfg) {
+BOOST_DATA_TEST_CASE(randomized_64_tasks_against_a_model,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
   const auto seed = corobtree::test::test_seed("buffer pool 64 tasks " + cfg.name());
   const BlockId pages = 96;
   Fixture fx(cfg, static_cast<int>(pages));
@@ -357,9 +357,9 @@ BOOST_DATA_TEST_CASE(randomized_64_tasks_against_a_model, bdata::make(corobtree:
           PageGuard g = sync_wait(pool.fetch_page(id));
           got = Fixture::stamp_of(g.data().data() + 8);
         }
-        BOOST_REQUIRE_MESSAGE(got == model[id], "page " << id << " frames " << frames << ": "
-                                                        << got << " != " << model[id]
-                                                        << " (seed " << seed << ")");
+        BOOST_REQUIRE_MESSAGE(got == model[id], "page " << id << " frames " << frames << ": " << got
+                                                        << " != " << model[id] << " (seed " << seed
+                                                        << ")");
       }
       sync_wait(pool.close());
     }

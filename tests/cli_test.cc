@@ -30,9 +30,9 @@
 
 namespace bdata = boost::unit_test::data;
 namespace fs = std::filesystem;
-using corobtree::cli::EscapeError;
 using corobtree::cli::escape;
 using corobtree::cli::escape_arg;
+using corobtree::cli::EscapeError;
 using corobtree::cli::format_dump_line;
 using corobtree::cli::parse_arg;
 using corobtree::cli::parse_dump_line;
@@ -197,10 +197,10 @@ struct Cli {
 };
 
 // Evaluates `expr` once (it usually runs the tool) and checks the exit code.
-#define CHECK_RUN(expr, expected_code)                               \
-  do {                                                               \
-    const Result result_ = (expr);                                   \
-    BOOST_CHECK_MESSAGE(result_.code == (expected_code), result_);   \
+#define CHECK_RUN(expr, expected_code)                             \
+  do {                                                             \
+    const Result result_ = (expr);                                 \
+    BOOST_CHECK_MESSAGE(result_.code == (expected_code), result_); \
   } while (0)
 
 std::string read_file(const std::string& path) {
@@ -473,20 +473,52 @@ BOOST_DATA_TEST_CASE(shell_protocol, bdata::make(kBackends), io) {
   std::istringstream lines(r.out);
   std::vector<std::string> got;
   for (std::string l; std::getline(lines, l);) got.push_back(l);
-  const std::vector<std::string> want = {
-      "OK", "OK", "OK", "VALUE 1", "VALUE \"\"", "VALUE empty\\tkey", "NOT_FOUND",
-      "\"\"\tempty\\tkey", "a\t1", "b\\x20b\t\"\"", "END",  // scan "" 10
-      "a\t1", "END",                                          // scan a 1
-      "END",                                                  // scan zz 5
-      "DELETED", "NOT_FOUND", "OK",
-      "ERR unknown command", "ERR usage: put K V", "ERR empty argument", "ERR empty command",
-      "ERR bad escape", "ERR trailing backslash", "ERR scan LIMIT", "ERR no transaction",
-      "ERR no transaction",
-      "OK", "ERR a transaction is already open", "OK", "VALUE 1", "DELETED", "NOT_FOUND",
-      "\"\"\tempty\\tkey", "t\t1", "END",  // the scan sees the transaction's writes
-      "OK", "NOT_FOUND", "VALUE \"\"",    // abort discarded both
-      "OK", "OK", "DELETED", "OK", "VALUE 2", "NOT_FOUND",
-      "OK", "OK"};
+  const std::vector<std::string> want = {"OK",
+                                         "OK",
+                                         "OK",
+                                         "VALUE 1",
+                                         "VALUE \"\"",
+                                         "VALUE empty\\tkey",
+                                         "NOT_FOUND",
+                                         "\"\"\tempty\\tkey",
+                                         "a\t1",
+                                         "b\\x20b\t\"\"",
+                                         "END",  // scan "" 10
+                                         "a\t1",
+                                         "END",  // scan a 1
+                                         "END",  // scan zz 5
+                                         "DELETED",
+                                         "NOT_FOUND",
+                                         "OK",
+                                         "ERR unknown command",
+                                         "ERR usage: put K V",
+                                         "ERR empty argument",
+                                         "ERR empty command",
+                                         "ERR bad escape",
+                                         "ERR trailing backslash",
+                                         "ERR scan LIMIT",
+                                         "ERR no transaction",
+                                         "ERR no transaction",
+                                         "OK",
+                                         "ERR a transaction is already open",
+                                         "OK",
+                                         "VALUE 1",
+                                         "DELETED",
+                                         "NOT_FOUND",
+                                         "\"\"\tempty\\tkey",
+                                         "t\t1",
+                                         "END",  // the scan sees the transaction's writes
+                                         "OK",
+                                         "NOT_FOUND",
+                                         "VALUE \"\"",  // abort discarded both
+                                         "OK",
+                                         "OK",
+                                         "DELETED",
+                                         "OK",
+                                         "VALUE 2",
+                                         "NOT_FOUND",
+                                         "OK",
+                                         "OK"};
   BOOST_REQUIRE_EQUAL(got.size(), want.size());
   for (std::size_t i = 0; i < want.size(); ++i) {
     // ERR replies are matched on their start, everything else exactly.
@@ -575,7 +607,7 @@ BOOST_DATA_TEST_CASE(check_reports_a_damaged_copy, bdata::make(kBackends), io) {
   fs::copy_file(db, metas);
   damage_page(metas, 0);
   r = cli({"check", metas});
-  CHECK_RUN(r, 0);  // the other meta page still serves; a read-only run rewrites nothing
+  CHECK_RUN(r, 0);        // the other meta page still serves; a read-only run rewrites nothing
   damage_page(metas, 1);  // page 0 is still damaged
   r = cli({"check", metas});
   CHECK_RUN(r, 2);
@@ -591,9 +623,11 @@ BOOST_DATA_TEST_CASE(a_locked_database_is_refused, bdata::make(kBackends), io) {
   Process holder(cli.with_io({"shell", db}));
   holder.send("get k\n");
   BOOST_REQUIRE_EQUAL(holder.read_line(), "VALUE v");  // it has the database open now
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"get", db, "k"}, {"put", db, "k", "other"}, {"check", db},
-        {"load", db}, {"shell", db}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"get", db, "k"},
+                                               {"put", db, "k", "other"},
+                                               {"check", db},
+                                               {"load", db},
+                                               {"shell", db}}) {
     const Result r = cli(args, "x\ty\n");
     CHECK_RUN(r, 3);
     BOOST_TEST(r.err.find("locked") != std::string::npos, r.err);
@@ -610,9 +644,12 @@ BOOST_DATA_TEST_CASE(bad_inputs_fail_cleanly, bdata::make(kBackends), io) {
   TempDir dir;
   // A missing file: an error, and no file appears.
   const std::string missing = dir.file("missing.db");
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"get", missing, "k"}, {"put", missing, "k", "v"},
-        {"check", missing}, {"stats", missing}, {"shell", missing}, {"dump", missing}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"get", missing, "k"},
+                                               {"put", missing, "k", "v"},
+                                               {"check", missing},
+                                               {"stats", missing},
+                                               {"shell", missing},
+                                               {"dump", missing}}) {
     const Result r = cli(args);
     CHECK_RUN(r, 3);
     BOOST_TEST(r.err.find("does not exist") != std::string::npos, r.err);
@@ -640,11 +677,16 @@ BOOST_DATA_TEST_CASE(bad_inputs_fail_cleanly, bdata::make(kBackends), io) {
   // Bad escapes and usage errors change nothing.
   const std::string db = dir.file("a.db");
   make_db(cli, db, {{"a", "1"}});
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"put", db, "k\\xZZ", "v"}, {"put", db, "k", "trailing\\"},
-        {"get", db, "\\q"}, {"del", db, "\\x1"}, {"scan", db, "--from", "\\"}, {"put", db, "k"},
-        {"frob", db}, {"get", db}, {"--pool-pages", "x", "get", db, "a"},
-        {"--bogus", "get", db, "a"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"put", db, "k\\xZZ", "v"},
+                                               {"put", db, "k", "trailing\\"},
+                                               {"get", db, "\\q"},
+                                               {"del", db, "\\x1"},
+                                               {"scan", db, "--from", "\\"},
+                                               {"put", db, "k"},
+                                               {"frob", db},
+                                               {"get", db},
+                                               {"--pool-pages", "x", "get", db, "a"},
+                                               {"--bogus", "get", db, "a"}}) {
     const Result r = cli(args);
     CHECK_RUN(r, 3);
     BOOST_TEST(!r.err.empty());
@@ -669,7 +711,7 @@ BOOST_DATA_TEST_CASE(load_is_all_or_nothing, bdata::make(kBackends), io) {
   for (int i = 0; i < 20000; ++i) many += "k" + std::to_string(i) + "\tv\n";
   const std::string big_key(5000, 'x');
   const std::vector<std::string> bad_tails = {"bad\\xZZ\tv\n", "k\tv\\\n", "no tab here\n",
-                                             "a\tb\tc\n", big_key + "\tv\n"};
+                                              "a\tb\tc\n", big_key + "\tv\n"};
   for (const std::string& bad_tail : bad_tails) {
     const Result r = cli({"load", db}, many + bad_tail + "z\tlast\n");
     CHECK_RUN(r, 3);

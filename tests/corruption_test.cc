@@ -33,12 +33,12 @@
 #include <vector>
 
 #include <corobtree/blocking_database.h>
-#include "engine/format/page_format.h"
 #include <corobtree/error.h>
+#include "engine/format/page_format.h"
 #include "tests/support/backends.h"
 #include "tests/support/db_matrix.h"
-#include "tests/support/seed.h"
 #include "tests/support/random.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -89,7 +89,8 @@ void write_at(const std::string& path, std::uint64_t offset, const void* data, s
   BOOST_REQUIRE_EQUAL(w, static_cast<ssize_t>(n));
 }
 
-void flip_byte(const std::string& path, const std::string& original, std::uint64_t offset, std::uint8_t mask) {
+void flip_byte(const std::string& path, const std::string& original, std::uint64_t offset,
+               std::uint8_t mask) {
   const char c = static_cast<char>(static_cast<std::uint8_t>(original[offset]) ^ mask);
   write_at(path, offset, &c, 1);
 }
@@ -119,7 +120,8 @@ Model build(const std::string& path, const corobtree::Options& options, std::mt1
   for (int i = 0; i < 700; ++i) {
     char k[16];
     std::snprintf(k, sizeof k, "key%05d", i);
-    const std::string v = rng() % 20 == 0 ? random_bytes(rng, 3000 + rng() % 5000) : random_bytes(rng, 20 + rng() % 180);
+    const std::string v = rng() % 20 == 0 ? random_bytes(rng, 3000 + rng() % 5000)
+                                          : random_bytes(rng, 20 + rng() % 180);
     db.put(k, v);
     model[k] = v;
   }
@@ -141,8 +143,7 @@ Model build(const std::string& path, const corobtree::Options& options, std::mt1
 
 void require_intact(BlockingDatabase& db, const Model& model, const std::string& when) {
   const auto all = db.scan();
-  BOOST_REQUIRE_MESSAGE(all == Pairs(model.begin(), model.end()),
-                        when << ": contents differ");
+  BOOST_REQUIRE_MESSAGE(all == Pairs(model.begin(), model.end()), when << ": contents differ");
   const auto report = db.validate();
   BOOST_REQUIRE_MESSAGE(report.ok(), when << ": " << report.summary());
 }
@@ -164,10 +165,12 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
   const std::uint64_t pages = pristine.size() / kPage;
   std::map<PageType, std::vector<std::uint64_t>> by_type;
   for (std::uint64_t id = 2; id < pages; ++id) {
-    by_type[corobtree::page::type(reinterpret_cast<const std::byte*>(pristine.data() + id * kPage))].push_back(id);
+    by_type[corobtree::page::type(reinterpret_cast<const std::byte*>(pristine.data() + id * kPage))]
+        .push_back(id);
   }
   for (PageType t : {PageType::kLeaf, PageType::kInner, PageType::kOverflow, PageType::kFree}) {
-    BOOST_REQUIRE_MESSAGE(!by_type[t].empty(), "no " << corobtree::page_type_name(t) << " page to damage");
+    BOOST_REQUIRE_MESSAGE(!by_type[t].empty(),
+                          "no " << corobtree::page_type_name(t) << " page to damage");
   }
   std::vector<std::uint64_t> victims;
   for (auto& [type, ids] : by_type) {
@@ -176,11 +179,13 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
   for (int i = 0; i < 4; ++i) victims.push_back(2 + rng() % (pages - 2));
 
   for (const std::uint64_t page : victims) {
-    const PageType type = corobtree::page::type(reinterpret_cast<const std::byte*>(pristine.data() + page * kPage));
+    const PageType type =
+        corobtree::page::type(reinterpret_cast<const std::byte*>(pristine.data() + page * kPage));
     const std::uint64_t offset = page * kPage + rng() % kPage;
     const auto mask = static_cast<std::uint8_t>(1 + rng() % 255);
-    const std::string when = "byte " + std::to_string(offset) + " of " + std::string(corobtree::page_type_name(type)) +
-                             " page " + std::to_string(page) + " (seed " + std::to_string(seed) + ")";
+    const std::string when = "byte " + std::to_string(offset) + " of " +
+                             std::string(corobtree::page_type_name(type)) + " page " +
+                             std::to_string(page) + " (seed " + std::to_string(seed) + ")";
     write_file(path, pristine);
     flip_byte(path, pristine, offset, mask);
     auto db = BlockingDatabase::open(path, cfg.options());  // the meta pages are intact
@@ -192,8 +197,10 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
         const auto got = db.get(k);
         BOOST_REQUIRE_MESSAGE(got && *got == v, when << ": get returned wrong data for " << k);
       } catch (const Error& e) {
-        BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, when << ": get threw " << code_name(e.code()) << ": " << e.what());
-        BOOST_REQUIRE_MESSAGE(names_page(e.what(), page) && e.block() == page, when << ": get's error names another page: " << e.what());
+        BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption,
+                              when << ": get threw " << code_name(e.code()) << ": " << e.what());
+        BOOST_REQUIRE_MESSAGE(names_page(e.what(), page) && e.block() == page,
+                              when << ": get's error names another page: " << e.what());
         ++failed_gets;
       }
     }
@@ -210,17 +217,20 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
     const auto report = db.validate();
     bool reported = false;
     for (const auto& p : report.problems) reported = reported || names_page(p, page);
-    BOOST_TEST_MESSAGE(when << ": " << failed_gets << " gets failed, scan "
-                            << (scan_error ? scan_error->what() : std::string("ok")) << "; validate: "
-                            << (report.problems.empty() ? std::string("ok") : report.problems.front()));
-    BOOST_REQUIRE_MESSAGE(!report.ok() && reported, when << ": validate did not report the page: " << report.summary());
+    BOOST_TEST_MESSAGE(
+        when << ": " << failed_gets << " gets failed, scan "
+             << (scan_error ? scan_error->what() : std::string("ok")) << "; validate: "
+             << (report.problems.empty() ? std::string("ok") : report.problems.front()));
+    BOOST_REQUIRE_MESSAGE(!report.ok() && reported,
+                          when << ": validate did not report the page: " << report.summary());
     if (type == PageType::kFree) {
       BOOST_REQUIRE_MESSAGE(!scan_error, when << ": a damaged free page broke a scan");
       BOOST_REQUIRE_EQUAL(failed_gets, 0u);
     } else {
       BOOST_REQUIRE_MESSAGE(scan_error, when << ": the scan did not notice the damage");
-      BOOST_REQUIRE_MESSAGE(scan_error->code() == ErrorCode::kCorruption && names_page(scan_error->what(), page),
-                            when << ": scan threw " << code_name(scan_error->code()) << ": " << scan_error->what());
+      BOOST_REQUIRE_MESSAGE(
+          scan_error->code() == ErrorCode::kCorruption && names_page(scan_error->what(), page),
+          when << ": scan threw " << code_name(scan_error->code()) << ": " << scan_error->what());
       BOOST_REQUIRE_MESSAGE(failed_gets > 0, when << ": no get noticed the damage");
     }
     db.close();
@@ -228,7 +238,8 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
 }
 
 // (b) Truncated files.
-BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   const auto seed = corobtree::test::test_seed("truncated_file_is_corruption " + backend.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
@@ -236,30 +247,35 @@ BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::
   const Model model = build(path, options_for(backend), rng);
   const std::string pristine = read_file(path);
   const std::uint64_t pages = pristine.size() / kPage;
-  for (std::uint64_t size : {std::uint64_t{100}, std::uint64_t{kPage}, std::uint64_t{kPage} * 3 / 2,
-                             std::uint64_t{kPage} * 2, std::uint64_t{kPage} * 3, (pages - 1) * kPage}) {
+  for (std::uint64_t size :
+       {std::uint64_t{100}, std::uint64_t{kPage}, std::uint64_t{kPage} * 3 / 2,
+        std::uint64_t{kPage} * 2, std::uint64_t{kPage} * 3, (pages - 1) * kPage}) {
     write_file(path, pristine);
     BOOST_REQUIRE_EQUAL(::truncate(path.c_str(), static_cast<off_t>(size)), 0);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
     BOOST_TEST_MESSAGE(size << " bytes: " << e.what());
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption,
-                          "truncated to " << size << " bytes: " << code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(
+        e.code() == ErrorCode::kCorruption,
+        "truncated to " << size << " bytes: " << code_name(e.code()) << ": " << e.what());
   }
   // Losing part of the last page: open may refuse, or notice when the page is read.
   write_file(path, pristine);
-  BOOST_REQUIRE_EQUAL(::truncate(path.c_str(), static_cast<off_t>(pages * kPage - 1 - rng() % (kPage / 2))), 0);
+  BOOST_REQUIRE_EQUAL(
+      ::truncate(path.c_str(), static_cast<off_t>(pages * kPage - 1 - rng() % (kPage / 2))), 0);
   try {
     auto db = BlockingDatabase::open(path, options_for(backend));
     try {
       const auto all = db.scan();
       BOOST_REQUIRE(all == Pairs(model.begin(), model.end()));
     } catch (const Error& e) {
-      BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, code_name(e.code()) << ": " << e.what());
+      BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, code_name(e.code())
+                                                                    << ": " << e.what());
     }
     const auto report = db.validate();
     BOOST_TEST_MESSAGE("partial last page: " << report.summary());
   } catch (const Error& e) {
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, code_name(e.code())
+                                                                  << ": " << e.what());
   }
   write_file(path, pristine);  // and the untouched file still opens
   auto db = BlockingDatabase::open(path, options_for(backend));
@@ -267,25 +283,31 @@ BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::
 }
 
 // (c) Garbage and (d) empty files.
-BOOST_DATA_TEST_CASE(garbage_and_empty_files, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(garbage_and_empty_files, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   const auto seed = corobtree::test::test_seed("garbage_and_empty_files " + backend.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("garbage.db");
   write_file(path, random_bytes(rng, 64 * 1024));
   const Error garbage = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
-  BOOST_REQUIRE_MESSAGE(garbage.code() == ErrorCode::kCorruption, code_name(garbage.code()) << ": " << garbage.what());
-  BOOST_REQUIRE_MESSAGE(std::string(garbage.what()).find("not a corobtree database") != std::string::npos, garbage.what());
+  BOOST_REQUIRE_MESSAGE(garbage.code() == ErrorCode::kCorruption, code_name(garbage.code())
+                                                                      << ": " << garbage.what());
+  BOOST_REQUIRE_MESSAGE(
+      std::string(garbage.what()).find("not a corobtree database") != std::string::npos,
+      garbage.what());
   BOOST_REQUIRE(read_file(path).size() == 64 * 1024);  // left alone
 
   write_file(path, "");
   const Error empty = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
-  BOOST_REQUIRE_MESSAGE(empty.code() == ErrorCode::kCorruption, code_name(empty.code()) << ": " << empty.what());
+  BOOST_REQUIRE_MESSAGE(empty.code() == ErrorCode::kCorruption, code_name(empty.code())
+                                                                    << ": " << empty.what());
   BOOST_REQUIRE(read_file(path).empty());
 
   write_file(path, std::string(3 * kPage, '\0'));  // all zeros
   const Error zeros = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
-  BOOST_REQUIRE_MESSAGE(zeros.code() == ErrorCode::kCorruption, code_name(zeros.code()) << ": " << zeros.what());
+  BOOST_REQUIRE_MESSAGE(zeros.code() == ErrorCode::kCorruption, code_name(zeros.code())
+                                                                    << ": " << zeros.what());
 }
 
 // (e) Meta pages.
@@ -302,22 +324,25 @@ BOOST_DATA_TEST_CASE(damaged_meta_pages, bdata::make(corobtree::test::all_backen
     flip_byte(path, pristine, at, 0x5a);
     flip_byte(path, pristine, kPage + at, 0x5a);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption,
-                          "both metas damaged at " << at << ": " << code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(
+        e.code() == ErrorCode::kCorruption,
+        "both metas damaged at " << at << ": " << code_name(e.code()) << ": " << e.what());
   }
   // One damaged: the other one opens the database, intact.
   for (std::uint64_t block : {0, 1}) {
     for (std::uint64_t at : {std::uint64_t{30}, std::uint64_t{8}, std::uint64_t{20}}) {
       write_file(path, pristine);
       flip_byte(path, pristine, block * kPage + at, 0x5a);
-      const std::string when = "meta " + std::to_string(block) + " damaged at " + std::to_string(at);
+      const std::string when =
+          "meta " + std::to_string(block) + " damaged at " + std::to_string(at);
       {
         auto db = BlockingDatabase::open(path, options_for(backend));
         require_intact(db, model, when);
         db.put("after", "repair");
       }
       auto db = BlockingDatabase::open(path, options_for(backend));
-      BOOST_REQUIRE_MESSAGE(db.get("after") == std::optional<std::string>("repair"), when << ": write after open lost");
+      BOOST_REQUIRE_MESSAGE(db.get("after") == std::optional<std::string>("repair"),
+                            when << ": write after open lost");
       BOOST_REQUIRE(db.erase("after"));
       require_intact(db, model, when + ", reopened");
     }
@@ -325,7 +350,8 @@ BOOST_DATA_TEST_CASE(damaged_meta_pages, bdata::make(corobtree::test::all_backen
 }
 
 // (f) Another format version.
-BOOST_DATA_TEST_CASE(unknown_format_version, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(unknown_format_version, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   const auto seed = corobtree::test::test_seed("unknown_format_version " + backend.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
@@ -345,8 +371,9 @@ BOOST_DATA_TEST_CASE(unknown_format_version, bdata::make(corobtree::test::all_ba
     write_file(path, patched);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
     BOOST_TEST_MESSAGE("restamp=" << restamp << ": " << code_name(e.code()) << ": " << e.what());
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kNotSupported || e.code() == ErrorCode::kCorruption,
-                          code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(
+        e.code() == ErrorCode::kNotSupported || e.code() == ErrorCode::kCorruption,
+        code_name(e.code()) << ": " << e.what());
     BOOST_REQUIRE_MESSAGE(std::string(e.what()).find("version") != std::string::npos, e.what());
   }
 }
@@ -364,10 +391,12 @@ BOOST_DATA_TEST_CASE(conflicting_page_size, bdata::make(corobtree::test::all_bac
   }
   for (std::uint32_t ps : {512u, 8192u, 65536u}) {
     const Error e = error_of([&] { BlockingDatabase::open(path4, options_for(backend, ps)); });
-    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kInvalidArgument, ps << ": " << code_name(e.code()) << ": " << e.what());
+    BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kInvalidArgument,
+                          ps << ": " << code_name(e.code()) << ": " << e.what());
   }
   const Error e = error_of([&] { BlockingDatabase::open(path8, options_for(backend, 4096)); });
-  BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kInvalidArgument, code_name(e.code()) << ": " << e.what());
+  BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kInvalidArgument, code_name(e.code())
+                                                                     << ": " << e.what());
   BOOST_REQUIRE_MESSAGE(std::string(e.what()).find("8192") != std::string::npos, e.what());
   // Matching or unspecified page sizes open, and nothing was changed by the refusals.
   auto db8 = BlockingDatabase::open(path8, options_for(backend));
@@ -379,7 +408,8 @@ BOOST_DATA_TEST_CASE(conflicting_page_size, bdata::make(corobtree::test::all_bac
 }
 
 // (h) A second process (and a second handle in this one) gets kLocked.
-BOOST_DATA_TEST_CASE(second_opener_gets_locked, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(second_opener_gets_locked, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("locked.db");
   // The child reports the outcome of its open as its exit status.
@@ -409,8 +439,9 @@ BOOST_DATA_TEST_CASE(second_opener_gets_locked, bdata::make(corobtree::test::all
     db.put("k", "v");
     db.checkpoint();
     const int status = open_in_child();
-    BOOST_REQUIRE_MESSAGE(status == 10 + static_cast<int>(ErrorCode::kLocked),
-                          "the child's open ended with status " << status << " (10 + ErrorCode), expected kLocked");
+    BOOST_REQUIRE_MESSAGE(
+        status == 10 + static_cast<int>(ErrorCode::kLocked),
+        "the child's open ended with status " << status << " (10 + ErrorCode), expected kLocked");
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
     BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kLocked, code_name(e.code()) << ": " << e.what());
     BOOST_REQUIRE(db.get("k") == std::optional<std::string>("v"));  // the holder is unaffected
@@ -422,7 +453,8 @@ BOOST_DATA_TEST_CASE(second_opener_gets_locked, bdata::make(corobtree::test::all
 }
 
 // (i) Oversize keys change nothing, in memory or on disk.
-BOOST_DATA_TEST_CASE(oversize_key_changes_nothing, bdata::make(corobtree::test::all_backends()), backend) {
+BOOST_DATA_TEST_CASE(oversize_key_changes_nothing, bdata::make(corobtree::test::all_backends()),
+                     backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("key.db");
   Model model;

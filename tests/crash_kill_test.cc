@@ -31,9 +31,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,9 +233,8 @@ std::string describe_diff(const Model& got, const Model& want) {
     if (it == got.end()) {
       show(k, "absent", value_name(v));
     } else if (it->second != v) {
-      const std::string g = value_name(it->second) + (value_name(it->second) == value_name(v)
-                                                          ? " (bytes differ)"
-                                                          : "");
+      const std::string g = value_name(it->second) +
+                            (value_name(it->second) == value_name(v) ? " (bytes differ)" : "");
       show(k, g, value_name(v));
     }
   }
@@ -278,8 +277,8 @@ corobtree::Options options_for(const Combo& combo) {
   corobtree::Options options;
   options.backend =
       combo.backend == "uring" ? corobtree::IoBackend::kUring : corobtree::IoBackend::kPread;
-  options.durability = combo.durability == "sync" ? corobtree::Durability::kSync
-                                                  : corobtree::Durability::kRelaxed;
+  options.durability =
+      combo.durability == "sync" ? corobtree::Durability::kSync : corobtree::Durability::kRelaxed;
   return options;
 }
 
@@ -313,8 +312,11 @@ class KillLoop {
     if (max_delay_ms_ > 0) ms = rng_() % static_cast<std::uint64_t>(max_delay_ms_ + 1);
     const auto delay = std::chrono::milliseconds(ms);
     const int writers = std::array<int, 3>{1, 2, 4}[rng_() % 3];
-    const std::vector<std::string> args = {path_, combo_.backend, combo_.durability,
-                                           std::to_string(seed_), std::to_string(start_),
+    const std::vector<std::string> args = {path_,
+                                           combo_.backend,
+                                           combo_.durability,
+                                           std::to_string(seed_),
+                                           std::to_string(start_),
                                            std::to_string(writers)};
     const std::string err_path = dir_.file("child.err");
     ChildRun run = run_child(args, delay, !early, err_path);
@@ -332,8 +334,8 @@ class KillLoop {
 
     if (std::getenv("COROBTREE_CRASH_VERBOSE")) {
       std::cout << "[crash] " << combo_.name() << " #" << iteration << " start " << start_
-                << " writers " << writers << " after " << delay.count() << " ms: "
-                << (opened ? "" : "(still opening) ") << acked.size() << " acks, db "
+                << " writers " << writers << " after " << delay.count()
+                << " ms: " << (opened ? "" : "(still opening) ") << acked.size() << " acks, db "
                 << (fs::exists(path_) ? fs::file_size(path_) : 0) << " bytes, wal "
                 << (fs::exists(path_ + "-wal") ? fs::file_size(path_ + "-wal") : 0) << " bytes"
                 << std::endl;
@@ -475,10 +477,10 @@ class KillLoop {
 
   bool fail(const std::string& what) {
     ++totals_.failures;
-    const fs::path keep = fs::temp_directory_path() /
-                          ("corobtree-crash-failure-" + std::to_string(seed_) + "-" +
-                           combo_.backend + "-" + combo_.durability + "-" +
-                           std::to_string(iteration_));
+    const fs::path keep =
+        fs::temp_directory_path() /
+        ("corobtree-crash-failure-" + std::to_string(seed_) + "-" + combo_.backend + "-" +
+         combo_.durability + "-" + std::to_string(iteration_));
     std::error_code ec;
     fs::create_directories(keep, ec);
     if (fs::exists(pristine_)) {

@@ -1,6 +1,6 @@
 #define BOOST_TEST_MODULE disk_manager
-#include <boost/test/unit_test.hpp>
 #include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
 
 // DiskManager on every backend (io_uring and pread, buffered and O_DIRECT):
 // block layout, zero padding, persistence across reopen and backends, errors
@@ -31,14 +31,14 @@
 #include <string>
 #include <vector>
 
-#include "io/aligned_buffer.h"
-#include "io/disk_manager.h"
 #include <corobtree/error.h>
-#include "io/event_loop.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
-#include "io/uring_disk_manager.h"
 #include <corobtree/when_all.h>
+#include "io/aligned_buffer.h"
+#include "io/disk_manager.h"
+#include "io/event_loop.h"
+#include "io/uring_disk_manager.h"
 #include "tests/support/backends.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -109,12 +109,13 @@ std::optional<Error> expect_error(int line, ErrorCode code, const std::string& p
     const std::string what = e.what();
     BOOST_CHECK_MESSAGE(e.code() == code,
                         "line " << line << ": want " << error_code_name(code) << ", got: " << what);
-    BOOST_CHECK_MESSAGE(path.empty() || (what.find("'" + path + "'") != std::string::npos &&
-                                         e.path() == path),
-                        "line " << line << ": file not named: " << what);
-    BOOST_CHECK_MESSAGE(!block || (what.find("block " + std::to_string(*block) + " ") !=
-                                       std::string::npos && e.block() == block),
-                        "line " << line << ": block not named: " << what);
+    BOOST_CHECK_MESSAGE(
+        path.empty() || (what.find("'" + path + "'") != std::string::npos && e.path() == path),
+        "line " << line << ": file not named: " << what);
+    BOOST_CHECK_MESSAGE(
+        !block || (what.find("block " + std::to_string(*block) + " ") != std::string::npos &&
+                   e.block() == block),
+        "line " << line << ": block not named: " << what);
     return e;
   } catch (const std::exception& e) {
     BOOST_ERROR("line " << line << ": want corobtree::Error, got: " << e.what());
@@ -128,8 +129,8 @@ std::optional<Error> expect_error(int line, ErrorCode code, const std::string& p
 const std::string kAnyPath;
 
 void check_backend(const DiskManager& dm, IoBackend want) {
-  BOOST_CHECK_MESSAGE(dm.backend() == want, "backend " << backend_name(dm.backend())
-                                                       << ", want " << backend_name(want));
+  BOOST_CHECK_MESSAGE(dm.backend() == want,
+                      "backend " << backend_name(dm.backend()) << ", want " << backend_name(want));
 }
 
 BackendConfig other_backend(const BackendConfig& c) {
@@ -203,7 +204,8 @@ bool deny_io_uring_setup(int err) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),  // another ABI: nr means else
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K,
+               SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
   sock_fprog prog;
@@ -213,11 +215,15 @@ bool deny_io_uring_setup(int err) {
   return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
 }
 
-const char* const kFallbackCodes[] = {
-    "ok", "seccomp filter not installed", "auto open threw", "auto did not pick pread",
-    "fallback_reason does not mention io_uring_setup", "the pread fallback lost data",
-    "forced uring opened", "forced uring: code is not kNotSupported",
-    "forced uring: sys_errno is not the setup errno"};
+const char* const kFallbackCodes[] = {"ok",
+                                      "seccomp filter not installed",
+                                      "auto open threw",
+                                      "auto did not pick pread",
+                                      "fallback_reason does not mention io_uring_setup",
+                                      "the pread fallback lost data",
+                                      "forced uring opened",
+                                      "forced uring: code is not kNotSupported",
+                                      "forced uring: sys_errno is not the setup errno"};
 
 // Runs in a forked child; returns an index into kFallbackCodes.
 int fallback_child(const std::string& path, int err) {
@@ -600,7 +606,8 @@ BOOST_DATA_TEST_CASE(matches_model, ALL_BACKENDS, cfg) {
   std::vector<std::vector<std::byte>> model;
   int op = 0;
   const auto where = [&] {
-    return "seed " + std::to_string(seed) + " op " + std::to_string(op) + " (" + current.name() + ")";
+    return "seed " + std::to_string(seed) + " op " + std::to_string(op) + " (" + current.name() +
+           ")";
   };
   try {
     for (op = 0; op < 3000; ++op) {
@@ -738,10 +745,9 @@ BOOST_AUTO_TEST_CASE(auto_falls_back_when_io_uring_setup_fails) {
     const std::string path = dir.file("fallback.db");
     const int code = run_in_child([&path, err] { return fallback_child(path, err); });
     const bool known = code >= 0 && code < static_cast<int>(std::size(kFallbackCodes));
-    BOOST_CHECK_MESSAGE(code == 0, "io_uring_setup -> " << std::strerror(err) << ": child exit "
-                                                        << code << " ("
-                                                        << (known ? kFallbackCodes[code] : "crashed")
-                                                        << ")");
+    BOOST_CHECK_MESSAGE(code == 0, "io_uring_setup -> "
+                                       << std::strerror(err) << ": child exit " << code << " ("
+                                       << (known ? kFallbackCodes[code] : "crashed") << ")");
   }
 #else
   BOOST_TEST_MESSAGE("skipped: the seccomp filter is written for x86_64");

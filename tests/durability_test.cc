@@ -21,9 +21,9 @@
 #include <corobtree/blocking_database.h>
 #include <corobtree/database.h>
 #include <corobtree/error.h>
-#include "io/spawn.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
+#include "io/spawn.h"
 #include "tests/support/backends.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/random.h"
@@ -37,7 +37,9 @@ inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional
 }  // namespace std
 
 namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) { return os << backend_name(b); }
+inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
+  return os << backend_name(b);
+}
 }  // namespace corobtree
 
 namespace bdata = boost::unit_test::data;
@@ -155,9 +157,9 @@ Options base_options(IoBackend backend, std::size_t pool_pages) {
 }
 
 struct RunResult {
-  std::size_t acked = 0;        // ops acknowledged
-  bool failed = false;          // an op (or close) threw
-  std::size_t failed_op = 0;    // which op threw (ops.size() = the close)
+  std::size_t acked = 0;      // ops acknowledged
+  bool failed = false;        // an op (or close) threw
+  std::size_t failed_op = 0;  // which op threw (ops.size() = the close)
   ErrorCode code = ErrorCode::kIoError;
   std::string what;
 };
@@ -294,7 +296,8 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
   const std::vector<Op> ops = make_workload(seed, 140);
   const Options options = base_options(cfg.backend, cfg.pool_pages);
   const std::uint64_t total = count_ops(path, options, ops);
-  const auto points = spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(cfg.points, 50)));
+  const auto points =
+      spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(cfg.points, 50)));
   std::uint64_t torn = 0;
   std::uint64_t kept = 0;
   std::uint64_t unsynced = 0;
@@ -305,7 +308,8 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
     remove_db(path);
     auto plan = std::make_shared<FaultPlan>(seed + i);
     const RunResult r = run_with_faults(path, options, ops, plan, points[i], std::nullopt);
-    BOOST_REQUIRE_MESSAGE(plan->crashed(), "crash point " << points[i] << " of " << total << " was never reached");
+    BOOST_REQUIRE_MESSAGE(plan->crashed(),
+                          "crash point " << points[i] << " of " << total << " was never reached");
     const auto loss = plan->power_loss();
     torn += loss.torn;
     kept += loss.kept;
@@ -320,16 +324,17 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
       probe.close();
     }
     const std::string problem = check_recovered(path, cfg.backend, ops, r);
-    BOOST_REQUIRE_MESSAGE(problem.empty(), cfg.name() << " seed " << seed + i << ", crash at op " << points[i]
-                                                      << " of " << total << " (after " << r.acked
-                                                      << " acked ops): " << problem);
+    BOOST_REQUIRE_MESSAGE(problem.empty(), cfg.name() << " seed " << seed + i << ", crash at op "
+                                                      << points[i] << " of " << total << " (after "
+                                                      << r.acked << " acked ops): " << problem);
   }
-  BOOST_TEST_MESSAGE(cfg.name() << ": " << points.size() << " crash points over " << total
-                                << " operations; 0 lost acknowledged commits; " << unsynced
-                                << " unsynced writes at the crashes, " << kept << " kept, " << torn
-                                << " torn; " << replayed << " commits replayed; " << checkpoints_finished
-                                << " interrupted checkpoints finished from the log; in-flight op applied "
-                                << in_flight_applied << " times");
+  BOOST_TEST_MESSAGE(
+      cfg.name() << ": " << points.size() << " crash points over " << total
+                 << " operations; 0 lost acknowledged commits; " << unsynced
+                 << " unsynced writes at the crashes, " << kept << " kept, " << torn << " torn; "
+                 << replayed << " commits replayed; " << checkpoints_finished
+                 << " interrupted checkpoints finished from the log; in-flight op applied "
+                 << in_flight_applied << " times");
   BOOST_TEST(torn > 0u);
   BOOST_TEST(replayed > 0u);
   BOOST_TEST(checkpoints_finished > 0u);
@@ -342,7 +347,8 @@ BOOST_DATA_TEST_CASE(error_sweep, bdata::make(kErrorSweeps), cfg) {
   const std::vector<Op> ops = make_workload(seed, 120);
   const Options options = base_options(cfg.backend, cfg.pool_pages);
   const std::uint64_t total = count_ops(path, options, ops);
-  const auto points = spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(cfg.points, 40)));
+  const auto points =
+      spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(cfg.points, 40)));
   std::uint64_t reported = 0;
   for (std::size_t i = 0; i < points.size(); ++i) {
     remove_db(path);
@@ -357,11 +363,13 @@ BOOST_DATA_TEST_CASE(error_sweep, bdata::make(kErrorSweeps), cfg) {
     BOOST_REQUIRE_MESSAGE(plan->failures() > 0, what << ": the failure was never injected");
     // The API reports it, with its type.
     BOOST_REQUIRE_MESSAGE(r.failed, what << ": no call reported the error");
-    BOOST_REQUIRE_MESSAGE(r.code == ErrorCode::kIoError || r.code == ErrorCode::kNoSpace,
-                          what << ": reported as " << corobtree::error_code_name(r.code) << ": " << r.what);
+    BOOST_REQUIRE_MESSAGE(
+        r.code == ErrorCode::kIoError || r.code == ErrorCode::kNoSpace,
+        what << ": reported as " << corobtree::error_code_name(r.code) << ": " << r.what);
     ++reported;
     const std::string problem = check_recovered(path, cfg.backend, ops, r);
-    BOOST_REQUIRE_MESSAGE(problem.empty(), what << " (after " << r.acked << " acked ops): " << problem);
+    BOOST_REQUIRE_MESSAGE(problem.empty(),
+                          what << " (after " << r.acked << " acked ops): " << problem);
   }
   BOOST_TEST_MESSAGE(cfg.name() << ": " << points.size() << " injected errors over " << total
                                 << " operations, all reported, 0 lost acknowledged commits");
@@ -419,8 +427,9 @@ BOOST_DATA_TEST_CASE(group_commit_shares_fsyncs, bdata::make(kBothBackends), bac
   const std::uint64_t commits = after.commits - before.commits;
   const std::uint64_t syncs = after.syncs - before.syncs;
   BOOST_TEST(commits == 256u);
-  BOOST_TEST_MESSAGE(corobtree::backend_name(backend) << ": 256 commits from 32 tasks took " << syncs
-                                                      << " fsyncs; largest group " << after.largest_group);
+  BOOST_TEST_MESSAGE(corobtree::backend_name(backend)
+                     << ": 256 commits from 32 tasks took " << syncs << " fsyncs; largest group "
+                     << after.largest_group);
   BOOST_TEST(syncs * 4 <= commits);  // at least 4 commits per fsync on average
   BOOST_TEST(after.largest_group >= 16u);
   // Dropped without close (a crash of the process): every commit is in the log.
@@ -439,7 +448,8 @@ BOOST_DATA_TEST_CASE(relaxed_commits_survive_a_process_crash, bdata::make(kBothB
   Options o = plain_options(backend);
   o.durability = Durability::kRelaxed;
   auto db = corobtree::sync_wait(Database::open(path, o));
-  for (int i = 0; i < 300; ++i) corobtree::sync_wait(db->put(key_of(i), "value" + std::to_string(i)));
+  for (int i = 0; i < 300; ++i)
+    corobtree::sync_wait(db->put(key_of(i), "value" + std::to_string(i)));
   BOOST_TEST(db->stats().wal.syncs == 0u);
   BOOST_TEST(db->stats().wal.commits == 300u);
   db.reset();  // no close, no checkpoint
@@ -475,7 +485,8 @@ BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(kBothBackends), ba
 
 // A batch's pages do not reach the data file before its commit, even when the
 // pool has to evict them mid-batch; after a crash the batch is all or nothing.
-BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file, bdata::make(kBothBackends),
+                     backend) {
   TempDir dir(fast_base());
   const std::string path = dir.file("batch.db");
   Options o = plain_options(backend);
@@ -538,7 +549,8 @@ BOOST_DATA_TEST_CASE(torn_tail_and_foreign_logs_are_ignored, bdata::make(kBothBa
     BlockingDatabase again = BlockingDatabase::open(path, o);
     // The last record was damaged: at most the last commit is gone, none before it.
     BOOST_TEST(again.count() >= 49u);
-    for (int i = 0; i < 49; ++i) BOOST_TEST(again.get(key_of(i)) == std::optional<std::string>("v" + std::to_string(i)));
+    for (int i = 0; i < 49; ++i)
+      BOOST_TEST(again.get(key_of(i)) == std::optional<std::string>("v" + std::to_string(i)));
     BOOST_TEST(again.validate().ok());
     again.close();
   }
@@ -611,7 +623,8 @@ BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(kBothBackends), ba
   }
   int empty = 0;
   int full = 0;
-  for (std::uint64_t point : spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(60, 20)))) {
+  for (std::uint64_t point :
+       spread(total, static_cast<std::uint64_t>(corobtree::test::scaled(60, 20)))) {
     remove_db(path);
     auto plan = std::make_shared<FaultPlan>(seed + point);
     Options f = o;
@@ -630,7 +643,8 @@ BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(kBothBackends), ba
     BlockingDatabase db = BlockingDatabase::open(path, o);
     BOOST_REQUIRE_MESSAGE(db.validate().ok(), "crash at op " << point << " of " << total);
     const std::uint64_t n = db.count();
-    BOOST_REQUIRE_MESSAGE(n == 0 || n == pairs.size(), "crash at op " << point << ": " << n << " keys");
+    BOOST_REQUIRE_MESSAGE(n == 0 || n == pairs.size(),
+                          "crash at op " << point << ": " << n << " keys");
     if (acknowledged) BOOST_REQUIRE_EQUAL(n, pairs.size());
     if (n == 0) {
       ++empty;
@@ -639,8 +653,9 @@ BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(kBothBackends), ba
       BOOST_REQUIRE(db.scan() == pairs);
     }
   }
-  BOOST_TEST_MESSAGE(corobtree::backend_name(backend) << ": bulk load cut at " << empty + full
-                                                      << " points: " << empty << " empty, " << full << " complete");
+  BOOST_TEST_MESSAGE(corobtree::backend_name(backend)
+                     << ": bulk load cut at " << empty + full << " points: " << empty << " empty, "
+                     << full << " complete");
   BOOST_TEST(empty > 0);
   BOOST_TEST(full > 0);
 }

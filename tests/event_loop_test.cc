@@ -12,17 +12,17 @@
 #include <cstring>
 #include <vector>
 
-#include "io/aligned_buffer.h"
-#include "io/event_loop.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
+#include "io/aligned_buffer.h"
+#include "io/event_loop.h"
 #include "tests/support/temp_dir.h"
 
 using corobtree::AlignedBuffer;
 using corobtree::EventLoop;
 using corobtree::EventLoopOptions;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::when_all;
 
 namespace {
@@ -178,8 +178,7 @@ using corobtree::Scheduler;
 // Sets this thread's resumes_per_submit for one test and restores it after.
 class ResumesPerSubmit {
  public:
-  explicit ResumesPerSubmit(std::size_t n)
-      : saved_(Scheduler::current().resumes_per_submit()) {
+  explicit ResumesPerSubmit(std::size_t n) : saved_(Scheduler::current().resumes_per_submit()) {
     Scheduler::current().set_resumes_per_submit(n);
   }
   ~ResumesPerSubmit() { Scheduler::current().set_resumes_per_submit(saved_); }
@@ -213,7 +212,7 @@ std::vector<Task<bool>> reads_released_together(Event& go, EventLoop& loop, int 
 Task<bool> two_reads(EventLoop& loop, int fd, int block) {
   const bool first = co_await read_and_check(loop, fd, block);
   const bool second = co_await read_and_check(loop, fd, block + 1);
-  co_return first && second;
+  co_return first&& second;
 }
 
 // Reads one block; the task with drop == true then destroys the loop, but only

@@ -7,18 +7,18 @@
 #include <string>
 #include <vector>
 
+#include <corobtree/sync_wait.h>
+#include <corobtree/when_all.h>
 #include "io/async_mutex.h"
 #include "io/async_shared_mutex.h"
 #include "io/condition.h"
 #include "io/event.h"
-#include <corobtree/sync_wait.h>
-#include <corobtree/when_all.h>
 
 using corobtree::AsyncMutex;
 using corobtree::AsyncSharedMutex;
 using corobtree::Event;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::when_all;
 
 namespace {

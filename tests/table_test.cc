@@ -21,9 +21,9 @@
 #include <corobtree/blocking_database.h>
 #include <corobtree/codec.h>
 #include <corobtree/database.h>
-#include <corobtree/table.h>
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
+#include <corobtree/table.h>
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -43,23 +43,27 @@ using corobtree::test::DbConfig;
 
 namespace {
 
-using IntTypes = boost::mpl::list<std::int8_t, std::int16_t, std::int32_t, std::int64_t, std::uint8_t,
-                                  std::uint16_t, std::uint32_t, std::uint64_t, char, long long,
-                                  unsigned long long>;
+using IntTypes = boost::mpl::list<std::int8_t, std::int16_t, std::int32_t, std::int64_t,
+                                  std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t, char,
+                                  long long, unsigned long long>;
 
 template <typename T>
 T random_int(std::mt19937_64& rng) {
   using L = std::numeric_limits<T>;
   switch (rng() % 4) {
     case 0: {  // the edges
-      const T edges[] = {L::min(), static_cast<T>(L::min() + 1), L::max(), static_cast<T>(L::max() - 1),
-                         T(0), T(1), static_cast<T>(-1)};
+      const T edges[] = {L::min(),
+                         static_cast<T>(L::min() + 1),
+                         L::max(),
+                         static_cast<T>(L::max() - 1),
+                         T(0),
+                         T(1),
+                         static_cast<T>(-1)};
       return edges[rng() % std::size(edges)];
     }
     case 1:  // near zero, so that equal values and sign changes are common
       return static_cast<T>(static_cast<std::int64_t>(rng() % 7) - 3);
-    default:
-      return static_cast<T>(rng());
+    default: return static_cast<T>(rng());
   }
 }
 
@@ -76,9 +80,10 @@ using Composite = std::tuple<std::int64_t, std::string, std::uint32_t>;
 
 Composite random_composite(std::mt19937_64& rng) {
   // A small int64 range so that the string and uint32 parts decide often.
-  const std::int64_t first = rng() % 8 == 0 ? random_int<std::int64_t>(rng)
-                                            : static_cast<std::int64_t>(rng() % 3) - 1;
-  return Composite{first, random_bytes(rng), static_cast<std::uint32_t>(rng() % 3 == 0 ? rng() : rng() % 3)};
+  const std::int64_t first =
+      rng() % 8 == 0 ? random_int<std::int64_t>(rng) : static_cast<std::int64_t>(rng() % 3) - 1;
+  return Composite{first, random_bytes(rng),
+                   static_cast<std::uint32_t>(rng() % 3 == 0 ? rng() : rng() % 3)};
 }
 
 // For `pairs` random pairs: order and equality agree, and decode inverts encode.
@@ -91,9 +96,12 @@ void check_order_property(const std::string& what, Gen generate, int pairs) {
     const T b = generate(rng);
     const std::string ea = KeyCodec<T>::encode(a);
     const std::string eb = KeyCodec<T>::encode(b);
-    BOOST_REQUIRE_MESSAGE((a < b) == (ea < eb), what << ": order differs at pair " << i << " (seed " << seed << ")");
-    BOOST_REQUIRE_MESSAGE((a == b) == (ea == eb), what << ": equality differs at pair " << i << " (seed " << seed << ")");
-    BOOST_REQUIRE_MESSAGE(KeyCodec<T>::decode(ea) == a, what << ": round trip at pair " << i << " (seed " << seed << ")");
+    BOOST_REQUIRE_MESSAGE((a < b) == (ea < eb),
+                          what << ": order differs at pair " << i << " (seed " << seed << ")");
+    BOOST_REQUIRE_MESSAGE((a == b) == (ea == eb),
+                          what << ": equality differs at pair " << i << " (seed " << seed << ")");
+    BOOST_REQUIRE_MESSAGE(KeyCodec<T>::decode(ea) == a,
+                          what << ": round trip at pair " << i << " (seed " << seed << ")");
   }
 }
 
@@ -130,12 +138,15 @@ BOOST_AUTO_TEST_CASE(small_integers_exhaustive) {
   for (int a = -128; a < 128; ++a) {
     for (int b = -128; b < 128; ++b) {
       const auto sa = static_cast<std::int8_t>(a), sb = static_cast<std::int8_t>(b);
-      BOOST_REQUIRE((sa < sb) == (KeyCodec<std::int8_t>::encode(sa) < KeyCodec<std::int8_t>::encode(sb)));
+      BOOST_REQUIRE((sa < sb) ==
+                    (KeyCodec<std::int8_t>::encode(sa) < KeyCodec<std::int8_t>::encode(sb)));
       const auto ua = static_cast<std::uint8_t>(a + 128), ub = static_cast<std::uint8_t>(b + 128);
-      BOOST_REQUIRE((ua < ub) == (KeyCodec<std::uint8_t>::encode(ua) < KeyCodec<std::uint8_t>::encode(ub)));
+      BOOST_REQUIRE((ua < ub) ==
+                    (KeyCodec<std::uint8_t>::encode(ua) < KeyCodec<std::uint8_t>::encode(ub)));
     }
   }
-  for (int v = std::numeric_limits<std::int16_t>::min(); v < std::numeric_limits<std::int16_t>::max(); ++v) {
+  for (int v = std::numeric_limits<std::int16_t>::min();
+       v < std::numeric_limits<std::int16_t>::max(); ++v) {
     const auto a = static_cast<std::int16_t>(v), b = static_cast<std::int16_t>(v + 1);
     BOOST_REQUIRE(KeyCodec<std::int16_t>::encode(a) < KeyCodec<std::int16_t>::encode(b));
     BOOST_REQUIRE_EQUAL(KeyCodec<std::int16_t>::decode(KeyCodec<std::int16_t>::encode(a)), a);
@@ -145,9 +156,11 @@ BOOST_AUTO_TEST_CASE(small_integers_exhaustive) {
 BOOST_AUTO_TEST_CASE(integer_key_layout) {
   using L = std::numeric_limits<std::int64_t>;
   BOOST_CHECK(KeyCodec<std::int64_t>::encode(L::min()) == bytes({0, 0, 0, 0, 0, 0, 0, 0}));
-  BOOST_CHECK(KeyCodec<std::int64_t>::encode(-1) == bytes({0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+  BOOST_CHECK(KeyCodec<std::int64_t>::encode(-1) ==
+              bytes({0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
   BOOST_CHECK(KeyCodec<std::int64_t>::encode(0) == bytes({0x80, 0, 0, 0, 0, 0, 0, 0}));
-  BOOST_CHECK(KeyCodec<std::int64_t>::encode(L::max()) == bytes({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+  BOOST_CHECK(KeyCodec<std::int64_t>::encode(L::max()) ==
+              bytes({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
   BOOST_CHECK(KeyCodec<std::uint32_t>::encode(0x01020304u) == bytes({1, 2, 3, 4}));
   BOOST_CHECK(KeyCodec<std::int16_t>::encode(-2) == bytes({0x7f, 0xfe}));
 }
@@ -161,8 +174,10 @@ BOOST_AUTO_TEST_CASE(tuple_keys_preserve_order) {
   check_order_property<Composite>("tuple keys", random_composite, 100000);
   using Nested = std::tuple<std::string, std::tuple<std::int32_t, std::string>, std::int8_t>;
   auto nested = [](std::mt19937_64& rng) {
-    return Nested{random_bytes(rng), std::tuple<std::int32_t, std::string>{random_int<std::int32_t>(rng) % 2, random_bytes(rng)},
-                  random_int<std::int8_t>(rng)};
+    return Nested{
+        random_bytes(rng),
+        std::tuple<std::int32_t, std::string>{random_int<std::int32_t>(rng) % 2, random_bytes(rng)},
+        random_int<std::int8_t>(rng)};
   };
   check_order_property<Nested>("nested tuple keys", nested, 50000);
 }
@@ -184,19 +199,32 @@ BOOST_AUTO_TEST_CASE(tuple_string_escaping) {
 
 BOOST_AUTO_TEST_CASE(malformed_keys_throw_corruption) {
   using Key = std::tuple<std::string, std::int64_t>;
-  require_corruption([] { return KeyCodec<std::int64_t>::decode(std::string(7, 'x')); }, "int64 short");
-  require_corruption([] { return KeyCodec<std::int64_t>::decode(std::string(9, 'x')); }, "int64 long");
+  require_corruption([] { return KeyCodec<std::int64_t>::decode(std::string(7, 'x')); },
+                     "int64 short");
+  require_corruption([] { return KeyCodec<std::int64_t>::decode(std::string(9, 'x')); },
+                     "int64 long");
   require_corruption([] { return KeyCodec<std::uint16_t>::decode(""); }, "uint16 empty");
   require_corruption([] { return KeyCodec<Key>::decode(""); }, "tuple empty");
   require_corruption([] { return KeyCodec<Key>::decode("ab"); }, "tuple no terminator");
   require_corruption([] { return KeyCodec<Key>::decode(bytes({'a', 0})); }, "tuple lone 00");
-  require_corruption([] { return KeyCodec<Key>::decode(bytes({'a', 0, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8})); },
-                     "tuple bad escape");
-  require_corruption([] { return KeyCodec<Key>::decode(bytes({'a', 0, 1, 1, 2, 3})); }, "tuple short int");
-  require_corruption([] { return KeyCodec<Key>::decode(bytes({'a', 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9})); },
-                     "tuple trailing byte");
+  require_corruption(
+      [] {
+        return KeyCodec<Key>::decode(bytes({'a', 0, 2, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}));
+      },
+      "tuple bad escape");
+  require_corruption(
+      [] {
+        return KeyCodec<Key>::decode(bytes({'a', 0, 1, 1, 2, 3}));
+      },
+      "tuple short int");
+  require_corruption(
+      [] {
+        return KeyCodec<Key>::decode(bytes({'a', 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+      },
+      "tuple trailing byte");
   // The well-formed neighbour of the cases above decodes.
-  BOOST_CHECK(KeyCodec<Key>::decode(bytes({'a', 0, 1, 0x80, 0, 0, 0, 0, 0, 0, 7})) == (Key{"a", 7}));
+  BOOST_CHECK(KeyCodec<Key>::decode(bytes({'a', 0, 1, 0x80, 0, 0, 0, 0, 0, 0, 7})) ==
+              (Key{"a", 7}));
 }
 
 namespace {
@@ -214,11 +242,13 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(integer_values_round_trip, T, IntTypes) {
     const T v = random_int<T>(rng);
     BOOST_REQUIRE_EQUAL(ValueCodec<T>::decode(ValueCodec<T>::encode(v)), v);
   }
-  require_corruption([] { return ValueCodec<T>::decode(std::string(sizeof(T) + 1, 'x')); }, "long integer value");
+  require_corruption([] { return ValueCodec<T>::decode(std::string(sizeof(T) + 1, 'x')); },
+                     "long integer value");
 }
 
 BOOST_AUTO_TEST_CASE(other_values_round_trip) {
-  BOOST_CHECK(ValueCodec<std::uint32_t>::encode(0x01020304u) == bytes({4, 3, 2, 1}));  // little-endian
+  BOOST_CHECK(ValueCodec<std::uint32_t>::encode(0x01020304u) ==
+              bytes({4, 3, 2, 1}));  // little-endian
   BOOST_CHECK(ValueCodec<std::int16_t>::encode(-2) == bytes({0xfe, 0xff}));
   const std::string raw = bytes({0, 'x', 0xff, 0});
   BOOST_CHECK(ValueCodec<std::string>::decode(ValueCodec<std::string>::encode(raw)) == raw);
@@ -226,7 +256,8 @@ BOOST_AUTO_TEST_CASE(other_values_round_trip) {
   BOOST_CHECK(!ValueCodec<bool>::decode(ValueCodec<bool>::encode(false)));
   const Point p{-3, 7, 0.25};
   BOOST_CHECK(ValueCodec<Point>::decode(ValueCodec<Point>::encode(p)) == p);
-  require_corruption([] { return ValueCodec<Point>::decode(std::string(sizeof(Point) - 1, 'x')); }, "short struct");
+  require_corruption([] { return ValueCodec<Point>::decode(std::string(sizeof(Point) - 1, 'x')); },
+                     "short struct");
   require_corruption([] { return ValueCodec<bool>::decode(bytes({2})); }, "bool 2");
   require_corruption([] { return ValueCodec<bool>::decode(""); }, "bool empty");
 }
@@ -259,13 +290,15 @@ std::vector<std::int64_t> random_keys(std::mt19937_64& rng, std::size_t n) {
 // Rows (pair<K, V>) against a map range (pair<const K, V>), element by element.
 template <typename Rows, typename It>
 bool same_rows(const Rows& rows, It first, It last) {
-  return std::equal(rows.begin(), rows.end(), first, last,
-                    [](const auto& a, const auto& b) { return a.first == b.first && a.second == b.second; });
+  return std::equal(rows.begin(), rows.end(), first, last, [](const auto& a, const auto& b) {
+    return a.first == b.first && a.second == b.second;
+  });
 }
 
 template <typename K, typename V>
 std::vector<std::pair<K, V>> model_scan(const std::map<K, V>& model, const std::optional<K>& lower,
-                                        const std::optional<K>& upper, std::size_t limit, bool reverse) {
+                                        const std::optional<K>& upper, std::size_t limit,
+                                        bool reverse) {
   std::vector<std::pair<K, V>> out;
   auto first = lower ? model.lower_bound(*lower) : model.begin();
   auto last = upper ? model.lower_bound(*upper) : model.end();
@@ -278,7 +311,8 @@ std::vector<std::pair<K, V>> model_scan(const std::map<K, V>& model, const std::
   return out;
 }
 
-std::optional<std::int64_t> random_bound(std::mt19937_64& rng, const std::vector<std::int64_t>& keys) {
+std::optional<std::int64_t> random_bound(std::mt19937_64& rng,
+                                         const std::vector<std::int64_t>& keys) {
   switch (rng() % 4) {
     case 0: return std::nullopt;
     case 1: return static_cast<std::int64_t>(rng());
@@ -299,8 +333,9 @@ void check_range_scans(ScanFn scan, const IntModel& model, const std::vector<std
     const Rows got = scan(lower, upper, limit, reverse);
     const Rows want = model_scan(model, lower, upper, limit, reverse);
     BOOST_REQUIRE_MESSAGE(got == want, "range scan " << i << " differs (seed " << seed << ", "
-                                                     << (reverse ? "reverse" : "forward") << ", got "
-                                                     << got.size() << " want " << want.size() << ")");
+                                                     << (reverse ? "reverse" : "forward")
+                                                     << ", got " << got.size() << " want "
+                                                     << want.size() << ")");
   }
 }
 
@@ -329,7 +364,8 @@ BOOST_DATA_TEST_CASE(blocking_table_int64_keys, bdata::make(corobtree::test::db_
     }
     t.put(keys[0], "overwritten");
     model[keys[0]] = "overwritten";
-    check_full_scans(t.scan(std::nullopt, std::nullopt), t.scan(std::nullopt, std::nullopt, SIZE_MAX, true), model);
+    check_full_scans(t.scan(std::nullopt, std::nullopt),
+                     t.scan(std::nullopt, std::nullopt, SIZE_MAX, true), model);
     auto scan = [&t](auto... args) { return t.scan(args...); };
     check_range_scans(scan, model, keys, rng, seed, 100);
     BOOST_REQUIRE(t.get(keys[0]) == std::optional<std::string>("overwritten"));
@@ -345,8 +381,11 @@ BOOST_DATA_TEST_CASE(blocking_table_int64_keys, bdata::make(corobtree::test::db_
   }
   auto db = BlockingDatabase::open(path, cfg.options());
   BlockingTable<std::int64_t, std::string> t(db);
-  check_full_scans(t.scan(std::nullopt, std::nullopt), t.scan(std::nullopt, std::nullopt, SIZE_MAX, true), model);
-  for (std::size_t i = 0; i < keys.size(); i += 97) BOOST_REQUIRE(t.get(keys[i]) == (i % 2 == 0 ? std::nullopt : std::optional(value_for(keys[i]))));
+  check_full_scans(t.scan(std::nullopt, std::nullopt),
+                   t.scan(std::nullopt, std::nullopt, SIZE_MAX, true), model);
+  for (std::size_t i = 0; i < keys.size(); i += 97)
+    BOOST_REQUIRE(t.get(keys[i]) ==
+                  (i % 2 == 0 ? std::nullopt : std::optional(value_for(keys[i]))));
   const auto report = db.validate();
   BOOST_REQUIRE_MESSAGE(report.ok(), report.summary());
 }
@@ -372,19 +411,21 @@ Task<std::size_t> async_erase_even(IntTable& t, const std::vector<std::int64_t>&
 }
 
 // Counts the keys whose get() matches the model.
-Task<std::size_t> async_count_matches(IntTable& t, const std::vector<std::int64_t>& keys, const IntModel& model) {
+Task<std::size_t> async_count_matches(IntTable& t, const std::vector<std::int64_t>& keys,
+                                      const IntModel& model) {
   std::size_t matches = 0;
   for (std::int64_t k : keys) {
     const std::optional<std::string> got = co_await t.get(k);
     const auto it = model.find(k);
-    const std::optional<std::string> want = it == model.end() ? std::nullopt : std::optional(it->second);
+    const std::optional<std::string> want =
+        it == model.end() ? std::nullopt : std::optional(it->second);
     if (got == want) ++matches;
   }
   co_return matches;
 }
 
-Task<Rows> async_scan(IntTable& t, std::optional<std::int64_t> lower, std::optional<std::int64_t> upper,
-                      std::size_t limit, bool reverse) {
+Task<Rows> async_scan(IntTable& t, std::optional<std::int64_t> lower,
+                      std::optional<std::int64_t> upper, std::size_t limit, bool reverse) {
   Rows rows = co_await t.scan(lower, upper, limit, reverse);
   co_return rows;
 }
@@ -407,10 +448,11 @@ BOOST_DATA_TEST_CASE(async_table_int64_keys, bdata::make(corobtree::test::db_mat
   Task<void> late_put = t.put(7, std::string("seven"));
   sync_wait(std::move(late_put));
   model[7] = "seven";
-  auto scan = [&t](std::optional<std::int64_t> lower, std::optional<std::int64_t> upper, std::size_t limit,
+  auto scan = [&t](std::optional<std::int64_t> lower, std::optional<std::int64_t> upper,
+                   std::size_t limit,
                    bool reverse) { return sync_wait(async_scan(t, lower, upper, limit, reverse)); };
-  check_full_scans(scan(std::nullopt, std::nullopt, SIZE_MAX, false), scan(std::nullopt, std::nullopt, SIZE_MAX, true),
-                   model);
+  check_full_scans(scan(std::nullopt, std::nullopt, SIZE_MAX, false),
+                   scan(std::nullopt, std::nullopt, SIZE_MAX, true), model);
   check_range_scans(scan, model, keys, rng, seed, 100);
   BOOST_REQUIRE_EQUAL(sync_wait(async_erase_even(t, keys)), (keys.size() + 1) / 2);
   for (std::size_t i = 0; i < keys.size(); i += 2) model.erase(keys[i]);
@@ -433,7 +475,8 @@ BOOST_DATA_TEST_CASE(tuple_keyed_table, bdata::make(corobtree::test::db_matrix()
   auto db = BlockingDatabase::open(dir.file("tuple.db"), cfg.options());
   BlockingTable<Key, std::uint64_t> t(db);
   std::map<Key, std::uint64_t> model;
-  const std::vector<std::string> users = {"", std::string(1, '\0'), "a", std::string("a\0", 2), "ab", "b\xff"};
+  const std::vector<std::string> users = {
+      "", std::string(1, '\0'), "a", std::string("a\0", 2), "ab", "b\xff"};
   for (int i = 0; i < 2000; ++i) {
     const Key k{users[rng() % users.size()], random_int<std::int64_t>(rng) % 1000};
     const std::uint64_t v = rng();
@@ -445,16 +488,19 @@ BOOST_DATA_TEST_CASE(tuple_keyed_table, bdata::make(corobtree::test::db_matrix()
   // (user, min) .. (user + "\0", min) is exactly the user's rows: no string lies between.
   for (const std::string& user : users) {
     const std::optional<Key> lower = Key{user, std::numeric_limits<std::int64_t>::min()};
-    const std::optional<Key> upper = Key{user + std::string(1, '\0'), std::numeric_limits<std::int64_t>::min()};
+    const std::optional<Key> upper =
+        Key{user + std::string(1, '\0'), std::numeric_limits<std::int64_t>::min()};
     for (bool reverse : {false, true}) {
       const auto got = t.scan(lower, upper, 50, reverse);
-      BOOST_REQUIRE_MESSAGE(got == model_scan(model, lower, upper, 50, reverse), "user scan (seed " << seed << ")");
+      BOOST_REQUIRE_MESSAGE(got == model_scan(model, lower, upper, 50, reverse),
+                            "user scan (seed " << seed << ")");
       for (const auto& row : got) BOOST_REQUIRE(std::get<0>(row.first) == user);
     }
   }
 }
 
-BOOST_DATA_TEST_CASE(prefixed_tables_share_a_database, bdata::make(corobtree::test::db_matrix()), cfg) {
+BOOST_DATA_TEST_CASE(prefixed_tables_share_a_database, bdata::make(corobtree::test::db_matrix()),
+                     cfg) {
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("prefix.db"), cfg.options());
   BlockingTable<std::int64_t, std::string> numbers(db, "\x01");
@@ -462,7 +508,8 @@ BOOST_DATA_TEST_CASE(prefixed_tables_share_a_database, bdata::make(corobtree::te
   BlockingTable<std::uint32_t, Point> points(db, "\xff");  // no successor: an open upper bound
   for (std::int64_t k = -50; k < 50; ++k) numbers.put(k, value_for(k));
   for (int i = 0; i < 30; ++i) names.put("name" + std::to_string(i), -i);
-  for (std::uint32_t i = 0; i < 20; ++i) points.put(i, Point{static_cast<std::int32_t>(i), -1, i * 0.5});
+  for (std::uint32_t i = 0; i < 20; ++i)
+    points.put(i, Point{static_cast<std::int32_t>(i), -1, i * 0.5});
   BOOST_REQUIRE_EQUAL(numbers.scan(std::nullopt, std::nullopt).size(), 100u);
   BOOST_REQUIRE_EQUAL(numbers.scan(std::nullopt, std::nullopt, SIZE_MAX, true).front().first, 49);
   BOOST_REQUIRE_EQUAL(names.scan(std::nullopt, std::nullopt).size(), 30u);

@@ -11,14 +11,14 @@
 #include <vector>
 
 #include <corobtree/error.h>
-#include "io/event.h"
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
+#include "io/event.h"
 
 using corobtree::Event;
-using corobtree::Task;
 using corobtree::sync_wait;
+using corobtree::Task;
 using corobtree::when_all;
 
 static_assert(!std::is_copy_constructible_v<Task<int>>);
@@ -114,10 +114,9 @@ BOOST_AUTO_TEST_CASE(task_is_lazy) {
 
 BOOST_AUTO_TEST_CASE(errors_reach_the_awaiter) {
   BOOST_CHECK_THROW(sync_wait(throws_runtime()), std::runtime_error);
-  BOOST_CHECK_EXCEPTION(sync_wait(throws_typed()), corobtree::Error,
-                        [](const corobtree::Error& e) {
-                          return e.code() == corobtree::ErrorCode::kCorruption;
-                        });
+  BOOST_CHECK_EXCEPTION(sync_wait(throws_typed()), corobtree::Error, [](const corobtree::Error& e) {
+    return e.code() == corobtree::ErrorCode::kCorruption;
+  });
   BOOST_TEST(sync_wait(catch_inside()) == "caught boom");
 }
 
@@ -170,10 +169,9 @@ BOOST_AUTO_TEST_CASE(when_all_rethrows_first_error_after_all_finish) {
   std::vector<Task<void>> more;
   more.push_back(throws_typed());
   more.push_back(set_event(e));
-  BOOST_CHECK_EXCEPTION(sync_wait(when_all(when_all(std::move(tasks)), when_all(std::move(more)))),
-                        corobtree::Error, [](const corobtree::Error& err) {
-                          return err.code() == corobtree::ErrorCode::kCorruption;
-                        });
+  BOOST_CHECK_EXCEPTION(
+      sync_wait(when_all(when_all(std::move(tasks)), when_all(std::move(more)))), corobtree::Error,
+      [](const corobtree::Error& err) { return err.code() == corobtree::ErrorCode::kCorruption; });
   BOOST_TEST(e.is_set());  // the sibling after the failing child still ran
 }
 

@@ -236,17 +236,17 @@ std::vector<std::pair<std::string, std::string>> stats_fields(BlockingDatabase& 
   };
   if (!s.fallback_reason.empty()) f.emplace_back("fallback_reason", s.fallback_reason);
   f.insert(f.end(), {
-      {"pool_hits", n(s.pool.hits)},
-      {"pool_misses", n(s.pool.misses)},
-      {"pool_hit_rate", format_double(s.pool.hit_rate())},
-      {"pool_disk_reads", n(s.pool.disk_reads)},
-      {"pool_disk_writes", n(s.pool.disk_writes)},
-      {"pool_evictions", n(s.pool.evictions)},
-      {"pool_dirty_writebacks", n(s.pool.dirty_writebacks)},
-      {"pool_free_frame_waits", n(s.pool.free_frame_waits)},
-      {"pool_pinned", n(s.pool.pinned)},
-      {"problems", n(r.problems.size())},
-  });
+                        {"pool_hits", n(s.pool.hits)},
+                        {"pool_misses", n(s.pool.misses)},
+                        {"pool_hit_rate", format_double(s.pool.hit_rate())},
+                        {"pool_disk_reads", n(s.pool.disk_reads)},
+                        {"pool_disk_writes", n(s.pool.disk_writes)},
+                        {"pool_evictions", n(s.pool.evictions)},
+                        {"pool_dirty_writebacks", n(s.pool.dirty_writebacks)},
+                        {"pool_free_frame_waits", n(s.pool.free_frame_waits)},
+                        {"pool_pinned", n(s.pool.pinned)},
+                        {"problems", n(r.problems.size())},
+                    });
   return f;
 }
 

@@ -116,8 +116,9 @@ std::pair<std::string, std::string> parse_dump_line(std::string_view line) {
                       "'");
   }
   if (line.find('\t', tab + 1) != std::string_view::npos) {
-    throw EscapeError("expected KEY<TAB>VALUE, found more than one tab (a tab inside a key or "
-                      "value must be written \\t)");
+    throw EscapeError(
+        "expected KEY<TAB>VALUE, found more than one tab (a tab inside a key or "
+        "value must be written \\t)");
   }
   return {parse_arg(line.substr(0, tab)), parse_arg(line.substr(tab + 1))};
 }

@@ -108,8 +108,9 @@ Pairs read_pairs(Input& in, std::uint32_t max_key, Progress& progress) {
     }
     const auto& [k, v] = pairs.back();
     if (k.size() > max_key) {
-      bad_line(in, line_no, "key of " + std::to_string(k.size()) + " bytes exceeds the limit of " +
-                                std::to_string(max_key) + " bytes");
+      bad_line(in, line_no,
+               "key of " + std::to_string(k.size()) + " bytes exceeds the limit of " +
+                   std::to_string(max_key) + " bytes");
     }
     if (v.size() > kMaxValueSize) {
       bad_line(in, line_no, "value of " + std::to_string(v.size()) + " bytes is too large");

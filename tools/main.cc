@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <new>
 
-#include <corobtree/version.h>
 #include <corobtree/error.h>
+#include <corobtree/version.h>
 #include "tools/cli.h"
 #include "tools/escape.h"
 

@@ -112,9 +112,11 @@ class Shell {
   std::string dispatch_bare(const Words& w) {
     const std::string_view cmd = w[0];
     using Handler = std::string (Shell::*)();
-    static constexpr std::pair<std::string_view, Handler> kBare[] = {
-        {"begin", &Shell::begin}, {"commit", &Shell::commit}, {"abort", &Shell::abort},
-        {"check", &Shell::check}, {"stats", &Shell::stats}};
+    static constexpr std::pair<std::string_view, Handler> kBare[] = {{"begin", &Shell::begin},
+                                                                     {"commit", &Shell::commit},
+                                                                     {"abort", &Shell::abort},
+                                                                     {"check", &Shell::check},
+                                                                     {"stats", &Shell::stats}};
     for (const auto& [name, handler] : kBare) {
       if (cmd != name) continue;
       arity(w, 1, name.data());

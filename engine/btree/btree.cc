@@ -41,8 +41,8 @@ std::string ValidationReport::summary() const {
 
 void BTree::corrupt(BlockId id, const std::string& why) const {
   const std::string& path = pool_.disk().path();
-  throw Error(ErrorCode::kCorruption,
-              "page " + std::to_string(id) + " of '" + path + "': " + why, 0, path, id);
+  throw Error(ErrorCode::kCorruption, "page " + std::to_string(id) + " of '" + path + "': " + why,
+              0, path, id);
 }
 
 std::uint64_t BTree::max_keys() const noexcept {
@@ -110,10 +110,10 @@ BlockId BTree::checked_child(std::vector<Latched>& path, std::uint32_t idx) cons
 
 void BTree::check_key(std::string_view key) const {
   if (key.size() > max_key_) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "key of " + std::to_string(key.size()) + " bytes exceeds the limit of " +
-                    std::to_string(max_key_) + " bytes for " + std::to_string(page_size_) +
-                    "-byte pages");
+    throw Error(ErrorCode::kInvalidArgument, "key of " + std::to_string(key.size()) +
+                                                 " bytes exceeds the limit of " +
+                                                 std::to_string(max_key_) + " bytes for " +
+                                                 std::to_string(page_size_) + "-byte pages");
   }
 }
 
@@ -449,7 +449,8 @@ void rebuild(Node& n, std::span<std::byte> bytes, PageType type,
   Node::init(bytes, type);
   n.set_link0(link0);
   n.set_link1(link1);
-  for (std::size_t i = from; i < to; ++i) n.insert_cell(static_cast<std::uint32_t>(i - from), cells[i]);
+  for (std::size_t i = from; i < to; ++i)
+    n.insert_cell(static_cast<std::uint32_t>(i - from), cells[i]);
 }
 
 // Do cells [from, to) fit one node of `usable` bytes?
@@ -548,7 +549,8 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   if (level == 0) {
     // Only the root can split with nothing above it in the path: the descent
     // keeps every node that might split together with its parent.
-    if (cur_id != state_.root) corrupt(cur_id, "internal error: split reached the top of a trimmed path");
+    if (cur_id != state_.root)
+      corrupt(cur_id, "internal error: split reached the top of a trimmed path");
     PageGuard root = co_await allocate_page(PageType::kInner);
     Node nr(root.data());
     nr.set_link0(cur_id);

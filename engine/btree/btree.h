@@ -39,16 +39,14 @@
 
 #include <corobtree/stats.h>
 
+#include <corobtree/task.h>
+#include "engine/btree/node.h"
 #include "engine/format/commit_state.h"
 #include "engine/pager/buffer_pool.h"
-#include "engine/btree/node.h"
 #include "io/async_mutex.h"
 #include "io/async_shared_mutex.h"
-#include <corobtree/task.h>
 
 namespace corobtree {
-
-
 
 class BTree {
  public:

@@ -2,8 +2,8 @@
 // full, then each inner level from the one below.
 #include <algorithm>
 
-#include "engine/btree/btree.h"
 #include <corobtree/error.h>
+#include "engine/btree/btree.h"
 
 namespace corobtree {
 
@@ -36,7 +36,8 @@ std::vector<std::size_t> pack(const std::vector<std::uint32_t>& sizes, std::uint
     for (std::size_t i = last_begin; i < end; ++i) last_bytes += sizes[i] + page::kSlotSize;
     const std::size_t last_count = end - last_begin;
     const std::size_t min_count = max_count ? (max_count + 1) / 2 - 1 : 0;
-    if (last_count >= min_group && last_bytes >= capacity / 4 && last_count >= min_count) return ends;
+    if (last_count >= min_group && last_bytes >= capacity / 4 && last_count >= min_count)
+      return ends;
     if (end - begin < 2 * min_group) {  // too few to split in two: one group
       ends.erase(ends.end() - 2);
       return ends;
@@ -46,7 +47,8 @@ std::vector<std::size_t> pack(const std::vector<std::uint32_t>& sizes, std::uint
     for (std::size_t i = begin; i < end; ++i) total += sizes[i] + page::kSlotSize;
     std::uint64_t acc = 0;
     std::size_t mid = begin;
-    while (mid < end && acc + sizes[mid] + page::kSlotSize <= total / 2) acc += sizes[mid++] + page::kSlotSize;
+    while (mid < end && acc + sizes[mid] + page::kSlotSize <= total / 2)
+      acc += sizes[mid++] + page::kSlotSize;
     if (max_count) mid = std::max<std::size_t>(mid, end > max_count ? end - max_count : begin);
     mid = std::clamp<std::size_t>(mid, begin + min_group, end - min_group);
     ends[ends.size() - 2] = mid;
@@ -56,8 +58,7 @@ std::vector<std::size_t> pack(const std::vector<std::uint32_t>& sizes, std::uint
 
 }  // namespace
 
-Task<void> BTree::bulk_load_locked(
-    const std::vector<std::pair<std::string, std::string>>& sorted) {
+Task<void> BTree::bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted) {
   if (state_.key_count != 0 || state_.height != 1) {
     throw Error(ErrorCode::kInvalidArgument, "bulk_load needs an empty tree");
   }

@@ -178,7 +178,8 @@ Task<void> BTree::rebalance(std::vector<Latched>& path, std::size_t level) {
         }
       }
     } while (underflows(poor) && rich.count() > 1 && !underflows(rich));
-    if (underflows(rich)) corrupt(lpage.page_id(), "internal error: a borrow left a sibling underfull");
+    if (underflows(rich))
+      corrupt(lpage.page_id(), "internal error: a borrow left a sibling underfull");
     // New separator between left and right: may be longer than the old one.
     std::vector<std::byte> cell = Node::inner_cell(new_sep, rpage.page_id());
     p.remove(sep);

@@ -2,9 +2,9 @@
 // the on-disk copy of each page after a flush.
 #include <unordered_set>
 
+#include <corobtree/error.h>
 #include "engine/btree/btree.h"
 #include "io/aligned_buffer.h"
-#include <corobtree/error.h>
 
 namespace corobtree {
 
@@ -85,8 +85,8 @@ Task<ValidationReport> BTree::validate() {
               std::to_string(n.used_bytes()) + " of " + std::to_string(usable_) + " bytes");
     }
     if (n.count() > max_keys()) {
-      problem(describe(v.id) + " is overfull: " + std::to_string(n.count()) + " keys > 2t-1 = " +
-              std::to_string(max_keys()));
+      problem(describe(v.id) + " is overfull: " + std::to_string(n.count()) +
+              " keys > 2t-1 = " + std::to_string(max_keys()));
     }
     if (!n.is_leaf() && n.count() == 0) {
       problem(describe(v.id) + " is an inner node without separators");

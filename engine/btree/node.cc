@@ -40,7 +40,7 @@ void Node::insert_cell(std::uint32_t pos, std::span<const std::byte> cell) noexc
   std::memmove(slots + (pos + 1) * page::kSlotSize, slots + pos * page::kSlotSize,
                (n - pos) * page::kSlotSize);
   le::store<std::uint16_t>(p_, PageHeader::kSize + pos * PageHeader::kSlotSize,
-                             static_cast<std::uint16_t>(off));
+                           static_cast<std::uint16_t>(off));
   set_count(n + 1);
 }
 
@@ -74,7 +74,7 @@ void Node::compact() noexcept {
     top -= csize;
     std::memcpy(tmp.data() + top, p_ + off, csize);
     le::store<std::uint16_t>(p_, PageHeader::kSize + i * PageHeader::kSlotSize,
-                               static_cast<std::uint16_t>(top));
+                             static_cast<std::uint16_t>(top));
   }
   std::memcpy(p_ + top, tmp.data() + top, size_ - top);
   set_heap_start(top);
@@ -87,7 +87,8 @@ std::vector<std::byte> Node::leaf_cell(std::string_view key, std::string_view va
   LeafCell::Flags::set(c.data(), 0);
   LeafCell::ValueLength::set(c.data(), static_cast<std::uint32_t>(value.size()));
   std::memcpy(c.data() + kLeafCellOverhead, key.data(), key.size());
-  if (!value.empty()) std::memcpy(c.data() + kLeafCellOverhead + key.size(), value.data(), value.size());
+  if (!value.empty())
+    std::memcpy(c.data() + kLeafCellOverhead + key.size(), value.data(), value.size());
   return c;
 }
 
@@ -99,7 +100,7 @@ std::vector<std::byte> Node::leaf_overflow_cell(std::string_view key, std::uint3
   LeafCell::ValueLength::set(c.data(), length);
   std::memcpy(c.data() + kLeafCellOverhead, key.data(), key.size());
   le::store<std::uint64_t>(c.data(), kLeafCellOverhead + static_cast<std::uint32_t>(key.size()),
-                             first_page);
+                           first_page);
   return c;
 }
 

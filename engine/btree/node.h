@@ -45,7 +45,8 @@ class Node {
   static constexpr std::uint32_t kInnerCellOverhead = InnerCell::kFixed;
   static constexpr std::uint8_t kFlagOverflow = LeafCell::kOverflow;
 
-  explicit Node(std::span<std::byte> page) noexcept : p_(page.data()), size_(static_cast<std::uint32_t>(page.size())) {}
+  explicit Node(std::span<std::byte> page) noexcept
+      : p_(page.data()), size_(static_cast<std::uint32_t>(page.size())) {}
 
   static void init(std::span<std::byte> page, PageType type) noexcept { page::init(page, type); }
 
@@ -81,9 +82,9 @@ class Node {
   // Leaf values.
   struct Value {
     bool overflow;
-    std::uint32_t length;     // total value length
+    std::uint32_t length;           // total value length
     std::string_view inline_bytes;  // when !overflow
-    BlockId first_page;       // when overflow
+    BlockId first_page;             // when overflow
   };
   Value value(std::uint32_t i) const noexcept;
 
@@ -137,7 +138,9 @@ class Node {
   std::uint32_t usable() const noexcept { return size_ - page::kHeaderSize; }
   std::uint32_t free_bytes() const noexcept { return usable() - used_bytes(); }
   // Does a cell of `cell_size` bytes fit (after compaction if needed)?
-  bool fits(std::uint32_t cell_size) const noexcept { return cell_size + page::kSlotSize <= free_bytes(); }
+  bool fits(std::uint32_t cell_size) const noexcept {
+    return cell_size + page::kSlotSize <= free_bytes();
+  }
 
   // Inserts raw cell bytes at slot `pos`. REQUIRES: fits(cell.size()).
   void insert_cell(std::uint32_t pos, std::span<const std::byte> cell) noexcept;
@@ -162,7 +165,9 @@ class Node {
   std::uint32_t cell_size_at(std::uint32_t off) const noexcept;
   std::uint32_t heap_start() const noexcept { return PageHeader::HeapStart::get(p_); }
   std::uint32_t garbage() const noexcept { return PageHeader::Garbage::get(p_); }
-  void set_count(std::uint32_t n) noexcept { PageHeader::SlotCount::set(p_, static_cast<std::uint16_t>(n)); }
+  void set_count(std::uint32_t n) noexcept {
+    PageHeader::SlotCount::set(p_, static_cast<std::uint16_t>(n));
+  }
   void set_heap_start(std::uint32_t v) noexcept { PageHeader::HeapStart::set(p_, v); }
   void set_garbage(std::uint32_t v) noexcept { PageHeader::Garbage::set(p_, v); }
 

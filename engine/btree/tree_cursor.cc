@@ -8,7 +8,8 @@ namespace corobtree {
 
 using Mode = AsyncSharedMutex::Mode;
 
-TreeCursor::TreeCursor(BTree& tree, ScanOptions options) : tree_(tree), options_(std::move(options)) {}
+TreeCursor::TreeCursor(BTree& tree, ScanOptions options)
+    : tree_(tree), options_(std::move(options)) {}
 
 void TreeCursor::fail(const std::string& why) {
   valid_ = false;
@@ -192,7 +193,7 @@ Task<bool> TreeCursor::first() {
     const std::string_view none;
     ok = co_await seek_lt(none, true);
   }
-  co_return ok && in_bounds();
+  co_return ok&& in_bounds();
 }
 
 Task<bool> TreeCursor::seek(std::string_view key) {
@@ -207,7 +208,7 @@ Task<bool> TreeCursor::seek(std::string_view key) {
     if (options_.upper && probe > *options_.upper) probe = *options_.upper;
     ok = co_await seek_lt(probe, false);
   }
-  co_return ok && in_bounds();
+  co_return ok&& in_bounds();
 }
 
 Task<bool> TreeCursor::next() {
@@ -217,7 +218,7 @@ Task<bool> TreeCursor::next() {
   } else {
     ok = co_await step_up();
   }
-  co_return ok && in_bounds();
+  co_return ok&& in_bounds();
 }
 
 Task<bool> TreeCursor::prev() {
@@ -227,7 +228,7 @@ Task<bool> TreeCursor::prev() {
   } else {
     ok = co_await step_down();
   }
-  co_return ok && in_bounds();
+  co_return ok&& in_bounds();
 }
 
 }  // namespace corobtree

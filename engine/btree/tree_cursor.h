@@ -48,11 +48,11 @@ class TreeCursor {
   std::string_view value() const noexcept;
 
  private:
-  Task<bool> seek_ge(std::string_view key);  // first entry >= key
-  Task<bool> seek_gt(std::string_view key);  // first entry > key
+  Task<bool> seek_ge(std::string_view key);                  // first entry >= key
+  Task<bool> seek_gt(std::string_view key);                  // first entry > key
   Task<bool> seek_lt(std::string_view key, bool unbounded);  // last entry < key (or last)
-  Task<bool> step_up();    // to the next larger key
-  Task<bool> step_down();  // to the next smaller key
+  Task<bool> step_up();                                      // to the next larger key
+  Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
   bool in_bounds() noexcept;
   // Invalidates the cursor and throws Error(kCorruption) naming the current leaf.

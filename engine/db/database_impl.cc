@@ -26,9 +26,10 @@ class DatabaseImpl::Hooks final : public PageHooks {
   explicit Hooks(std::string path) : path_(std::move(path)) {}
   void after_read(BlockId id, std::span<const std::byte> p) override {
     if (id < 2) {
-      throw Error(ErrorCode::kCorruption,
-                  "page " + std::to_string(id) + " of '" + path_ + "' is a meta page, not a tree page",
-                  0, path_, id);
+      throw Error(
+          ErrorCode::kCorruption,
+          "page " + std::to_string(id) + " of '" + path_ + "' is a meta page, not a tree page", 0,
+          path_, id);
     }
     page::verify(id, p, path_);
   }
@@ -47,7 +48,8 @@ class DatabaseImpl::Hooks final : public PageHooks {
 namespace {
 
 [[noreturn]] void not_a_database(const std::string& path, const std::string& why) {
-  throw Error(ErrorCode::kCorruption, "'" + path + "' is not a corobtree database: " + why, 0, path);
+  throw Error(ErrorCode::kCorruption, "'" + path + "' is not a corobtree database: " + why, 0,
+              path);
 }
 
 bool valid_page_size(std::uint32_t ps) {
@@ -232,16 +234,17 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
       DecodedMeta d = decode_meta(id, buf.span());
       if (d.status != MetaStatus::kValid) {
         reasons += " meta page " + std::to_string(id) +
-                   (d.status == MetaStatus::kBadChecksum ? ": checksum mismatch;"
-                    : d.status == MetaStatus::kBadMagic  ? ": bad magic number;"
+                   (d.status == MetaStatus::kBadChecksum  ? ": checksum mismatch;"
+                    : d.status == MetaStatus::kBadMagic   ? ": bad magic number;"
                     : d.status == MetaStatus::kBadVersion ? ": unknown format version;"
-                                                           : ": impossible field values;");
+                                                          : ": impossible field values;");
         continue;
       }
       if (best.status != MetaStatus::kValid || d.meta.sequence > best.meta.sequence) best = d;
     }
     if (best.status != MetaStatus::kValid) {
-      throw Error(ErrorCode::kCorruption, "'" + path + "' has no valid meta page:" + reasons, 0, path);
+      throw Error(ErrorCode::kCorruption, "'" + path + "' has no valid meta page:" + reasons, 0,
+                  path);
     }
     meta = best.meta;
     if (meta.state.page_count > disk->block_count()) {
@@ -444,7 +447,7 @@ std::unique_ptr<TreeCursor> DatabaseImpl::cursor(ScanOptions options) {
 }
 
 Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOptions options,
-                                                                      std::size_t limit) {
+                                                                          std::size_t limit) {
   check_open();
   std::vector<std::pair<std::string, std::string>> out;
   TreeCursor c(*tree_, std::move(options));

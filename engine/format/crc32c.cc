@@ -71,8 +71,8 @@ inline std::uint64_t load64(const unsigned char* p) noexcept {
 
 // One crc32 chain over a raw register (no pre/post inversion).
 __attribute__((target("sse4.2"))) std::uint32_t chain_sse42(std::uint32_t reg,
-                                                           const unsigned char* p,
-                                                           std::size_t n) noexcept {
+                                                            const unsigned char* p,
+                                                            std::size_t n) noexcept {
   std::uint64_t c = reg;
   for (; n >= 8; p += 8, n -= 8) c = _mm_crc32_u64(c, load64(p));
   auto c32 = static_cast<std::uint32_t>(c);
@@ -100,8 +100,8 @@ __attribute__((target("sse4.2,pclmul"))) std::uint32_t chain_3way(std::uint32_t 
     const __m128i b = _mm_cvtsi32_si128(static_cast<int>(c1));
     const __m128i ka = _mm_cvtsi32_si128(static_cast<int>(kShift[2 * words]));
     const __m128i kb = _mm_cvtsi32_si128(static_cast<int>(kShift[words]));
-    const __m128i m = _mm_xor_si128(_mm_clmulepi64_si128(a, ka, 0x00),
-                                    _mm_clmulepi64_si128(b, kb, 0x00));
+    const __m128i m =
+        _mm_xor_si128(_mm_clmulepi64_si128(a, ka, 0x00), _mm_clmulepi64_si128(b, kb, 0x00));
     c0 = _mm_crc32_u64(0, static_cast<std::uint64_t>(_mm_cvtsi128_si64(m))) ^ c2;
     p += 3 * len;
     n -= 3 * len;

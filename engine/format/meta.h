@@ -19,7 +19,8 @@ inline constexpr std::uint64_t kMagic = 0x45455254424f5243ull;
 inline constexpr std::uint32_t kFormatVersion = 1;
 
 struct MetaLayout {
-  using Crc = Field<std::uint32_t, 0>;       // CRC32C over the block id (u64 LE) and bytes [4, page_size)
+  using Crc =
+      Field<std::uint32_t, 0>;  // CRC32C over the block id (u64 LE) and bytes [4, page_size)
   using Type = Field<std::uint8_t, 4>;       // PageType::kMeta
   using Magic = Field<std::uint64_t, 8>;     // kMagic
   using Version = Field<std::uint32_t, 16>;  // kFormatVersion
@@ -29,7 +30,7 @@ struct MetaLayout {
   using Height = Field<std::uint32_t, 40>;         // 1: the root is a leaf
   using MinimumDegree = Field<std::uint32_t, 44>;  // 0: byte-filled nodes
   using KeyCount = Field<std::uint64_t, 48>;
-  using FreeHead = Field<std::uint64_t, 56>;       // kInvalidBlockId if empty
+  using FreeHead = Field<std::uint64_t, 56>;  // kInvalidBlockId if empty
   using FreePages = Field<std::uint64_t, 64>;
   using PageCount = Field<std::uint64_t, 72>;      // blocks the tree may use
   using CheckpointLsn = Field<std::uint64_t, 80>;  // the last commit the file holds
@@ -41,7 +42,7 @@ struct MetaLayout {
 struct Meta {
   std::uint32_t page_size = kDefaultPageSize;
   std::uint64_t sequence = 0;
-  CommitState state;                // the tree as of the checkpoint
+  CommitState state;  // the tree as of the checkpoint
   std::uint64_t checkpoint_lsn = 0;
   std::uint64_t database_id = 0;
 };

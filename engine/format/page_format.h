@@ -31,26 +31,26 @@ std::string_view page_type_name(PageType t) noexcept;
 
 // The header of every tree, overflow and free page (docs/file-format.md).
 struct PageHeader {
-  using Crc = Field<std::uint32_t, 0>;        // CRC32C over the page id and bytes [4, page_size)
-  using Type = Field<std::uint8_t, 4>;        // PageType
-  using SlotCount = Field<std::uint16_t, 6>;  // leaf/inner: cells in the slot array
-  using Lsn = Field<std::uint64_t, 8>;        // the transaction that logged this image
-  using Link0 = Field<std::uint64_t, 16>;     // leaf: next; inner: leftmost child;
-                                              // overflow: next overflow page; free: next free page
-  using Link1 = Field<std::uint64_t, 24>;     // leaf: previous leaf
-  using HeapStart = Field<std::uint32_t, 32>; // lowest cell byte (page_size when empty)
-  using Garbage = Field<std::uint32_t, 36>;   // bytes of dead cells inside the heap
-  using Payload = Field<std::uint32_t, 40>;   // overflow: payload bytes in this page
-  static constexpr std::uint32_t kSize = 48;  // bytes 5 and [44, 48) are reserved (0)
+  using Crc = Field<std::uint32_t, 0>;         // CRC32C over the page id and bytes [4, page_size)
+  using Type = Field<std::uint8_t, 4>;         // PageType
+  using SlotCount = Field<std::uint16_t, 6>;   // leaf/inner: cells in the slot array
+  using Lsn = Field<std::uint64_t, 8>;         // the transaction that logged this image
+  using Link0 = Field<std::uint64_t, 16>;      // leaf: next; inner: leftmost child;
+                                               // overflow: next overflow page; free: next free page
+  using Link1 = Field<std::uint64_t, 24>;      // leaf: previous leaf
+  using HeapStart = Field<std::uint32_t, 32>;  // lowest cell byte (page_size when empty)
+  using Garbage = Field<std::uint32_t, 36>;    // bytes of dead cells inside the heap
+  using Payload = Field<std::uint32_t, 40>;    // overflow: payload bytes in this page
+  static constexpr std::uint32_t kSize = 48;   // bytes 5 and [44, 48) are reserved (0)
   static constexpr std::uint32_t kSlotSize = 2;  // u16 cell offset per slot, after the header
 };
 
 // A leaf cell: the key, then the value inline or the first overflow page.
 struct LeafCell {
   using KeyLength = Field<std::uint16_t, 0>;
-  using Flags = Field<std::uint8_t, 2>;         // kOverflow: the value is in overflow pages
-  using ValueLength = Field<std::uint32_t, 4>;  // byte 3 is reserved (0)
-  static constexpr std::uint32_t kFixed = 8;    // the key starts here
+  using Flags = Field<std::uint8_t, 2>;             // kOverflow: the value is in overflow pages
+  using ValueLength = Field<std::uint32_t, 4>;      // byte 3 is reserved (0)
+  static constexpr std::uint32_t kFixed = 8;        // the key starts here
   static constexpr std::uint32_t kOverflowRef = 8;  // bytes of the u64 first overflow page
   static constexpr std::uint8_t kOverflow = 1;
 };

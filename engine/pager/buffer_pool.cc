@@ -4,9 +4,9 @@
 #include <string>
 
 #include <corobtree/error.h>
+#include <corobtree/when_all.h>
 #include "io/scheduler.h"
 #include "io/spawn.h"
-#include <corobtree/when_all.h>
 
 namespace corobtree {
 
@@ -38,7 +38,8 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
   free_frames_.reserve(pool_pages);
   dirty_list_.reserve(pool_pages);
   if (pool_pages > 0) fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
-  for (std::size_t i = 0; i < pool_pages; ++i) fixed_frames_[i].data = arena_.data() + i * page_size_;
+  for (std::size_t i = 0; i < pool_pages; ++i)
+    fixed_frames_[i].data = arena_.data() + i * page_size_;
   // Hand out low frame ids first.
   for (std::size_t i = pool_pages; i > 0; --i) free_frames_.push_back(static_cast<FrameId>(i - 1));
 }
@@ -77,7 +78,7 @@ void BufferPool::unpin(FrameId f) noexcept {
   // Direct mode: nothing stays cached once unpinned, except a page whose
   // write-back failed (kept so the data is not lost).
   if (fr.writing || fr.loading) return;  // the in-flight operation finishes the job
-  if (fr.write_failed) return;            // stays cached and dirty until a flush succeeds
+  if (fr.write_failed) return;           // stays cached and dirty until a flush succeeds
   if (fr.dirty) {
     spawn(direct_write_back(f));
   } else {

@@ -42,16 +42,15 @@
 
 #include <corobtree/stats.h>
 
+#include <corobtree/task.h>
 #include "engine/pager/lru_replacer.h"
 #include "engine/pager/page_table.h"
 #include "io/aligned_buffer.h"
 #include "io/async_shared_mutex.h"
 #include "io/condition.h"
 #include "io/disk_manager.h"
-#include <corobtree/task.h>
 
 namespace corobtree {
-
 
 class BufferPool;
 
@@ -80,8 +79,7 @@ class PageHooks {
 class [[nodiscard]] PageGuard {
  public:
   PageGuard() noexcept = default;
-  PageGuard(PageGuard&& o) noexcept
-      : pool_(std::exchange(o.pool_, nullptr)), frame_(o.frame_) {}
+  PageGuard(PageGuard&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), frame_(o.frame_) {}
   PageGuard& operator=(PageGuard&& o) noexcept {
     if (this != &o) {
       release();
@@ -198,11 +196,11 @@ class BufferPool {
     std::byte* data = nullptr;
     std::uint32_t pins = 0;
     bool dirty = false;
-    bool loading = false;  // a read into this frame is in flight
-    bool writing = false;  // a write from this frame is in flight
-    bool evicting = false; // chosen as a victim; its write-back is in flight
+    bool loading = false;       // a read into this frame is in flight
+    bool writing = false;       // a write from this frame is in flight
+    bool evicting = false;      // chosen as a victim; its write-back is in flight
     bool write_failed = false;  // the last write failed: only a flush retries it
-    bool listed = false;   // in dirty_list_
+    bool listed = false;        // in dirty_list_
     AsyncSharedMutex latch;
     Condition io_done;  // notified when loading or writing ends
   };
@@ -225,7 +223,7 @@ class BufferPool {
   DiskManager& disk_;
   const std::size_t pool_pages_;
   const std::uint32_t page_size_;
-  AlignedBuffer arena_;                     // pooled mode: all frames' pages
+  AlignedBuffer arena_;  // pooled mode: all frames' pages
   // Pooled mode: one array. Direct mode: a deque (stable addresses as it grows).
   Frame& frame(FrameId f) noexcept { return fixed_frames_ ? fixed_frames_[f] : direct_frames_[f]; }
   std::size_t frame_count() const noexcept {
@@ -233,15 +231,15 @@ class BufferPool {
   }
   std::unique_ptr<Frame[]> fixed_frames_;
   std::deque<Frame> direct_frames_;
-  std::deque<AlignedBuffer> transient_;     // direct mode: one page per frame
+  std::deque<AlignedBuffer> transient_;  // direct mode: one page per frame
   std::vector<FrameId> free_frames_;
-  std::vector<FrameId> dirty_list_;         // frames marked dirty since the last flush_all
+  std::vector<FrameId> dirty_list_;  // frames marked dirty since the last flush_all
   LruReplacer replacer_;
   PageTable table_;
-  Condition frame_released_;                // an unpin or a freed frame
-  DrainLatch direct_writebacks_;            // direct-mode write-backs in flight
+  Condition frame_released_;      // an unpin or a freed frame
+  DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   std::uint64_t dirty_marks_ = 0;
-  std::exception_ptr deferred_error_;       // direct-mode write-back failure
+  std::exception_ptr deferred_error_;  // direct-mode write-back failure
   bool closed_ = false;
   PageHooks* hooks_ = nullptr;
   PageStore* store_ = nullptr;

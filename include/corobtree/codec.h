@@ -68,13 +68,14 @@ concept CodecInteger = std::integral<T> && !std::same_as<std::remove_cv_t<T>, bo
 
 [[noreturn]] inline void throw_size_mismatch(std::string_view codec, std::size_t got,
                                              std::size_t want) {
-  throw_codec_corruption(codec, "expected " + std::to_string(want) + " bytes, got " +
-                                    std::to_string(got));
+  throw_codec_corruption(codec,
+                         "expected " + std::to_string(want) + " bytes, got " + std::to_string(got));
 }
 
 // Inline, so that the compiler sees the length check before the reads it guards.
 inline void check_size(std::string_view codec, std::string_view bytes, std::size_t want) {
-  if (bytes.size() != want) [[unlikely]] throw_size_mismatch(codec, bytes.size(), want);
+  if (bytes.size() != want) [[unlikely]]
+    throw_size_mismatch(codec, bytes.size(), want);
 }
 
 // Appends `value` as sizeof(T) bytes, most significant first; signed values
@@ -113,9 +114,9 @@ struct TupleElementCodec<T> {
   static void append(std::string& out, const T& value) { append_ordered_int(out, value); }
   static T read(std::string_view& in) {
     if (in.size() < sizeof(T)) {
-      throw_codec_corruption("KeyCodec<tuple>", "truncated integer element: " +
-                                                    std::to_string(in.size()) + " of " +
-                                                    std::to_string(sizeof(T)) + " bytes");
+      throw_codec_corruption("KeyCodec<tuple>",
+                             "truncated integer element: " + std::to_string(in.size()) + " of " +
+                                 std::to_string(sizeof(T)) + " bytes");
     }
     T value = parse_ordered_int<T>(in.substr(0, sizeof(T)));
     in.remove_prefix(sizeof(T));
@@ -150,9 +151,10 @@ struct TupleElementCodec<std::string> {
         return value;
       }
       if (in[i + 1] != kEscapedZero) {
-        throw_codec_corruption("KeyCodec<tuple>", "bad escape 00 " +
-                                                      std::to_string(static_cast<unsigned char>(in[i + 1])) +
-                                                      " in string element");
+        throw_codec_corruption("KeyCodec<tuple>",
+                               "bad escape 00 " +
+                                   std::to_string(static_cast<unsigned char>(in[i + 1])) +
+                                   " in string element");
       }
       value.push_back('\0');
       ++i;

@@ -13,5 +13,5 @@
 #include <corobtree/task.h>
 #include <corobtree/version.h>
 #include <corobtree/when_all.h>
-#include <corobtree/yield.h>
 #include <corobtree/write_batch.h>
+#include <corobtree/yield.h>

@@ -37,8 +37,8 @@ COROBTREE_EXPORT std::string_view error_code_name(ErrorCode code);
 
 class COROBTREE_EXPORT Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, const std::string& message, int sys_errno = 0,
-        std::string path = {}, std::optional<std::uint64_t> block = std::nullopt);
+  Error(ErrorCode code, const std::string& message, int sys_errno = 0, std::string path = {},
+        std::optional<std::uint64_t> block = std::nullopt);
 
   ErrorCode code() const noexcept { return code_; }
   // The errno behind the failure, or 0.
@@ -58,6 +58,6 @@ COROBTREE_EXPORT ErrorCode error_code_from_errno(int err);
 
 // Builds "OPERATION of block B in 'PATH' failed: strerror (ENAME)" with the right code.
 COROBTREE_EXPORT Error errno_error(int err, std::string_view operation, const std::string& path,
-                  std::optional<std::uint64_t> block = std::nullopt);
+                                   std::optional<std::uint64_t> block = std::nullopt);
 
 }  // namespace corobtree

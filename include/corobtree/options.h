@@ -38,11 +38,11 @@ enum class Durability {
 };
 
 struct Options {
-  std::uint32_t page_size = 0;       // 0: the file's, or 4096 for a new file
-  std::size_t pool_pages = 1024;     // buffer pool frames; 0 = no caching
-  std::uint32_t minimum_degree = 0;  // new files only: t > 0 caps nodes at 2t-1 keys
+  std::uint32_t page_size = 0;           // 0: the file's, or 4096 for a new file
+  std::size_t pool_pages = 1024;         // buffer pool frames; 0 = no caching
+  std::uint32_t minimum_degree = 0;      // new files only: t > 0 caps nodes at 2t-1 keys
   IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides
-  bool direct_io = false;            // O_DIRECT for the data file
+  bool direct_io = false;                // O_DIRECT for the data file
   bool create_if_missing = true;
   bool error_if_exists = false;
   Durability durability = Durability::kSync;

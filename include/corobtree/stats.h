@@ -15,8 +15,8 @@ namespace corobtree {
 
 // The buffer pool's counters (all but `pinned` count since open).
 struct BufferPoolStats {
-  std::uint64_t hits = 0;              // fetches served from memory at once
-  std::uint64_t misses = 0;            // fetches that had to wait for a disk read
+  std::uint64_t hits = 0;    // fetches served from memory at once
+  std::uint64_t misses = 0;  // fetches that had to wait for a disk read
   std::uint64_t disk_reads = 0;
   std::uint64_t disk_writes = 0;       // every block write the pool made
   std::uint64_t evictions = 0;         // frames taken from one page for another
@@ -31,14 +31,14 @@ struct BufferPoolStats {
 
 // The write-ahead log's counters.
 struct WalStats {
-  std::uint64_t commits = 0;         // commit records appended
-  std::uint64_t page_records = 0;    // page images appended
-  std::uint64_t writes = 0;          // tail writes (each one a group of commits)
-  std::uint64_t syncs = 0;           // fsyncs of the log
-  std::uint64_t largest_group = 0;   // most commits acknowledged by one write
-  std::uint64_t log_reads = 0;       // page images read back from the log file
-  std::uint64_t bytes = 0;           // log bytes since the last reset
-  std::uint64_t pages = 0;           // distinct pages the log holds
+  std::uint64_t commits = 0;        // commit records appended
+  std::uint64_t page_records = 0;   // page images appended
+  std::uint64_t writes = 0;         // tail writes (each one a group of commits)
+  std::uint64_t syncs = 0;          // fsyncs of the log
+  std::uint64_t largest_group = 0;  // most commits acknowledged by one write
+  std::uint64_t log_reads = 0;      // page images read back from the log file
+  std::uint64_t bytes = 0;          // log bytes since the last reset
+  std::uint64_t pages = 0;          // distinct pages the log holds
 };
 
 // What open() found in the log and replayed.
@@ -59,12 +59,12 @@ struct DatabaseStats {
   std::uint32_t page_size = 0;
   std::uint32_t minimum_degree = 0;
   IoBackend backend = IoBackend::kAuto;
-  std::string fallback_reason;   // why `auto` chose pread ("" if it did not)
+  std::string fallback_reason;  // why `auto` chose pread ("" if it did not)
   BufferPoolStats pool;
   Durability durability = Durability::kSync;
   WalStats wal;
   std::uint64_t checkpoints = 0;
-  RecoveryStats recovery;        // what open replayed
+  RecoveryStats recovery;  // what open replayed
 };
 
 // The outcome of Database::validate(): every invariant of docs/engine.md checked.

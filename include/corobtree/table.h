@@ -118,7 +118,7 @@ class TableFormat {
 
 // The async typed table. See the file comment.
 template <typename K, typename V, typename KC = KeyCodec<K>, typename VC = ValueCodec<V>>
-  requires CodecFor<KC, K> && CodecFor<VC, V>
+requires CodecFor<KC, K> && CodecFor<VC, V>
 class Table {
  public:
   using Rows = std::vector<std::pair<K, V>>;
@@ -187,7 +187,7 @@ class Table {
 // The blocking typed table, over a BlockingDatabase: the same methods, run to
 // completion on the calling thread. Not for use inside a coroutine.
 template <typename K, typename V, typename KC = KeyCodec<K>, typename VC = ValueCodec<V>>
-  requires CodecFor<KC, K> && CodecFor<VC, V>
+requires CodecFor<KC, K> && CodecFor<VC, V>
 class BlockingTable {
  public:
   using Rows = std::vector<std::pair<K, V>>;

@@ -135,8 +135,8 @@ typename ChildOutcome<T>::Stored take_outcome(ChildOutcome<T>& o) {
 }
 
 template <typename... Ts, std::size_t... Is>
-Task<std::tuple<typename ChildOutcome<Ts>::Stored...>> when_all_impl(
-    std::index_sequence<Is...>, Task<Ts>... tasks) {
+Task<std::tuple<typename ChildOutcome<Ts>::Stored...>> when_all_impl(std::index_sequence<Is...>,
+                                                                     Task<Ts>... tasks) {
   std::tuple<ChildOutcome<Ts>...> outcomes;
   std::vector<WhenAllChild> children;
   children.reserve(sizeof...(Ts));
@@ -184,4 +184,3 @@ Task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> when_all(
 }
 
 }  // namespace corobtree
-

@@ -55,9 +55,10 @@ void FaultPlan::step(FaultOp op, const std::string& path, BlockId block) {
   const std::uint64_t n = ops_++;
   if (!crashed_ && crash_at && n >= *crash_at) crashed_ = true;
   if (crashed_) {
-    throw Error(ErrorCode::kIoError,
-                std::string("simulated power loss: ") + op_name(op) + " of '" + path + "' after the crash",
-                EIO, path, block_of(block));
+    throw Error(
+        ErrorCode::kIoError,
+        std::string("simulated power loss: ") + op_name(op) + " of '" + path + "' after the crash",
+        EIO, path, block_of(block));
   }
   const bool injected = fail_at && n == *fail_at;
   const bool dead = failing_ && (write_errno == EIO || op != FaultOp::kRead);

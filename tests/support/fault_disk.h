@@ -70,7 +70,8 @@ class FaultPlan : public std::enable_shared_from_this<FaultPlan> {
     std::string path;
     std::uint32_t page_size = 0;
     std::uint64_t synced_blocks = 0;  // the size as of the last sync
-    std::map<BlockId, std::vector<std::byte>> synced;  // contents at the last sync, of written blocks
+    std::map<BlockId, std::vector<std::byte>>
+        synced;  // contents at the last sync, of written blocks
     std::vector<std::pair<BlockId, std::vector<std::byte>>> pending;  // writes since
   };
   // Counts an operation; throws the injected error, if any.
@@ -102,9 +103,7 @@ class FaultDiskManager final : public DiskManager {
   bool direct_io() const noexcept override { return inner_->direct_io(); }
   bool is_open() const noexcept override { return inner_->is_open(); }
   IoBackend backend() const noexcept override { return inner_->backend(); }
-  const std::string& fallback_reason() const noexcept override {
-    return inner_->fallback_reason();
-  }
+  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
   DiskStats stats() const noexcept override { return inner_->stats(); }
   int native_handle() const noexcept override { return inner_->native_handle(); }
   void close() noexcept override { inner_->close(); }
