@@ -466,14 +466,17 @@ Task<ValidationReport> DatabaseImpl::validate() {
   co_return r;
 }
 
-Task<void> DatabaseImpl::checkpoint() {
-  check_open();
+Task<void> DatabaseImpl::run_log_step(bool close) {
   checkpointing_ = true;
   AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
   std::exception_ptr error;
   try {
     check_open();
-    co_await log_->checkpoint();
+    if (close) {
+      co_await log_->close();
+    } else {
+      co_await log_->checkpoint();
+    }
   } catch (...) {
     error = std::current_exception();
   }
@@ -482,6 +485,11 @@ Task<void> DatabaseImpl::checkpoint() {
     if (!stopped_ && !closed_) stopped_ = error;
     std::rethrow_exception(error);
   }
+}
+
+Task<void> DatabaseImpl::checkpoint() {
+  check_open();
+  co_await run_log_step(/*close=*/false);
 }
 
 Task<void> DatabaseImpl::close() {
@@ -493,20 +501,7 @@ Task<void> DatabaseImpl::close() {
     disk_->close();
     co_return;
   }
-  checkpointing_ = true;
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-  std::exception_ptr error;
-  try {
-    check_open();
-    co_await log_->close();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  checkpointing_ = false;
-  if (error) {
-    if (!stopped_ && !closed_) stopped_ = error;
-    std::rethrow_exception(error);
-  }
+  co_await run_log_step(/*close=*/true);
   closed_ = true;
   disk_->close();
 }

@@ -92,6 +92,9 @@ class DatabaseImpl final : private LoggedTree {
   // A transaction failed with `error`: stops the database if it changed pages,
   // the tree's state or the log since `b`, so nothing half-done is read or committed.
   void stop_if_changed(const Before& b, std::exception_ptr error);
+  // A checkpoint, or the close's checkpoint and release (close == true), under
+  // the writer mutex; a failure stops the database.
+  Task<void> run_log_step(bool close);
   // After the writer mutex is released: waits for durability, checkpoints when due.
   Task<void> finish_commit(std::uint64_t lsn);
 
