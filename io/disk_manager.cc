@@ -86,7 +86,7 @@ class DiskManagerFactory {
       struct stat st;
       if (::fstat(fd, &st) != 0) throw errno_error(errno, "stat", path);
       // Block access is random: kernel readahead would pull megabytes per miss
-      // on buffered files (STYLE.md). Advisory only, so a failure is ignored.
+      // on buffered files (docs/io.md). Advisory only, so a failure is ignored.
       if (!options.direct_io) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
       const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
       // A trailing partial block (written by another tool) reads as zero-padded.

@@ -1235,7 +1235,7 @@ BOOST_DATA_TEST_CASE(oversize_key_is_rejected, matrix_x_degrees(), cfg, degree) 
   corobtree::test::TempDir dir;
   auto db = BlockingDatabase::open(dir.file("bigkey.db"), cfg.options(t));
   BOOST_CHECK_MESSAGE(
-      db.max_key_size() == 992u,  // as documented in engine/btree.h
+      db.max_key_size() == 992u,  // as documented in engine/btree/btree.h
       "max_key_size() is " << db.max_key_size() << ", btree.h documents 992 for 4 KiB pages");
   Model model;
   for (int i = 0; i < 50; ++i) {

@@ -85,7 +85,7 @@ void write_now(DiskManager& dm, BlockId id, std::span<const std::byte> data) {
 }
 
 // Coroutine helpers are free functions taking everything by value: capturing
-// coroutine lambdas dangle on GCC 12 (STYLE.md).
+// coroutine lambdas dangle on GCC 12 (docs/contributing.md).
 Task<bool> read_matches(DiskManager* dm, BlockId id, std::uint32_t seed) {
   AlignedBuffer page(dm->page_size());
   co_await dm->read_block(id, page.span());

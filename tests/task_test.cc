@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(errors_reach_the_awaiter) {
   BOOST_TEST(sync_wait(catch_inside()) == "caught boom");
 }
 
-// STYLE.md: GCC 12 does not guarantee the symmetric-transfer tail call at -O0
+// docs/contributing.md: GCC 12 does not guarantee the symmetric-transfer tail call at -O0
 // or under ASan. Ten million synchronously completing awaits must not grow the
 // stack (run in the sanitizer build by scripts/run-tests.sh).
 BOOST_AUTO_TEST_CASE(ten_million_synchronous_awaits_do_not_overflow) {

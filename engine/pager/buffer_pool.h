@@ -56,7 +56,7 @@ class BufferPool;
 
 // Where the pool reads pages from and writes dirty pages back to. Without one
 // the pool uses its DiskManager directly; the database interposes its
-// write-ahead log (engine/wal.h), so that a dirty page is appended to the log
+// write-ahead log (engine/log/page_image_store.h), so that a dirty page is appended to the log
 // instead of overwriting the data file, and a page the log holds is read from it.
 class PageStore {
  public:
