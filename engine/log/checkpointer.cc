@@ -25,7 +25,7 @@ Checkpointer::Checkpointer(std::unique_ptr<RecordLog> log, std::unique_ptr<PageI
       data_(data),
       tree_(tree),
       pool_(pool),
-      meta_(std::move(meta)),
+      meta_(meta),
       metas_differ_(metas_differ) {
   end_transaction();
 }

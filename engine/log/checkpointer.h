@@ -108,7 +108,7 @@ class Recovery {
 
  private:
   class Scan;
-  Recovery(DiskManager& data, Meta meta) : data_(data), meta_(std::move(meta)) {}
+  Recovery(DiskManager& data, Meta meta) : data_(data), meta_(meta) {}
   Task<void> finish_checkpoint(const CommitState& state, std::uint64_t lsn);
 
   DiskManager& data_;
