@@ -37,6 +37,7 @@
 #include "engine/format/page_format.h"
 #include "tests/support/backends.h"
 #include "tests/support/db_matrix.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/random.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -52,6 +53,9 @@ using corobtree::test::DbConfig;
 
 namespace {
 
+using corobtree::test::read_file_bytes;
+using corobtree::test::write_file_bytes;
+
 using Model = std::map<std::string, std::string>;
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 constexpr std::uint32_t kPage = corobtree::kDefaultPageSize;
@@ -64,21 +68,6 @@ corobtree::Options options_for(const BackendConfig& b, std::uint32_t page_size =
   o.page_size = page_size;
   o.durability = corobtree::Durability::kRelaxed;  // damage is done to closed files
   return o;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  BOOST_REQUIRE(in.good());
-  return bytes;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  BOOST_REQUIRE(out.good());
 }
 
 void write_at(const std::string& path, std::uint64_t offset, const void* data, std::size_t n) {
@@ -161,7 +150,7 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
   corobtree::test::TempDir dir;
   const std::string path = dir.file("flip.db");
   const Model model = build(path, cfg.options(), rng);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   const std::uint64_t pages = pristine.size() / kPage;
   std::map<PageType, std::vector<std::uint64_t>> by_type;
   for (std::uint64_t id = 2; id < pages; ++id) {
@@ -186,7 +175,7 @@ BOOST_DATA_TEST_CASE(flipped_byte_in_a_data_page, bdata::make(corobtree::test::d
     const std::string when = "byte " + std::to_string(offset) + " of " +
                              std::string(corobtree::page_type_name(type)) + " page " +
                              std::to_string(page) + " (seed " + std::to_string(seed) + ")";
-    write_file(path, pristine);
+    write_file_bytes(path, pristine);
     flip_byte(path, pristine, offset, mask);
     auto db = BlockingDatabase::open(path, cfg.options());  // the meta pages are intact
 
@@ -245,12 +234,12 @@ BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::
   corobtree::test::TempDir dir;
   const std::string path = dir.file("trunc.db");
   const Model model = build(path, options_for(backend), rng);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   const std::uint64_t pages = pristine.size() / kPage;
   for (std::uint64_t size :
        {std::uint64_t{100}, std::uint64_t{kPage}, std::uint64_t{kPage} * 3 / 2,
         std::uint64_t{kPage} * 2, std::uint64_t{kPage} * 3, (pages - 1) * kPage}) {
-    write_file(path, pristine);
+    write_file_bytes(path, pristine);
     BOOST_REQUIRE_EQUAL(::truncate(path.c_str(), static_cast<off_t>(size)), 0);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
     BOOST_TEST_MESSAGE(size << " bytes: " << e.what());
@@ -259,7 +248,7 @@ BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::
         "truncated to " << size << " bytes: " << code_name(e.code()) << ": " << e.what());
   }
   // Losing part of the last page: open may refuse, or notice when the page is read.
-  write_file(path, pristine);
+  write_file_bytes(path, pristine);
   BOOST_REQUIRE_EQUAL(
       ::truncate(path.c_str(), static_cast<off_t>(pages * kPage - 1 - rng() % (kPage / 2))), 0);
   try {
@@ -277,7 +266,7 @@ BOOST_DATA_TEST_CASE(truncated_file_is_corruption, bdata::make(corobtree::test::
     BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption, code_name(e.code())
                                                                   << ": " << e.what());
   }
-  write_file(path, pristine);  // and the untouched file still opens
+  write_file_bytes(path, pristine);  // and the untouched file still opens
   auto db = BlockingDatabase::open(path, options_for(backend));
   require_intact(db, model, "untouched");
 }
@@ -289,22 +278,22 @@ BOOST_DATA_TEST_CASE(garbage_and_empty_files, bdata::make(corobtree::test::all_b
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("garbage.db");
-  write_file(path, random_bytes(rng, 64 * 1024));
+  write_file_bytes(path, random_bytes(rng, 64 * 1024));
   const Error garbage = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
   BOOST_REQUIRE_MESSAGE(garbage.code() == ErrorCode::kCorruption, code_name(garbage.code())
                                                                       << ": " << garbage.what());
   BOOST_REQUIRE_MESSAGE(
       std::string(garbage.what()).find("not a corobtree database") != std::string::npos,
       garbage.what());
-  BOOST_REQUIRE(read_file(path).size() == 64 * 1024);  // left alone
+  BOOST_REQUIRE(read_file_bytes(path).size() == 64 * 1024);  // left alone
 
-  write_file(path, "");
+  write_file_bytes(path, "");
   const Error empty = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
   BOOST_REQUIRE_MESSAGE(empty.code() == ErrorCode::kCorruption, code_name(empty.code())
                                                                     << ": " << empty.what());
-  BOOST_REQUIRE(read_file(path).empty());
+  BOOST_REQUIRE(read_file_bytes(path).empty());
 
-  write_file(path, std::string(3 * kPage, '\0'));  // all zeros
+  write_file_bytes(path, std::string(3 * kPage, '\0'));  // all zeros
   const Error zeros = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
   BOOST_REQUIRE_MESSAGE(zeros.code() == ErrorCode::kCorruption, code_name(zeros.code())
                                                                     << ": " << zeros.what());
@@ -317,10 +306,10 @@ BOOST_DATA_TEST_CASE(damaged_meta_pages, bdata::make(corobtree::test::all_backen
   corobtree::test::TempDir dir;
   const std::string path = dir.file("meta.db");
   const Model model = build(path, options_for(backend), rng);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   // Both damaged, past the magic number (checksum mismatch) or in it.
   for (std::uint64_t at : {std::uint64_t{30}, std::uint64_t{8}, std::uint64_t{kPage - 1}}) {
-    write_file(path, pristine);
+    write_file_bytes(path, pristine);
     flip_byte(path, pristine, at, 0x5a);
     flip_byte(path, pristine, kPage + at, 0x5a);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
@@ -331,7 +320,7 @@ BOOST_DATA_TEST_CASE(damaged_meta_pages, bdata::make(corobtree::test::all_backen
   // One damaged: the other one opens the database, intact.
   for (std::uint64_t block : {0, 1}) {
     for (std::uint64_t at : {std::uint64_t{30}, std::uint64_t{8}, std::uint64_t{20}}) {
-      write_file(path, pristine);
+      write_file_bytes(path, pristine);
       flip_byte(path, pristine, block * kPage + at, 0x5a);
       const std::string when =
           "meta " + std::to_string(block) + " damaged at " + std::to_string(at);
@@ -357,7 +346,7 @@ BOOST_DATA_TEST_CASE(unknown_format_version, bdata::make(corobtree::test::all_ba
   corobtree::test::TempDir dir;
   const std::string path = dir.file("version.db");
   build(path, options_for(backend), rng);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   for (bool restamp : {false, true}) {
     std::string patched = pristine;
     for (std::uint64_t block : {0, 1}) {
@@ -368,7 +357,7 @@ BOOST_DATA_TEST_CASE(unknown_format_version, bdata::make(corobtree::test::all_ba
         corobtree::page::stamp_checksum(block, std::span<std::byte>(p, kPage));
       }
     }
-    write_file(path, patched);
+    write_file_bytes(path, patched);
     const Error e = error_of([&] { BlockingDatabase::open(path, options_for(backend)); });
     BOOST_TEST_MESSAGE("restamp=" << restamp << ": " << code_name(e.code()) << ": " << e.what());
     BOOST_REQUIRE_MESSAGE(

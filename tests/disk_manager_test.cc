@@ -40,6 +40,7 @@
 #include "io/event_loop.h"
 #include "io/uring_disk_manager.h"
 #include "tests/support/backends.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
@@ -51,6 +52,8 @@ namespace bdata = boost::unit_test::data;
 #define ALL_BACKENDS bdata::make(corobtree::test::all_backends())
 
 namespace {
+
+using corobtree::test::run_in_child;
 
 // Distinct per seed at every offset, so a block read from the wrong place (or
 // a stale one) never passes for the expected one.
@@ -144,27 +147,6 @@ void swap_fd(DiskManager& dm, const char* file, int flags) {
   BOOST_REQUIRE_MESSAGE(fd >= 0, file << ": " << std::strerror(errno));
   BOOST_REQUIRE_EQUAL(::dup2(fd, dm.native_handle()), dm.native_handle());
   ::close(fd);
-}
-
-// Runs `child` in a forked process and returns its exit code (128 + signal if
-// killed). The child always _exits: it never returns into Boost.Test.
-template <typename F>
-int run_in_child(F&& child) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = child();
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  BOOST_REQUIRE_MESSAGE(pid > 0, "fork failed: " << std::strerror(errno));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // Exit code of a child that tries to open: 0 opened, 1 kLocked, 2 other error.

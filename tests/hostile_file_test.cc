@@ -48,6 +48,7 @@
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
 #include "tests/support/backends.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 
 // ---- the largest single allocation, over the whole process -------------------
@@ -55,6 +56,9 @@
 // Every unaligned form of new and delete is replaced, so that all of them
 // pair malloc with free (a sanitizer's own new would not match our delete).
 namespace {
+
+using corobtree::test::read_file_bytes;
+using corobtree::test::write_file_bytes;
 std::atomic<std::size_t> g_largest_allocation{0};
 
 void* tracked_malloc(std::size_t n) noexcept {
@@ -126,26 +130,11 @@ std::string value_of(int i, std::size_t size) {
   return v;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  BOOST_REQUIRE(in.good());
-  return bytes;
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  BOOST_REQUIRE(out.good());
-}
-
 // A closed database's bytes, edited in memory and written back with
 // re-stamped checksums.
 class Image {
  public:
-  explicit Image(std::string path) : path_(std::move(path)), bytes_(read_file(path_)) {
+  explicit Image(std::string path) : path_(std::move(path)), bytes_(read_file_bytes(path_)) {
     BOOST_REQUIRE_EQUAL(bytes_.size() % kPage, 0u);
   }
 
@@ -178,7 +167,7 @@ class Image {
 
   // Writes the (edited) bytes over the file and removes any log.
   void save() const {
-    write_file(path_, bytes_);
+    write_file_bytes(path_, bytes_);
     std::filesystem::remove(path_ + "-wal");
   }
   const std::string& path() const noexcept { return path_; }
@@ -354,7 +343,7 @@ void tool_reports_corruption(const Image& image, const std::vector<std::string>&
     BOOST_TEST_MESSAGE("the corobtree tool is not built next to this test: skipped");
     return;
   }
-  const std::string text = read_file(out);
+  const std::string text = read_file_bytes(out);
   BOOST_TEST_MESSAGE("corobtree " << args.front() << ": exit " << status << ": " << text);
   BOOST_REQUIRE_MESSAGE(status == 2, "corobtree " << args.front() << " exited with " << status
                                                   << ":\n"
@@ -522,7 +511,7 @@ BOOST_DATA_TEST_CASE(cyclic_overflow_chain, bdata::make(corobtree::test::all_bac
   Image image(path);
   const std::vector<BlockId> chain = image.chain("big");
   BOOST_REQUIRE_GE(chain.size(), 3u);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   // The last page links back to the first; the second page links to itself.
   for (const auto& [from, to] :
        {std::pair{chain.back(), chain.front()}, std::pair{chain[1], chain[1]}}) {
@@ -536,7 +525,7 @@ BOOST_DATA_TEST_CASE(cyclic_overflow_chain, bdata::make(corobtree::test::all_bac
     must_fail(cyclic, backend, "erase", [](BlockingDatabase& db) { (void)db.erase("big"); });
     must_fail(cyclic, backend, "update", [](BlockingDatabase& db) { db.put("big", "small now"); });
     run_all(cyclic, backend, keys);
-    write_file(path, pristine);
+    write_file_bytes(path, pristine);
   }
 }
 
@@ -545,7 +534,7 @@ BOOST_DATA_TEST_CASE(free_list_cycle, bdata::make(corobtree::test::all_backends(
   corobtree::test::TempDir dir;
   const std::string path = dir.file("free.db");
   const auto keys = build(path, backend, 200, 20, false, 150);
-  const std::string pristine = read_file(path);
+  const std::string pristine = read_file_bytes(path);
   Image clean(path);
   const BlockId head = clean.meta().state.tree.free_head;
   BOOST_REQUIRE_NE(head, kInvalidBlockId);
@@ -553,7 +542,7 @@ BOOST_DATA_TEST_CASE(free_list_cycle, bdata::make(corobtree::test::all_backends(
   const BlockId leaf = clean.leaves().front();
   // The head links to itself, past the end of the file, to a meta page, into the tree.
   for (const BlockId link : {head, clean.pages() + 7, BlockId{0}, leaf}) {
-    write_file(path, pristine);
+    write_file_bytes(path, pristine);
     Image image(path);
     BOOST_REQUIRE(image.type(head) == PageType::kFree);
     PageHeader::Link0::set(image.page(head).data(), link);

@@ -36,6 +36,7 @@
 #include "io/spawn.h"
 #include "io/uring_disk_manager.h"
 #include "tests/support/backends.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace bdata = boost::unit_test::data;
@@ -53,6 +54,8 @@ using corobtree::test::BackendConfig;
 using corobtree::test::TempDir;
 
 namespace {
+
+using corobtree::test::run_in_child;
 
 constexpr int kKeys = 64;  // 200-byte values: a root over several leaves
 
@@ -146,27 +149,6 @@ EventLoop* thread_loop_or_skip() {
     BOOST_TEST_MESSAGE("skipped: no io_uring here: " << e.what());
     return nullptr;
   }
-}
-
-// Runs `child` in a forked process and returns its exit code (128 + signal if
-// killed). The child always _exits: it never returns into Boost.Test.
-template <typename F>
-int run_in_child(F&& child) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = child();
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  BOOST_REQUIRE_MESSAGE(pid > 0, "fork failed: " << std::strerror(errno));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // In a forked child whose parent has a read in flight on its ring: the
