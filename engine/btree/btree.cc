@@ -181,6 +181,15 @@ Task<BTree::Latched> BTree::latch_page(BlockId id, Mode mode) {
   co_return l;
 }
 
+BlockId BTree::checked_child_for(PageGuard& inner, std::string_view key) const {
+  Node n(inner.data());
+  const BlockId parent = inner.page_id();
+  const BlockId child = n.child(n.child_index(key));
+  check_link(parent, child, "child");
+  if (child == parent) corrupt(parent, "is its own child");
+  return child;
+}
+
 // All pages cached and no latch contended: the whole descent without a
 // coroutine. Returns false (holding nothing) when something would have to wait.
 bool BTree::try_descend_cached(std::string_view key, Latched& out) {
@@ -196,11 +205,8 @@ bool BTree::try_descend_cached(std::string_view key, Latched& out) {
   root_guard.unlock();
   expect_node(cur.page, root, 0, height);
   for (std::uint32_t depth = 1; depth < height; ++depth) {  // a cycle ends at the leaf level
-    Node n(cur.page.data());
     const BlockId parent = cur.page.page_id();
-    const BlockId child = n.child(n.child_index(key));
-    check_link(parent, child, "child");
-    if (child == parent) corrupt(parent, "is its own child");
+    const BlockId child = checked_child_for(cur.page, key);
     Latched next;
     if (!pool_.try_fetch_cached(child, next.page)) return false;
     if (!next.page.latch().try_lock_shared()) return false;
@@ -224,11 +230,8 @@ Task<BTree::Latched> BTree::descend_shared(std::string_view key) {
   root_guard.unlock();
   expect_node(cur.page, root, 0, height);
   for (std::uint32_t depth = 1; depth < height; ++depth) {  // a cycle ends at the leaf level
-    Node n(cur.page.data());
     const BlockId parent = cur.page.page_id();
-    const BlockId child = n.child(n.child_index(key));
-    check_link(parent, child, "child");
-    if (child == parent) corrupt(parent, "is its own child");
+    const BlockId child = checked_child_for(cur.page, key);
     Latched next;
     next.page = co_await pool_.fetch_page(child);
     next.latch = co_await next.page.latch().scoped_lock_shared();

@@ -143,6 +143,9 @@ class BTree {
   void check_not_held(const std::vector<Latched>& path, BlockId from, BlockId to) const;
   // Child `idx` of path.back(), checked with check_link and check_not_held.
   BlockId checked_child(std::vector<Latched>& path, std::uint32_t idx) const;
+  // The child of inner node `inner` whose range holds `key` (the shared
+  // descents), checked with check_link and for pointing at `inner` itself.
+  BlockId checked_child_for(PageGuard& inner, std::string_view key) const;
   void expect_node(const PageGuard& page, BlockId from, std::uint32_t depth,
                    std::uint32_t height) const;
   void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
