@@ -49,6 +49,8 @@ BlockingDatabase open_db(const Invocation& inv, bool create);
 int run_basic_command(const Invocation& inv);
 // load DB [FILE|-]
 int run_load(const Invocation& inv);
+// salvage DAMAGED OUT: exit 0 if everything was recovered, 2 if anything was lost.
+int run_salvage(const Invocation& inv);
 // shell DB: reads commands from `in`, replies on `out`.
 int run_shell(const Invocation& inv, std::FILE* in, std::FILE* out);
 

@@ -35,6 +35,8 @@ constexpr const char* kUsage =
     "  check DB                exit 0 if sound, 2 if corrupt\n"
     "  stats DB\n"
     "  shell DB                one command per line on stdin\n"
+    "  salvage DAMAGED OUT     copies every intact pair into the new database OUT;\n"
+    "                          exit 0 if all were recovered, 2 if some were lost\n"
     "keys and values take the escapes \\\\ \\t \\n \\r \\xHH; \"\" is the empty string.\n"
     "exit codes: 0 ok, 1 key absent, 2 corrupt, 3 other errors.\n";
 
@@ -112,6 +114,7 @@ int run(int argc, char** argv) {
   if (!inv) return kExitOk;
   if (inv->command == "load") return run_load(*inv);
   if (inv->command == "shell") return run_shell(*inv, stdin, stdout);
+  if (inv->command == "salvage") return run_salvage(*inv);
   return run_basic_command(*inv);
 }
 
