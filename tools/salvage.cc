@@ -12,9 +12,10 @@ int run_salvage(const Invocation& inv) {
   o.page_size = inv.options.page_size;
   const SalvageReport r = salvage_blocking(inv.db_path, inv.args[0], o);
   std::string text = r.summary();
-  text += r.complete() ? "OK: every pair was recovered into '" + inv.args[0] + "'\n"
-                       : "INCOMPLETE: " + std::to_string(r.keys_recovered) +
-                             " pairs recovered into '" + inv.args[0] + "'; some could not be read\n";
+  text += r.complete()
+              ? "OK: every pair was recovered into '" + inv.args[0] + "'\n"
+              : "INCOMPLETE: " + std::to_string(r.keys_recovered) + " pairs recovered into '" +
+                    inv.args[0] + "'; some could not be read\n";
   write_out(stdout, text);
   flush_out(stdout);
   return r.complete() ? kExitOk : kExitCorrupt;

@@ -13,6 +13,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -52,8 +53,8 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw errno_error(errno, "open", path);
   auto read_at = [&](std::uint64_t off, std::byte* out, std::size_t n) {
-    return off + n <= size && ::pread(fd, out, n, static_cast<off_t>(off)) ==
-                                  static_cast<ssize_t>(n);
+    return off + n <= size &&
+           ::pread(fd, out, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n);
   };
   std::uint32_t found = 0;
   std::uint32_t version = kFormatVersion;
@@ -75,8 +76,8 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
       for (BlockId id = 2; id < 2 + 32; ++id) {
         if (!read_at(id * ps, page.data(), ps)) break;
         const auto t = page::type(page.data());
-        if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) &&
-            t >= PageType::kLeaf && t <= PageType::kFree) {
+        if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) && t >= PageType::kLeaf &&
+            t <= PageType::kFree) {
           ++verified;
         }
       }
@@ -119,15 +120,18 @@ struct OverflowPage {
 
 class Salvager {
  public:
-  Salvager(std::string path, SalvageOptions options)
-      : path_(std::move(path)), options_(options) {}
+  Salvager(std::string path, SalvageOptions options) : path_(std::move(path)), options_(options) {}
 
   Task<SalvageReport> run(std::string out);
 
  private:
-  void problem(const std::string& what) {
+  void problem(std::string_view what) {
     ++r_.problem_count;
-    if (r_.problems.size() < options_.max_listed) r_.problems.push_back(what);
+    // Without the "corobtree: corruption: " that Error::what() starts with.
+    for (const std::string_view prefix : {"corobtree: ", "corruption: "}) {
+      if (what.substr(0, prefix.size()) == prefix) what.remove_prefix(prefix.size());
+    }
+    if (r_.problems.size() < options_.max_listed) r_.problems.emplace_back(what);
   }
   Task<void> read_meta();
   Task<void> read_log();
@@ -305,7 +309,8 @@ void Salvager::examine(BlockId id, std::span<const std::byte> p, const std::stri
       kids.reserve(n + 1);  // n < page_size: verify() fits the slots in the page
       kids.push_back(PageHeader::Link0::get(d));
       for (std::uint32_t i = 0; i < n; ++i) {
-        const std::uint32_t off = le::load<std::uint16_t>(d, page::kHeaderSize + i * page::kSlotSize);
+        const std::uint32_t off =
+            le::load<std::uint16_t>(d, page::kHeaderSize + i * page::kSlotSize);
         kids.push_back(InnerCell::Child::get(d + off));
       }
       break;
@@ -384,9 +389,6 @@ void Salvager::walk_tree() {
     }
     level = std::move(next);
   }
-  std::uint64_t leaves = 0;
-  for (const Seen s : seen_) leaves += s == Seen::kLeaf ? 1 : 0;
-  r_.leaves_orphan = leaves - r_.leaves_reachable;
 }
 
 void Salvager::count_unreadable() {
@@ -594,6 +596,9 @@ Task<SalvageReport> Salvager::run(std::string out) {
   if (meta_) r_.meta_key_count = meta_->state.tree.key_count;
   walk_free_list();
   walk_tree();
+  const auto leaves =
+      static_cast<std::uint64_t>(std::count(seen_.begin(), seen_.end(), Seen::kLeaf));
+  r_.leaves_orphan = leaves - r_.leaves_reachable;
   count_unreadable();
   std::vector<std::pair<std::string, std::string>> pairs = co_await resolve();
   disk_->close();

@@ -64,15 +64,15 @@ struct SalvageReport {
   std::uint64_t pages_missing = 0;  // counted by the meta page past the file's end
   std::uint64_t inner_pages = 0;    // that verify
   std::uint64_t leaves_reachable = 0;
-  std::uint64_t leaves_orphan = 0;     // verify but not reachable from the root
-  std::uint64_t free_pages = 0;        // type free, verified
-  std::uint64_t overflow_pages = 0;    // type overflow, verified
-  std::uint64_t duplicate_keys = 0;    // found in two leaves: the newer copy kept
-  std::uint64_t keys_from_pages = 0;   // distinct keys with their values, before the log
+  std::uint64_t leaves_orphan = 0;       // verify but not reachable from the root
+  std::uint64_t free_pages = 0;          // type free, verified
+  std::uint64_t overflow_pages = 0;      // type overflow, verified
+  std::uint64_t duplicate_keys = 0;      // found in two leaves: the newer copy kept
+  std::uint64_t keys_from_pages = 0;     // distinct keys with their values, before the log
   std::uint64_t keys_lost_overflow = 0;  // whose overflow chain is broken: dropped
   // The log.
-  bool log_found = false;        // DAMAGED-wal exists
-  bool log_used = false;         // its header matched this database
+  bool log_found = false;  // DAMAGED-wal exists
+  bool log_used = false;   // its header matched this database
   std::uint64_t log_transactions_applied = 0;
   std::uint64_t log_operations_applied = 0;
   std::uint64_t log_checkpoint_pages = 0;  // images of an unfinished checkpoint used
