@@ -813,3 +813,69 @@ BOOST_DATA_TEST_CASE(global_options_reach_the_database, bdata::make(kBackends), 
   CHECK_RUN(cli({"--min-degree", "1", "create", dir.file("c.db")}), 3);
   CHECK_RUN(cli({"check", db}), 0);
 }
+
+namespace {
+
+// The value after `name` on its own line of a salvage report.
+std::string report_value(const std::string& report, const std::string& name) {
+  std::istringstream in(report);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string n, v;
+    if (words >> n >> v && n == name) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(salvage_copies_what_is_intact_and_reports_the_rest, bdata::make(kBackends),
+                     io) {
+  const Cli cli{io};
+  TempDir dir;
+  const std::string db = dir.file("a.db");
+  const auto rows = numbered_rows(3000);
+  make_db(cli, db, rows);
+
+  // Undamaged: exit 0, the same pairs.
+  Result r = cli({"salvage", db, dir.file("whole.db")});
+  CHECK_RUN(r, 0);
+  BOOST_TEST(r.out.find("OK: every pair was recovered") != std::string::npos);
+  BOOST_TEST(report_value(r.out, "keys_recovered") == "3000");
+  BOOST_TEST(cli({"dump", dir.file("whole.db")}).out == dump_text(rows));
+
+  // One damaged leaf: exit 2, its keys missing, everything else there.
+  damage_page(db, 5);
+  CHECK_RUN(cli({"check", db}), 2);
+  const std::string out = dir.file("out.db");
+  r = cli({"salvage", db, out});
+  CHECK_RUN(r, 2);
+  BOOST_TEST(r.out.find("INCOMPLETE") != std::string::npos);
+  BOOST_TEST(report_value(r.out, "pages_unreadable") == "1");
+  BOOST_TEST(r.out.find("page 5 of") != std::string::npos);
+  CHECK_RUN(cli({"check", out}), 0);
+  const Result dump = cli({"dump", out});
+  CHECK_RUN(dump, 0);
+  std::istringstream lines(dump.out);
+  std::size_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const auto [k, v] = parse_dump_line(line);
+    BOOST_TEST_REQUIRE(rows.count(k) == 1u);
+    BOOST_TEST(rows.at(k) == v);
+  }
+  BOOST_TEST(n > 2500u);
+  BOOST_TEST(n < 3000u);
+  BOOST_TEST(report_value(r.out, "keys_recovered") == std::to_string(n));
+
+  // OUT exists, no OUT, garbage in: errors, and OUT is left alone.
+  r = cli({"salvage", db, out});
+  CHECK_RUN(r, 3);
+  BOOST_TEST(r.err.find("already exists") != std::string::npos);
+  CHECK_RUN(cli({"check", out}), 0);
+  CHECK_RUN(cli({"salvage", db}), 3);
+  write_file(dir.file("junk"), std::string(20000, 'x'));
+  r = cli({"salvage", dir.file("junk"), dir.file("junk-out.db")});
+  CHECK_RUN(r, 2);
+  BOOST_TEST(r.err.find("not a corobtree database") != std::string::npos);
+  BOOST_TEST(!fs::exists(dir.file("junk-out.db")));
+}
