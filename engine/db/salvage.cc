@@ -45,10 +45,10 @@ bool all_zero(std::span<const std::byte> p) {
               path);
 }
 
-// The page size of `path`: from a meta page's header (block 0, else block 1
-// at each possible size), else the size at which the most of the first pages
-// verify their checksums (the checksum covers the page id, so a wrong size
-// almost never verifies). Plain preads: this runs before the file is opened.
+// The page size of `path`: the one a meta page's header names (block 0, else
+// block 1 at each possible size), unless none of the first pages verify at
+// that size and some do at another (the checksum covers the page id, so a
+// wrong size almost never verifies). Plain preads: the file is not open yet.
 std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw errno_error(errno, "open", path);
@@ -56,42 +56,41 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
     return off + n <= size &&
            ::pread(fd, out, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n);
   };
-  std::uint32_t found = 0;
+  std::uint32_t named = 0;  // by a meta page header
   std::uint32_t version = kFormatVersion;
   std::byte h[MetaLayout::kProbeBytes];
   for (std::uint64_t off = 0; off <= kMaxPageSize; off = off == 0 ? kMinPageSize : off * 2) {
     if (!read_at(off, h, sizeof h) || MetaLayout::Magic::get(h) != kMagic) continue;
     const std::uint32_t ps = MetaLayout::PageSize::get(h);
     if (!valid_page_size(ps) || (off != 0 && ps != off)) continue;
-    found = ps;
+    named = ps;
     version = MetaLayout::Version::get(h);
     break;
   }
-  if (found == 0) {
-    std::uint64_t best = 0;
-    std::vector<std::byte> page;
-    for (std::uint32_t ps = kMinPageSize; ps <= kMaxPageSize; ps *= 2) {
-      page.resize(ps);
-      std::uint64_t verified = 0;
-      for (BlockId id = 2; id < 2 + 32; ++id) {
-        if (!read_at(id * ps, page.data(), ps)) break;
-        const auto t = page::type(page.data());
-        if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) && t >= PageType::kLeaf &&
-            t <= PageType::kFree) {
-          ++verified;
-        }
-      }
-      if (verified > best) {
-        best = verified;
-        found = ps;
+  // Pages among the first 34 whose checksum verifies, at each size.
+  std::map<std::uint32_t, std::uint64_t> verified;
+  std::uint32_t best = 0;
+  std::vector<std::byte> page;
+  for (std::uint32_t ps = kMinPageSize; ps <= kMaxPageSize; ps *= 2) {
+    page.resize(ps);
+    std::uint64_t& n = verified[ps];
+    for (BlockId id = 0; id < 34 && read_at(id * ps, page.data(), ps); ++id) {
+      const auto t = page::type(page.data());
+      if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) &&
+          t >= PageType::kMeta && t <= PageType::kFree) {
+        ++n;
       }
     }
+    if (n > 0 && (best == 0 || n > verified[best])) best = ps;
   }
   ::close(fd);
+  const std::uint32_t found = named != 0 && (verified[named] > 0 || best == 0) ? named : best;
   if (found == 0) {
     not_a_database(path, "no meta page header and no page whose checksum verifies, at any size");
   }
-  if (version != kFormatVersion) {
+  // A damaged version field is damage, not another format: only a meta page
+  // that verifies speaks for the version.
+  if (found == named && version != kFormatVersion && verified[named] > 0) {
     throw Error(ErrorCode::kNotSupported,
                 "'" + path + "' has format version " + std::to_string(version) +
                     "; this library reads version " + std::to_string(kFormatVersion),
@@ -116,6 +115,9 @@ struct Candidate {
 struct OverflowPage {
   BlockId next;
   std::uint32_t payload;
+  // A value's chain read it already: a page serves one value only, so the
+  // values read never hold more bytes than the file does.
+  bool claimed = false;
 };
 
 class Salvager {
@@ -224,9 +226,12 @@ Task<void> Salvager::read_log() {
 
 // The first pass: every page, a batch of reads at a time.
 Task<void> Salvager::read_pages() {
+  // Pages past the file's end that only the log's images hold; at most one
+  // per image, so nothing is sized by a number the log merely states.
   pages_ = disk_->block_count();
+  const std::uint64_t limit = pages_ + log_.checkpoint_images.size();
   for (const auto& [id, image] : log_.checkpoint_images) {
-    if (meta_ && id < meta_->state.page_count) pages_ = std::max(pages_, id + 1);
+    if (meta_ && id < meta_->state.page_count && id < limit) pages_ = std::max(pages_, id + 1);
   }
   seen_.assign(pages_, Seen::kUnused);
   reachable_.assign(pages_, false);
@@ -318,7 +323,7 @@ void Salvager::examine(BlockId id, std::span<const std::byte> p, const std::stri
     case PageType::kOverflow:
       seen_[id] = Seen::kOverflow;
       ++r_.overflow_pages;
-      overflow_[id] = OverflowPage{PageHeader::Link0::get(d), PageHeader::Payload::get(d)};
+      overflow_[id] = OverflowPage{PageHeader::Link0::get(d), PageHeader::Payload::get(d), false};
       break;
     case PageType::kFree:
       seen_[id] = Seen::kFree;
@@ -420,6 +425,11 @@ bool Salvager::chain_intact(const Candidate& c, std::string& why) const {
   std::uint64_t hops = 0;
   while (id != kInvalidBlockId) {
     const auto it = overflow_.find(id);
+    if (it != overflow_.end() && it->second.claimed) {
+      why = "its overflow chain reaches page " + std::to_string(id) +
+            ", which holds another key's value";
+      return false;
+    }
     if (it == overflow_.end()) {
       why = "its overflow chain reaches page " + std::to_string(id) +
             ", which is not an intact overflow page";
@@ -444,7 +454,9 @@ Task<bool> Salvager::read_chain(const Candidate& c, std::string& value) {
   value.clear();
   value.reserve(c.length);  // chain_intact(): the file holds that many bytes
   AlignedBuffer buf(page_size_);
+  std::uint64_t hops = 0;
   for (BlockId id = c.overflow; id != kInvalidBlockId;) {
+    if (++hops > overflow_.size()) co_return false;
     bool ok = true;
     try {
       co_await read_page(id, buf.span());
@@ -458,6 +470,7 @@ Task<bool> Salvager::read_chain(const Candidate& c, std::string& value) {
       co_return false;  // changed since the first pass
     }
     value.append(reinterpret_cast<const char*>(d + page::kHeaderSize), n);
+    if (const auto it = overflow_.find(id); it != overflow_.end()) it->second.claimed = true;
     id = PageHeader::Link0::get(d);
   }
   co_return value.size() == c.length;
