@@ -610,8 +610,7 @@ BOOST_DATA_TEST_CASE(restamped_garbage_never_crashes_it, bdata::make(kBackends),
     write_file_bytes(damaged, broken);
     try {
       const SalvageReport r = corobtree::salvage_blocking(damaged, out, salvage_options(backend));
-      BOOST_TEST(r.keys_recovered <= model.size() + 64);
-      read_all(out, backend);  // opens and validates
+      BOOST_TEST(read_all(out, backend).size() == r.keys_recovered);  // opens and validates
       ++salvaged;
     } catch (const Error& e) {
       BOOST_TEST_MESSAGE("round " << i << ": " << e.what());

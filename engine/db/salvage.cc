@@ -76,8 +76,8 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
     std::uint64_t& n = verified[ps];
     for (BlockId id = 0; id < 34 && read_at(id * ps, page.data(), ps); ++id) {
       const auto t = page::type(page.data());
-      if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) &&
-          t >= PageType::kMeta && t <= PageType::kFree) {
+      if (PageHeader::Crc::get(page.data()) == page::checksum(id, page) && t >= PageType::kMeta &&
+          t <= PageType::kFree) {
         ++n;
       }
     }
@@ -159,7 +159,6 @@ class Salvager {
   std::optional<Meta> meta_;
   SalvagedLog log_;
   std::uint64_t replay_after_ = 0;  // apply the log's transactions newer than this
-  bool log_damaged_ = false;
   std::vector<Seen> seen_;
   std::vector<bool> reachable_;
   std::vector<bool> known_free_;
@@ -172,7 +171,6 @@ class Salvager {
 
 Task<void> Salvager::read_meta() {
   AlignedBuffer buf(page_size_);
-  std::string reasons;
   for (BlockId id : {BlockId{0}, BlockId{1}}) {
     if (id >= disk_->block_count()) break;
     bool read = true;
