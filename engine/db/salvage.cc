@@ -613,7 +613,11 @@ Task<SalvageReport> Salvager::run(std::string out) {
   count_unreadable();
   std::vector<std::pair<std::string, std::string>> pairs = co_await resolve();
   disk_->close();
-  if (meta_ && r_.keys_from_pages + r_.keys_lost_overflow != meta_->state.tree.key_count) {
+  const std::uint64_t found = r_.keys_from_pages + r_.keys_lost_overflow;
+  if (meta_ && found < meta_->state.tree.key_count) {
+    r_.keys_missing = meta_->state.tree.key_count - found;
+  }
+  if (meta_ && found != meta_->state.tree.key_count) {
     problem("the meta page counts " + std::to_string(meta_->state.tree.key_count) +
             " keys; the leaves that verify hold " +
             std::to_string(r_.keys_from_pages + r_.keys_lost_overflow));
@@ -657,6 +661,7 @@ std::string SalvageReport::summary() const {
   line("duplicate_keys", num(duplicate_keys));
   line("keys_from_pages", num(keys_from_pages));
   line("keys_lost_overflow", num(keys_lost_overflow));
+  line("keys_missing", num(keys_missing));
   line("log", !log_found ? "none" : !log_used ? "found, not this database's or empty" : "used");
   line("log_transactions_applied", num(log_transactions_applied));
   line("log_operations_applied", num(log_operations_applied));

@@ -70,6 +70,9 @@ struct SalvageReport {
   std::uint64_t duplicate_keys = 0;      // found in two leaves: the newer copy kept
   std::uint64_t keys_from_pages = 0;     // distinct keys with their values, before the log
   std::uint64_t keys_lost_overflow = 0;  // whose overflow chain is broken: dropped
+  // The chosen meta page's key count minus the keys found in leaves (those
+  // above included): about the keys of unreadable leaves. 0 without a meta page.
+  std::uint64_t keys_missing = 0;
   // The log.
   bool log_found = false;  // DAMAGED-wal exists
   bool log_used = false;   // its header matched this database
