@@ -579,6 +579,14 @@ BOOST_DATA_TEST_CASE(bad_files_give_errors_or_partial_results, bdata::make(kBack
   BOOST_TEST(m.page_size == kPage);
   BOOST_TEST(!m.complete());
   BOOST_TEST((read_all(out("nometa-out.db"), backend) == model));
+
+  // A log that is not this database's: reported, not applied.
+  write_file_bytes(path + "-wal", corobtree::test::random_bytes(rng, 3 * kPage));
+  const SalvageReport w = corobtree::salvage_blocking(path, out("wal-out.db"), so);
+  BOOST_TEST(w.log_found);
+  BOOST_TEST(!w.log_used);
+  BOOST_TEST(!w.complete());
+  BOOST_TEST(w.keys_recovered == model.size());
 }
 
 // Pages rewritten at random with their checksums re-stamped (a crafted or

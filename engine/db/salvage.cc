@@ -204,7 +204,16 @@ Task<void> Salvager::read_log() {
   log_ = co_await read_salvage_log(*file, meta_ ? meta_->database_id : 0);
   file->close();
   r_.log_used = log_.header;
-  if (!log_.header) co_return;
+  if (!log_.header) {
+    // A log whose header fails (damaged, or another database's) holds nothing
+    // recovery would replay either; say so, since it may have held commits.
+    if (log_.written) {
+      problem("the log '" + log_path +
+              "' is not this database's or its header is damaged: its transactions, if any, "
+              "are not applied");
+    }
+    co_return;
+  }
   replay_after_ = meta_ ? meta_->checkpoint_lsn : 0;
   if (log_.checkpoint && (!meta_ || log_.checkpoint_lsn > meta_->checkpoint_lsn)) {
     // A checkpoint the data file may hold only in part: its images are the

@@ -67,10 +67,11 @@ class SalvageScan final : public RecordLog::Visitor {
 Task<SalvagedLog> read_salvage_log(DiskManager& file, std::uint64_t database_id) {
   SalvagedLog out;
   if (file.block_count() < 2) co_return out;
+  AlignedBuffer head(file.page_size());
+  co_await file.read_block(0, head.span());
+  for (const std::byte b : head.span()) out.written = out.written || b != std::byte{0};
   if (database_id == 0) {
     // No meta page to name the database: take the header's word for it.
-    AlignedBuffer head(file.page_size());
-    co_await file.read_block(0, head.span());
     if (LogHeader::Magic::get(head.data()) != kLogMagic) co_return out;
     database_id = LogHeader::DatabaseId::get(head.data());
   }

@@ -25,7 +25,8 @@
 namespace corobtree {
 
 struct SalvagedLog {
-  bool header = false;  // the header verified for this database
+  bool header = false;   // the header verified for this database
+  bool written = false;  // block 0 holds anything at all (a header that failed: damage)
   std::uint64_t database_id = 0;
   // The committed transactions, in order: LSN and encoded operations
   // (engine/log/batch_format.h), every one the log holds (the caller keeps
