@@ -187,10 +187,11 @@ Task<SalvageReport> Salvager::run(std::string out) {
     throw errno_error(errno, "stat", path_);
   }
   if (st.st_size == 0) not_a_database(path_, "the file is empty (0 bytes)");
-  if (::stat(out.c_str(), &st) == 0 || errno != ENOENT) {
+  if (::stat(out.c_str(), &st) == 0) {
     throw Error(ErrorCode::kInvalidArgument,
                 "'" + out + "' already exists: salvage writes a new database", EEXIST, out);
   }
+  if (errno != ENOENT) throw errno_error(errno, "stat", out);
   ::stat(path_.c_str(), &st);
   const std::uint32_t probed =
       probe_salvage_page_size(path_, static_cast<std::uint64_t>(st.st_size));
