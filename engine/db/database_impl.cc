@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 #include <span>
+#include <string>
 
 #include <corobtree/error.h>
 #include "engine/format/meta.h"
@@ -233,11 +234,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
       co_await disk->read_block(id, buf.span());
       DecodedMeta d = decode_meta(id, buf.span());
       if (d.status != MetaStatus::kValid) {
-        reasons += " meta page " + std::to_string(id) +
-                   (d.status == MetaStatus::kBadChecksum  ? ": checksum mismatch;"
-                    : d.status == MetaStatus::kBadMagic   ? ": bad magic number;"
-                    : d.status == MetaStatus::kBadVersion ? ": unknown format version;"
-                                                          : ": impossible field values;");
+        reasons += " meta page " + std::to_string(id) + ": " +
+                   std::string(meta_status_name(d.status)) + ";";
         continue;
       }
       if (best.status != MetaStatus::kValid || d.meta.sequence > best.meta.sequence) best = d;
@@ -263,7 +261,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   const RecoveryStats rec = recovery->stats();
   db->recovery_ = rec;
   if ((rec.checkpoint || rec.commits > 0) && options.validate_after_recovery) {
-    ValidationReport report = co_await db->validate();
+    // The tree only: a meta page torn by the crash is rewritten by the next checkpoint.
+    ValidationReport report = co_await db->tree_->validate();
     if (!report.ok()) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' fails validation after replaying " + std::to_string(rec.commits) +
@@ -460,9 +459,27 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOp
   co_return out;
 }
 
+Task<std::vector<std::string>> DatabaseImpl::check_meta_pages() {
+  std::vector<std::string> problems;
+  // Under the writer mutex: no checkpoint writes a meta page meanwhile.
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  AlignedBuffer buf(disk_->page_size());
+  for (BlockId id : {BlockId{0}, BlockId{1}}) {
+    co_await disk_->read_block(id, buf.span());
+    const DecodedMeta d = decode_meta(id, buf.span());
+    if (d.status == MetaStatus::kValid) continue;
+    problems.push_back("meta page " + std::to_string(id) + " of '" + path_ + "' is damaged (" +
+                       std::string(meta_status_name(d.status)) + "); the database uses meta page " +
+                       std::to_string(1 - id));
+  }
+  co_return problems;
+}
+
 Task<ValidationReport> DatabaseImpl::validate() {
   check_open();
+  std::vector<std::string> meta_problems = co_await check_meta_pages();
   ValidationReport r = co_await tree_->validate();
+  r.problems.insert(r.problems.begin(), meta_problems.begin(), meta_problems.end());
   co_return r;
 }
 

@@ -80,6 +80,8 @@ class DatabaseImpl final : private LoggedTree {
   DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, const Options& options,
                const Meta& meta, PageImageStore& store);
   void check_open() const;
+  // Reads both meta pages; a problem for each that does not decode.
+  Task<std::vector<std::string>> check_meta_pages();
   // Replays the log's transactions (the writer mutex held) and takes over its Checkpointer.
   Task<void> replay(Recovery& recovery);
   // One transaction under the writer mutex: applies `batch`, logs it with a

@@ -65,4 +65,15 @@ DecodedMeta decode_meta(BlockId id, std::span<const std::byte> p) {
   return out;
 }
 
+std::string_view meta_status_name(MetaStatus s) noexcept {
+  switch (s) {
+    case MetaStatus::kValid: return "valid";
+    case MetaStatus::kBadChecksum: return "checksum mismatch";
+    case MetaStatus::kBadMagic: return "bad magic number";
+    case MetaStatus::kBadVersion: return "unknown format version";
+    case MetaStatus::kBadFields: return "impossible field values";
+  }
+  return "unknown";
+}
+
 }  // namespace corobtree

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "engine/format/commit_state.h"
 #include "engine/format/endian.h"
@@ -57,5 +58,7 @@ struct DecodedMeta {
   std::uint32_t version = 0;
 };
 DecodedMeta decode_meta(BlockId id, std::span<const std::byte> page);
+// What is wrong with a meta page that did not decode: "checksum mismatch", ...
+std::string_view meta_status_name(MetaStatus s) noexcept;
 
 }  // namespace corobtree

@@ -87,6 +87,8 @@ class COROBTREE_EXPORT Database {
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit = SIZE_MAX);
 
+  // Every invariant of the tree and the free list, each page's checksum, and
+  // both meta pages (a damaged copy is a problem even while the other serves).
   Task<ValidationReport> validate();
   // Copies the logged pages into the data file, syncs it, writes the next
   // meta page, syncs again and empties the log.
