@@ -38,7 +38,7 @@ namespace {
 constexpr const char* kTempSuffix = ".backup-tmp";
 // Bytes read per chunk (all of a chunk's reads are in flight together): the
 // memory a backup holds, whatever the database's size.
-constexpr std::uint64_t kChunkBytes = std::uint64_t{1} << 20;
+constexpr std::uint64_t kChunkBytes = std::uint64_t{256} << 10;
 
 [[noreturn]] void bad_destination(const std::string& dest, const std::string& why, int err) {
   throw Error(ErrorCode::kInvalidArgument, "cannot back up to '" + dest + "': " + why, err, dest);
