@@ -17,7 +17,9 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -469,11 +471,23 @@ BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused, bdata::make(kBackends
   BOOST_TEST(!fs::exists(dir.file("b.db")));
   // A directory that does not exist.
   BOOST_TEST(code_of(dir.file("no/such/dir/c.db")) == static_cast<int>(ErrorCode::kNotFound));
+  // A temporary file that another backup holds (locked) is left alone.
+  const std::string busy = dir.file("busy.db");
+  const int fd = ::open((busy + ".backup-tmp").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  BOOST_TEST_REQUIRE(::flock(fd, LOCK_EX) == 0);
+  BOOST_TEST(code_of(busy) == static_cast<int>(ErrorCode::kLocked));
+  BOOST_TEST(fs::exists(busy + ".backup-tmp"));
+  BOOST_TEST(!fs::exists(busy));
+  ::close(fd);
+  // One left by a crash is reused.
+  corobtree::test::write_file_bytes(busy + ".backup-tmp", std::string(100000, 'x'));
   // The database kept working throughout.
   db.put("b", "2");
-  db.backup(dir.file("ok.db"));
+  db.backup(busy);
+  BOOST_TEST(!fs::exists(busy + ".backup-tmp"));
   db.close();
-  BOOST_TEST((open_backup(dir.file("ok.db"), backend) == Model{{"a", "1"}, {"b", "2"}}));
+  BOOST_TEST((open_backup(busy, backend) == Model{{"a", "1"}, {"b", "2"}}));
 }
 
 namespace {
@@ -637,15 +651,48 @@ BOOST_DATA_TEST_CASE(a_file_size_limit_fails_the_backup_cleanly, bdata::make(kBa
   BOOST_TEST(code == 0);
 }
 
+namespace {
+
+Task<void> backup_then_bulk_load(Database* db, std::string dest,
+                                 const std::vector<std::pair<std::string, std::string>>* sorted) {
+  std::vector<Task<void>> tasks;
+  tasks.push_back(db->backup(dest));
+  tasks.push_back(db->bulk_load(*sorted));  // its checkpoint waits for the backup
+  co_await corobtree::when_all(std::move(tasks));
+}
+
+}  // namespace
+
 BOOST_DATA_TEST_CASE(an_empty_database_backs_up, bdata::make(kBackends), backend) {
   TempDir dir;
   const std::string dest = dir.file("copy.db");
-  BlockingDatabase db = BlockingDatabase::open(dir.file("a.db"), options_for(backend));
-  db.backup(dest);
-  db.close();
+  const std::string path = dir.file("a.db");
+  {
+    BlockingDatabase db = BlockingDatabase::open(path, options_for(backend));
+    db.backup(dest);
+    db.close();
+  }
   check_backup_file(dest);
   BOOST_TEST(fs::file_size(dest) == 3u * 4096);
   BOOST_TEST(open_backup(dest, backend).empty());
+  // A bulk load called during the backup of the empty database waits for it.
+  fs::remove(dest);
+  std::vector<std::pair<std::string, std::string>> sorted;
+  Model model;
+  for (int i = 0; i < 5000; ++i) {
+    sorted.emplace_back(writer_key(0, i), std::string(100, 'v'));
+    model.insert(sorted.back());
+  }
+  {
+    std::unique_ptr<Database> db = sync_wait(Database::open(path, options_for(backend)));
+    sync_wait(backup_then_bulk_load(db.get(), dest, &sorted));
+    sync_wait(db->close());
+  }
+  check_backup_file(dest);
+  BOOST_TEST(open_backup(dest, backend).empty());
+  BlockingDatabase db = BlockingDatabase::open(path, options_for(backend));
+  BOOST_TEST((contents(db) == model));
+  db.close();
 }
 
 BOOST_DATA_TEST_CASE(a_backup_equals_the_reopened_source,
