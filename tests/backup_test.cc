@@ -200,7 +200,7 @@ struct Load {
   Database* db = nullptr;
   int writers = 0;
   std::uint64_t keys_per_writer = 0;
-  std::vector<Model> preload;             // per writer
+  std::vector<Model> preload;              // per writer
   std::vector<std::vector<Batch>> issued;  // per writer, in order
   std::vector<std::size_t> acked;          // per writer
   bool backup_running = false;
@@ -546,12 +546,11 @@ BOOST_DATA_TEST_CASE(a_failing_destination_leaves_nothing_and_the_database_keeps
     int err;
     ErrorCode code;
   };
-  const std::vector<Case> cases = {
-      {0, 0, ErrorCode::kNoSpace},                  // the allocation: ENOSPC
-      {1, ENOSPC, ErrorCode::kNoSpace},             // the first meta page
-      {ops / 2, ENOSPC, ErrorCode::kNoSpace},       // a page in the middle
-      {ops / 2 + 1, EIO, ErrorCode::kIoError},      // another
-      {ops - 1, 0, ErrorCode::kIoError}};           // the final sync: EIO
+  const std::vector<Case> cases = {{0, 0, ErrorCode::kNoSpace},       // the allocation: ENOSPC
+                                   {1, ENOSPC, ErrorCode::kNoSpace},  // the first meta page
+                                   {ops / 2, ENOSPC, ErrorCode::kNoSpace},   // a page in the middle
+                                   {ops / 2 + 1, EIO, ErrorCode::kIoError},  // another
+                                   {ops - 1, 0, ErrorCode::kIoError}};       // the final sync: EIO
   for (const Case& c : cases) {
     BOOST_TEST_CONTEXT("failing operation " << c.at << " of " << ops) {
       plan->fail_at = plan->ops() + c.at;
@@ -626,13 +625,13 @@ BOOST_DATA_TEST_CASE(a_read_only_directory_fails_the_backup_cleanly, bdata::make
       return 20;
     }
     if (::mkdir(ro.c_str(), 0555) != 0) return 21;
-    return failing_backup_in_child(path, ro + "/copy.db", backend, [] {}, [] {});
+    return failing_backup_in_child(
+        path, ro + "/copy.db", backend, [] {}, [] {});
   });
   BOOST_TEST(code == 0);
 }
 
-BOOST_DATA_TEST_CASE(a_file_size_limit_fails_the_backup_cleanly, bdata::make(kBackends),
-                     backend) {
+BOOST_DATA_TEST_CASE(a_file_size_limit_fails_the_backup_cleanly, bdata::make(kBackends), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   const int code = corobtree::test::run_in_child([&] {

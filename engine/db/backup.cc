@@ -126,7 +126,7 @@ Task<void> DatabaseImpl::copy_data_file(const std::string& dest, const Meta& met
   std::exception_ptr error;
   try {
     const std::uint64_t pages = meta.state.page_count;
-    out->truncate_blocks(0);  // a copy left by a crash during an earlier backup
+    out->truncate_blocks(0);      // a copy left by a crash during an earlier backup
     out->allocate_blocks(pages);  // a full disk shows here, before any copying
     // Both meta slots describe the copy (as after a close), under a new id.
     Meta m = meta;
@@ -149,7 +149,8 @@ Task<void> DatabaseImpl::copy_data_file(const std::string& dest, const Meta& met
       }
       co_await when_all(std::move(reads));
       // The copy is checked as the pool checks every page it reads.
-      for (std::uint64_t i = 0; i < n; ++i) page::verify(first + i, bytes.subspan(i * ps, ps), path_);
+      for (std::uint64_t i = 0; i < n; ++i)
+        page::verify(first + i, bytes.subspan(i * ps, ps), path_);
       co_await out->write_blocks(first, bytes);
       co_await yield();  // the other tasks of the thread (writers) run between chunks
     }
