@@ -149,8 +149,9 @@ Task<void> DatabaseImpl::copy_data_file(const std::string& dest, const Meta& met
       }
       co_await when_all(std::move(reads));
       // The copy is checked as the pool checks every page it reads.
-      for (std::uint64_t i = 0; i < n; ++i)
+      for (std::uint64_t i = 0; i < n; ++i) {
         page::verify(first + i, bytes.subspan(i * ps, ps), path_);
+      }
       co_await out->write_blocks(first, bytes);
       co_await yield();  // the other tasks of the thread (writers) run between chunks
     }
