@@ -743,3 +743,36 @@ BOOST_DATA_TEST_CASE(a_backup_equals_the_reopened_source,
   BOOST_TEST(reopened.count() == model.size() + (model.count("new") ? 0 : 1));
   reopened.close();
 }
+
+namespace {
+
+Task<void> two_backups(Database* db, std::string a, std::string b) {
+  std::vector<Task<void>> tasks;
+  tasks.push_back(db->backup(a));
+  tasks.push_back(db->backup(b));  // waits for the first one's copy to end
+  co_await corobtree::when_all(std::move(tasks));
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(two_backups_at_once_run_one_after_the_other, bdata::make(kBackends), backend) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  Model model;
+  {
+    std::unique_ptr<Database> db = sync_wait(Database::open(path, options_for(backend)));
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 2000; ++i) {
+      const std::string key = "key" + std::to_string(rng() % 100000);
+      const std::string value = corobtree::test::random_bytes(rng, 150);
+      sync_wait(db->put(key, value));
+      model[key] = value;
+    }
+    sync_wait(two_backups(db.get(), dir.file("one.db"), dir.file("two.db")));
+    sync_wait(db->close());
+  }
+  for (const char* name : {"one.db", "two.db"}) {
+    check_backup_file(dir.file(name));
+    BOOST_TEST((open_backup(dir.file(name), backend) == model), name);
+  }
+}
