@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <span>
 #include <string>
 
@@ -113,12 +112,6 @@ DatabaseImpl::~DatabaseImpl() {
 }
 
 namespace {
-
-std::uint64_t new_database_id() {
-  std::random_device rd;
-  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
-  return id == 0 ? 1 : id;
-}
 
 // Creates a database at `path` atomically: the file is built and synced under
 // a temporary name, then linked into place (never over an existing file) and
@@ -352,9 +345,11 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
     if (!stopped_) stopped_ = error;
     std::rethrow_exception(error);
   }
+  // While a backup copies the data file the checkpoint is deferred: a commit
+  // after the backup runs it (this one must not wait for the backup).
   if (log_->log_bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ &&
-      !stopped_) {
-    co_await checkpoint();
+      !stopped_ && !backup_running_) {
+    co_await run_log_step(LogStep::kDueCheckpoint);
   }
 }
 
@@ -419,7 +414,8 @@ Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std:
   std::uint64_t lsn = 0;
   {
     const RecordLog::WriterCount counted = log_->count_writer();
-    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    // Its commit is a checkpoint: it waits for a backup to end.
+    AsyncLockGuard writer = co_await lock_data_file();
     check_open();
     const Before b = before();
     std::exception_ptr error;
@@ -483,15 +479,28 @@ Task<ValidationReport> DatabaseImpl::validate() {
   co_return r;
 }
 
-Task<void> DatabaseImpl::run_log_step(bool close) {
+Task<AsyncLockGuard> DatabaseImpl::lock_data_file() {
+  while (true) {
+    while (backup_running_) co_await backup_done_.wait();
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    if (!backup_running_) co_return writer;  // else a backup began while this task waited
+  }
+}
+
+Task<void> DatabaseImpl::run_log_step(LogStep step) {
   checkpointing_ = true;
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  AsyncLockGuard writer;
+  if (step == LogStep::kDueCheckpoint) {
+    writer = co_await tree_->writer_mutex().scoped_lock();
+  } else {
+    writer = co_await lock_data_file();
+  }
   std::exception_ptr error;
   try {
     check_open();
-    if (close) {
+    if (step == LogStep::kClose) {
       co_await log_->close();
-    } else {
+    } else if (step == LogStep::kCheckpoint || !backup_running_) {
       co_await log_->checkpoint();
     }
   } catch (...) {
@@ -506,10 +515,13 @@ Task<void> DatabaseImpl::run_log_step(bool close) {
 
 Task<void> DatabaseImpl::checkpoint() {
   check_open();
-  co_await run_log_step(/*close=*/false);
+  co_await run_log_step(LogStep::kCheckpoint);
 }
 
 Task<void> DatabaseImpl::close() {
+  if (closed_) co_return;
+  // A backup reads the data file until it ends (even after a failed write).
+  while (backup_running_) co_await backup_done_.wait();
   if (closed_) co_return;
   if (stopped_) {
     // Nothing is written after a failed write: the log holds every commit.
@@ -518,7 +530,7 @@ Task<void> DatabaseImpl::close() {
     disk_->close();
     co_return;
   }
-  co_await run_log_step(/*close=*/true);
+  co_await run_log_step(LogStep::kClose);
   closed_ = true;
   disk_->close();
 }

@@ -1,12 +1,19 @@
 #include "engine/format/meta.h"
 
 #include <cstring>
+#include <random>
 
 #include "engine/format/page_format.h"
 
 namespace corobtree {
 
 using L = MetaLayout;
+
+std::uint64_t new_database_id() {
+  std::random_device rd;
+  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
+  return id == 0 ? 1 : id;
+}
 
 void encode_meta(const Meta& m, BlockId id, std::span<std::byte> p) {
   std::memset(p.data(), 0, p.size());

@@ -48,6 +48,9 @@ struct Meta {
   std::uint64_t database_id = 0;
 };
 
+// A fresh random database id (never 0), for a new database or a backup copy.
+std::uint64_t new_database_id();
+
 // Serialises `m` into a meta page for block `id` (0 or 1), checksum included.
 void encode_meta(const Meta& m, BlockId id, std::span<std::byte> page);
 
