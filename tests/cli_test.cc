@@ -607,7 +607,10 @@ BOOST_DATA_TEST_CASE(check_reports_a_damaged_copy, bdata::make(kBackends), io) {
   fs::copy_file(db, metas);
   damage_page(metas, 0);
   r = cli({"check", metas});
-  CHECK_RUN(r, 0);        // the other meta page still serves; a read-only run rewrites nothing
+  CHECK_RUN(r, 2);  // the other meta page still serves, but the damage is reported
+  BOOST_TEST(r.out.find("meta page 0") != std::string::npos, r.out);
+  r = cli({"get", metas, "key000001"});
+  CHECK_RUN(r, 0);        // ... and a read-only run rewrites nothing
   damage_page(metas, 1);  // page 0 is still damaged
   r = cli({"check", metas});
   CHECK_RUN(r, 2);
@@ -878,4 +881,49 @@ BOOST_DATA_TEST_CASE(salvage_copies_what_is_intact_and_reports_the_rest, bdata::
   CHECK_RUN(r, 2);
   BOOST_TEST(r.err.find("not a corobtree database") != std::string::npos);
   BOOST_TEST(!fs::exists(dir.file("junk-out.db")));
+}
+
+BOOST_DATA_TEST_CASE(backup_writes_a_consistent_copy, bdata::make(kBackends), io) {
+  const Cli cli{io};
+  TempDir dir;
+  const std::string db = dir.file("a.db");
+  const std::string copy = dir.file("copy.db");
+  const auto rows = numbered_rows(3000);
+  make_db(cli, db, rows);
+  CHECK_RUN(cli({"put", db, "extra", "1"}), 0);
+  Result r = cli({"backup", db, copy});
+  CHECK_RUN(r, 0);
+  BOOST_TEST(r.out.empty());
+  BOOST_TEST(!fs::exists(copy + "-wal"));
+  CHECK_RUN(cli({"check", copy}), 0);
+  BOOST_TEST(cli({"dump", copy}).out == cli({"dump", db}).out);
+  // An existing destination, the database itself and bad usage are refused.
+  r = cli({"backup", db, copy});
+  CHECK_RUN(r, 3);
+  BOOST_TEST(r.err.find("exists") != std::string::npos, r.err);
+  CHECK_RUN(cli({"backup", db, db}), 3);
+  CHECK_RUN(cli({"backup", db}), 3);
+  CHECK_RUN(cli({"backup", db, dir.file("x.db"), "y"}), 3);
+  CHECK_RUN(cli({"backup", dir.file("missing.db"), dir.file("y.db")}), 3);
+  BOOST_TEST(!fs::exists(dir.file("missing.db")));
+  BOOST_TEST(!fs::exists(dir.file("y.db")));
+  // From a shell that holds the database open (and writes around the backup).
+  const std::string online = dir.file("online.db");
+  Process shell(cli.with_io({"shell", db}));
+  shell.send("put before 1\n");
+  BOOST_TEST(shell.read_line() == "OK");
+  shell.send("begin\nput uncommitted 1\nbackup " + online + "\n");
+  BOOST_TEST(shell.read_line() == "OK");
+  BOOST_TEST(shell.read_line() == "OK");
+  BOOST_TEST(shell.read_line() == "OK");
+  shell.send("commit\nput after 1\nbackup " + online + "\n");
+  BOOST_TEST(shell.read_line() == "OK");
+  BOOST_TEST(shell.read_line() == "OK");
+  BOOST_TEST(shell.read_line().starts_with("ERR invalid argument: cannot back up to"));
+  CHECK_RUN(shell.finish(), 0);
+  CHECK_RUN(cli({"check", online}), 0);
+  auto expected = rows;
+  expected["extra"] = "1";
+  expected["before"] = "1";  // committed before the backup; the open transaction's write is not
+  BOOST_TEST(cli({"dump", online}).out == dump_text(expected));
 }

@@ -326,9 +326,18 @@ BOOST_DATA_TEST_CASE(damaged_meta_pages, bdata::make(corobtree::test::all_backen
           "meta " + std::to_string(block) + " damaged at " + std::to_string(at);
       {
         auto db = BlockingDatabase::open(path, options_for(backend));
-        require_intact(db, model, when);
+        const auto all = db.scan();
+        BOOST_REQUIRE_MESSAGE(all == Pairs(model.begin(), model.end()),
+                              when << ": contents differ");
+        // validate() reports the damaged copy, and only that.
+        const auto report = db.validate();
+        BOOST_REQUIRE_MESSAGE(
+            report.problems.size() == 1 &&
+                report.problems[0].find("meta page " + std::to_string(block)) != std::string::npos,
+            when << ": " << report.summary());
         db.put("after", "repair");
       }
+      // Recovery's checkpoint rewrote the damaged copy: from here on the file is sound.
       auto db = BlockingDatabase::open(path, options_for(backend));
       BOOST_REQUIRE_MESSAGE(db.get("after") == std::optional<std::string>("repair"),
                             when << ": write after open lost");

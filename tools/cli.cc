@@ -1,4 +1,4 @@
-// The one-shot commands: create, put, get, del, scan, dump, check, stats.
+// The one-shot commands: create, put, get, del, scan, dump, check, stats, backup.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -180,6 +180,16 @@ int cmd_stats(const Invocation& inv) {
   return kExitOk;
 }
 
+// backup DB DEST: Database::backup, which refuses an existing DEST. (For a
+// database another process has open, the shell's `backup DEST` does it.)
+int cmd_backup(const Invocation& inv) {
+  expect_args(inv, 1, "backup DB DEST");
+  BlockingDatabase db = open_db(inv, false);
+  db.backup(inv.args[0]);
+  db.close();
+  return kExitOk;
+}
+
 }  // namespace
 
 BlockingDatabase open_db(const Invocation& inv, bool create) {
@@ -206,6 +216,7 @@ int run_basic_command(const Invocation& inv) {
   if (c == "dump") return cmd_dump(inv);
   if (c == "check") return cmd_check(inv);
   if (c == "stats") return cmd_stats(inv);
+  if (c == "backup") return cmd_backup(inv);
   throw UsageError("unknown command '" + escape(c) + "'");
 }
 

@@ -105,6 +105,11 @@ class Shell {
       arity(w, 3, "scan FROM LIMIT");
       return scan(parse_arg(w[1]), w[2]);
     }
+    if (cmd == "backup") {
+      arity(w, 2, "backup DEST");
+      db_.backup(parse_arg(w[1]));  // the committed state, not an open transaction's writes
+      return "OK\n";
+    }
     return dispatch_bare(w);
   }
 
@@ -123,7 +128,7 @@ class Shell {
       return (this->*handler)();
     }
     throw Malformed("unknown command '" + escape(cmd) +
-                    "' (commands: put get del scan begin commit abort check stats)");
+                    "' (commands: put get del scan backup begin commit abort check stats)");
   }
 
   static void arity(const Words& w, std::size_t n, const char* usage) {

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <span>
+#include <string>
 
 #include <corobtree/error.h>
 #include "engine/format/meta.h"
@@ -112,12 +112,6 @@ DatabaseImpl::~DatabaseImpl() {
 }
 
 namespace {
-
-std::uint64_t new_database_id() {
-  std::random_device rd;
-  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
-  return id == 0 ? 1 : id;
-}
 
 // Creates a database at `path` atomically: the file is built and synced under
 // a temporary name, then linked into place (never over an existing file) and
@@ -233,11 +227,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
       co_await disk->read_block(id, buf.span());
       DecodedMeta d = decode_meta(id, buf.span());
       if (d.status != MetaStatus::kValid) {
-        reasons += " meta page " + std::to_string(id) +
-                   (d.status == MetaStatus::kBadChecksum  ? ": checksum mismatch;"
-                    : d.status == MetaStatus::kBadMagic   ? ": bad magic number;"
-                    : d.status == MetaStatus::kBadVersion ? ": unknown format version;"
-                                                          : ": impossible field values;");
+        reasons += " meta page " + std::to_string(id) + ": " +
+                   std::string(meta_status_name(d.status)) + ";";
         continue;
       }
       if (best.status != MetaStatus::kValid || d.meta.sequence > best.meta.sequence) best = d;
@@ -263,7 +254,8 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   const RecoveryStats rec = recovery->stats();
   db->recovery_ = rec;
   if ((rec.checkpoint || rec.commits > 0) && options.validate_after_recovery) {
-    ValidationReport report = co_await db->validate();
+    // The tree only: a meta page torn by the crash is rewritten by the next checkpoint.
+    ValidationReport report = co_await db->tree_->validate();
     if (!report.ok()) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' fails validation after replaying " + std::to_string(rec.commits) +
@@ -353,9 +345,11 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
     if (!stopped_) stopped_ = error;
     std::rethrow_exception(error);
   }
+  // While a backup copies the data file the checkpoint is deferred: a commit
+  // after the backup runs it (this one must not wait for the backup).
   if (log_->log_bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ &&
-      !stopped_) {
-    co_await checkpoint();
+      !stopped_ && !backup_running_) {
+    co_await run_log_step(LogStep::kDueCheckpoint);
   }
 }
 
@@ -420,7 +414,8 @@ Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std:
   std::uint64_t lsn = 0;
   {
     const RecordLog::WriterCount counted = log_->count_writer();
-    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    // Its commit is a checkpoint: it waits for a backup to end.
+    AsyncLockGuard writer = co_await lock_data_file();
     check_open();
     const Before b = before();
     std::exception_ptr error;
@@ -460,21 +455,52 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOp
   co_return out;
 }
 
+Task<std::vector<std::string>> DatabaseImpl::check_meta_pages() {
+  std::vector<std::string> problems;
+  // Under the writer mutex: no checkpoint writes a meta page meanwhile.
+  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  AlignedBuffer buf(disk_->page_size());
+  for (BlockId id : {BlockId{0}, BlockId{1}}) {
+    co_await disk_->read_block(id, buf.span());
+    const DecodedMeta d = decode_meta(id, buf.span());
+    if (d.status == MetaStatus::kValid) continue;
+    problems.push_back("meta page " + std::to_string(id) + " of '" + path_ + "' is damaged (" +
+                       std::string(meta_status_name(d.status)) + "); the database uses meta page " +
+                       std::to_string(1 - id));
+  }
+  co_return problems;
+}
+
 Task<ValidationReport> DatabaseImpl::validate() {
   check_open();
+  std::vector<std::string> meta_problems = co_await check_meta_pages();
   ValidationReport r = co_await tree_->validate();
+  r.problems.insert(r.problems.begin(), meta_problems.begin(), meta_problems.end());
   co_return r;
 }
 
-Task<void> DatabaseImpl::run_log_step(bool close) {
+Task<AsyncLockGuard> DatabaseImpl::lock_data_file() {
+  while (true) {
+    while (backup_running_) co_await backup_done_.wait();
+    AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+    if (!backup_running_) co_return writer;  // else a backup began while this task waited
+  }
+}
+
+Task<void> DatabaseImpl::run_log_step(LogStep step) {
   checkpointing_ = true;
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  AsyncLockGuard writer;
+  if (step == LogStep::kDueCheckpoint) {
+    writer = co_await tree_->writer_mutex().scoped_lock();
+  } else {
+    writer = co_await lock_data_file();
+  }
   std::exception_ptr error;
   try {
     check_open();
-    if (close) {
+    if (step == LogStep::kClose) {
       co_await log_->close();
-    } else {
+    } else if (step == LogStep::kCheckpoint || !backup_running_) {
       co_await log_->checkpoint();
     }
   } catch (...) {
@@ -489,10 +515,13 @@ Task<void> DatabaseImpl::run_log_step(bool close) {
 
 Task<void> DatabaseImpl::checkpoint() {
   check_open();
-  co_await run_log_step(/*close=*/false);
+  co_await run_log_step(LogStep::kCheckpoint);
 }
 
 Task<void> DatabaseImpl::close() {
+  if (closed_) co_return;
+  // A backup reads the data file until it ends (even after a failed write).
+  while (backup_running_) co_await backup_done_.wait();
   if (closed_) co_return;
   if (stopped_) {
     // Nothing is written after a failed write: the log holds every commit.
@@ -501,7 +530,7 @@ Task<void> DatabaseImpl::close() {
     disk_->close();
     co_return;
   }
-  co_await run_log_step(/*close=*/true);
+  co_await run_log_step(LogStep::kClose);
   closed_ = true;
   disk_->close();
 }

@@ -27,6 +27,8 @@
 #include "engine/log/checkpointer.h"
 #include "engine/log/page_image_store.h"
 #include "engine/pager/buffer_pool.h"
+#include "io/async_mutex.h"
+#include "io/condition.h"
 #include "io/disk_manager.h"
 
 namespace corobtree {
@@ -61,8 +63,11 @@ class DatabaseImpl final : private LoggedTree {
   Task<void> checkpoint();
   // Checkpointer::close (checkpoint if anything was written, then release the
   // files and delete the log). Later calls throw kClosed. After a failed
-  // write it only releases.
+  // write it only releases. Waits for a backup in progress first.
   Task<void> close();
+  // A consistent copy in the new file `dest` while writers go on (backup.cc;
+  // Database::backup documents it).
+  Task<void> backup(std::string dest);
 
   DatabaseStats stats() const;
   std::uint64_t count() const noexcept { return tree_->state().key_count; }
@@ -80,6 +85,8 @@ class DatabaseImpl final : private LoggedTree {
   DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, const Options& options,
                const Meta& meta, PageImageStore& store);
   void check_open() const;
+  // Reads both meta pages; a problem for each that does not decode.
+  Task<std::vector<std::string>> check_meta_pages();
   // Replays the log's transactions (the writer mutex held) and takes over its Checkpointer.
   Task<void> replay(Recovery& recovery);
   // One transaction under the writer mutex: applies `batch`, logs it with a
@@ -92,9 +99,21 @@ class DatabaseImpl final : private LoggedTree {
   // A transaction failed with `error`: stops the database if it changed pages,
   // the tree's state or the log since `b`, so nothing half-done is read or committed.
   void stop_if_changed(const Before& b, std::exception_ptr error);
-  // A checkpoint, or the close's checkpoint and release (close == true), under
-  // the writer mutex; a failure stops the database.
-  Task<void> run_log_step(bool close);
+  // What run_log_step runs: an explicit checkpoint, the checkpoint a commit
+  // found due (skipped while a backup copies the data file), or the close.
+  enum class LogStep { kCheckpoint, kDueCheckpoint, kClose };
+  // A checkpoint, or the close's checkpoint and release, under the writer
+  // mutex; a failure stops the database.
+  Task<void> run_log_step(LogStep step);
+  // The writer mutex, at a moment when no backup is copying the data file (so
+  // the holder may change the data file: checkpoint, close, bulk load).
+  Task<AsyncLockGuard> lock_data_file();
+  // backup.cc: the checkpoint a backup starts with; returns the meta page
+  // that describes the data file then and marks the backup running.
+  Task<Meta> begin_backup();
+  // backup.cc: copies the data file's pages as of `meta` into a temporary
+  // file, then links it to `dest`; removes the temporary file on failure.
+  Task<void> copy_data_file(const std::string& dest, const Meta& meta);
   // After the writer mutex is released: waits for durability, checkpoints when due.
   Task<void> finish_commit(std::uint64_t lsn);
 
@@ -113,6 +132,9 @@ class DatabaseImpl final : private LoggedTree {
   std::exception_ptr stopped_;  // the failed write that stopped the database
   bool checkpointing_ = false;
   bool closed_ = false;
+  // A backup is copying the data file: nothing may write it (no checkpoint).
+  bool backup_running_ = false;
+  Condition backup_done_;  // notified when backup_running_ turns false
 };
 
 }  // namespace corobtree

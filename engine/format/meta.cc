@@ -1,12 +1,19 @@
 #include "engine/format/meta.h"
 
 #include <cstring>
+#include <random>
 
 #include "engine/format/page_format.h"
 
 namespace corobtree {
 
 using L = MetaLayout;
+
+std::uint64_t new_database_id() {
+  std::random_device rd;
+  const std::uint64_t id = (std::uint64_t{rd()} << 32) ^ rd();
+  return id == 0 ? 1 : id;
+}
 
 void encode_meta(const Meta& m, BlockId id, std::span<std::byte> p) {
   std::memset(p.data(), 0, p.size());
@@ -63,6 +70,17 @@ DecodedMeta decode_meta(BlockId id, std::span<const std::byte> p) {
     out.status = MetaStatus::kBadFields;
   }
   return out;
+}
+
+std::string_view meta_status_name(MetaStatus s) noexcept {
+  switch (s) {
+    case MetaStatus::kValid: return "valid";
+    case MetaStatus::kBadChecksum: return "checksum mismatch";
+    case MetaStatus::kBadMagic: return "bad magic number";
+    case MetaStatus::kBadVersion: return "unknown format version";
+    case MetaStatus::kBadFields: return "impossible field values";
+  }
+  return "unknown";
 }
 
 }  // namespace corobtree

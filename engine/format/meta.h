@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "engine/format/commit_state.h"
 #include "engine/format/endian.h"
@@ -47,6 +48,9 @@ struct Meta {
   std::uint64_t database_id = 0;
 };
 
+// A fresh random database id (never 0), for a new database or a backup copy.
+std::uint64_t new_database_id();
+
 // Serialises `m` into a meta page for block `id` (0 or 1), checksum included.
 void encode_meta(const Meta& m, BlockId id, std::span<std::byte> page);
 
@@ -57,5 +61,7 @@ struct DecodedMeta {
   std::uint32_t version = 0;
 };
 DecodedMeta decode_meta(BlockId id, std::span<const std::byte> page);
+// What is wrong with a meta page that did not decode: "checksum mismatch", ...
+std::string_view meta_status_name(MetaStatus s) noexcept;
 
 }  // namespace corobtree

@@ -163,6 +163,9 @@ class Checkpointer {
   // (a transaction in progress changed the log).
   bool in_transaction() const noexcept;
   bool modified() const noexcept { return modified_; }
+  // The last meta page written: the data file holds exactly its state (every
+  // page below its page count) until the next checkpoint.
+  const Meta& meta() const noexcept { return meta_; }
   std::uint64_t log_bytes() const noexcept { return log_->bytes(); }
   std::exception_ptr failure() const noexcept { return log_->failure(); }
   Durability durability() const noexcept { return log_->durability(); }

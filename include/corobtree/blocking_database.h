@@ -55,6 +55,8 @@ class BlockingDatabase {
   }
   ValidationReport validate() { return sync_wait(db_->validate()); }
   void checkpoint() { sync_wait(db_->checkpoint()); }
+  // Database::backup: a consistent copy of the database in the new file `dest`.
+  void backup(const std::string& dest) { sync_wait(db_->backup(dest)); }
   void close() {
     if (db_) sync_wait(db_->close());
   }

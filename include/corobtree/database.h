@@ -87,13 +87,41 @@ class COROBTREE_EXPORT Database {
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit = SIZE_MAX);
 
+  // Every invariant of the tree and the free list, each page's checksum, and
+  // both meta pages (a damaged copy is a problem even while the other serves).
   Task<ValidationReport> validate();
   // Copies the logged pages into the data file, syncs it, writes the next
   // meta page, syncs again and empties the log.
   Task<void> checkpoint();
   // checkpoint() if anything was written, then release the files and delete
   // the log. Later calls throw kClosed. After a failed write it only releases.
+  // A backup in progress finishes first.
   Task<void> close();
+
+  // Online backup: writes a consistent copy of the database to the new file
+  // `dest` while other tasks keep reading and committing. The copy holds
+  // every commit acknowledged before the call, and possibly some made during
+  // it: it is the database as of one commit between the call and its return.
+  // It is a complete database of its own (both meta pages, no log, its own
+  // database id, so a log left from the source never replays into it); open
+  // it like any other.
+  //
+  // How: a checkpoint first, then the data file's pages are copied (and
+  // verified) in bounded chunks while further checkpoints wait: commits go
+  // on into the log (which grows meanwhile), a checkpoint that falls due is
+  // deferred to a commit after the backup, and checkpoint(), close() and
+  // bulk_load() wait for the backup to end. The copy is built as
+  // `dest.backup-tmp`, fsynced, linked to `dest` and the directory fsynced.
+  //
+  // Errors: kInvalidArgument if `dest` is empty or exists (the database's own
+  // files included), or if `dest-wal` exists; kLocked if another backup is
+  // building the same file; kCorruption if a page of the source fails its
+  // checks; the I/O error (kNoSpace, kIoError, ...) of a failed read, write or
+  // sync. A failure removes the partial copy and leaves the database running
+  // (only a failure of the first checkpoint stops it, like any checkpoint's).
+  // Backups of one database run one after the other.
+  // REQUIRES: the Database outlives the returned task.
+  Task<void> backup(std::string dest);
 
   DatabaseStats stats() const;
   std::uint64_t count() const noexcept;
