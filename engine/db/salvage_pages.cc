@@ -87,6 +87,7 @@ std::uint32_t probe_salvage_page_size(const std::string& path, std::uint64_t siz
 
 Task<void> Salvager::read_meta() {
   AlignedBuffer buf(page_size_);
+  std::string why;
   for (BlockId id : {BlockId{0}, BlockId{1}}) {
     if (id >= disk_->block_count()) break;
     bool read = true;
@@ -95,14 +96,19 @@ Task<void> Salvager::read_meta() {
     } catch (const Error&) {
       read = false;
     }
-    if (!read) continue;
-    const DecodedMeta d = decode_meta(id, buf.span());
-    if (d.status != MetaStatus::kValid) continue;
+    const DecodedMeta d =
+        read ? decode_meta(id, buf.span()) : DecodedMeta{MetaStatus::kBadChecksum, {}, 0};
+    if (d.status != MetaStatus::kValid) {
+      why += "; meta page " + std::to_string(id) + ": " +
+             (read ? std::string(meta_status_name(d.status)) : std::string("read error"));
+      continue;
+    }
     ++r_.meta_pages_valid;
     if (!meta_ || d.meta.sequence > meta_->sequence) meta_ = d.meta;
   }
   if (!meta_) {
-    problem("no valid meta page: the tree's root, height, key count and free list are unknown");
+    problem("no valid meta page (the tree's root, height, key count and free list are unknown)" +
+            why);
   }
 }
 
