@@ -164,8 +164,8 @@ BOOST_AUTO_TEST_CASE(check_flags_at_least_99_percent_of_random_damage) {
     for (const auto& m : missed) examples += "\n    missed: " + m;
     BOOST_TEST_MESSAGE(kind_name(kind) << ": " << flagged << " of " << trials << " flagged ("
                                        << rate << "%)" << examples);
-    BOOST_CHECK_MESSAGE(flagged * 100 >= trials * 99, kind_name(kind) << ": only " << rate
-                                                                      << "% flagged" << examples);
+    BOOST_CHECK_MESSAGE(flagged * 100 >= trials * 99,
+                        kind_name(kind) << ": only " << rate << "% flagged" << examples);
     total_flagged += flagged;
     total += trials;
   }
