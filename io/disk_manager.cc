@@ -100,8 +100,8 @@ class DiskManagerFactory {
 
  private:
   static std::unique_ptr<FileDiskManager> make_backend(const std::string& path, int fd,
-                                                   const DiskOptions& options,
-                                                   std::uint64_t blocks) {
+                                                       const DiskOptions& options,
+                                                       std::uint64_t blocks) {
     if (options.backend == IoBackend::kPread) {
       return std::unique_ptr<FileDiskManager>(
           new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));

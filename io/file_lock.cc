@@ -28,7 +28,8 @@ constexpr milliseconds kLongestPause{10};
 // Sleeps a growing pause (1, 2, 4, ... 10 ms), never past `deadline`.
 void pause_until(steady_clock::time_point deadline, milliseconds& pause) {
   const auto left = deadline - steady_clock::now();
-  if (left > steady_clock::duration::zero()) std::this_thread::sleep_for(std::min<steady_clock::duration>(pause, left));
+  if (left > steady_clock::duration::zero())
+    std::this_thread::sleep_for(std::min<steady_clock::duration>(pause, left));
   pause = std::min(pause * 2, kLongestPause);
 }
 
@@ -79,8 +80,8 @@ FileLock FileLock::acquire(const std::string& path, int io_fd, milliseconds time
     if (!same_file(fd, io_fd)) {
       ::close(std::exchange(fd, -1));
       if (attempt == 3) {
-        throw Error(ErrorCode::kLocked, "'" + path + "' was replaced while it was being opened",
-                    0, path);
+        throw Error(ErrorCode::kLocked, "'" + path + "' was replaced while it was being opened", 0,
+                    path);
       }
     }
   }
@@ -116,8 +117,9 @@ void wait_for_io_drain(const std::string& path, int io_fd) {
     if (err != EAGAIN && err != EACCES) return;
     if (steady_clock::now() >= deadline) {
       throw Error(ErrorCode::kLocked,
-                  "'" + path + "' is still in use by the unfinished I/O of a process that no "
-                  "longer holds its lock (waited " +
+                  "'" + path +
+                      "' is still in use by the unfinished I/O of a process that no "
+                      "longer holds its lock (waited " +
                       std::to_string(kDrainLimit.count()) + " ms)",
                   err, path);
     }

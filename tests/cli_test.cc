@@ -855,7 +855,7 @@ BOOST_DATA_TEST_CASE(dump_right_after_killing_a_writing_shell, bdata::make(kBack
       Process shell(cli.with_io({"shell", db}));
       shell.send(script.substr(0, 4096));
       BOOST_REQUIRE_EQUAL(shell.read_line(), "OK");  // it is writing now
-    }  // SIGKILL and waitpid
+    }                                                // SIGKILL and waitpid
     const Result r = cli({"dump", db});
     BOOST_REQUIRE_MESSAGE(r.code == 0, "kill " << i << ": " << r);
     BOOST_TEST(r.out.find("k\tv\n") != std::string::npos);

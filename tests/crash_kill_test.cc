@@ -91,10 +91,10 @@ struct Totals {
   std::uint64_t replayed = 0;           // log commits the verifying open replayed
   std::uint64_t lost = 0;               // acknowledged commits missing
   std::uint64_t failures = 0;
-  std::uint64_t locked = 0;            // reopens right after a kill that got kLocked
+  std::uint64_t locked = 0;             // reopens right after a kill that got kLocked
   std::uint64_t longest_locked_ms = 0;  // how long those stayed locked
   std::uint64_t longest_reopen_ms = 0;  // the slowest reopen (recovery included)
-  std::uint64_t draining = 0;  // reopens that found the dead child's I/O still unfinished
+  std::uint64_t draining = 0;           // reopens that found the dead child's I/O still unfinished
 
   void add(const Totals& o) {
     kills += o.kills;
@@ -585,8 +585,8 @@ BOOST_AUTO_TEST_CASE(sigkill_while_creating) {
 
 // Issue 15, "restart right after a crash": kill a writing child during its
 // I/O and reopen at once with lock_timeout 0, 1,000 times per backend.
-BOOST_DATA_TEST_CASE(restart_right_after_sigkill, bdata::make(std::vector<std::string>{"uring", "pread"}),
-                     backend) {
+BOOST_DATA_TEST_CASE(restart_right_after_sigkill,
+                     bdata::make(std::vector<std::string>{"uring", "pread"}), backend) {
   const Combo combo{backend, "sync"};
   const std::uint64_t seed = corobtree::test::test_seed("restart_right_after_sigkill " + backend);
   const int kills = corobtree::test::scaled(1000, 8);

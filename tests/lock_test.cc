@@ -196,7 +196,8 @@ BOOST_DATA_TEST_CASE(forked_child_exit_keeps_the_lock, bdata::make(corobtree::te
                      backend) {
   corobtree::test::TempDir dir;
   const std::string path = dir.file("x.db");
-  std::unique_ptr<corobtree::DiskManager> dm = corobtree::DiskManager::open(path, backend.options());
+  std::unique_ptr<corobtree::DiskManager> dm =
+      corobtree::DiskManager::open(path, backend.options());
   auto try_open_in_child = [&]() {
     std::fflush(nullptr);
     const pid_t pid = ::fork();
