@@ -20,16 +20,17 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 // How long a dead holder's in-flight I/O may keep its description alive. The
-// kernel finishes or cancels it within milliseconds; this only bounds a wait
-// that should never get near it.
+// kernel finishes or cancels it within milliseconds (a few hundred on a loaded
+// machine); this only bounds a wait that should never get near it.
 constexpr milliseconds kDrainLimit{10000};
 constexpr milliseconds kLongestPause{10};
 
 // Sleeps a growing pause (1, 2, 4, ... 10 ms), never past `deadline`.
 void pause_until(steady_clock::time_point deadline, milliseconds& pause) {
   const auto left = deadline - steady_clock::now();
-  if (left > steady_clock::duration::zero())
+  if (left > steady_clock::duration::zero()) {
     std::this_thread::sleep_for(std::min<steady_clock::duration>(pause, left));
+  }
   pause = std::min(pause * 2, kLongestPause);
 }
 
