@@ -5,7 +5,9 @@
 //  * a holder that closes 100 ms later lets an open with a 2 s timeout in;
 //  * lock_timeout 0 still fails at once, and a negative one is refused;
 //  * a forked child that exits (sharing the lock's description) does not take
-//    the lock with it.
+//    the lock with it;
+//  * a holder gone but for its I/O descriptor (a killed process's unfinished
+//    io_uring requests) makes the next open wait, not fail.
 // The killed-process case is tests/crash_kill_test.cc, restart_right_after_sigkill.
 #define BOOST_TEST_MODULE lock
 #include <boost/test/data/test_case.hpp>
@@ -21,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <corobtree/blocking_database.h>
@@ -235,4 +238,36 @@ BOOST_DATA_TEST_CASE(forked_child_exit_keeps_the_lock, bdata::make(corobtree::te
   BOOST_TEST(try_open_in_child() == 1);  // still locked by us
   dm->close();
   BOOST_TEST(try_open_in_child() == 0);  // released on close
+}
+
+// A holder that let go of its lock while its I/O descriptor lives on (as a
+// killed process's does while the kernel finishes its io_uring requests; here
+// a dup kept for 100 ms stands in for them): the next open does not fail, it
+// waits for that description to go (io/file_lock.h, wait_for_io_drain).
+BOOST_DATA_TEST_CASE(unfinished_io_of_a_gone_holder_is_waited_for,
+                     bdata::make(corobtree::test::all_backends()), backend) {
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("x.db");
+  std::unique_ptr<corobtree::DiskManager> first =
+      corobtree::DiskManager::open(path, backend.options());
+  const int in_flight = ::dup(first->native_handle());
+  BOOST_REQUIRE(in_flight >= 0);
+  first->close();  // the lock goes; the description stays
+
+  std::thread finisher([in_flight] {
+    std::this_thread::sleep_for(milliseconds(100));
+    ::close(in_flight);
+  });
+  const auto t0 = steady_clock::now();
+  std::unique_ptr<corobtree::DiskManager> second;
+  try {
+    second = corobtree::DiskManager::open(path, backend.options());  // lock_timeout 0
+  } catch (const Error& e) {
+    BOOST_ERROR("open failed: " << e.what());
+  }
+  const double waited = ms_since(t0);
+  finisher.join();
+  BOOST_TEST(second != nullptr);
+  BOOST_TEST(waited >= 90.0, "opened after " << waited << " ms, before the old I/O was done");
+  BOOST_TEST(waited < 10000.0, "opened after " << waited << " ms");
 }
