@@ -42,7 +42,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -358,7 +357,12 @@ class KillLoop {
       return true;
     }
     const bool in_place = restart_ || iteration % 3 == 0 || last;
-    if (!restart_) copy_db(path_, snapshot_);
+    if (!restart_) {
+      // A raw copy takes no lock, so it waits as open() does for the dead
+      // child's unfinished writes (io/file_lock.h, wait_for_io_drain).
+      if (!wait_for_drain()) return fail("the killed child's I/O stayed unfinished for 10 s");
+      copy_db(path_, snapshot_);
+    }
     pristine_ = restart_ ? path_ : in_place ? snapshot_ : path_;  // kept on failure
     const bool ok = check(in_place ? path_ : snapshot_, acked, next, writers);
     if (!in_place && !restart_) {
@@ -471,6 +475,16 @@ class KillLoop {
       fail(os.str());
     }
     return ok;
+  }
+
+  // Waits until neither file is held by the killed child's unfinished I/O.
+  bool wait_for_drain() {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (io_draining(path_) || io_draining(path_ + "-wal")) {
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      ::usleep(1000);
+    }
+    return true;
   }
 
   // Opens the killed child's files at once. A kLocked there counts in
