@@ -26,7 +26,7 @@
 // opened the database, in the middle of its writes, and the database is
 // reopened in place at once with Options::lock_timeout 0: no "locked" error,
 // nothing acknowledged lost. To stay small and fast the files start afresh
-// every 25 kills.
+// every 25 kills. COROBTREE_RESTART_KILLS=N sets the count per backend.
 //
 // Total kills: COROBTREE_CRASH_KILLS (default 40, split over the four
 // configurations); scripts/crash-test.sh runs 200 or more.
@@ -603,7 +603,10 @@ BOOST_DATA_TEST_CASE(restart_right_after_sigkill,
                      bdata::make(std::vector<std::string>{"uring", "pread"}), backend) {
   const Combo combo{backend, "sync"};
   const std::uint64_t seed = corobtree::test::test_seed("restart_right_after_sigkill " + backend);
-  const int kills = corobtree::test::scaled(1000, 8);
+  int kills = corobtree::test::scaled(1000, 8);
+  if (const char* env = std::getenv("COROBTREE_RESTART_KILLS"); env && *env) {
+    kills = std::max(1, std::atoi(env));
+  }
   constexpr int kFreshEvery = 25;  // keeps the files small
   Totals totals;
   const auto t0 = std::chrono::steady_clock::now();
