@@ -1,7 +1,6 @@
 #include "io/disk_manager.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 
 #include <corobtree/when_all.h>
 #include "io/event_loop.h"
+#include "io/file_lock.h"
 #include "io/pread_disk_manager.h"
 #include "io/uring_disk_manager.h"
 
@@ -74,14 +74,12 @@ class DiskManagerFactory {
       throw errno_error(err, "open", path);
     }
     try {
-      if (options.lock_file && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        if (err == EWOULDBLOCK) {
-          throw Error(ErrorCode::kLocked,
-                      "'" + path + "' is locked: another process (or handle) has it open", err,
-                      path);
-        }
-        throw errno_error(err, "lock", path);
+      // The lock sits on a descriptor of its own that never reaches a ring
+      // (io/file_lock.h); then wait for a dead holder's unfinished I/O.
+      FileLock lock;
+      if (options.lock_file) {
+        lock = FileLock::acquire(path, fd, options.lock_timeout);
+        wait_for_io_drain(path, fd);
       }
       struct stat st;
       if (::fstat(fd, &st) != 0) throw errno_error(errno, "stat", path);
@@ -91,7 +89,9 @@ class DiskManagerFactory {
       const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
       // A trailing partial block (written by another tool) reads as zero-padded.
       const std::uint64_t blocks = (size + options.page_size - 1) / options.page_size;
-      return make_backend(path, fd, options, blocks);
+      std::unique_ptr<FileDiskManager> dm = make_backend(path, fd, options, blocks);
+      dm->lock_ = std::move(lock);
+      return dm;
     } catch (...) {
       ::close(fd);
       throw;
@@ -99,11 +99,11 @@ class DiskManagerFactory {
   }
 
  private:
-  static std::unique_ptr<DiskManager> make_backend(const std::string& path, int fd,
-                                                   const DiskOptions& options,
-                                                   std::uint64_t blocks) {
+  static std::unique_ptr<FileDiskManager> make_backend(const std::string& path, int fd,
+                                                       const DiskOptions& options,
+                                                       std::uint64_t blocks) {
     if (options.backend == IoBackend::kPread) {
-      return std::unique_ptr<DiskManager>(
+      return std::unique_ptr<FileDiskManager>(
           new PreadDiskManager(path, fd, options.page_size, options.direct_io, blocks));
     }
     EventLoop* loop = options.loop;
@@ -118,7 +118,7 @@ class DiskManagerFactory {
         return dm;
       }
     }
-    return std::unique_ptr<DiskManager>(
+    return std::unique_ptr<FileDiskManager>(
         new UringDiskManager(path, fd, options.page_size, options.direct_io, blocks, loop));
   }
 };
@@ -139,9 +139,10 @@ FileDiskManager::~FileDiskManager() { FileDiskManager::close(); }
 
 void FileDiskManager::close() noexcept {
   if (fd_ >= 0) {
-    ::close(fd_);  // also drops the flock
+    ::close(fd_);  // drops its OFD lock once no request in flight holds it
     fd_ = -1;
   }
+  lock_.release();
 }
 
 void FileDiskManager::check_usable(const char* op, BlockId id) const {

@@ -19,7 +19,7 @@
 // an oversized write, kIoError/kNoSpace from the kernel, kClosed after close()
 // or after a failed sync (an fsync failure poisons the handle: data may be lost
 // and only reopening, with recovery, is safe), kLocked if another handle holds
-// the file.
+// the file (after waiting DiskOptions::lock_timeout for it).
 //
 // sync() makes every write that completed before it durable; on io_uring it
 // first waits for writes still in flight, since io_uring does not order them
@@ -30,6 +30,7 @@
 // shared with every other DiskManager of the thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,7 @@
 #include <corobtree/options.h>
 #include <corobtree/task.h>
 #include "io/aligned_buffer.h"
+#include "io/file_lock.h"
 
 namespace corobtree {
 
@@ -58,7 +60,10 @@ struct DiskOptions {
   bool use_env = true;     // let COROBTREE_IO override `backend`
   bool direct_io = false;  // O_DIRECT (both backends)
   bool create_if_missing = true;
-  bool lock_file = true;      // flock(LOCK_EX) so a second opener gets kLocked
+  // Lock the file (io/file_lock.h) so a second opener gets kLocked, after
+  // waiting up to lock_timeout for a live holder to close it.
+  bool lock_file = true;
+  std::chrono::milliseconds lock_timeout{0};
   EventLoop* loop = nullptr;  // io_uring: this loop; null = the thread's (Scheduler::loop())
 };
 
@@ -171,6 +176,7 @@ class FileDiskManager : public DiskManager {
   bool direct_io_;
   std::uint64_t block_count_;
   bool poisoned_ = false;
+  FileLock lock_;  // held from open to close() when DiskOptions::lock_file
 };
 
 }  // namespace corobtree

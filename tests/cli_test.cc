@@ -927,3 +927,51 @@ BOOST_DATA_TEST_CASE(backup_writes_a_consistent_copy, bdata::make(kBackends), io
   expected["before"] = "1";  // committed before the backup; the open transaction's write is not
   BOOST_TEST(cli({"dump", online}).out == dump_text(expected));
 }
+
+// --lock-timeout reaches the engine: against a shell that holds the database,
+// the open waits that long and names the wait; a wait longer than the holder
+// keeps it open lets the command in.
+BOOST_DATA_TEST_CASE(lock_timeout_option_reaches_the_database, bdata::make(kBackends), io) {
+  const Cli cli{io};
+  TempDir dir;
+  const std::string db = dir.file("a.db");
+  make_db(cli, db, {{"k", "v"}});
+  Process holder(cli.with_io({"shell", db}));
+  holder.send("get k\n");
+  BOOST_REQUIRE_EQUAL(holder.read_line(), "VALUE v");  // it has the database open now
+  Result r = cli({"--lock-timeout", "150", "get", db, "k"});
+  CHECK_RUN(r, 3);
+  BOOST_TEST(r.err.find("locked") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("150 ms") != std::string::npos, r.err);
+  CHECK_RUN(cli({"--lock-timeout=soon", "get", db, "k"}), 3);
+  // Waits (up to 60 s) while the holder finishes.
+  Process waiter(cli.with_io({"--lock-timeout=60000", "get", db, "k2"}));
+  holder.send("put k2 v2\n");
+  BOOST_TEST(holder.read_line() == "OK");
+  CHECK_RUN(holder.finish(), 0);
+  r = waiter.finish();
+  CHECK_RUN(r, 0);
+  BOOST_TEST(r.out == "v2\n");
+}
+
+// Issue 15's report: SIGKILL a shell that is writing, then dump at once. The
+// lock of the killed shell must already be gone (no --lock-timeout).
+BOOST_DATA_TEST_CASE(dump_right_after_killing_a_writing_shell, bdata::make(kBackends), io) {
+  const Cli cli{io};
+  TempDir dir;
+  const std::string db = dir.file("a.db");
+  make_db(cli, db, {{"k", "v"}});
+  std::string script;
+  for (int i = 0; i < 2000; ++i) script += "put key" + std::to_string(i) + " value\n";
+  const int kills = corobtree::test::scaled(20, 4);
+  for (int i = 0; i < kills; ++i) {
+    {
+      Process shell(cli.with_io({"shell", db}));
+      shell.send(script.substr(0, 4096));
+      BOOST_REQUIRE_EQUAL(shell.read_line(), "OK");  // it is writing now
+    }                                                // SIGKILL and waitpid
+    const Result r = cli({"dump", db});
+    BOOST_REQUIRE_MESSAGE(r.code == 0, "kill " << i << ": " << r);
+    BOOST_TEST(r.out.find("k\tv\n") != std::string::npos);
+  }
+}

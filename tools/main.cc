@@ -3,6 +3,7 @@
 // code (tools/cli.h): 1 absent key, 2 corruption, 3 anything else.
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -24,6 +25,7 @@ constexpr const char* kUsage =
     "  --page-size N           page size of a new database (default 4096)\n"
     "  --min-degree T          new databases: cap nodes at 2T-1 keys\n"
     "  --direct-io             O_DIRECT\n"
+    "  --lock-timeout MS       wait up to MS ms for another process to close DB (default 0)\n"
     "commands:\n"
     "  create DB\n"
     "  put DB KEY VALUE\n"
@@ -77,6 +79,9 @@ void apply_option(Invocation& inv, int argc, char** argv, int& i) {
     inv.options.minimum_degree = parse_number<std::uint32_t>(value, "--min-degree");
   } else if (name == "--direct-io") {
     inv.options.direct_io = true;
+  } else if (name == "--lock-timeout") {
+    inv.options.lock_timeout =
+        std::chrono::milliseconds(parse_number<std::uint32_t>(value, "--lock-timeout"));
   } else {
     throw UsageError("unknown option '" + escape(name) + "'");
   }

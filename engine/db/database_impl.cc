@@ -192,6 +192,7 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   dopts.page_size = page_size;
   dopts.backend = options.backend;
   dopts.direct_io = options.direct_io;
+  dopts.lock_timeout = options.lock_timeout;
   dopts.create_if_missing = true;
   if (!exists) {
     co_await create_database(path, dopts, options.minimum_degree);

@@ -3,6 +3,7 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,11 @@ struct Options {
   bool direct_io = false;                // O_DIRECT for the data file
   bool create_if_missing = true;
   bool error_if_exists = false;
+  // How long open() waits for another process (or handle) that has the
+  // database open to close it, polling every few milliseconds, before it
+  // throws Error(kLocked). 0: fail at once. A process that was killed never
+  // needs it: its lock goes with it (docs/engine.md, "Locking").
+  std::chrono::milliseconds lock_timeout{0};
   Durability durability = Durability::kSync;
   // A checkpoint runs after the commit that grows the log past this many bytes.
   std::uint64_t wal_checkpoint_bytes = std::uint64_t{64} << 20;
