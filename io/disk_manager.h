@@ -98,6 +98,13 @@ class DiskManager {
   BlockId allocate_block() { return allocate_blocks(1); }
   // Shrinks the file to n blocks (no-op if it has n or fewer).
   virtual void truncate_blocks(std::uint64_t n) = 0;
+  // Renames the file to `new_path` (atomically replacing any file there) and
+  // fsyncs the directory of `new_path`, so that the new name is durable;
+  // path() reports `new_path` from then on. The descriptor, and with it the
+  // lock, stays. If the rename itself fails, nothing changed; if only the
+  // directory sync fails, the file has its new name (path() says so) and the
+  // error is thrown. The base class throws Error(kNotSupported).
+  virtual void rename_to(const std::string& new_path);
 
   virtual std::uint64_t block_count() const noexcept = 0;
   bool exists(BlockId id) const noexcept { return id < block_count(); }
@@ -127,6 +134,7 @@ class FileDiskManager : public DiskManager {
   void truncate_blocks(std::uint64_t n) override;
   // Buffered files: one pwrite for the whole run.
   Task<void> write_blocks(BlockId first, std::span<const std::byte> data) override;
+  void rename_to(const std::string& new_path) override;
   std::uint64_t block_count() const noexcept override { return block_count_; }
   std::uint32_t page_size() const noexcept override { return page_size_; }
   const std::string& path() const noexcept override { return path_; }

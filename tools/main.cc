@@ -34,6 +34,7 @@ constexpr const char* kUsage =
     "  load DB [FILE|-]        reads the dump format; creates DB if missing\n"
     "  check DB                exit 0 if sound, 2 if corrupt\n"
     "  stats DB\n"
+    "  compact DB              rewrites DB packed; prints its size before and after\n"
     "  shell DB                one command per line on stdin\n"
     "keys and values take the escapes \\\\ \\t \\n \\r \\xHH; \"\" is the empty string.\n"
     "exit codes: 0 ok, 1 key absent, 2 corrupt, 3 other errors.\n";

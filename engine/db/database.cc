@@ -32,6 +32,7 @@ Task<std::vector<std::pair<std::string, std::string>>> Database::scan(ScanOption
 }
 Task<ValidationReport> Database::validate() { return impl_->validate(); }
 Task<void> Database::checkpoint() { return impl_->checkpoint(); }
+Task<void> Database::compact() { return impl_->compact(); }
 Task<void> Database::close() { return impl_->close(); }
 DatabaseStats Database::stats() const { return impl_->stats(); }
 std::uint64_t Database::count() const noexcept { return impl_->count(); }

@@ -55,6 +55,8 @@ class BlockingDatabase {
   }
   ValidationReport validate() { return sync_wait(db_->validate()); }
   void checkpoint() { sync_wait(db_->checkpoint()); }
+  // Database::compact(): rewrites the file packed and swaps it in.
+  void compact() { sync_wait(db_->compact()); }
   void close() {
     if (db_) sync_wait(db_->close());
   }
