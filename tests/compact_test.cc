@@ -404,8 +404,8 @@ Task<void> reader_task(Database& db, const Model& model, std::vector<std::string
                        std::uint64_t seed, Shared& s) {
   std::mt19937_64 rng(seed);
   while (!s.done) {
-    const std::string key = rng() % 8 == 0 ? "absent" + std::to_string(rng() % 100)
-                                           : keys[rng() % keys.size()];
+    const std::string key =
+        rng() % 8 == 0 ? "absent" + std::to_string(rng() % 100) : keys[rng() % keys.size()];
     const std::optional<std::string> got = co_await db.get(key);
     const auto it = model.find(key);
     const std::optional<std::string> want =
@@ -451,16 +451,15 @@ Task<void> run_concurrently(Database& db, const Model& model, std::uint64_t seed
   corobtree::Cursor forward = db.cursor();
   bool ok = co_await forward.first();
   for (std::size_t i = 0; ok && i < keys.size() / 3; ++i) ok = co_await forward.next();
-  const std::vector<std::string> forward_rest(keys.begin() + static_cast<std::ptrdiff_t>(
-                                                                 keys.size() / 3),
-                                              keys.end());
+  const std::vector<std::string> forward_rest(
+      keys.begin() + static_cast<std::ptrdiff_t>(keys.size() / 3), keys.end());
   ScanOptions rev;
   rev.reverse = true;
   rev.upper = keys[keys.size() / 2];
   corobtree::Cursor backward = db.cursor(rev);
   ok = co_await backward.first();
-  std::vector<std::string> backward_rest(keys.begin(),
-                                         keys.begin() + static_cast<std::ptrdiff_t>(keys.size() / 2));
+  std::vector<std::string> backward_rest(
+      keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(keys.size() / 2));
   std::reverse(backward_rest.begin(), backward_rest.end());
 
   std::vector<Task<void>> tasks;
@@ -488,8 +487,8 @@ BOOST_DATA_TEST_CASE(reads_cursors_and_writes_during_compaction, bdata::make(kBa
     o.wrap_disk = [](std::unique_ptr<DiskManager> d) -> std::unique_ptr<DiskManager> {
       return std::make_unique<YieldingDisk>(std::move(d));
     };
-    const std::string what = std::string(corobtree::backend_name(backend)) + "/pool" +
-                             std::to_string(pool);
+    const std::string what =
+        std::string(corobtree::backend_name(backend)) + "/pool" + std::to_string(pool);
     Model model;
     BlockingDatabase db = BlockingDatabase::open(path, o);
     Pairs puts;
@@ -700,8 +699,8 @@ BOOST_DATA_TEST_CASE(an_io_error_during_compaction_changes_nothing, bdata::make(
     po.wrap_disk = plan->wrapper();
     BlockingDatabase db = BlockingDatabase::open(path, po);
     BOOST_REQUIRE_EQUAL(plan->ops(), begin);
-    const std::string what = "error at op " + std::to_string(at) + " (rename at " +
-                             std::to_string(rename) + ")";
+    const std::string what =
+        "error at op " + std::to_string(at) + " (rename at " + std::to_string(rename) + ")";
     bool threw = false;
     try {
       db.compact();
@@ -805,12 +804,11 @@ BOOST_DATA_TEST_CASE(power_loss_at_every_point_of_a_compaction, bdata::make(kSwe
     const RunResult r = run_steps(path, o, steps, plan, points[i]);
     BOOST_REQUIRE_MESSAGE(plan->crashed(), "crash point " << points[i] << " never reached");
     plan->power_loss();
-    const std::string what = cfg.name() + " seed " + std::to_string(seed) + ", crash at op " +
-                             std::to_string(points[i]) + " (compaction " +
-                             std::to_string(clean.compact_begin) + ".." +
-                             std::to_string(clean.compact_end) + ", rename " +
-                             std::to_string(rename) + "), " + std::to_string(r.acked) +
-                             " steps acked";
+    const std::string what =
+        cfg.name() + " seed " + std::to_string(seed) + ", crash at op " +
+        std::to_string(points[i]) + " (compaction " + std::to_string(clean.compact_begin) + ".." +
+        std::to_string(clean.compact_end) + ", rename " + std::to_string(rename) + "), " +
+        std::to_string(r.acked) + " steps acked";
     // The name reached the packed copy (a crash in a real process would also
     // leave NAME.compacting behind before the rename; the engine deletes it
     // when the failure reaches compact(), so the inode tells).
@@ -830,8 +828,8 @@ BOOST_DATA_TEST_CASE(power_loss_at_every_point_of_a_compaction, bdata::make(kSwe
     if (r.acked < steps.size()) apply(with, steps[r.acked]);
     BOOST_REQUIRE_MESSAGE(
         all == Pairs(acked.begin(), acked.end()) || all == Pairs(with.begin(), with.end()),
-        what << ": contents differ from the model (" << all.size() << " pairs, "
-             << acked.size() << " acked)");
+        what << ": contents differ from the model (" << all.size() << " pairs, " << acked.size()
+             << " acked)");
     if (!renamed || i % 8 == 0) {
       // Compacting again works, and deletes a leftover copy.
       if (!renamed) std::ofstream(path + ".compacting") << "left by the crash";
@@ -844,9 +842,8 @@ BOOST_DATA_TEST_CASE(power_loss_at_every_point_of_a_compaction, bdata::make(kSwe
   }
   BOOST_TEST_MESSAGE(cfg.name() << ": " << points.size() << " crash points ("
                                 << clean.compact_end - clean.compact_begin + 1
-                                << " in the compaction: " << before_rename
-                                << " left the old file, " << after_rename
-                                << " the packed one), 0 lost keys; " << replayed
+                                << " in the compaction: " << before_rename << " left the old file, "
+                                << after_rename << " the packed one), 0 lost keys; " << replayed
                                 << " commits replayed");
   BOOST_TEST(before_rename > 0u);
   BOOST_TEST(after_rename > 0u);

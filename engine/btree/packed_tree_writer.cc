@@ -32,7 +32,8 @@ std::uint64_t PackedTreeWriter::max_keys() const noexcept {
 }
 
 std::uint32_t PackedTreeWriter::cost(const Item& item, bool leaf) const noexcept {
-  const std::size_t cell = leaf ? item.cell.size() : corobtree::Node::inner_cell_size(item.key.size());
+  const std::size_t cell =
+      leaf ? item.cell.size() : corobtree::Node::inner_cell_size(item.key.size());
   return static_cast<std::uint32_t>(cell) + page::kSlotSize;
 }
 
@@ -68,9 +69,8 @@ Task<void> PackedTreeWriter::add(std::string_view key, std::string_view value) {
                 "PackedTreeWriter: a key or value exceeds the limits of '" + out_.path() + "'");
   }
   if (keys_ > 0 && compare_keys(last_key_, key) >= 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "PackedTreeWriter: keys must strictly increase (key " + std::to_string(keys_) +
-                    " does not)");
+    throw Error(ErrorCode::kInvalidArgument, "PackedTreeWriter: keys must strictly increase (key " +
+                                                 std::to_string(keys_) + " does not)");
   }
   Item item;
   item.key.assign(key);
@@ -78,8 +78,8 @@ Task<void> PackedTreeWriter::add(std::string_view key, std::string_view value) {
     item.cell = corobtree::Node::leaf_cell(key, value);
   } else {
     const BlockId first = co_await write_overflow(value);
-    item.cell = corobtree::Node::leaf_overflow_cell(key, static_cast<std::uint32_t>(value.size()),
-                                                    first);
+    item.cell =
+        corobtree::Node::leaf_overflow_cell(key, static_cast<std::uint32_t>(value.size()), first);
   }
   co_await add_item(0, std::move(item));
   last_key_.assign(key);
@@ -153,8 +153,8 @@ Task<void> PackedTreeWriter::write_node(const Pending& n, bool leaf, BlockId pre
   } else {
     node.set_link0(n.items.front().child);
     for (std::size_t i = 1; i < n.items.size(); ++i) {
-      const std::vector<std::byte> cell = corobtree::Node::inner_cell(n.items[i].key,
-                                                                      n.items[i].child);
+      const std::vector<std::byte> cell =
+          corobtree::Node::inner_cell(n.items[i].key, n.items[i].child);
       node.insert_cell(node.count(), cell);
     }
   }

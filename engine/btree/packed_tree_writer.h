@@ -66,8 +66,8 @@ class PackedTreeWriter {
     std::uint64_t used = 0;  // bytes of cells and slots on its page
   };
   struct Level {
-    Pending prev;  // full, not yet written (empty if none)
-    Pending cur;   // being filled
+    Pending prev;                           // full, not yet written (empty if none)
+    Pending cur;                            // being filled
     BlockId before_prev = kInvalidBlockId;  // leaves: the leaf written before prev
   };
 
