@@ -86,6 +86,20 @@ class DiskManagerFactory {
       }
       struct stat st;
       if (::fstat(fd, &st) != 0) throw errno_error(errno, "stat", path);
+      if (options.lock_file) {
+        // The lock holder may have renamed another file over `path` (a
+        // compaction) between our open and our lock: then we locked the old,
+        // unlinked file, which nobody may use any more.
+        struct stat by_name;
+        if (::stat(path.c_str(), &by_name) != 0 || by_name.st_ino != st.st_ino ||
+            by_name.st_dev != st.st_dev) {
+          throw Error(ErrorCode::kLocked,
+                      "'" + path +
+                          "' was replaced while it was being opened (another process "
+                          "compacted it); open it again",
+                      EWOULDBLOCK, path);
+        }
+      }
       // Block access is random: kernel readahead would pull megabytes per miss
       // on buffered files (docs/io.md). Advisory only, so a failure is ignored.
       if (!options.direct_io) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);

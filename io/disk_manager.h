@@ -59,6 +59,7 @@ struct DiskOptions {
   bool direct_io = false;  // O_DIRECT (both backends)
   bool create_if_missing = true;
   bool lock_file = true;      // flock(LOCK_EX) so a second opener gets kLocked
+                              // (also if the file was renamed over meanwhile)
   EventLoop* loop = nullptr;  // io_uring: this loop; null = the thread's (Scheduler::loop())
 };
 
