@@ -287,6 +287,67 @@ BOOST_DATA_TEST_CASE(compact_keeps_every_pair, bdata::make(corobtree::test::db_m
   }
 }
 
+// Node shapes: tiny and maximal keys, values inline and in overflow chains,
+// small and large pages, minimum degrees; each packed copy must validate (fill
+// bounds, the 2t-1 cap, separators) and hold the same pairs.
+BOOST_AUTO_TEST_CASE(packed_copies_of_every_shape_validate) {
+  const std::uint64_t seed = corobtree::test::test_seed("packed_copies_of_every_shape");
+  std::mt19937_64 rng(seed);
+  TempDir dir(fast_base());
+  std::uint64_t copies = 0;
+  for (const std::uint32_t page : {512u, 4096u}) {
+    for (const std::uint32_t t : {0u, 2u, 3u, 6u}) {
+      for (const std::size_t n :
+           {std::size_t{1}, std::size_t{9}, std::size_t{150}, std::size_t{900}}) {
+        for (int shape = 0; shape < 3; ++shape) {
+          const std::string path = dir.file("shape.db");
+          remove_db(path);
+          Options o;
+          o.backend = IoBackend::kPread;
+          o.page_size = page;
+          o.minimum_degree = t;
+          o.pool_pages = 64;
+          o.durability = Durability::kRelaxed;
+          BlockingDatabase db = BlockingDatabase::open(path, o);
+          const std::size_t max_key = db.max_key_size();
+          Model model;
+          while (model.size() < n) {
+            std::string k;
+            std::string v;
+            if (shape == 0) {  // tiny pairs: many cells per page
+              k = random_key(rng).substr(0, 1 + rng() % 4);
+              v = std::string(rng() % 3, 'v');
+            } else if (shape == 1) {  // the longest keys: few cells per page
+              k = random_key(rng) + std::string(max_key - 16, 'k');
+              v = std::string(rng() % 8, 'v');
+            } else {  // mixed, some values in overflow chains
+              k = random_key(rng).substr(0, 2 + rng() % 15) +
+                  std::string(rng() % (max_key / 2), 'm');
+              v = random_value(rng, 0, page / 3, 5);
+            }
+            model[k] = v;
+          }
+          write_in_batches(db, Pairs(model.begin(), model.end()), {}, 100);
+          std::vector<std::string> dels;
+          for (const auto& [k, v] : model) {
+            if (rng() % 3 == 0) dels.push_back(k);
+          }
+          write_in_batches(db, {}, dels, 100);
+          for (const std::string& k : dels) model.erase(k);
+          db.compact();
+          const std::string what = "page " + std::to_string(page) + " t=" + std::to_string(t) +
+                                   " n=" + std::to_string(n) + " shape " + std::to_string(shape);
+          expect_contents(db, model, what);
+          expect_packed(db, what);
+          db.close();
+          ++copies;
+        }
+      }
+    }
+  }
+  BOOST_TEST_MESSAGE(copies << " packed copies validated");
+}
+
 BOOST_DATA_TEST_CASE(small_empty_and_read_only_databases, bdata::make(kBackends), backend) {
   TempDir dir(fast_base());
   Options o;

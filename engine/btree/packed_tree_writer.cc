@@ -45,14 +45,13 @@ bool PackedTreeWriter::fits(const Pending& n, const Item& item, bool leaf) const
 }
 
 // The node rules of BTree::underflows (leaves a quarter full, inner nodes an
-// eighth; with t > 0 also fewer than t-1 keys), and an inner node needs two children.
-bool PackedTreeWriter::underfull(const std::vector<Item>& items, bool leaf) const noexcept {
-  if (!leaf && items.size() < 2) return true;
-  std::uint64_t used = 0;
-  for (std::size_t i = leaf ? 0 : 1; i < items.size(); ++i) used += cost(items[i], leaf);
+// eighth; with t > 0 also fewer than t-1 keys), and an inner node needs two
+// children. `used`: bytes of cells and slots; `items`: cells, or children.
+bool PackedTreeWriter::underfull(std::uint64_t used, std::size_t items, bool leaf) const noexcept {
+  if (!leaf && items < 2) return true;
   const bool few_bytes = used < (leaf ? usable_ / 4 : usable_ / 8);
   if (minimum_degree_ == 0) return few_bytes;
-  const std::uint64_t keys = leaf ? items.size() : items.size() - 1;
+  const std::uint64_t keys = leaf ? items : items - 1;
   return few_bytes && keys + 1 < minimum_degree_;
 }
 
@@ -117,9 +116,13 @@ void PackedTreeWriter::even_out(Level& l, bool leaf) const {
   // sum[i]: the cost of items [0, i).
   std::vector<std::uint64_t> sum(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) sum[i + 1] = sum[i] + cost(all[i], leaf);
+  // The most even split by bytes that fits two pages, preferring one that
+  // leaves neither node underfull.
   std::size_t best = 0;
   std::uint64_t best_gap = ~std::uint64_t{0};
+  bool best_sound = false;
   for (std::size_t m = 1; m < n; ++m) {
+    if (!leaf && (m < 2 || n - m < 2)) continue;  // an inner node needs two children
     // Bytes on each page: an inner node's first item is its leftmost child.
     const std::uint64_t left = leaf ? sum[m] : sum[m] - sum[1];
     const std::uint64_t right = leaf ? sum[n] - sum[m] : sum[n] - sum[m + 1];
@@ -128,10 +131,12 @@ void PackedTreeWriter::even_out(Level& l, bool leaf) const {
     if (left > usable_ || right > usable_ || left_keys > max_keys() || right_keys > max_keys()) {
       continue;
     }
+    const bool sound = !underfull(left, m, leaf) && !underfull(right, n - m, leaf);
     const std::uint64_t gap = left > right ? left - right : right - left;
-    if (gap < best_gap) {
+    if ((sound && !best_sound) || (sound == best_sound && gap < best_gap)) {
       best_gap = gap;
       best = m;
+      best_sound = sound;
     }
   }
   if (best == 0) best = n - 1;  // cannot happen for a full prev; keep the order anyway
@@ -203,7 +208,7 @@ Task<CommitState> PackedTreeWriter::finish() {
     const bool leaf = lv == 0;
     Level& l = levels_[lv];
     const bool has_prev = !l.prev.items.empty();
-    if (has_prev && underfull(l.cur.items, leaf)) even_out(l, leaf);
+    if (has_prev && underfull(l.cur.used, l.cur.items.size(), leaf)) even_out(l, leaf);
     if (has_prev) co_await write_node(l.prev, leaf, l.before_prev, l.cur.id);
     const BlockId prev_id = has_prev ? l.prev.id : kInvalidBlockId;
     co_await write_node(l.cur, leaf, prev_id, kInvalidBlockId);

@@ -73,7 +73,7 @@ class PackedTreeWriter {
 
   std::uint32_t cost(const Item& item, bool leaf) const noexcept;
   bool fits(const Pending& n, const Item& item, bool leaf) const noexcept;
-  bool underfull(const std::vector<Item>& items, bool leaf) const noexcept;
+  bool underfull(std::uint64_t used, std::size_t items, bool leaf) const noexcept;
   BlockId take_ids(std::uint64_t n);
   Task<void> add_item(std::size_t level, Item item);
   // Evens out prev and cur of `level` so that neither is underfull.
