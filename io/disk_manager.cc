@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include <corobtree/when_all.h>
 #include "io/event_loop.h"
@@ -83,6 +84,20 @@ class DiskManagerFactory {
       }
       struct stat st;
       if (::fstat(fd, &st) != 0) throw errno_error(errno, "stat", path);
+      if (options.lock_file) {
+        // The lock holder may have renamed another file over `path` (a
+        // compaction) between our open and our lock: then we locked the old,
+        // unlinked file, which nobody may use any more.
+        struct stat by_name;
+        if (::stat(path.c_str(), &by_name) != 0 || by_name.st_ino != st.st_ino ||
+            by_name.st_dev != st.st_dev) {
+          throw Error(ErrorCode::kLocked,
+                      "'" + path +
+                          "' was replaced while it was being opened (another process "
+                          "compacted it); open it again",
+                      EWOULDBLOCK, path);
+        }
+      }
       // Block access is random: kernel readahead would pull megabytes per miss
       // on buffered files (docs/io.md). Advisory only, so a failure is ignored.
       if (!options.direct_io) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
@@ -232,6 +247,27 @@ const std::byte* FileDiskManager::write_source(std::span<const std::byte> data,
   bounce = AlignedBuffer(page_size_);  // zero-filled: pads a short write
   if (!data.empty()) std::memcpy(bounce.data(), data.data(), data.size());
   return bounce.data();
+}
+
+void DiskManager::rename_to(const std::string& new_path) {
+  throw Error(ErrorCode::kNotSupported, "'" + path() + "' cannot be renamed to '" + new_path + "'",
+              0, path());
+}
+
+void FileDiskManager::rename_to(const std::string& new_path) {
+  check_usable("rename", kInvalidBlockId);
+  if (::rename(path_.c_str(), new_path.c_str()) != 0) {
+    throw errno_error(errno, "rename to '" + new_path + "'", path_);
+  }
+  path_ = new_path;
+  std::filesystem::path dir = std::filesystem::path(new_path).parent_path();
+  if (dir.empty()) dir = std::filesystem::path(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) throw errno_error(errno, "open of the directory", path_);
+  const int rc = ::fsync(dfd);
+  const int err = errno;
+  ::close(dfd);
+  if (rc != 0) throw errno_error(err, "sync of the directory", path_);
 }
 
 Task<void> DiskManager::write_blocks(BlockId first, std::span<const std::byte> data) {

@@ -61,7 +61,8 @@ struct DiskOptions {
   bool direct_io = false;  // O_DIRECT (both backends)
   bool create_if_missing = true;
   // Lock the file (io/file_lock.h) so a second opener gets kLocked, after
-  // waiting up to lock_timeout for a live holder to close it.
+  // waiting up to lock_timeout for a live holder to close it (kLocked too if
+  // the file was renamed over meanwhile).
   bool lock_file = true;
   std::chrono::milliseconds lock_timeout{0};
   EventLoop* loop = nullptr;  // io_uring: this loop; null = the thread's (Scheduler::loop())
@@ -103,6 +104,13 @@ class DiskManager {
   BlockId allocate_block() { return allocate_blocks(1); }
   // Shrinks the file to n blocks (no-op if it has n or fewer).
   virtual void truncate_blocks(std::uint64_t n) = 0;
+  // Renames the file to `new_path` (atomically replacing any file there) and
+  // fsyncs the directory of `new_path`, so that the new name is durable;
+  // path() reports `new_path` from then on. The descriptor, and with it the
+  // lock, stays. If the rename itself fails, nothing changed; if only the
+  // directory sync fails, the file has its new name (path() says so) and the
+  // error is thrown. The base class throws Error(kNotSupported).
+  virtual void rename_to(const std::string& new_path);
 
   virtual std::uint64_t block_count() const noexcept = 0;
   bool exists(BlockId id) const noexcept { return id < block_count(); }
@@ -132,6 +140,7 @@ class FileDiskManager : public DiskManager {
   void truncate_blocks(std::uint64_t n) override;
   // Buffered files: one pwrite for the whole run.
   Task<void> write_blocks(BlockId first, std::span<const std::byte> data) override;
+  void rename_to(const std::string& new_path) override;
   std::uint64_t block_count() const noexcept override { return block_count_; }
   std::uint32_t page_size() const noexcept override { return page_size_; }
   const std::string& path() const noexcept override { return path_; }

@@ -975,3 +975,37 @@ BOOST_DATA_TEST_CASE(dump_right_after_killing_a_writing_shell, bdata::make(kBack
     BOOST_TEST(r.out.find("k\tv\n") != std::string::npos);
   }
 }
+
+BOOST_DATA_TEST_CASE(compact_gives_space_back, bdata::make(kBackends), io) {
+  const Cli cli{io};
+  TempDir dir;
+  const std::string db = dir.file("a.db");
+  const auto rows = numbered_rows(3000);
+  make_db(cli, db, rows);
+  std::map<std::string, std::string> left;
+  std::string dels;
+  int i = 0;
+  for (const auto& [k, v] : rows) {
+    if (i++ % 10 == 0) {
+      left[k] = v;
+    } else {
+      dels += "del " + k + "\n";
+    }
+  }
+  CHECK_RUN(cli({"shell", db}, dels), 0);
+  const std::uint64_t before = fs::file_size(db);
+  const Result r = cli({"compact", db});
+  CHECK_RUN(r, 0);
+  const std::uint64_t after = fs::file_size(db);
+  BOOST_TEST(stat_value(r.out, "size_before") == std::to_string(before), r);
+  BOOST_TEST(stat_value(r.out, "size_after") == std::to_string(after), r);
+  BOOST_TEST(stat_value(r.out, "keys") == std::to_string(left.size()), r);
+  BOOST_TEST(after < before / 4);
+  BOOST_TEST(!fs::exists(db + ".compacting"));
+  BOOST_TEST(cli({"dump", db}).out == dump_text(left));
+  CHECK_RUN(cli({"check", db}), 0);
+  BOOST_TEST(stat_value(cli({"stats", db}).out, "pages_free") == "0");
+  CHECK_RUN(cli({"compact", dir.file("missing.db")}), 3);
+  CHECK_RUN(cli({"compact", db, "extra"}), 3);
+  BOOST_TEST(cli({"dump", db}).out == dump_text(left));
+}

@@ -37,6 +37,7 @@ constexpr const char* kUsage =
     "  check DB                exit 0 if sound, 2 if corrupt\n"
     "  stats DB\n"
     "  backup DB DEST          a consistent copy of DB in the new file DEST\n"
+    "  compact DB              rewrites DB packed; prints its size before and after\n"
     "  shell DB                one command per line on stdin\n"
     "  salvage DAMAGED OUT     copies every intact pair into the new database OUT;\n"
     "                          exit 0 if all were recovered, 2 if some were lost\n"

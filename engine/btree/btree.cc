@@ -281,6 +281,7 @@ Task<std::string> BTree::read_value(const Node& leaf, BlockId leaf_id, std::uint
 
 Task<std::optional<std::string>> BTree::get(std::string_view key) {
   check_key(key);
+  const AsyncSharedMutex::Guard gate = co_await read_gate_.scoped_lock_shared();
   Latched leaf;
   if (!try_descend_cached(key, leaf)) leaf = co_await descend_shared(key);
   Node n(leaf.page.data());

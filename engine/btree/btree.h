@@ -71,6 +71,17 @@ class BTree {
   // leaves. REQUIRES: the tree is empty. Throws kInvalidArgument on unsorted input.
   Task<void> bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted);
 
+  // Readers (get, and each TreeCursor seek or step that descends) hold this
+  // latch shared from the root to the last page they read; nothing else takes
+  // it. Compaction holds it exclusively (with the writer mutex) while it swaps
+  // the file under the pool and calls replace_state(), so that no read spans
+  // the swap: one that started before it finishes in the old file first.
+  AsyncSharedMutex& read_gate() noexcept { return read_gate_; }
+  // The tree is now `state` (a packed copy that the pool's file holds).
+  // REQUIRES: the writer mutex and read_gate() held exclusively; no page of
+  // the old tree pinned.
+  void replace_state(const TreeState& state) noexcept { state_ = state; }
+
   // Checks every invariant (see above); flushes the pool first so that the
   // on-disk checksums it verifies are current. Takes the writer mutex.
   Task<ValidationReport> validate();
@@ -158,6 +169,7 @@ class BTree {
   std::uint32_t max_key_;
   AsyncMutex writer_mutex_;
   AsyncSharedMutex root_latch_;  // guards state_.root / height against readers
+  AsyncSharedMutex read_gate_;   // held shared by every read; see read_gate()
 };
 
 }  // namespace corobtree

@@ -53,6 +53,8 @@ bool TreeCursor::in_bounds() noexcept {
 }
 
 Task<bool> TreeCursor::seek_ge(std::string_view key) {
+  // No compaction swaps the file while this seek reads it (BTree::read_gate).
+  const AsyncSharedMutex::Guard gate = co_await tree_.read_gate_.scoped_lock_shared();
   BTree::Latched leaf;
   if (!tree_.try_descend_cached(key, leaf)) leaf = co_await tree_.descend_shared(key);
   std::uint32_t pos = Node(leaf.page.data()).lower_bound(key);
@@ -90,6 +92,7 @@ Task<bool> TreeCursor::seek_gt(std::string_view key) {
 // down), then back up to the nearest ancestor with a left neighbour if the
 // leaf holds no smaller key.
 Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
+  const AsyncSharedMutex::Guard gate = co_await tree_.read_gate_.scoped_lock_shared();
   std::vector<BTree::Latched> path;
   AsyncSharedMutex::Guard root_guard = co_await tree_.root_latch_.scoped_lock_shared();
   const BlockId root_id = tree_.state_.root;

@@ -10,6 +10,8 @@
 // or, backwards, by a fresh descent. Each leaf is therefore seen in a
 // consistent state, and concurrent writers are never blocked by an idle
 // cursor; a key inserted or erased concurrently may or may not be seen.
+// A compaction (Database::compact) between two calls is invisible: the next
+// descent reads the packed tree; each seek holds BTree::read_gate() shared.
 // key() and value() stay valid until the cursor moves.
 //
 // A file is not trusted: each step must reach a key strictly greater (in

@@ -32,6 +32,7 @@ Task<std::vector<std::pair<std::string, std::string>>> Database::scan(ScanOption
 }
 Task<ValidationReport> Database::validate() { return impl_->validate(); }
 Task<void> Database::checkpoint() { return impl_->checkpoint(); }
+Task<void> Database::compact() { return impl_->compact(); }
 Task<void> Database::close() { return impl_->close(); }
 Task<void> Database::backup(std::string dest) { return impl_->backup(std::move(dest)); }
 DatabaseStats Database::stats() const { return impl_->stats(); }

@@ -92,7 +92,7 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
 
 }  // namespace
 
-DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk,
+DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<ReplaceableDisk> disk,
                            const Options& options, const Meta& meta, PageImageStore& store)
     : path_(std::move(path)),
       options_(options),
@@ -214,18 +214,19 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
     disk = options.wrap_disk(std::move(disk));
     log = options.wrap_disk(std::move(log));
   }
+  auto data = std::make_unique<ReplaceableDisk>(std::move(disk));
 
   Meta meta;
   AlignedBuffer buf(page_size);
   {
-    if (disk->block_count() < 3) {
+    if (data->block_count() < 3) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' is truncated: " + std::to_string(st.st_size) + " bytes", 0, path);
     }
     DecodedMeta best{MetaStatus::kBadMagic, {}, 0};
     std::string reasons;
     for (BlockId id : {BlockId{0}, BlockId{1}}) {
-      co_await disk->read_block(id, buf.span());
+      co_await data->read_block(id, buf.span());
       DecodedMeta d = decode_meta(id, buf.span());
       if (d.status != MetaStatus::kValid) {
         reasons += " meta page " + std::to_string(id) + ": " +
@@ -239,18 +240,18 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
                   path);
     }
     meta = best.meta;
-    if (meta.state.page_count > disk->block_count()) {
+    if (meta.state.page_count > data->block_count()) {
       throw Error(ErrorCode::kCorruption,
                   "'" + path + "' is truncated: the meta page counts " +
                       std::to_string(meta.state.page_count) + " pages, the file holds " +
-                      std::to_string(disk->block_count()),
+                      std::to_string(data->block_count()),
                   0, path);
     }
   }
   std::unique_ptr<Recovery> recovery =
-      co_await Recovery::open(std::move(log), *disk, options.durability, meta);
+      co_await Recovery::open(std::move(log), *data, options.durability, meta);
   auto db = std::unique_ptr<DatabaseImpl>(
-      new DatabaseImpl(path, std::move(disk), options, recovery->meta(), recovery->page_store()));
+      new DatabaseImpl(path, std::move(data), options, recovery->meta(), recovery->page_store()));
   co_await db->replay(*recovery);
   const RecoveryStats rec = recovery->stats();
   db->recovery_ = rec;

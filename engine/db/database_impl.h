@@ -23,6 +23,7 @@
 #include <corobtree/task.h>
 #include "engine/btree/btree.h"
 #include "engine/btree/tree_cursor.h"
+#include "engine/db/replaceable_disk.h"
 #include "engine/format/meta.h"
 #include "engine/log/checkpointer.h"
 #include "engine/log/page_image_store.h"
@@ -61,6 +62,10 @@ class DatabaseImpl final : private LoggedTree {
   // Checkpointer::checkpoint under the writer mutex: the data file and its
   // meta page then hold every commit, and the log starts empty.
   Task<void> checkpoint();
+  // Rewrites the database into a packed copy and swaps it in (engine/db/
+  // compact.cc; docs/engine.md, "Compaction"). Takes the writer mutex; reads
+  // go on until the swap, which waits for the reads in flight (read_gate).
+  Task<void> compact();
   // Checkpointer::close (checkpoint if anything was written, then release the
   // files and delete the log). Later calls throw kClosed. After a failed
   // write it only releases. Waits for a backup in progress first.
@@ -82,7 +87,7 @@ class DatabaseImpl final : private LoggedTree {
     CommitState state;
     std::uint64_t dirty_marks = 0;
   };
-  DatabaseImpl(std::string path, std::unique_ptr<DiskManager> disk, const Options& options,
+  DatabaseImpl(std::string path, std::unique_ptr<ReplaceableDisk> disk, const Options& options,
                const Meta& meta, PageImageStore& store);
   void check_open() const;
   // Reads both meta pages; a problem for each that does not decode.
@@ -114,6 +119,10 @@ class DatabaseImpl final : private LoggedTree {
   // backup.cc: copies the data file's pages as of `meta` into a temporary
   // file, then links it to `dest`; removes the temporary file on failure.
   Task<void> copy_data_file(const std::string& dest, const Meta& meta);
+  // Compaction: streams the tree into a new file at `tmp` (through
+  // Options::wrap_disk like the data file), writes its meta pages into `meta`
+  // and both slots, and syncs it. The writer mutex is held, the log empty.
+  Task<std::unique_ptr<DiskManager>> build_packed_copy(std::string tmp, Meta& meta);
   // After the writer mutex is released: waits for durability, checkpoints when due.
   Task<void> finish_commit(std::uint64_t lsn);
 
@@ -123,7 +132,7 @@ class DatabaseImpl final : private LoggedTree {
 
   std::string path_;
   Options options_;
-  std::unique_ptr<DiskManager> disk_;
+  std::unique_ptr<ReplaceableDisk> disk_;  // the data file (compaction replaces it)
   std::unique_ptr<Hooks> hooks_;
   std::unique_ptr<Checkpointer> log_;  // null until the log is replayed
   std::unique_ptr<BufferPool> pool_;

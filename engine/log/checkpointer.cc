@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <corobtree/error.h>
+
 #include "engine/log/log_format.h"
 #include "engine/log/write_batch_internal.h"
 #include "io/aligned_buffer.h"
@@ -113,6 +115,19 @@ Task<void> Checkpointer::checkpoint() {
   co_await log_->reset();
   ++checkpoints_;
   modified_ = false;
+}
+
+void Checkpointer::data_file_replaced(const Meta& meta) {
+  if (modified_ || in_transaction() || meta.database_id != meta_.database_id ||
+      meta.checkpoint_lsn != meta_.checkpoint_lsn || meta.sequence <= meta_.sequence) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the data file of '" + log_->path() +
+                    "' may be replaced only right after a checkpoint, by one of the same "
+                    "database and checkpoint");
+  }
+  meta_ = meta;
+  metas_differ_ = false;  // the new file holds `meta` in both slots
+  store_->clear();        // its images (none since the checkpoint) named the old file's pages
 }
 
 Task<void> Checkpointer::close() {

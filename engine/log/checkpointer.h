@@ -156,6 +156,13 @@ class Checkpointer {
   Task<void> close();
   // Closes the log file and keeps it (after a failure: the next open recovers).
   void abandon() noexcept { log_->close(); }
+  // Compaction swapped in another data file (the one `data` now reaches)
+  // that holds this database's contents as of the last checkpoint, described
+  // by `meta` (written into both slots and synced): this database's id and
+  // checkpoint LSN, a later sequence number. REQUIRES: the writer mutex held
+  // and nothing committed since the last checkpoint, so the log is empty;
+  // else Error(kInvalidArgument) and nothing changes.
+  void data_file_replaced(const Meta& meta);
 
   // The LSN of the last commit appended.
   std::uint64_t last_lsn() const noexcept { return log_->last_commit(); }

@@ -372,6 +372,30 @@ Task<void> BufferPool::flush_all() {
   co_await when_all(std::move(writes));
 }
 
+void BufferPool::discard_all() {
+  check_usable();
+  for (std::size_t i = 0; i < frame_count(); ++i) {
+    const Frame& fr = frame(static_cast<FrameId>(i));
+    if (fr.page_id == kInvalidBlockId) continue;
+    if (fr.pins > 0 || fr.dirty || fr.loading || fr.writing || fr.evicting) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "discard_all on the pool over '" + disk_.path() + "': page " +
+                      std::to_string(fr.page_id) + " is in use or dirty",
+                  0, disk_.path(), fr.page_id);
+    }
+  }
+  for (std::size_t i = 0; i < frame_count(); ++i) {
+    const auto f = static_cast<FrameId>(i);
+    Frame& fr = frame(f);
+    if (fr.page_id == kInvalidBlockId) continue;
+    table_.erase(fr.page_id);
+    if (!direct() && replacer_.contains(f)) replacer_.remove(f);
+    fr.listed = false;
+    free_frame(f);
+  }
+  dirty_list_.clear();
+}
+
 Task<void> BufferPool::close() {
   if (closed_) co_return;
   co_await flush_all();

@@ -159,6 +159,11 @@ class BufferPool {
   // Writes every dirty page (all in flight together) and waits for direct-mode
   // write-backs; rethrows a deferred write-back error if one remains.
   Task<void> flush_all();
+  // Forgets every cached page without writing anything, so that each page is
+  // read from the store again (the database swapped in another data file).
+  // REQUIRES: no page pinned, dirty or in transfer (flush_all() first, with
+  // nothing else using the pool); else Error(kInvalidArgument), nothing dropped.
+  void discard_all();
   // flush_all(), then DiskManager::sync(); afterwards every call throws kClosed.
   Task<void> close();
 

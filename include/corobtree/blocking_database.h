@@ -57,6 +57,8 @@ class BlockingDatabase {
   void checkpoint() { sync_wait(db_->checkpoint()); }
   // Database::backup: a consistent copy of the database in the new file `dest`.
   void backup(const std::string& dest) { sync_wait(db_->backup(dest)); }
+  // Database::compact(): rewrites the file packed and swaps it in.
+  void compact() { sync_wait(db_->compact()); }
   void close() {
     if (db_) sync_wait(db_->close());
   }

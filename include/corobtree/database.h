@@ -93,6 +93,17 @@ class COROBTREE_EXPORT Database {
   // Copies the logged pages into the data file, syncs it, writes the next
   // meta page, syncs again and empties the log.
   Task<void> checkpoint();
+  // Gives space back: checkpoints, then rewrites the tree, packed, into a new
+  // file NAME.compacting (leaves as full as bulk_load makes them, no free
+  // pages), syncs it and renames it over NAME, so the file shrinks to what
+  // the live keys need. Atomic: a crash at any point leaves either the old
+  // file or the packed one, with every commit. Writers wait for it (it holds
+  // the writer mutex throughout); reads and cursors go on meanwhile and stay
+  // correct, the swap itself waiting for the reads in flight. Needs free disk
+  // space for the copy. A failure before the rename leaves the database as
+  // it was (the copy is deleted); one after it stops the database like a
+  // failed write. Throws kClosed after close().
+  Task<void> compact();
   // checkpoint() if anything was written, then release the files and delete
   // the log. Later calls throw kClosed. After a failed write it only releases.
   // A backup in progress finishes first.

@@ -57,8 +57,9 @@ struct Options {
   // After replaying a log at open, validate() the tree (kCorruption if unsound).
   bool validate_after_recovery = true;
   // For the project's own tests (fault injection): wraps the data file's and
-  // the log's block store, and a backup's destination. DiskManager is not
-  // part of the installed API; leave this empty.
+  // the log's block store, a backup's destination and the packed copy that
+  // compact() writes. DiskManager is not part of the installed API; leave this
+  // empty.
   std::function<std::unique_ptr<DiskManager>(std::unique_ptr<DiskManager>)> wrap_disk;
 };
 

@@ -21,6 +21,7 @@ const char* op_name(FaultOp op) {
     case FaultOp::kWrite: return "write";
     case FaultOp::kSync: return "sync";
     case FaultOp::kAllocate: return "allocate";
+    case FaultOp::kRename: return "rename";
   }
   return "?";
 }
@@ -49,6 +50,13 @@ std::shared_ptr<FaultPlan::File> FaultPlan::file(const DiskManager& disk) {
     f->synced_blocks = disk.block_count();  // what existed at open is on the disk
   }
   return f;
+}
+
+void FaultPlan::renamed(const std::shared_ptr<File>& f, const std::string& to) {
+  auto it = files_.find(f->path);
+  if (it != files_.end() && it->second == f) files_.erase(it);
+  f->path = to;
+  files_[to] = f;
 }
 
 void FaultPlan::step(FaultOp op, const std::string& path, BlockId block) {
@@ -187,6 +195,19 @@ void FaultDiskManager::truncate_blocks(std::uint64_t n) {
   file_->synced_blocks = std::min(file_->synced_blocks, n);
   std::erase_if(file_->synced, [n](const auto& e) { return e.first >= n; });
   std::erase_if(file_->pending, [n](const auto& e) { return e.first >= n; });
+}
+
+void FaultDiskManager::rename_to(const std::string& new_path) {
+  plan_->step(FaultOp::kRename, inner_->path(), kInvalidBlockId);
+  plan_->rename_ops_.push_back(plan_->ops_ - 1);
+  std::exception_ptr error;
+  try {
+    inner_->rename_to(new_path);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (inner_->path() == new_path) plan_->renamed(file_, new_path);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace corobtree::test

@@ -5,8 +5,11 @@
 //   auto plan = std::make_shared<FaultPlan>(seed);
 //   options.wrap_disk = plan->wrapper();
 //
-// Every read, write, sync and allocation of either file is one operation,
-// numbered from 0 in the order the engine issues them.
+// Every read, write, sync, allocation and rename of either file is one
+// operation, numbered from 0 in the order the engine issues them. A rename
+// (DiskManager::rename_to, which compaction uses to swap in its packed copy)
+// is durable once done; the plan then knows the file by its new name, and a
+// crash at the rename (crash_at = its number) leaves the old name in place.
 //
 // Errors: plan->fail_at = N fails operation N (reads and syncs with EIO, writes
 // with `write_errno`, allocations with ENOSPC); with `persistent` every later
@@ -35,7 +38,7 @@
 
 namespace corobtree::test {
 
-enum class FaultOp { kRead, kWrite, kSync, kAllocate };
+enum class FaultOp { kRead, kWrite, kSync, kAllocate, kRename };
 
 struct PowerLossReport {
   std::uint64_t unsynced_writes = 0;  // writes since the last sync, over all files
@@ -54,6 +57,8 @@ class FaultPlan : public std::enable_shared_from_this<FaultPlan> {
   std::optional<std::uint64_t> crash_at;
 
   std::uint64_t ops() const noexcept { return ops_; }
+  // The numbers of the renames done so far.
+  const std::vector<std::uint64_t>& rename_ops() const noexcept { return rename_ops_; }
   std::uint64_t failures() const noexcept { return failures_; }
   bool crashed() const noexcept { return crashed_; }
 
@@ -77,6 +82,8 @@ class FaultPlan : public std::enable_shared_from_this<FaultPlan> {
   // Counts an operation; throws the injected error, if any.
   void step(FaultOp op, const std::string& path, BlockId block);
   std::shared_ptr<File> file(const DiskManager& disk);
+  // `f` was renamed to `to`, replacing whatever file had that name.
+  void renamed(const std::shared_ptr<File>& f, const std::string& to);
 
   std::uint64_t seed_;
   std::uint64_t ops_ = 0;
@@ -84,6 +91,7 @@ class FaultPlan : public std::enable_shared_from_this<FaultPlan> {
   bool failing_ = false;
   bool crashed_ = false;
   std::map<std::string, std::shared_ptr<File>> files_;
+  std::vector<std::uint64_t> rename_ops_;
 };
 
 class FaultDiskManager final : public DiskManager {
@@ -96,6 +104,7 @@ class FaultDiskManager final : public DiskManager {
   Task<void> sync() override;
   BlockId allocate_blocks(std::uint64_t n) override;
   void truncate_blocks(std::uint64_t n) override;
+  void rename_to(const std::string& new_path) override;
 
   std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
   std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
