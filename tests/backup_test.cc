@@ -191,7 +191,7 @@ Model open_backup(const std::string& dest, IoBackend backend) {
 // ---- the write load -------------------------------------------------------
 
 std::string writer_key(int w, std::uint64_t k) {
-  char buf[32];
+  char buf[48];
   std::snprintf(buf, sizeof buf, "w%d-%06llu", w, static_cast<unsigned long long>(k));
   return buf;
 }
