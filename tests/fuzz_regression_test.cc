@@ -50,7 +50,8 @@ void run_all(const std::string& target, Entry entry) {
   for (const auto& f : files) {
     const std::string bytes = corobtree::test::read_file_bytes(f.string());
     BOOST_TEST_CONTEXT(f.string()) {
-      BOOST_CHECK_NO_THROW(entry(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+      BOOST_CHECK_NO_THROW(
+          entry(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
     }
   }
 }

@@ -26,8 +26,8 @@ std::string_view as_text(const std::uint8_t* data, std::size_t size) {
 // must report the corruption instead).
 void check_order(const std::vector<std::pair<std::string, std::string>>& rows, bool reverse) {
   for (std::size_t i = 1; i < rows.size(); ++i) {
-    const bool ordered = reverse ? rows[i - 1].first > rows[i].first
-                                 : rows[i - 1].first < rows[i].first;
+    const bool ordered =
+        reverse ? rows[i - 1].first > rows[i].first : rows[i - 1].first < rows[i].first;
     if (!ordered) {
       fail(std::string(reverse ? "reverse " : "") + "scan returned keys out of order at row " +
            std::to_string(i));
@@ -113,8 +113,8 @@ const std::string& base_database() {
     clear_scratch();
     // A fixed database id: the same bytes in every run, and logs that name it.
     for (BlockId id : {BlockId{0}, BlockId{1}}) {
-      auto page = std::span<std::byte>(reinterpret_cast<std::byte*>(out.data()) + id * kFuzzPageSize,
-                                       kFuzzPageSize);
+      auto page = std::span<std::byte>(
+          reinterpret_cast<std::byte*>(out.data()) + id * kFuzzPageSize, kFuzzPageSize);
       DecodedMeta d = decode_meta(id, page);
       if (d.status != MetaStatus::kValid) fail("the base database has a bad meta page");
       d.meta.database_id = kBaseDatabaseId;

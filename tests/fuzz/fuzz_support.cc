@@ -92,8 +92,7 @@ bool expect_ok_or_corrupt(const char* what, bool corrupt, const std::function<vo
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kCorruption || e.code() == also) return true;
     if (corrupt && e.code() == ErrorCode::kClosed) return true;
-    fail(std::string(what) + " threw " + std::string(error_code_name(e.code())) + ": " +
-         e.what());
+    fail(std::string(what) + " threw " + std::string(error_code_name(e.code())) + ": " + e.what());
   }
   return false;
 }

@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
 
   // escape: dump lines and escaped arguments.
   namespace cli = corobtree::cli;
-  write(root / "escape" / "dump_line", cli::format_dump_line("key\t1", std::string("v\0\xff\n", 4)));
+  write(root / "escape" / "dump_line",
+        cli::format_dump_line("key\t1", std::string("v\0\xff\n", 4)));
   write(root / "escape" / "empty_arg", cli::escape_arg(""));
   write(root / "escape" / "escapes", "a\\x41\\\\b\\tc\\nd\\r\"e f");
   write(root / "escape" / "bad_escape", "k\\q\tv\\x4");
