@@ -1,6 +1,7 @@
 // The data_file and wal targets, the base database and their restamping
 // (tests/fuzz/fuzz_targets.h).
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,11 +46,16 @@ void exercise(const std::string& path) {
       "open", corrupt, [&] { db.emplace(BlockingDatabase::open(path, fuzz_options())); },
       ErrorCode::kNotSupported);
   if (!db) return;
+  // The model: what a sound file holds, then every change made to it.
+  std::map<std::string, std::string> model;
   std::vector<std::string> keys;
   corrupt |= expect_ok_or_corrupt("scan", corrupt, [&] {
-    const auto rows = db->scan({}, 256);
+    const auto rows = db->scan();
     check_order(rows, false);
-    for (const auto& row : rows) keys.push_back(row.first);
+    for (const auto& row : rows) {
+      keys.push_back(row.first);
+      model.insert(row);
+    }
   });
   corrupt |= expect_ok_or_corrupt("reverse scan", corrupt, [&] {
     ScanOptions o;
@@ -60,15 +66,31 @@ void exercise(const std::string& path) {
   corrupt |= expect_ok_or_corrupt("get", corrupt, [&] {
     for (std::size_t i = 0; i < keys.size() && i < 12; ++i) (void)db->get(keys[i]);
   });
-  corrupt |= expect_ok_or_corrupt("validate", corrupt, [&] { (void)db->validate(); });
+  bool sound = false;
+  corrupt |= expect_ok_or_corrupt("validate", corrupt, [&] { sound = db->validate().ok(); });
+  sound = sound && !corrupt;
+  // Enough puts to split leaves, enough erases to merge them again.
   corrupt |= expect_ok_or_corrupt("put", corrupt, [&] {
-    for (int i = 0; i < 12; ++i) db->put(fuzz_key(1000 + i * 13), fuzz_value(i, 30));
+    for (int i = 0; i < 40; ++i) {
+      db->put(fuzz_key(1000 + i * 13), fuzz_value(i, 30));
+      model[fuzz_key(1000 + i * 13)] = fuzz_value(i, 30);
+    }
     db->put(keys.front(), fuzz_value(5, 700));  // an overflow value
+    model[keys.front()] = fuzz_value(5, 700);
     db->put("big", fuzz_value(9, 1500));
+    model["big"] = fuzz_value(9, 1500);
   });
   corrupt |= expect_ok_or_corrupt("erase", corrupt, [&] {
-    for (std::size_t i = 0; i < keys.size() && i < 16; i += 2) (void)db->erase(keys[i]);
+    for (std::size_t i = 0; i < keys.size() && i < 64; i += 2) {
+      (void)db->erase(keys[i]);
+      model.erase(keys[i]);
+    }
+    for (int i = 0; i < 40; i += 2) {
+      (void)db->erase(fuzz_key(1000 + i * 13));
+      model.erase(fuzz_key(1000 + i * 13));
+    }
     (void)db->erase("big");
+    model.erase("big");
   });
   corrupt |= expect_ok_or_corrupt("bounded scan", corrupt, [&] {
     ScanOptions o;
@@ -76,7 +98,33 @@ void exercise(const std::string& path) {
     o.upper = fuzz_key(30);
     check_order(db->scan(o, 64), false);
   });
-  expect_ok_or_corrupt("close", corrupt, [&] { db->close(); });
+  corrupt |= expect_ok_or_corrupt("checkpoint", corrupt, [&] { db->checkpoint(); });
+  corrupt |= expect_ok_or_corrupt("close", corrupt, [&] { db->close(); });
+  db.reset();
+  // What the engine wrote back must open again (or report the corruption).
+  // A file that validated and never reported corruption must still validate
+  // and hold exactly the model: a clean file stays clean.
+  sound = sound && !corrupt;
+  const bool reopen_corrupt = expect_ok_or_corrupt(
+      "reopen", corrupt,
+      [&] {
+        auto again = BlockingDatabase::open(path, fuzz_options());
+        const auto rows = again.scan();
+        check_order(rows, false);
+        const ValidationReport report = again.validate();
+        if (sound && !report.ok()) {
+          fail("a file that validated no longer does after puts and erases: " +
+               report.summary());
+        }
+        const std::vector<std::pair<std::string, std::string>> want(model.begin(), model.end());
+        if (sound && rows != want) {
+          fail("a file that validated lost or changed keys: " + std::to_string(rows.size()) +
+               " rows, the model has " + std::to_string(model.size()));
+        }
+        again.close();
+      },
+      ErrorCode::kNotSupported);
+  if (sound && reopen_corrupt) fail("a file that validated is corrupt after puts and erases");
 }
 
 }  // namespace
