@@ -12,6 +12,7 @@
 #include <corobtree/blocking_database.h>
 #include <corobtree/write_batch.h>
 
+#include "io/disk_manager.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tools/escape.h"
@@ -80,6 +81,87 @@ std::string wal(const std::function<void(BlockingDatabase&)>& work) {
   return log;
 }
 
+// A data file's DiskManager that copies the log (NAME-wal) when a meta page
+// is written while `armed`: during a checkpoint that is after its page
+// images and checkpoint record are in the log, and before it resets the log,
+// so the copy is the log of a checkpoint cut short by a crash.
+class MetaWriteSnapshot final : public corobtree::DiskManager {
+ public:
+  MetaWriteSnapshot(std::unique_ptr<DiskManager> inner, bool& armed, std::string& out)
+      : inner_(std::move(inner)), armed_(armed), out_(out) {}
+  corobtree::Task<void> read_block(corobtree::BlockId id, std::span<std::byte> o) override {
+    return inner_->read_block(id, o);
+  }
+  corobtree::Task<void> write_block(corobtree::BlockId id,
+                                    std::span<const std::byte> data) override {
+    if (armed_ && id <= 1) {
+      out_ = trim_zero_blocks(read_all(inner_->path() + "-wal"));
+      armed_ = false;
+    }
+    return inner_->write_block(id, data);
+  }
+  corobtree::Task<void> sync() override { return inner_->sync(); }
+  corobtree::BlockId allocate_blocks(std::uint64_t n) override {
+    return inner_->allocate_blocks(n);
+  }
+  void truncate_blocks(std::uint64_t n) override { inner_->truncate_blocks(n); }
+  std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
+  std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
+  const std::string& path() const noexcept override { return inner_->path(); }
+  bool direct_io() const noexcept override { return inner_->direct_io(); }
+  bool is_open() const noexcept override { return inner_->is_open(); }
+  corobtree::IoBackend backend() const noexcept override { return inner_->backend(); }
+  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
+  corobtree::DiskStats stats() const noexcept override { return inner_->stats(); }
+  int native_handle() const noexcept override { return inner_->native_handle(); }
+  void close() noexcept override { inner_->close(); }
+
+ private:
+  std::unique_ptr<DiskManager> inner_;
+  bool& armed_;
+  std::string& out_;
+};
+
+// The log of a checkpoint interrupted after its checkpoint record: commits
+// with page images (evictions of a small pool), then the checkpoint's images
+// and record, over the base database.
+std::string interrupted_checkpoint_wal() {
+  corobtree::fuzz::clear_scratch();
+  const std::string path = corobtree::fuzz::write_scratch("seed", corobtree::fuzz::base_database());
+  bool armed = false;
+  std::string log;
+  corobtree::Options o = options();
+  o.wrap_disk =
+      [&](std::unique_ptr<corobtree::DiskManager> d) -> std::unique_ptr<corobtree::DiskManager> {
+    if (d->path() != path) return d;
+    return std::make_unique<MetaWriteSnapshot>(std::move(d), armed, log);
+  };
+  {
+    auto db = BlockingDatabase::open(path, o);
+    for (int i = 0; i < 6; ++i) db.put(fuzz_key(i * 3 + 1), fuzz_value(i, 20));
+    armed = true;
+    db.checkpoint();
+    db.close();
+  }
+  // The base database and this log: open must finish the checkpoint.
+  corobtree::fuzz::clear_scratch();
+  corobtree::fuzz::write_scratch("seed", corobtree::fuzz::base_database());
+  corobtree::fuzz::write_scratch("seed-wal", log);
+  {
+    auto db = BlockingDatabase::open(path, options());
+    const corobtree::RecoveryStats r = db.stats().recovery;
+    std::cout << "interrupted checkpoint: " << r.pages << " page images, " << r.commits
+              << " commits after it\n";
+    if (!r.checkpoint) {
+      std::cerr << "the log does not hold an interrupted checkpoint\n";
+      std::exit(1);
+    }
+    db.close();
+  }
+  corobtree::fuzz::clear_scratch();
+  return log;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,6 +212,8 @@ int main(int argc, char** argv) {
           db.put(fuzz_key(300), fuzz_value(0, 12));
           db.erase(fuzz_key(201));
         }));
+
+  write(root / "wal" / "interrupted_checkpoint", interrupted_checkpoint_wal());
 
   // page: the first page of each type (meta, leaf, inner, overflow, free) in
   // those files, with a probe key after it.
