@@ -664,8 +664,10 @@ BOOST_AUTO_TEST_CASE(verify_checks_the_page_structure) {
 // by fuzz_wal: an image of a page past the checkpoint's page count was copied
 // past the end of the data file (kOutOfRange), and a page count of 2^40 made
 // open allocate 512 TiB (kNoSpace, or a huge sparse file). An image of a meta
-// page overwrote it with a tree page. Now such images are ignored, the count
-// is kCorruption, and the meta pages stay meta pages.
+// page overwrote it with a tree page. A page count of 0 truncated the data
+// file to nothing, then the meta page write failed (kOutOfRange). Now such
+// images are ignored, such counts (and any impossible checkpoint fields, as
+// for a meta page) are kCorruption, and the meta pages stay meta pages.
 BOOST_TEST_DECORATOR(*utf::timeout(300))
 BOOST_DATA_TEST_CASE(log_checkpoint_outside_the_file, bdata::make(corobtree::test::all_backends()),
                      backend) {
@@ -673,10 +675,9 @@ BOOST_DATA_TEST_CASE(log_checkpoint_outside_the_file, bdata::make(corobtree::tes
   const std::string path = dir.file("log.db");
   const std::string inputs = std::string(COROBTREE_FUZZ_DIR) + "/regressions/wal/";
   const std::pair<const char*, bool> cases[] = {
-      {"checkpoint_page_count_huge", true},
-      {"image_past_page_count", false},
-      {"found_image_past_page_count", false},
-      {"image_of_meta_page", false},
+      {"checkpoint_page_count_huge", true},       {"checkpoint_page_count_zero", true},
+      {"found_checkpoint_page_count_zero", true}, {"image_past_page_count", false},
+      {"found_image_past_page_count", false},     {"image_of_meta_page", false},
   };
   for (const auto& [name, must_fail] : cases) {
     BOOST_TEST_MESSAGE(backend.name() << ": " << name);

@@ -112,6 +112,14 @@ Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
     // end of the file), a meta page never has an image. A hostile log can
     // name any page.
     const std::uint64_t page_count = scan.checkpoint->page_count;
+    if (!plausible(*scan.checkpoint)) {
+      throw Error(ErrorCode::kCorruption,
+                  "the log '" + rec->log_->path() + "' holds a checkpoint of impossible fields (" +
+                      std::to_string(page_count) + " pages, root " +
+                      std::to_string(scan.checkpoint->tree.root) + ", height " +
+                      std::to_string(scan.checkpoint->tree.height) + ")",
+                  0, data.path());
+    }
     // Every page the checkpoint added past the end of the file was logged
     // (a new page is dirty): a larger count is damage, not a file to grow.
     if (page_count > data.block_count() &&
