@@ -45,9 +45,14 @@ build_targets=()
 for t in $TARGETS; do build_targets+=("fuzz_$t"); done
 cmake --build "$BUILD_DIR" -j "${COROBTREE_FUZZ_JOBS:-$(nproc)}" --target "${build_targets[@]}"
 
+# The targets' scratch files (one directory per process inside), in tmpfs when
+# there is one; removed at the end even if a target crashed.
+SCRATCH=$(mktemp -d "$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/corobtree-fuzz-run.XXXXXX")
+export COROBTREE_FUZZ_TMPDIR=$SCRATCH
+trap 'rm -rf "$SCRATCH"' EXIT
 if [ "$CI" -eq 1 ]; then
   WORK=$(mktemp -d)
-  trap 'rm -rf "$WORK"' EXIT
+  trap 'rm -rf "$SCRATCH" "$WORK"' EXIT
   SECONDS_EACH=15
 else
   WORK=${COROBTREE_FUZZ_WORK:-$BUILD_DIR/work}
@@ -74,8 +79,7 @@ for t in $TARGETS; do
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   echo "=== fuzz_$t for ${SECONDS_EACH}s (corpus $corpus)"
   set +e
-  # The scratch files go to /dev/shm (the binaries choose it); leaks are
-  # reported (ASan's default); -timeout: one input taking 10 s is a hang.
+  # Leaks are reported (ASan's default); -timeout: one input taking 10 s is a hang.
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
     COROBTREE_IO=pread "$BUILD_DIR/tests/fuzz/fuzz_$t" "$corpus" "$ROOT/tests/fuzz/corpus/$t" \
     -max_total_time="$SECONDS_EACH" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
