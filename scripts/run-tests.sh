@@ -6,6 +6,7 @@
 #   4. clang++ (warnings as errors) with a shared libcorobtree, ctest
 #   5. the format check (.clang-format) and clang-tidy (.clang-tidy)
 #   6. a smoke run of every perf binary with tiny sizes
+#   7. the libFuzzer targets (clang 14), 15 s each from the seed corpora
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 # Options: --quick (skip the clang pass), --jobs N.
 set -euo pipefail
@@ -27,7 +28,8 @@ done
 . "$ROOT/scripts/lib/deps.sh"
 # The peers' libraries let the perf smoke run build and exercise peer_bench.
 ensure_packages cmake ninja-build g++ clang clang-format clang-tidy pkg-config liburing-dev \
-  libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev
+  libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev \
+  clang-14 libclang-rt-14-dev
 
 declare -a SUMMARY=()
 TOTAL_PASSED=0
@@ -110,6 +112,11 @@ perf_smoke() {
   return $ok
 }
 record_step "perf smoke run (tiny sizes)" perf_smoke
+
+# Only the fuzz binaries are built here (scripts/fuzz.sh); a crash, leak or
+# hang fails the step and prints the input.
+record_step "fuzz (libFuzzer, 15 s per target)" \
+  env COROBTREE_FUZZ_JOBS="$JOBS" bash "$ROOT/scripts/fuzz.sh" --ci --build "$BUILD/fuzz"
 
 echo
 echo "=== summary"

@@ -17,7 +17,8 @@
 // (read an inner page as a leaf); overflow cells claiming ~4 GiB, or more than
 // the file could hold; cyclic overflow chains; free-list cycles and links
 // outside the file or into the tree; a parent whose two children are one page
-// (erase until a rebalance). Every case runs on both backends, buffered and
+// (erase until a rebalance); a log whose interrupted checkpoint names pages
+// outside the file. Every case runs on both backends, buffered and
 // O_DIRECT. page::verify's structural checks are unit-tested on their own, and
 // two cases run through the corobtree tool (exit 2, "corrupt", no signal).
 #define BOOST_TEST_MODULE hostile_file
@@ -47,6 +48,7 @@
 #include "engine/btree/node.h"
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
+#include "tests/fuzz/fuzz_targets.h"
 #include "tests/support/backends.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
@@ -653,5 +655,55 @@ BOOST_AUTO_TEST_CASE(verify_checks_the_page_structure) {
     PageHeader::Payload::set(d, payload);
     corobtree::page::stamp_checksum(id, p);
     BOOST_CHECK_THROW(corobtree::page::verify(id, p, "unit"), Error);
+  }
+}
+
+// A log holding a checkpoint cut short (its images and checkpoint record are
+// in the log, the meta page was not written yet), made hostile; inputs from
+// tests/fuzz/regressions/wal/ beside the fuzz targets' base database. Found
+// by fuzz_wal: an image of a page past the checkpoint's page count was copied
+// past the end of the data file (kOutOfRange), and a page count of 2^40 made
+// open allocate 512 TiB (kNoSpace, or a huge sparse file). An image of a meta
+// page overwrote it with a tree page. A page count of 0 truncated the data
+// file to nothing, then the meta page write failed (kOutOfRange). Now such
+// images are ignored, such counts (and any impossible checkpoint fields, as
+// for a meta page) are kCorruption, and the meta pages stay meta pages.
+BOOST_TEST_DECORATOR(*utf::timeout(300))
+BOOST_DATA_TEST_CASE(log_checkpoint_outside_the_file, bdata::make(corobtree::test::all_backends()),
+                     backend) {
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("log.db");
+  const std::string inputs = std::string(COROBTREE_FUZZ_DIR) + "/regressions/wal/";
+  const std::pair<const char*, bool> cases[] = {
+      {"checkpoint_page_count_huge", true},       {"checkpoint_page_count_zero", true},
+      {"found_checkpoint_page_count_zero", true}, {"image_past_page_count", false},
+      {"found_image_past_page_count", false},     {"image_of_meta_page", false},
+  };
+  for (const auto& [name, must_fail] : cases) {
+    BOOST_TEST_MESSAGE(backend.name() << ": " << name);
+    write_file_bytes(path, corobtree::fuzz::base_database());
+    write_file_bytes(path + "-wal", read_file_bytes(inputs + name));
+    g_largest_allocation.store(0);
+    bool corruption = false;
+    try {
+      auto db = BlockingDatabase::open(path, options_for(backend));
+      (void)db.scan();
+      BOOST_TEST_MESSAGE("validate: " << db.validate().summary());
+      db.close();
+    } catch (const Error& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      BOOST_REQUIRE_MESSAGE(e.code() == ErrorCode::kCorruption,
+                            name << " threw " << corobtree::error_code_name(e.code()));
+      corruption = true;
+    }
+    BOOST_REQUIRE_MESSAGE(corruption || !must_fail, name << " did not report the corruption");
+    BOOST_REQUIRE_LE(g_largest_allocation.load(), kAllocationLimit);
+    // Nothing was allocated from the count, and no image landed on a meta page.
+    const std::string bytes = read_file_bytes(path);
+    BOOST_REQUIRE_LE(bytes.size(), corobtree::fuzz::base_database().size() + 64 * kPage);
+    for (const std::size_t meta : {0, 1}) {
+      BOOST_REQUIRE(corobtree::page::type(reinterpret_cast<const std::byte*>(bytes.data()) +
+                                          meta * kPage) == PageType::kMeta);
+    }
   }
 }

@@ -27,4 +27,13 @@ struct CommitState {
   bool operator==(const CommitState&) const = default;
 };
 
+// Whether the fields are possible at all: the root past the meta pages and
+// inside the page count, a height of 1 to 64, the free list's head inside the
+// page count. A meta page or checkpoint record failing this is damaged.
+inline bool plausible(const CommitState& s) noexcept {
+  const TreeState& t = s.tree;
+  return t.root >= 2 && t.root < s.page_count && t.height != 0 && t.height <= 64 &&
+         (t.free_head == kInvalidBlockId || t.free_head < s.page_count);
+}
+
 }  // namespace corobtree

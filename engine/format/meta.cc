@@ -65,8 +65,7 @@ DecodedMeta decode_meta(BlockId id, std::span<const std::byte> p) {
   m.state.page_count = L::PageCount::get(d);
   m.checkpoint_lsn = L::CheckpointLsn::get(d);
   m.database_id = L::DatabaseId::get(d);
-  if (m.page_size != p.size() || t.root < 2 || t.root >= m.state.page_count || t.height == 0 ||
-      t.height > 64 || (t.free_head != kInvalidBlockId && t.free_head >= m.state.page_count)) {
+  if (m.page_size != p.size() || !plausible(m.state)) {
     out.status = MetaStatus::kBadFields;
   }
   return out;

@@ -107,6 +107,33 @@ Task<std::unique_ptr<Recovery>> Recovery::open(std::unique_ptr<DiskManager> log,
   }
   rec->store_ = std::make_unique<PageImageStore>(*rec->log_, data);
   if (interrupted) {
+    // Only images of the checkpoint's tree pages are copied: a page past its
+    // page count would be cut off by the truncation at once (and is past the
+    // end of the file), a meta page never has an image. A hostile log can
+    // name any page.
+    const std::uint64_t page_count = scan.checkpoint->page_count;
+    if (!plausible(*scan.checkpoint)) {
+      throw Error(ErrorCode::kCorruption,
+                  "the log '" + rec->log_->path() + "' holds a checkpoint of impossible fields (" +
+                      std::to_string(page_count) + " pages, root " +
+                      std::to_string(scan.checkpoint->tree.root) + ", height " +
+                      std::to_string(scan.checkpoint->tree.height) + ")",
+                  0, data.path());
+    }
+    // Every page the checkpoint added past the end of the file was logged
+    // (a new page is dirty): a larger count is damage, not a file to grow.
+    if (page_count > data.block_count() &&
+        page_count - data.block_count() > scan.checkpoint_images.size()) {
+      throw Error(ErrorCode::kCorruption,
+                  "the log '" + rec->log_->path() + "' holds a checkpoint of " +
+                      std::to_string(page_count) + " pages, but '" + data.path() + "' has " +
+                      std::to_string(data.block_count()) + " and the log images of only " +
+                      std::to_string(scan.checkpoint_images.size()),
+                  0, data.path());
+    }
+    std::erase_if(scan.checkpoint_images, [page_count](const auto& image) {
+      return image.first < 2 || image.first >= page_count;
+    });
     rec->store_->adopt(std::move(scan.checkpoint_images));
     co_await rec->finish_checkpoint(*scan.checkpoint, scan.checkpoint_lsn);
     if (rec->txns_.empty()) co_await rec->log_->reset();
