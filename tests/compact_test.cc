@@ -34,6 +34,7 @@
 #include <corobtree/when_all.h>
 #include <corobtree/yield.h>
 #include "io/disk_manager.h"
+#include "io/forwarding_disk.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/seed.h"
@@ -413,36 +414,18 @@ namespace {
 
 // Every read and write suspends first, so that on both backends the other tasks run
 // while compaction (and every reader) waits for the disk.
-class YieldingDisk final : public DiskManager {
+class YieldingDisk final : public corobtree::ForwardingDiskManager {
  public:
-  explicit YieldingDisk(std::unique_ptr<DiskManager> inner) : inner_(std::move(inner)) {}
+  explicit YieldingDisk(std::unique_ptr<DiskManager> inner)
+      : ForwardingDiskManager(std::move(inner)) {}
   Task<void> read_block(corobtree::BlockId id, std::span<std::byte> out) override {
     co_await corobtree::yield();
-    co_await inner_->read_block(id, out);
+    co_await inner().read_block(id, out);
   }
   Task<void> write_block(corobtree::BlockId id, std::span<const std::byte> data) override {
     co_await corobtree::yield();
-    co_await inner_->write_block(id, data);
+    co_await inner().write_block(id, data);
   }
-  Task<void> sync() override { return inner_->sync(); }
-  corobtree::BlockId allocate_blocks(std::uint64_t n) override {
-    return inner_->allocate_blocks(n);
-  }
-  void truncate_blocks(std::uint64_t n) override { inner_->truncate_blocks(n); }
-  void rename_to(const std::string& p) override { inner_->rename_to(p); }
-  std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
-  std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
-  const std::string& path() const noexcept override { return inner_->path(); }
-  bool direct_io() const noexcept override { return inner_->direct_io(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
-  IoBackend backend() const noexcept override { return inner_->backend(); }
-  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
-  corobtree::DiskStats stats() const noexcept override { return inner_->stats(); }
-  int native_handle() const noexcept override { return inner_->native_handle(); }
-  void close() noexcept override { inner_->close(); }
-
- private:
-  std::unique_ptr<DiskManager> inner_;
 };
 
 struct Shared {

@@ -36,6 +36,7 @@
 #include <corobtree/salvage.h>
 #include <corobtree/sync_wait.h>
 #include "engine/format/page_format.h"
+#include "io/forwarding_disk.h"
 #include "tests/support/backends.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/random.h"
@@ -329,33 +330,16 @@ BOOST_DATA_TEST_CASE(damaged_pages_lose_only_their_keys, bdata::make(kBackends),
 // A data file that fails every write once armed (the log is not wrapped):
 // a checkpoint then stops after its images and checkpoint record are durable
 // in the log, before the data file changes.
-class FailDataWrites final : public corobtree::DiskManager {
+class FailDataWrites final : public corobtree::ForwardingDiskManager {
  public:
   FailDataWrites(std::unique_ptr<DiskManager> inner, std::shared_ptr<bool> armed)
-      : inner_(std::move(inner)), armed_(std::move(armed)) {}
-  corobtree::Task<void> read_block(BlockId id, std::span<std::byte> out) override {
-    return inner_->read_block(id, out);
-  }
+      : ForwardingDiskManager(std::move(inner)), armed_(std::move(armed)) {}
   corobtree::Task<void> write_block(BlockId id, std::span<const std::byte> data) override {
     if (*armed_) throw Error(ErrorCode::kIoError, "injected write failure");
-    return inner_->write_block(id, data);
+    return inner().write_block(id, data);
   }
-  corobtree::Task<void> sync() override { return inner_->sync(); }
-  BlockId allocate_blocks(std::uint64_t n) override { return inner_->allocate_blocks(n); }
-  void truncate_blocks(std::uint64_t n) override { inner_->truncate_blocks(n); }
-  std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
-  std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
-  const std::string& path() const noexcept override { return inner_->path(); }
-  bool direct_io() const noexcept override { return inner_->direct_io(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
-  IoBackend backend() const noexcept override { return inner_->backend(); }
-  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
-  corobtree::DiskStats stats() const noexcept override { return inner_->stats(); }
-  int native_handle() const noexcept override { return inner_->native_handle(); }
-  void close() noexcept override { inner_->close(); }
 
  private:
-  std::unique_ptr<DiskManager> inner_;
   std::shared_ptr<bool> armed_;
 };
 

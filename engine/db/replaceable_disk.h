@@ -7,50 +7,26 @@
 #pragma once
 
 #include <memory>
-#include <string>
-#include <utility>
+#include <span>
 
-#include "io/disk_manager.h"
+#include "io/forwarding_disk.h"
 
 namespace corobtree {
 
-class ReplaceableDisk final : public DiskManager {
+class ReplaceableDisk final : public ForwardingDiskManager {
  public:
-  explicit ReplaceableDisk(std::unique_ptr<DiskManager> file) : file_(std::move(file)) {}
+  using ForwardingDiskManager::ForwardingDiskManager;
 
   // Forwards to `file` from now on and returns the previous file (still open).
   // REQUIRES: no operation in flight on the previous file.
   std::unique_ptr<DiskManager> replace(std::unique_ptr<DiskManager> file) noexcept {
-    return std::exchange(file_, std::move(file));
+    return replace_inner(std::move(file));
   }
 
-  Task<void> read_block(BlockId id, std::span<std::byte> out) override {
-    return file_->read_block(id, out);
-  }
-  Task<void> write_block(BlockId id, std::span<const std::byte> data) override {
-    return file_->write_block(id, data);
-  }
-  Task<void> sync() override { return file_->sync(); }
+  // One pwrite for a run of blocks, as the file itself does it.
   Task<void> write_blocks(BlockId first, std::span<const std::byte> data) override {
-    return file_->write_blocks(first, data);
+    return inner().write_blocks(first, data);
   }
-  BlockId allocate_blocks(std::uint64_t n) override { return file_->allocate_blocks(n); }
-  void truncate_blocks(std::uint64_t n) override { file_->truncate_blocks(n); }
-  void rename_to(const std::string& new_path) override { file_->rename_to(new_path); }
-
-  std::uint64_t block_count() const noexcept override { return file_->block_count(); }
-  std::uint32_t page_size() const noexcept override { return file_->page_size(); }
-  const std::string& path() const noexcept override { return file_->path(); }
-  bool direct_io() const noexcept override { return file_->direct_io(); }
-  bool is_open() const noexcept override { return file_->is_open(); }
-  IoBackend backend() const noexcept override { return file_->backend(); }
-  const std::string& fallback_reason() const noexcept override { return file_->fallback_reason(); }
-  DiskStats stats() const noexcept override { return file_->stats(); }
-  int native_handle() const noexcept override { return file_->native_handle(); }
-  void close() noexcept override { file_->close(); }
-
- private:
-  std::unique_ptr<DiskManager> file_;
 };
 
 }  // namespace corobtree

@@ -13,6 +13,7 @@
 #include <corobtree/write_batch.h>
 
 #include "io/disk_manager.h"
+#include "io/forwarding_disk.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tools/escape.h"
@@ -85,39 +86,20 @@ std::string wal(const std::function<void(BlockingDatabase&)>& work) {
 // is written while `armed`: during a checkpoint that is after its page
 // images and checkpoint record are in the log, and before it resets the log,
 // so the copy is the log of a checkpoint cut short by a crash.
-class MetaWriteSnapshot final : public corobtree::DiskManager {
+class MetaWriteSnapshot final : public corobtree::ForwardingDiskManager {
  public:
   MetaWriteSnapshot(std::unique_ptr<DiskManager> inner, bool& armed, std::string& out)
-      : inner_(std::move(inner)), armed_(armed), out_(out) {}
-  corobtree::Task<void> read_block(corobtree::BlockId id, std::span<std::byte> o) override {
-    return inner_->read_block(id, o);
-  }
+      : ForwardingDiskManager(std::move(inner)), armed_(armed), out_(out) {}
   corobtree::Task<void> write_block(corobtree::BlockId id,
                                     std::span<const std::byte> data) override {
     if (armed_ && id <= 1) {
-      out_ = trim_zero_blocks(read_all(inner_->path() + "-wal"));
+      out_ = trim_zero_blocks(read_all(inner().path() + "-wal"));
       armed_ = false;
     }
-    return inner_->write_block(id, data);
+    return inner().write_block(id, data);
   }
-  corobtree::Task<void> sync() override { return inner_->sync(); }
-  corobtree::BlockId allocate_blocks(std::uint64_t n) override {
-    return inner_->allocate_blocks(n);
-  }
-  void truncate_blocks(std::uint64_t n) override { inner_->truncate_blocks(n); }
-  std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
-  std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
-  const std::string& path() const noexcept override { return inner_->path(); }
-  bool direct_io() const noexcept override { return inner_->direct_io(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
-  corobtree::IoBackend backend() const noexcept override { return inner_->backend(); }
-  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
-  corobtree::DiskStats stats() const noexcept override { return inner_->stats(); }
-  int native_handle() const noexcept override { return inner_->native_handle(); }
-  void close() noexcept override { inner_->close(); }
 
  private:
-  std::unique_ptr<DiskManager> inner_;
   bool& armed_;
   std::string& out_;
 };

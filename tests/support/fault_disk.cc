@@ -134,14 +134,16 @@ PowerLossReport FaultPlan::power_loss() {
 
 FaultDiskManager::FaultDiskManager(std::unique_ptr<DiskManager> inner,
                                    std::shared_ptr<FaultPlan> plan)
-    : inner_(std::move(inner)), plan_(std::move(plan)), file_(plan_->file(*inner_)) {}
+    : ForwardingDiskManager(std::move(inner)),
+      plan_(std::move(plan)),
+      file_(plan_->file(this->inner())) {}
 
 FaultDiskManager::~FaultDiskManager() = default;
 
 std::vector<std::byte> FaultDiskManager::current_block(BlockId id) const {
-  const std::uint32_t ps = inner_->page_size();
+  const std::uint32_t ps = inner().page_size();
   std::vector<std::byte> out(ps, std::byte{0});
-  const int fd = ::open(inner_->path().c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(inner().path().c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     (void)::pread(fd, out.data(), ps, static_cast<off_t>(id * ps));
     ::close(fd);
@@ -150,22 +152,22 @@ std::vector<std::byte> FaultDiskManager::current_block(BlockId id) const {
 }
 
 Task<void> FaultDiskManager::read_block(BlockId id, std::span<std::byte> out) {
-  plan_->step(FaultOp::kRead, inner_->path(), id);
-  co_await inner_->read_block(id, out);
+  plan_->step(FaultOp::kRead, inner().path(), id);
+  co_await inner().read_block(id, out);
 }
 
 Task<void> FaultDiskManager::write_block(BlockId id, std::span<const std::byte> data) {
-  plan_->step(FaultOp::kWrite, inner_->path(), id);
+  plan_->step(FaultOp::kWrite, inner().path(), id);
   if (id < file_->synced_blocks && !file_->synced.count(id)) {
     file_->synced.emplace(id, current_block(id));  // its contents as of the last sync
   }
-  std::vector<std::byte> copy(inner_->page_size(), std::byte{0});
+  std::vector<std::byte> copy(inner().page_size(), std::byte{0});
   std::memcpy(copy.data(), data.data(), std::min<std::size_t>(data.size(), copy.size()));
   file_->pending.emplace_back(id, std::move(copy));
   ++writes_in_flight_;
   std::exception_ptr error;
   try {
-    co_await inner_->write_block(id, data);
+    co_await inner().write_block(id, data);
   } catch (...) {
     error = std::current_exception();
   }
@@ -176,21 +178,21 @@ Task<void> FaultDiskManager::write_block(BlockId id, std::span<const std::byte> 
 }
 
 Task<void> FaultDiskManager::sync() {
-  plan_->step(FaultOp::kSync, inner_->path(), kInvalidBlockId);
+  plan_->step(FaultOp::kSync, inner().path(), kInvalidBlockId);
   while (writes_in_flight_ > 0) co_await detail::ListAwaiter(drain_waiters_);
-  co_await inner_->sync();
+  co_await inner().sync();
   file_->pending.clear();
   file_->synced.clear();
-  file_->synced_blocks = inner_->block_count();
+  file_->synced_blocks = inner().block_count();
 }
 
 BlockId FaultDiskManager::allocate_blocks(std::uint64_t n) {
-  plan_->step(FaultOp::kAllocate, inner_->path(), kInvalidBlockId);
-  return inner_->allocate_blocks(n);
+  plan_->step(FaultOp::kAllocate, inner().path(), kInvalidBlockId);
+  return inner().allocate_blocks(n);
 }
 
 void FaultDiskManager::truncate_blocks(std::uint64_t n) {
-  inner_->truncate_blocks(n);
+  inner().truncate_blocks(n);
   // Treated as durable at once (it only happens at recovery, before a sync).
   file_->synced_blocks = std::min(file_->synced_blocks, n);
   std::erase_if(file_->synced, [n](const auto& e) { return e.first >= n; });
@@ -198,15 +200,15 @@ void FaultDiskManager::truncate_blocks(std::uint64_t n) {
 }
 
 void FaultDiskManager::rename_to(const std::string& new_path) {
-  plan_->step(FaultOp::kRename, inner_->path(), kInvalidBlockId);
+  plan_->step(FaultOp::kRename, inner().path(), kInvalidBlockId);
   plan_->rename_ops_.push_back(plan_->ops_ - 1);
   std::exception_ptr error;
   try {
-    inner_->rename_to(new_path);
+    inner().rename_to(new_path);
   } catch (...) {
     error = std::current_exception();
   }
-  if (inner_->path() == new_path) plan_->renamed(file_, new_path);
+  if (inner().path() == new_path) plan_->renamed(file_, new_path);
   if (error) std::rethrow_exception(error);
 }
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "io/disk_manager.h"
+#include "io/forwarding_disk.h"
 #include "io/waiter_list.h"
 
 namespace corobtree::test {
@@ -94,7 +95,7 @@ class FaultPlan : public std::enable_shared_from_this<FaultPlan> {
   std::vector<std::uint64_t> rename_ops_;
 };
 
-class FaultDiskManager final : public DiskManager {
+class FaultDiskManager final : public ForwardingDiskManager {
  public:
   FaultDiskManager(std::unique_ptr<DiskManager> inner, std::shared_ptr<FaultPlan> plan);
   ~FaultDiskManager() override;
@@ -106,21 +107,9 @@ class FaultDiskManager final : public DiskManager {
   void truncate_blocks(std::uint64_t n) override;
   void rename_to(const std::string& new_path) override;
 
-  std::uint64_t block_count() const noexcept override { return inner_->block_count(); }
-  std::uint32_t page_size() const noexcept override { return inner_->page_size(); }
-  const std::string& path() const noexcept override { return inner_->path(); }
-  bool direct_io() const noexcept override { return inner_->direct_io(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
-  IoBackend backend() const noexcept override { return inner_->backend(); }
-  const std::string& fallback_reason() const noexcept override { return inner_->fallback_reason(); }
-  DiskStats stats() const noexcept override { return inner_->stats(); }
-  int native_handle() const noexcept override { return inner_->native_handle(); }
-  void close() noexcept override { inner_->close(); }
-
  private:
   std::vector<std::byte> current_block(BlockId id) const;
 
-  std::unique_ptr<DiskManager> inner_;
   std::shared_ptr<FaultPlan> plan_;
   std::shared_ptr<FaultPlan::File> file_;
   std::uint64_t writes_in_flight_ = 0;
