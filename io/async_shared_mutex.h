@@ -4,9 +4,13 @@
 // order; once a writer waits, newly arriving readers queue behind it, so a
 // stream of readers cannot starve a writer. Releasing hands the latch to the
 // next waiter (a writer, or every consecutive reader at the head of the queue)
-// and posts them to the thread's Scheduler.
+// and posts them to their home Schedulers.
 //
-// Thread-safety: loop-affine. All users must run on the same thread.
+// Thread-safety: safe from any thread. The state and the queue are under the
+// queue's SpinLock (one uncontended exchange + store per operation). A waiter
+// released by another thread resumes on its own thread, through its inbox. A
+// waiter whose thread has exited is granted and at once released again, so
+// the latch passes on to the next one.
 #pragma once
 
 #include <coroutine>
@@ -66,10 +70,17 @@ class AsyncSharedMutex {
     bool await_ready() noexcept {
       return mode_ == Mode::kExclusive ? mutex_.try_lock() : mutex_.try_lock_shared();
     }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
+    // Returns false (continue at once) when the latch became free meanwhile.
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
       node_.handle = h;
+      node_.home = detail::this_thread_home();
       node_.kind = static_cast<int>(mode_);
+      detail::SpinGuard g(mutex_.waiters_.lock());
+      if (mode_ == Mode::kExclusive ? mutex_.try_lock_locked() : mutex_.try_lock_shared_locked()) {
+        return false;
+      }
       mutex_.waiters_.push_back(&node_);
+      return true;
     }
     void await_resume() const noexcept {}
 
@@ -93,42 +104,92 @@ class AsyncSharedMutex {
   ScopedAwaiter scoped(Mode mode) noexcept { return ScopedAwaiter(*this, mode); }
 
   bool try_lock() noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return try_lock_locked();
+  }
+  bool try_lock_shared() noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return try_lock_shared_locked();
+  }
+  // REQUIRES: exclusive holder.
+  void unlock() noexcept {
+    detail::WaiterNode* woken;
+    {
+      detail::SpinGuard g(waiters_.lock());
+      writer_ = false;
+      woken = wake_locked();
+    }
+    post_woken(woken);
+  }
+  // REQUIRES: shared holder.
+  void unlock_shared() noexcept {
+    detail::WaiterNode* woken = nullptr;
+    {
+      detail::SpinGuard g(waiters_.lock());
+      if (--readers_ == 0) woken = wake_locked();
+    }
+    post_woken(woken);
+  }
+
+  // Snapshots (exact only while nobody else uses the latch).
+  std::size_t shared_holders() const noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return readers_;
+  }
+  bool exclusively_held() const noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return writer_;
+  }
+
+ private:
+  // REQUIRE: the queue's lock held.
+  bool try_lock_locked() noexcept {
     if (writer_ || readers_ != 0 || !waiters_.empty()) return false;
     writer_ = true;
     return true;
   }
-  bool try_lock_shared() noexcept {
+  bool try_lock_shared_locked() noexcept {
     if (writer_ || !waiters_.empty()) return false;
     ++readers_;
     return true;
   }
-  // REQUIRES: exclusive holder.
-  void unlock() noexcept {
-    writer_ = false;
-    wake();
-  }
-  // REQUIRES: shared holder.
-  void unlock_shared() noexcept {
-    if (--readers_ == 0) wake();
-  }
-
-  std::size_t shared_holders() const noexcept { return readers_; }
-  bool exclusively_held() const noexcept { return writer_; }
-
- private:
-  void wake() noexcept {
+  // Grants the latch to the waiters at the head that can have it now and
+  // returns them as a chain (through `next`) to post once the lock is released.
+  detail::WaiterNode* wake_locked() noexcept {
+    detail::WaiterNode* first = nullptr;
+    detail::WaiterNode** link = &first;
     while (detail::WaiterNode* n = waiters_.front()) {
       if (n->kind == static_cast<int>(Mode::kExclusive)) {
-        if (writer_ || readers_ != 0) return;
+        if (writer_ || readers_ != 0) break;
         writer_ = true;
         waiters_.pop_front();
-        Scheduler::current().post(n->handle);
-        return;
+        *link = n;
+        break;
       }
-      if (writer_) return;
+      if (writer_) break;
       ++readers_;
       waiters_.pop_front();
-      Scheduler::current().post(n->handle);
+      *link = n;
+      link = &n->next;
+    }
+    return first;
+  }
+  // Posts each granted waiter home; one whose thread has exited gives its
+  // grant back (which may grant the next waiters).
+  void post_woken(detail::WaiterNode* n) noexcept {
+    while (n) {
+      detail::WaiterNode* next = n->next;
+      const std::coroutine_handle<> h = n->handle;
+      detail::Inbox* home = n->home;
+      const bool exclusive = n->kind == static_cast<int>(Mode::kExclusive);
+      if (!detail::post_home(home, h)) {
+        if (exclusive) {
+          unlock();
+        } else {
+          unlock_shared();
+        }
+      }
+      n = next;  // n itself may be gone once posted
     }
   }
 
