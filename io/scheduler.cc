@@ -43,9 +43,12 @@ class Inbox {
     signal_locked();
     return true;
   }
+  // Ends (or prevents) the owner's next sleep without queuing anything.
   void wake() noexcept {
     std::lock_guard<std::mutex> g(mu_);
-    if (!closed_) signal_locked();
+    if (closed_) return;
+    woken_.store(true, std::memory_order_seq_cst);
+    wake_sleeper_locked();
   }
 
   // --- owner thread only ---
@@ -71,7 +74,8 @@ class Inbox {
   // Announces a sleep; false when something is queued (or a wake pending).
   bool begin_sleep() noexcept {
     sleeping_.store(true, std::memory_order_seq_cst);
-    if (nonempty_.load(std::memory_order_seq_cst)) {
+    if (nonempty_.load(std::memory_order_seq_cst) ||
+        woken_.exchange(false, std::memory_order_seq_cst)) {
       sleeping_.store(false, std::memory_order_relaxed);
       return false;
     }
@@ -89,17 +93,25 @@ class Inbox {
     close_locked();
     return true;
   }
+  // Closes the inbox and its eventfd. REQUIRES: no ring polls the eventfd
+  // any more (the thread's loops are gone).
   void close() noexcept {
     std::lock_guard<std::mutex> g(mu_);
     close_locked();
+    if (efd_ >= 0) ::close(efd_);
+    efd_ = -1;
   }
 
   Inbox* next_ = nullptr;  // every inbox ever made (keeps them reachable)
 
  private:
-  // REQUIRES: mu_ held. Publishes "something queued", then wakes a sleeper.
+  // REQUIRES: mu_ held and the inbox open. Publishes "something queued",
+  // then wakes a sleeper.
   void signal_locked() noexcept {
     nonempty_.store(true, std::memory_order_seq_cst);
+    wake_sleeper_locked();
+  }
+  void wake_sleeper_locked() noexcept {
     if (sleeping_.exchange(false, std::memory_order_seq_cst) && efd_ >= 0) {
       const std::uint64_t one = 1;
       while (::write(efd_, &one, sizeof(one)) < 0 && errno == EINTR) {
@@ -107,11 +119,8 @@ class Inbox {
     }
   }
   void close_locked() noexcept {
-    if (closed_) return;
     closed_ = true;
     items_.clear();  // their coroutines never run: the thread is gone
-    if (efd_ >= 0) ::close(efd_);
-    efd_ = -1;
   }
 
   std::mutex mu_;
@@ -121,6 +130,7 @@ class Inbox {
   int efd_ = -1;  // written by the owner under mu_; read by posters under mu_
   std::atomic<bool> nonempty_{false};
   std::atomic<bool> sleeping_{false};
+  std::atomic<bool> woken_{false};  // wake() without a post
 };
 
 namespace {

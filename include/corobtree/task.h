@@ -15,8 +15,10 @@
 // Only a child that really suspended (on I/O, a latch, ...) resumes its parent
 // later, from its final awaiter.
 //
-// Thread-safety: a Task and the coroutines it starts belong to one thread (the
-// thread whose scheduler drives them). Nothing here is synchronized.
+// Thread-safety: a Task and the coroutines it starts run on one thread at a
+// time (the thread whose scheduler drives them); co_await Runtime::schedule()
+// moves the awaiting chain to a worker, and it continues there. A Task object
+// itself is not synchronized: await it from one place only.
 #pragma once
 
 #include <coroutine>
