@@ -139,8 +139,7 @@ std::size_t Runtime::size() const noexcept { return impl_->threads.size(); }
 bool Runtime::on_worker() const noexcept { return t_worker_of == impl_.get(); }
 
 void Runtime::post_to_worker(std::coroutine_handle<> h) {
-  if (impl_->stopping.load(std::memory_order_acquire) ||
-      !detail::post_home(impl_->pick(), h)) {
+  if (impl_->stopping.load(std::memory_order_acquire) || !detail::post_home(impl_->pick(), h)) {
     throw Error(ErrorCode::kClosed, "the Runtime is shutting down");
   }
 }

@@ -137,7 +137,7 @@ namespace {
 
 std::atomic<Inbox*> g_all_inboxes{nullptr};
 std::atomic<std::size_t> g_live_schedulers{0};
-thread_local Inbox* t_home = nullptr;        // this thread's inbox, while its Scheduler lives
+thread_local Inbox* t_home = nullptr;  // this thread's inbox, while its Scheduler lives
 thread_local Scheduler* t_scheduler = nullptr;
 
 Inbox* new_inbox() {

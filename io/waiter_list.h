@@ -70,7 +70,7 @@ struct WaiterNode {
   Inbox* home = nullptr;  // the waiting thread's (set by the awaiter): where to post
   WaiterNode* next = nullptr;
   std::atomic<WaiterList*> owner{nullptr};  // the list this node is queued on
-  int kind = 0;  // free for the owner's use (e.g. shared vs exclusive)
+  int kind = 0;                             // free for the owner's use (e.g. shared vs exclusive)
 };
 
 class WaiterList {

@@ -153,8 +153,8 @@ void release_wakes_sleeper(const corobtree::test::BackendConfig& cfg) {
       std::thread b([&] {
         b_id = std::this_thread::get_id();
         b_tid.store(this_tid());
-        auto dm = corobtree::DiskManager::open(
-            dir.file(use_mutex ? "b-mutex.db" : "b-event.db"), cfg.options());
+        auto dm = corobtree::DiskManager::open(dir.file(use_mutex ? "b-mutex.db" : "b-event.db"),
+                                               cfg.options());
         Task<void> wait = use_mutex ? wait_mutex(mutex, w) : wait_event(event, w);
         if (uring) {
           sync_wait(corobtree::when_all(disk_then(*dm, std::move(wait), disk_ok),
@@ -268,9 +268,9 @@ void stress(int threads) {
   (void)Scheduler::current();
   const std::uint64_t seed = corobtree::test::test_seed("oversubscribed_hand_offs");
   std::mt19937_64 rng(seed);
-  const int rounds = corobtree::test::scaled(400, 40);
+  const int rounds = corobtree::test::scaled(3000, 200);
   const int tasks = 4;
-  const std::size_t relay = 8;
+  const std::size_t relay = 32;
   Stress s;
   const auto n = static_cast<std::size_t>(threads);
   std::vector<std::vector<std::unique_ptr<Event>>> events(n);
