@@ -6,15 +6,18 @@
 // next waiter (a writer, or every consecutive reader at the head of the queue)
 // and posts them to their home Schedulers.
 //
-// Thread-safety: safe from any thread. The state and the queue are under the
-// queue's SpinLock (one uncontended exchange + store per operation). A waiter
+// Thread-safety: safe from any thread. The state is one atomic word (writer
+// bit, "waiters queued" bit, reader count): an uncontended lock or unlock is
+// one atomic operation; queuing and waking take the queue's SpinLock. A waiter
 // released by another thread resumes on its own thread, through its inbox. A
 // waiter whose thread has exited is granted and at once released again, so
 // the latch passes on to the next one.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "io/scheduler.h"
@@ -76,11 +79,7 @@ class AsyncSharedMutex {
       node_.home = detail::this_thread_home();
       node_.kind = static_cast<int>(mode_);
       detail::SpinGuard g(mutex_.waiters_.lock());
-      if (mode_ == Mode::kExclusive ? mutex_.try_lock_locked() : mutex_.try_lock_shared_locked()) {
-        return false;
-      }
-      mutex_.waiters_.push_back(&node_);
-      return true;
+      return !mutex_.enqueue_locked(&node_, mode_);
     }
     void await_resume() const noexcept {}
 
@@ -104,75 +103,115 @@ class AsyncSharedMutex {
   ScopedAwaiter scoped(Mode mode) noexcept { return ScopedAwaiter(*this, mode); }
 
   bool try_lock() noexcept {
-    detail::SpinGuard g(waiters_.lock());
-    return try_lock_locked();
+    std::uint32_t expected = 0;
+    if (state_.compare_exchange_strong(expected, kWriter, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      return true;
+    }
+    return (expected & kQueued) != 0 && try_slow(Mode::kExclusive);
   }
   bool try_lock_shared() noexcept {
-    detail::SpinGuard g(waiters_.lock());
-    return try_lock_shared_locked();
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while ((s & (kWriter | kQueued)) == 0) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return (s & kWriter) == 0 && try_slow(Mode::kShared);
   }
   // REQUIRES: exclusive holder.
   void unlock() noexcept {
-    detail::WaiterNode* woken;
-    {
-      detail::SpinGuard g(waiters_.lock());
-      writer_ = false;
-      woken = wake_locked();
-    }
-    post_woken(woken);
+    const std::uint32_t prev = state_.fetch_and(~kWriter, std::memory_order_release);
+    if ((prev & kQueued) != 0) wake();
   }
   // REQUIRES: shared holder.
   void unlock_shared() noexcept {
-    detail::WaiterNode* woken = nullptr;
-    {
-      detail::SpinGuard g(waiters_.lock());
-      if (--readers_ == 0) woken = wake_locked();
-    }
-    post_woken(woken);
+    const std::uint32_t prev = state_.fetch_sub(1, std::memory_order_release);
+    if ((prev & kQueued) != 0 && (prev & kReaders) == 1) wake();
   }
 
   // Snapshots (exact only while nobody else uses the latch).
   std::size_t shared_holders() const noexcept {
-    detail::SpinGuard g(waiters_.lock());
-    return readers_;
+    return state_.load(std::memory_order_relaxed) & kReaders;
   }
   bool exclusively_held() const noexcept {
-    detail::SpinGuard g(waiters_.lock());
-    return writer_;
+    return (state_.load(std::memory_order_relaxed) & kWriter) != 0;
   }
 
  private:
-  // REQUIRE: the queue's lock held.
-  bool try_lock_locked() noexcept {
-    if (writer_ || readers_ != 0 || !waiters_.empty()) return false;
-    writer_ = true;
-    return true;
+  // The state word: the writer bit, the "waiters queued" bit (set only under
+  // the queue's lock, while the queue may be non-empty), and the reader count.
+  // While kQueued is set the lock-free fast paths fail, so nobody barges past
+  // the queue; a release that sees it takes the slow path (wake()).
+  static constexpr std::uint32_t kWriter = 1U << 31;
+  static constexpr std::uint32_t kQueued = 1U << 30;
+  static constexpr std::uint32_t kReaders = kQueued - 1;
+
+  // REQUIRES: the queue's lock held. Takes the latch in `mode` if it is free
+  // for that mode, clearing kQueued (the caller knows nobody is queued).
+  bool take_if_free_locked(Mode mode) noexcept {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      const bool free =
+          mode == Mode::kExclusive ? (s & (kWriter | kReaders)) == 0 : (s & kWriter) == 0;
+      if (!free) return false;
+      const std::uint32_t next =
+          mode == Mode::kExclusive ? ((s & ~kQueued) | kWriter) : ((s & ~kQueued) + 1);
+      if (state_.compare_exchange_weak(s, next, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
   }
-  bool try_lock_shared_locked() noexcept {
-    if (writer_ || !waiters_.empty()) return false;
-    ++readers_;
-    return true;
+  // REQUIRES: the queue's lock held. Takes the latch if nobody is queued and
+  // it is free (kQueued may be set but stale, after an abandoned waiter left).
+  bool acquire_locked(Mode mode) noexcept { return waiters_.empty() && take_if_free_locked(mode); }
+  bool try_slow(Mode mode) noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return acquire_locked(mode);
   }
-  // Grants the latch to the waiters at the head that can have it now and
-  // returns them as a chain (through `next`) to post once the lock is released.
-  detail::WaiterNode* wake_locked() noexcept {
+  // REQUIRES: the queue's lock held. Queues `n`, or takes the latch at once
+  // (returns true) when it was released before kQueued went up.
+  bool enqueue_locked(detail::WaiterNode* n, Mode mode) noexcept {
+    if (acquire_locked(mode)) return true;
+    // Announce the queue first, then look again: a holder that released
+    // before this saw no kQueued and woke nobody, so take the latch here; one
+    // that releases after it sees kQueued and calls wake(), which waits for
+    // this lock and so finds n queued.
+    state_.fetch_or(kQueued, std::memory_order_acq_rel);
+    if (acquire_locked(mode)) return true;
+    waiters_.push_back(n);
+    return false;
+  }
+  // Grants the latch to the waiters at the head that can have it now (a
+  // writer, or every consecutive reader) and posts them after the lock is
+  // released.
+  void wake() noexcept {
     detail::WaiterNode* first = nullptr;
-    detail::WaiterNode** link = &first;
-    while (detail::WaiterNode* n = waiters_.front()) {
-      if (n->kind == static_cast<int>(Mode::kExclusive)) {
-        if (writer_ || readers_ != 0) break;
-        writer_ = true;
+    {
+      detail::SpinGuard g(waiters_.lock());
+      detail::WaiterNode** link = &first;
+      std::uint32_t s = state_.load(std::memory_order_relaxed);
+      while (detail::WaiterNode* n = waiters_.front()) {
+        const bool exclusive = n->kind == static_cast<int>(Mode::kExclusive);
+        const bool free = exclusive ? (s & (kWriter | kReaders)) == 0 : (s & kWriter) == 0;
+        if (!free) break;
+        const std::uint32_t next = exclusive ? (s | kWriter) : (s + 1);
+        if (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed)) {
+          continue;  // a holder released meanwhile: look again
+        }
+        s = next;
         waiters_.pop_front();
         *link = n;
-        break;
+        link = &n->next;
+        if (exclusive) break;
       }
-      if (writer_) break;
-      ++readers_;
-      waiters_.pop_front();
-      *link = n;
-      link = &n->next;
+      // Nobody left in the queue: let the fast paths work again.
+      if (waiters_.empty()) state_.fetch_and(~kQueued, std::memory_order_release);
     }
-    return first;
+    post_woken(first);
   }
   // Posts each granted waiter home; one whose thread has exited gives its
   // grant back (which may grant the next waiters).
@@ -193,8 +232,7 @@ class AsyncSharedMutex {
     }
   }
 
-  bool writer_ = false;
-  std::size_t readers_ = 0;
+  std::atomic<std::uint32_t> state_{0};
   detail::WaiterList waiters_;
 };
 
