@@ -100,6 +100,9 @@ void Runtime::Impl::worker_main(std::size_t index) {
 
 Runtime::Runtime(std::size_t threads) : impl_(std::make_unique<Impl>()) {
   if (threads == 0) threads = 1;
+  // schedule() hands a running coroutine to a worker: from now on Task's
+  // start-inline hand-off is atomic (see task.h). Before any worker starts.
+  detail::g_cross_thread_handoffs.store(true, std::memory_order_relaxed);
   impl_->inboxes.assign(threads, nullptr);
   impl_->threads.reserve(threads);
   try {

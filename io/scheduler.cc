@@ -23,6 +23,8 @@ namespace corobtree {
 
 namespace detail {
 
+std::atomic<bool> g_cross_thread_handoffs{false};
+
 // A Scheduler's cross-thread queue (see scheduler.h). Immortal: never freed,
 // so a poster holding a stale pointer never touches freed memory.
 class Inbox {
@@ -231,6 +233,9 @@ void Scheduler::post(std::coroutine_handle<> h) {
   if (this == detail::t_scheduler) {
     ready_.push_back(h);
   } else {
+    // h may be a coroutine that is running right now (handing itself over):
+    // Task's start-inline hand-off must be atomic from here on.
+    detail::g_cross_thread_handoffs.store(true, std::memory_order_relaxed);
     (void)inbox_->push(h);
   }
 }
