@@ -276,6 +276,8 @@ void Scheduler::abandon_loops_in_child() noexcept {
   // Only the forking thread exists in the child; its loops' rings are shared
   // with the parent, which is still using them.
   Scheduler& s = current();
+  // The other threads, and their Schedulers, do not exist in the child.
+  detail::g_live_schedulers.store(1, std::memory_order_relaxed);
   const std::vector<EventLoop*> loops = std::exchange(s.loops_, {});
   for (EventLoop* l : loops) l->abandon_after_fork();
   s.thread_loop_.reset();  // already detached and abandoned: frees memory only
