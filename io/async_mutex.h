@@ -4,12 +4,17 @@
 //   auto guard = co_await mutex.scoped_lock();   // released when guard dies
 //
 // Unlock hands ownership straight to the oldest waiter (FIFO, no barging) and
-// posts it to the thread's Scheduler rather than resuming it inline, so long
+// posts it to its home Scheduler rather than resuming it inline, so long
 // hand-off chains never deepen the stack.
 //
-// Thread-safety: loop-affine. All users must run on the same thread.
+// Thread-safety: safe from any thread. A waiter resumes on its own thread:
+// unlocking on thread A hands the mutex to a waiter of thread B through B's
+// inbox (waking B). The state is an atomic flag (try_lock is one CAS) and the
+// waiter queue is under the list's SpinLock. A waiter whose thread has exited
+// is skipped (ownership goes to the next one).
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <utility>
 
@@ -46,9 +51,14 @@ class AsyncMutex {
    public:
     explicit LockAwaiter(AsyncMutex& m) noexcept : mutex_(m) {}
     bool await_ready() noexcept { return mutex_.try_lock(); }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
+    // Returns false (continue at once) when the mutex was freed meanwhile.
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
       node_.handle = h;
+      node_.home = detail::this_thread_home();
+      detail::SpinGuard g(mutex_.waiters_.lock());
+      if (mutex_.try_lock()) return false;
       mutex_.waiters_.push_back(&node_);
+      return true;
     }
     void await_resume() const noexcept {}
 
@@ -69,24 +79,35 @@ class AsyncMutex {
   ScopedLockAwaiter scoped_lock() noexcept { return ScopedLockAwaiter(*this); }
 
   bool try_lock() noexcept {
-    if (locked_) return false;
-    locked_ = true;
-    return true;
+    bool expected = false;
+    return locked_.compare_exchange_strong(expected, true, std::memory_order_acquire,
+                                           std::memory_order_relaxed);
   }
 
   // REQUIRES: the caller holds the lock.
   void unlock() noexcept {
-    if (detail::WaiterNode* next = waiters_.pop_front()) {
-      Scheduler::current().post(next->handle);  // ownership passes to next
-    } else {
-      locked_ = false;
+    for (;;) {
+      std::coroutine_handle<> h;
+      detail::Inbox* home = nullptr;
+      {
+        detail::SpinGuard g(waiters_.lock());
+        detail::WaiterNode* next = waiters_.pop_front();
+        if (next == nullptr) {
+          locked_.store(false, std::memory_order_release);
+          return;
+        }
+        h = next->handle;  // ownership passes to next: locked_ stays true
+        home = next->home;
+      }
+      if (detail::post_home(home, h)) return;
+      // Its thread has exited: the waiter can never run; try the next one.
     }
   }
 
-  bool is_locked() const noexcept { return locked_; }
+  bool is_locked() const noexcept { return locked_.load(std::memory_order_relaxed); }
 
  private:
-  bool locked_ = false;
+  std::atomic<bool> locked_{false};
   detail::WaiterList waiters_;
 };
 

@@ -6,8 +6,8 @@
 //   while (busy_) co_await changed_.wait();     // the waiter
 //   busy_ = false; changed_.notify_all();        // whoever changes the state
 //
-// notify_all() posts every waiter to the thread's Scheduler (never resumes
-// one inline), so the notifier continues first and no stack nests.
+// notify_all() posts every waiter to its home Scheduler (never resumes one
+// inline), so the notifier continues first and no stack nests.
 // wait_unless(ready) does not suspend at all when `ready` is true (for
 // one-shot states such as a set Event).
 //
@@ -24,8 +24,12 @@
 // coroutine's frame, and unlinks itself if that frame is destroyed while
 // queued (detail::WaiterNode). drained() is a Task (one frame per call).
 //
-// Thread-safety: loop-affine, like every primitive in io/: all users run on
-// the same thread.
+// Thread-safety: Condition's queue is thread-safe: notify_all() from any
+// thread posts each waiter to its own thread's inbox. But the predicate
+// pattern above is only race-free when the state and the waiting run on one
+// thread (or the state is guarded so that no change slips between the check
+// and the wait): across threads use Event, AsyncMutex or AsyncSharedMutex.
+// DrainLatch is loop-affine: all users run on the same thread.
 #pragma once
 
 #include <coroutine>
@@ -51,12 +55,20 @@ class Condition {
     return detail::ListAwaiter(waiters_, ready);
   }
 
-  // Posts every current waiter to the thread's Scheduler.
+  // Posts every current waiter to its home Scheduler.
   void notify_all() noexcept {
-    while (detail::WaiterNode* n = waiters_.pop_front()) Scheduler::current().post(n->handle);
+    detail::WaiterNode* all;
+    {
+      detail::SpinGuard g(waiters_.lock());
+      all = waiters_.pop_all();
+    }
+    detail::post_chain(all);
   }
 
-  bool has_waiters() const noexcept { return !waiters_.empty(); }
+  bool has_waiters() const noexcept {
+    detail::SpinGuard g(waiters_.lock());
+    return !waiters_.empty();
+  }
 
  private:
   detail::WaiterList waiters_;

@@ -1,8 +1,12 @@
 #include "io/event_loop.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include <corobtree/error.h>
 
@@ -48,6 +52,13 @@ EventLoop::~EventLoop() {
   if (!ring_open_) return;  // abandoned in a forked child: already detached and unmapped
   scheduler_->detach(this);
   fail_unsubmitted(-ECANCELED);
+  // An eventfd poll still in the kernel: make it fire (the Scheduler closes
+  // the eventfd only after this loop is gone).
+  if (wake_armed_ && wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    while (::write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+  }
   // Operations still in the kernel reference buffers in coroutine frames;
   // wait them out so the kernel never writes into freed memory. Whatever
   // they return is final: nothing is resubmitted any more.
@@ -56,7 +67,9 @@ EventLoop::~EventLoop() {
     const int ret = io_uring_wait_cqe(&ring_, &cqe);
     if (ret == -EINTR) continue;
     if (ret < 0) break;
-    if (auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe))) {
+    if (cqe->user_data == kWakeTag) {
+      wake_armed_ = false;
+    } else if (auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe))) {
       op->result = cqe->res < 0 ? cqe->res : static_cast<int>(op->done) + cqe->res;
       complete(op);
     }
@@ -76,6 +89,7 @@ void EventLoop::abandon_after_fork() noexcept {
   queued_in_sq_ = 0;
   syncs_in_flight_ = 0;
   stats_.in_flight = 0;
+  wake_armed_ = false;
   ring_open_ = false;
   io_uring_queue_exit(&ring_);  // unmaps and closes the child's copy only
 }
@@ -117,7 +131,7 @@ bool EventLoop::has_room() const noexcept {
 void EventLoop::enqueue(Operation* op) noexcept {
   if (!ring_open_) {  // a parent's loop in a forked child
     op->result = -ECANCELED;
-    scheduler_->post(op->waiter);
+    scheduler_->post_local(op->waiter);
     return;
   }
   ++stats_.in_flight;
@@ -213,7 +227,10 @@ std::size_t EventLoop::fail_unsubmitted(int err) noexcept {
   const unsigned mask = ring_.sq.ring_mask;
   for (unsigned i = *ring_.sq.khead; i != ring_.sq.sqe_tail; ++i) {
     io_uring_sqe* sqe = &ring_.sq.sqes[i & mask];
-    auto* op = reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(sqe->user_data));
+    const bool wake = sqe->user_data == kWakeTag;
+    auto* op =
+        wake ? nullptr : reinterpret_cast<Operation*>(static_cast<std::uintptr_t>(sqe->user_data));
+    if (wake) wake_armed_ = false;
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data(sqe, nullptr);
     if (op) {
@@ -236,8 +253,21 @@ void EventLoop::complete(Operation* op) noexcept {
   ++stats_.completed;
   // Posting never resumes: the waiter runs on the Scheduler's next turn. A
   // failure to grow the ready queue (out of memory) terminates, as noexcept.
-  scheduler_->post(op->waiter);
+  scheduler_->post_local(op->waiter);
 }
+
+void EventLoop::arm_wake(int eventfd) noexcept {
+  if (wake_armed_ || !ring_open_) return;
+  io_uring_sqe* sqe = has_room() ? io_uring_get_sqe(&ring_) : nullptr;
+  if (sqe == nullptr) return;  // full: the wait ends with an I/O completion instead
+  io_uring_prep_poll_add(sqe, eventfd, POLLIN);
+  sqe->user_data = kWakeTag;
+  ++queued_in_sq_;
+  wake_armed_ = true;
+  wake_fd_ = eventfd;
+}
+
+bool EventLoop::take_wake_fired() noexcept { return std::exchange(wake_fired_, false); }
 
 std::size_t EventLoop::submit() {
   drain_backlog();
@@ -263,6 +293,11 @@ std::size_t EventLoop::reap() noexcept {
   std::size_t finished = 0;
   io_uring_for_each_cqe(&ring_, head, cqe) {
     ++seen;
+    if (cqe->user_data == kWakeTag) {  // the eventfd poll: another thread posted
+      wake_armed_ = false;
+      wake_fired_ = true;
+      continue;
+    }
     auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
     if (op && handle_completion(op, cqe->res)) ++finished;  // null: a neutralised NOP
   }

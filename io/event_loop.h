@@ -143,6 +143,13 @@ class EventLoop final {
   // which handles it. Returns the number of SQEs submitted.
   std::size_t submit();
 
+  // Cross-thread wake-up (see scheduler.h): arms an IORING_OP_POLL_ADD on the
+  // Scheduler's eventfd unless one is already armed, so a blocking poll also
+  // ends when another thread posts. Not counted in pending() or the stats.
+  void arm_wake(int eventfd) noexcept;
+  // True (once) when the armed eventfd poll has completed since the last call.
+  bool take_wake_fired() noexcept;
+
   EventLoopStats stats() const noexcept { return stats_; }
   void reset_max_in_flight() noexcept { stats_.max_in_flight = stats_.in_flight; }
   unsigned sq_entries() const noexcept { return sq_entries_; }
@@ -201,6 +208,12 @@ class EventLoop final {
   std::uint64_t sync_spin_ns_ = 0;
   OpQueue backlog_;
   EventLoopStats stats_{};
+  // user_data of the eventfd poll (never an Operation's address).
+  static constexpr std::uint64_t kWakeTag = 1;
+  bool wake_armed_ = false;  // the eventfd poll is queued or in the kernel
+  bool wake_fired_ = false;
+  int wake_fd_ = -1;
+
   Scheduler* scheduler_;    // of the creating thread: where waiters are posted
   bool ring_open_ = false;  // false once abandoned after a fork
 };

@@ -1,9 +1,17 @@
 #include "io/scheduler.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <mutex>
 
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
@@ -12,6 +20,165 @@
 #include "io/event_loop.h"
 
 namespace corobtree {
+
+namespace detail {
+
+std::atomic<bool> g_cross_thread_handoffs{false};
+
+// A Scheduler's cross-thread queue (see scheduler.h). Immortal: never freed,
+// so a poster holding a stale pointer never touches freed memory.
+class Inbox {
+ public:
+  Inbox() = default;
+  Inbox(const Inbox&) = delete;
+  Inbox& operator=(const Inbox&) = delete;
+
+  // Any thread. False when the owner has exited.
+  bool push(std::coroutine_handle<> h) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (closed_) return false;
+    try {
+      items_.push_back(h);
+    } catch (...) {
+      std::terminate();  // out of memory in a noexcept hand-off, as posting locally
+    }
+    signal_locked();
+    return true;
+  }
+  // Ends (or prevents) the owner's next sleep without queuing anything.
+  void wake() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (closed_) return;
+    woken_.store(true, std::memory_order_seq_cst);
+    wake_sleeper_locked();
+  }
+
+  // --- owner thread only ---
+  bool maybe_nonempty() const noexcept { return nonempty_.load(std::memory_order_acquire); }
+  void drain_into(std::deque<std::coroutine_handle<>>& ready) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      nonempty_.store(false, std::memory_order_relaxed);
+      spare_.swap(items_);
+    }
+    for (std::coroutine_handle<> h : spare_) ready.push_back(h);
+    spare_.clear();
+  }
+  // The eventfd, made on first need. -1 when the kernel refuses one.
+  int eventfd() noexcept {
+    if (efd_ < 0) {
+      const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      std::lock_guard<std::mutex> g(mu_);
+      efd_ = fd;
+    }
+    return efd_;
+  }
+  // Announces a sleep; false when something is queued (or a wake pending).
+  bool begin_sleep() noexcept {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (nonempty_.load(std::memory_order_seq_cst) ||
+        woken_.exchange(false, std::memory_order_seq_cst)) {
+      sleeping_.store(false, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void end_sleep() noexcept { sleeping_.store(false, std::memory_order_seq_cst); }
+  void reset_eventfd() noexcept {
+    std::uint64_t v = 0;
+    while (efd_ >= 0 && ::read(efd_, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+  }
+  bool close_if_empty() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!items_.empty()) return false;
+    close_locked();
+    return true;
+  }
+  // Closes the inbox and its eventfd. REQUIRES: no ring polls the eventfd
+  // any more (the thread's loops are gone).
+  void close() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    close_locked();
+    if (efd_ >= 0) ::close(efd_);
+    efd_ = -1;
+  }
+
+  Inbox* next_ = nullptr;  // every inbox ever made (keeps them reachable)
+
+ private:
+  // REQUIRES: mu_ held and the inbox open. Publishes "something queued",
+  // then wakes a sleeper.
+  void signal_locked() noexcept {
+    nonempty_.store(true, std::memory_order_seq_cst);
+    wake_sleeper_locked();
+  }
+  void wake_sleeper_locked() noexcept {
+    if (sleeping_.exchange(false, std::memory_order_seq_cst) && efd_ >= 0) {
+      const std::uint64_t one = 1;
+      while (::write(efd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  void close_locked() noexcept {
+    closed_ = true;
+    items_.clear();  // their coroutines never run: the thread is gone
+  }
+
+  std::mutex mu_;
+  std::vector<std::coroutine_handle<>> items_;  // under mu_
+  std::vector<std::coroutine_handle<>> spare_;  // owner only
+  bool closed_ = false;                         // under mu_
+  int efd_ = -1;  // written by the owner under mu_; read by posters under mu_
+  std::atomic<bool> nonempty_{false};
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> woken_{false};  // wake() without a post
+};
+
+namespace {
+
+std::atomic<Inbox*> g_all_inboxes{nullptr};
+std::atomic<std::size_t> g_live_schedulers{0};
+thread_local Inbox* t_home = nullptr;  // this thread's inbox, while its Scheduler lives
+thread_local Scheduler* t_scheduler = nullptr;
+
+Inbox* new_inbox() {
+  auto* inbox = new Inbox();
+  Inbox* head = g_all_inboxes.load(std::memory_order_relaxed);
+  do {
+    inbox->next_ = head;
+  } while (!g_all_inboxes.compare_exchange_weak(head, inbox, std::memory_order_release,
+                                                std::memory_order_relaxed));
+  return inbox;
+}
+
+}  // namespace
+
+Inbox* this_thread_home() noexcept {
+  if (t_home == nullptr) (void)Scheduler::current();
+  return t_home;
+}
+
+bool post_home(Inbox* home, std::coroutine_handle<> h) noexcept {
+  if (home == t_home && t_scheduler != nullptr) {
+    try {
+      t_scheduler->post_local(h);
+    } catch (...) {
+      std::terminate();
+    }
+    return true;
+  }
+  return home != nullptr && home->push(h);
+}
+
+void wake_home(Inbox* home) noexcept {
+  if (home != nullptr) home->wake();
+}
+
+// Makes a thread's sync_wait root coroutine (defined at the end of the file).
+std::coroutine_handle<> make_sync_root(Inbox* home, bool& done);
+
+}  // namespace detail
 
 namespace {
 
@@ -35,23 +202,82 @@ Scheduler& Scheduler::current() noexcept {
   return scheduler;
 }
 
-Scheduler::Scheduler() {
+Scheduler::Scheduler() : inbox_(detail::new_inbox()) {
   // Registered once per process, before any loop can exist (a loop needs a
   // Scheduler). A failure to register only loses the fork protection.
   static const int registered = ::pthread_atfork(nullptr, nullptr, &abandon_loops_in_child);
   (void)registered;
+  detail::t_home = inbox_;
+  detail::t_scheduler = this;
+  detail::g_live_schedulers.fetch_add(1, std::memory_order_relaxed);
 }
 
 Scheduler::~Scheduler() {
   // The thread exits: its ring goes first, while the list it detaches from
-  // is still alive. It waits out operations still in the kernel.
+  // is still alive. It waits out operations still in the kernel (and fires
+  // the inbox's eventfd poll if one is armed, so the eventfd stays open until
+  // then).
   thread_loop_.reset();
+  inbox_->close();  // later posts fail; queued ones are dropped
+  if (sync_root_) sync_root_.destroy();
+  detail::t_scheduler = nullptr;
+  detail::t_home = nullptr;
+  detail::g_live_schedulers.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t Scheduler::live_count() noexcept {
+  return detail::g_live_schedulers.load(std::memory_order_relaxed);
+}
+
+void Scheduler::post(std::coroutine_handle<> h) {
+  if (this == detail::t_scheduler) {
+    ready_.push_back(h);
+  } else {
+    // h may be a coroutine that is running right now (handing itself over):
+    // Task's start-inline hand-off must be atomic from here on.
+    detail::g_cross_thread_handoffs.store(true, std::memory_order_relaxed);
+    (void)inbox_->push(h);
+  }
+}
+
+void Scheduler::drain_inbox() { inbox_->drain_into(ready_); }
+
+bool Scheduler::idle() const noexcept {
+  if (!ready_.empty() || inbox_->maybe_nonempty()) return false;
+  return std::all_of(loops_.begin(), loops_.end(), [](EventLoop* l) { return l->pending() == 0; });
+}
+
+bool Scheduler::close_inbox_if_empty() noexcept { return inbox_->close_if_empty(); }
+
+bool Scheduler::begin_sleep() { return inbox_->begin_sleep(); }
+
+void Scheduler::end_sleep(bool eventfd_fired) noexcept {
+  inbox_->end_sleep();
+  if (eventfd_fired) inbox_->reset_eventfd();
+}
+
+void Scheduler::sleep_on_inbox() {
+  const int fd = inbox_->eventfd();
+  if (fd < 0) {
+    throw Error(ErrorCode::kIoError,
+                std::string("eventfd for cross-thread wake-ups failed: ") + std::strerror(errno),
+                errno);
+  }
+  if (!begin_sleep()) return;
+  pollfd p{};
+  p.fd = fd;
+  p.events = POLLIN;
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+  end_sleep(true);
 }
 
 void Scheduler::abandon_loops_in_child() noexcept {
   // Only the forking thread exists in the child; its loops' rings are shared
   // with the parent, which is still using them.
   Scheduler& s = current();
+  // The other threads, and their Schedulers, do not exist in the child.
+  detail::g_live_schedulers.store(1, std::memory_order_relaxed);
   const std::vector<EventLoop*> loops = std::exchange(s.loops_, {});
   for (EventLoop* l : loops) l->abandon_after_fork();
   s.thread_loop_.reset();  // already detached and abandoned: frees memory only
@@ -96,6 +322,7 @@ void Scheduler::submit_queued_io() {
 }
 
 void Scheduler::run_turn() {
+  if (inbox_->maybe_nonempty()) drain_inbox();
   if (run_ready() > 0) {
     // The batch may have finished the awaited task: let the caller look
     // before anything blocks. When more is ready, submit what the batch
@@ -118,13 +345,35 @@ void Scheduler::run_turn() {
       ++busy_count;
     }
   }
+  // Another thread may post to this one: sleep until it does rather than
+  // report a deadlock (see the preamble).
+  const bool remote = worker_ || live_count() > 1;
   if (busy_count == 0) {
+    if (remote) {
+      sleep_on_inbox();
+      return;
+    }
     std::string msg = "a task is suspended with no ready coroutine and no I/O in flight to wake it";
     for (const auto& [owner, reason] : wait_reasons_) msg += "; " + reason;
     throw Error(ErrorCode::kDeadlock, msg);
   }
   if (busy_count == 1) {
-    busy->poll(true);  // sleeps in io_uring_enter until something completes
+    if (!remote) {
+      busy->poll(true);  // sleeps in io_uring_enter until something completes
+      return;
+    }
+    const int fd = inbox_->eventfd();
+    if (fd >= 0) {
+      if (!begin_sleep()) return;  // a post arrived: run it first
+      busy->arm_wake(fd);
+    }
+    try {
+      busy->poll(true);  // sleeps until something completes or a post arrives
+    } catch (...) {
+      end_sleep(busy->take_wake_fired());
+      throw;
+    }
+    end_sleep(busy->take_wake_fired());
     return;
   }
   // Private loops with I/O in flight beside another loop: no single ring to
@@ -132,6 +381,11 @@ void Scheduler::run_turn() {
   for (EventLoop* l : loops_) {
     if (l->pending() > 0) l->poll(false);
   }
+}
+
+std::coroutine_handle<> Scheduler::sync_root() {
+  if (!sync_root_) sync_root_ = detail::make_sync_root(inbox_, sync_done_);
+  return sync_root_;
 }
 
 void Scheduler::note_waiting(const void* owner, std::string reason) {
@@ -152,13 +406,81 @@ void Scheduler::clear_waiting(const void* owner) noexcept {
 
 namespace corobtree::detail {
 
+namespace {
+
+// The coroutine type of a thread's sync_wait root: resumed by the awaited
+// task's final transfer (on whatever thread finished it), it hops back to its
+// home thread and marks the wait done, then waits for the next sync_wait.
+struct RootCoroutine {
+  struct promise_type {
+    RootCoroutine get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_always final_suspend() const noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+class HopHome {
+ public:
+  explicit HopHome(Inbox* home) noexcept : home_(home) {}
+  bool await_ready() const noexcept { return this_thread_home() == home_; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { (void)post_home(home_, h); }
+  void await_resume() const noexcept {}
+
+ private:
+  Inbox* home_;
+};
+
+class DrivingScope {
+ public:
+  explicit DrivingScope(Scheduler& s) noexcept : s_(s) { s_.set_driving(true); }
+  ~DrivingScope() { s_.set_driving(false); }
+  DrivingScope(const DrivingScope&) = delete;
+  DrivingScope& operator=(const DrivingScope&) = delete;
+
+ private:
+  Scheduler& s_;
+};
+
+// `done` is the Scheduler's flag: the Scheduler owns (and destroys) this frame.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters)
+RootCoroutine root_loop(Inbox* home, bool& done) {
+  for (;;) {
+    co_await HopHome(home);
+    done = true;
+    co_await std::suspend_always{};
+  }
+}
+
+}  // namespace
+
+std::coroutine_handle<> make_sync_root(Inbox* home, bool& done) {
+  return root_loop(home, done).handle;
+}
+
+std::coroutine_handle<> begin_sync_wait() {
+  Scheduler& s = Scheduler::current();
+  if (s.driving()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "sync_wait called inside a coroutine running on this thread (or on a Runtime "
+                "worker): it would nest the thread's loop; co_await the task instead");
+  }
+  return s.sync_root();
+}
+
 void run_until_done(std::coroutine_handle<> h) {
   Scheduler& scheduler = Scheduler::current();
+  DrivingScope driving(scheduler);
+  (void)scheduler.take_sync_done();
   h.resume();
-  while (!h.done()) scheduler.run_turn();
+  while (!scheduler.take_sync_done()) scheduler.run_turn();
   scheduler.submit_queued_io();
 }
 
-void post_to_this_thread(std::coroutine_handle<> h) { Scheduler::current().post(h); }
+void post_to_this_thread(std::coroutine_handle<> h) { Scheduler::current().post_local(h); }
 
 }  // namespace corobtree::detail

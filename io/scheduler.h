@@ -38,9 +38,42 @@
 // operations, and private loops are kept so that tests can size a ring and
 // read its counters from zero without disturbing the thread's.)
 //
-// Thread-safety: none; a Scheduler is only touched by its own thread. In a
-// forked child the forking thread's loops are abandoned (never used, never
-// waited for: the ring still belongs to the parent) and loop() makes a new one.
+// Cross-thread wake-ups: every Scheduler has an inbox (detail::Inbox), a
+// mutex-protected vector of coroutine handles that any thread may push to.
+// The owner moves it into the ready queue at the start of each turn (one
+// relaxed-cost atomic load when it is empty). A coroutine always resumes on
+// its home thread: whoever releases a waiter of another thread (AsyncMutex,
+// AsyncSharedMutex, Event, Condition) posts it to that thread's inbox with
+// detail::post_home() and touches nothing of the waiter's afterwards; a waiter
+// of the releasing thread itself goes to the ready queue as before.
+//
+// Sleeping and waking: a thread that may receive posts from others (another
+// Scheduler exists in the process, or it is a Runtime worker) never throws
+// kDeadlock when idle; it sleeps until a post arrives. With I/O in flight it
+// sleeps in io_uring_enter as before, with an IORING_OP_POLL_ADD on the
+// inbox's eventfd armed in the ring (re-armed only after it fired), so a post
+// ends the wait. With nothing in flight (or no ring: the pread backend) it
+// sleeps in poll(2) on the eventfd. The handshake is Dekker-style with
+// sequentially consistent atomics: the sleeper sets `sleeping` and then looks
+// at `nonempty`; a poster sets `nonempty` and then exchanges `sleeping` to
+// false, writing the eventfd if it was set. So a post is never lost and the
+// eventfd is written at most once per sleep. While only one Scheduler exists,
+// nothing can post, so an idle thread throws kDeadlock exactly as before (and
+// no eventfd is ever made).
+//
+// Lifetime: inboxes are immortal. A Scheduler closes its inbox when its
+// thread exits (the eventfd is closed, queued handles are dropped) and posting
+// to a closed inbox returns false: the primitives then skip that waiter (a
+// mutex hands ownership to the next one); its coroutine never runs. The
+// inbox object itself is never freed (about 100 bytes per thread that ever
+// used corobtree), so a poster holding a stale home never touches freed
+// memory.
+//
+// Thread-safety: the ready queue, the loops and everything else here belong
+// to the Scheduler's own thread; only post(), detail::post_home() and the
+// inbox may be used from other threads. In a forked child the forking
+// thread's loops are abandoned (never used, never waited for: the ring still
+// belongs to the parent) and loop() makes a new one.
 #pragma once
 
 #include <coroutine>
@@ -54,6 +87,24 @@
 namespace corobtree {
 
 class EventLoop;
+class Scheduler;
+
+namespace detail {
+
+class Inbox;  // a Scheduler's cross-thread queue (scheduler.cc)
+
+// The calling thread's inbox: a waiter records it as its home.
+Inbox* this_thread_home() noexcept;
+// Posts h to `home`: onto the ready queue when `home` is the calling thread's,
+// else into that thread's inbox, waking it. Returns false (and does nothing)
+// when the home thread has exited. After a cross-thread post the caller must
+// touch nothing of h's coroutine.
+bool post_home(Inbox* home, std::coroutine_handle<> h) noexcept;
+// Makes the home thread look at its inbox (e.g. to see a stop request)
+// without posting anything.
+void wake_home(Inbox* home) noexcept;
+
+}  // namespace detail
 
 class Scheduler {
  public:
@@ -67,12 +118,23 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues h to be resumed on a later turn of this thread.
-  void post(std::coroutine_handle<> h) { ready_.push_back(h); }
+  // Queues h to be resumed on a later turn of this Scheduler's thread. From
+  // another thread it goes through the inbox and wakes the thread.
+  // REQUIRES (from another thread): this Scheduler's thread has not exited;
+  // when that is not sure, use detail::post_home(home(), h).
+  void post(std::coroutine_handle<> h);
+  // REQUIRES: called on this Scheduler's thread.
+  void post_local(std::coroutine_handle<> h) { ready_.push_back(h); }
+  // This thread's inbox (stays valid forever; see the preamble).
+  detail::Inbox* home() const noexcept { return inbox_; }
 
-  // Resumes ready coroutines and otherwise waits for I/O. Throws Error(kDeadlock)
-  // when there is nothing that could ever make progress.
+  // Resumes ready coroutines and otherwise waits for I/O or a post from
+  // another thread. Throws Error(kDeadlock) when there is nothing that could
+  // ever make progress (nothing ready, no I/O in flight, and no other
+  // Scheduler in the process that could post; never on a Runtime worker).
   void run_turn();
+  // Nothing ready, nothing in the inbox, no I/O in flight on any loop.
+  bool idle() const noexcept;
   // Resumes what was ready when it started (coroutines posted meanwhile wait
   // for the next turn, so I/O is polled between batches); returns how many.
   std::size_t run_ready();
@@ -97,6 +159,24 @@ class Scheduler {
   void note_waiting(const void* owner, std::string reason);
   void clear_waiting(const void* owner) noexcept;
 
+  // Schedulers alive in the process (threads that used corobtree and have not exited).
+  static std::size_t live_count() noexcept;
+
+  // --- used by sync_wait and Runtime (io/runtime.cc) ---
+  // True while this thread drives coroutines (inside sync_wait, or a Runtime
+  // worker): sync_wait then throws instead of nesting the loop.
+  bool driving() const noexcept { return driving_; }
+  void set_driving(bool d) noexcept { driving_ = d; }
+  // A worker never throws kDeadlock: when idle it sleeps until a post.
+  void set_worker(bool w) noexcept { worker_ = w; }
+  // Closes the inbox if nothing is queued in it (a stopping worker's last
+  // step; later posts fail). Returns false when something is queued.
+  bool close_inbox_if_empty() noexcept;
+  // sync_wait's root: the continuation of the awaited task. When the task
+  // finishes (on any thread) it hops back here and marks the wait done.
+  std::coroutine_handle<> sync_root();
+  bool take_sync_done() noexcept { return std::exchange(sync_done_, false); }
+
  private:
   friend class EventLoop;  // attaches and detaches itself
 
@@ -106,7 +186,20 @@ class Scheduler {
   // pthread_atfork child handler: drops the forking thread's loops.
   static void abandon_loops_in_child() noexcept;
 
+  // Moves the inbox's handles to the ready queue.
+  void drain_inbox();
+  // Prepares to sleep: false when a post arrived meanwhile (do not sleep).
+  bool begin_sleep();
+  void end_sleep(bool eventfd_fired) noexcept;
+  // Sleeps in poll(2) on the inbox's eventfd (nothing in flight).
+  void sleep_on_inbox();
+
   std::deque<std::coroutine_handle<>> ready_;
+  detail::Inbox* inbox_;
+  bool driving_ = false;
+  bool worker_ = false;
+  bool sync_done_ = false;
+  std::coroutine_handle<> sync_root_;
   std::unique_ptr<EventLoop> thread_loop_;
   std::vector<EventLoop*> loops_;  // attached: thread_loop_ and private loops
   bool walking_loops_ = false;     // debug check: no attach/detach during a walk

@@ -4,9 +4,11 @@
 #   2. the same binaries again with COROBTREE_IO=pread   -- the fallback backend
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer, ctest
 #   4. clang++ (warnings as errors) with a shared libcorobtree, ctest
-#   5. the format check (.clang-format) and clang-tidy (.clang-tidy)
-#   6. a smoke run of every perf binary with tiny sizes
-#   7. the libFuzzer targets (clang 14), 15 s each from the seed corpora
+#   5. clang++ with ThreadSanitizer over the cross-thread tests (runtime, sync
+#      primitives, tasks, event loop): 0 reports
+#   6. the format check (.clang-format) and clang-tidy (.clang-tidy)
+#   7. a smoke run of every perf binary with tiny sizes
+#   8. the libFuzzer targets (clang 14), 15 s each from the seed corpora
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 # Options: --quick (skip the clang pass), --jobs N.
 set -euo pipefail
@@ -32,6 +34,7 @@ ensure_packages cmake ninja-build g++ clang clang-format clang-tidy pkg-config l
   clang-14 libclang-rt-14-dev
 
 declare -a SUMMARY=()
+declare -a CTEST_ARGS=()  # extra ctest arguments for the next run_ctest
 TOTAL_PASSED=0
 TOTAL_FAILED=0
 FAILED_PHASES=0
@@ -42,7 +45,8 @@ run_ctest() {
   local log="$dir/ctest-$phase.log"
   echo "=== [$phase] ctest in $dir $*"
   set +e
-  env "$@" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" 2>&1 | tee "$log"
+  env "$@" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "${CTEST_ARGS[@]}" 2>&1 |
+    tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
   local line passed failed total
@@ -95,6 +99,20 @@ if [ "$QUICK" -eq 0 ]; then
   record_step "clang-tidy (.clang-tidy) over io/, engine/, tools/" \
     env COROBTREE_TIDY_BUILD="$BUILD/clang" bash "$ROOT/scripts/check-tidy.sh"
 fi
+# ThreadSanitizer over the tests that use several threads (and the primitives
+# they share). Only those targets are built; any report fails the test
+# (halt_on_error), so the phase passes with 0 reports.
+TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test)
+echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
+cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DCOROBTREE_BUILD_PERF=OFF -DCOROBTREE_BUILD_EXAMPLES=OFF \
+  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+cmake --build "$BUILD/tsan" -j "$JOBS" --target "${TSAN_TESTS[@]}"
+CTEST_ARGS=(-R "^($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$")
+run_ctest clang-tsan "$BUILD/tsan" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+CTEST_ARGS=()
+
 record_step "format check (.clang-format)" bash "$ROOT/scripts/check-format.sh"
 
 perf_smoke() {

@@ -9,8 +9,15 @@
 //
 //   std::optional<std::string> v = corobtree::sync_wait(db->get("key"));
 //
-// REQUIRES: not called from inside a coroutine running on this thread (that
-// would nest the thread's loop).
+// Threads: the task may move to other threads on the way (co_await
+// Runtime::schedule()); when it finishes elsewhere, its completion is posted
+// back to the calling thread, which sleeps meanwhile. Called from inside a
+// coroutine running on this thread (or on a Runtime worker), where it would
+// nest the thread's loop, it throws Error(kInvalidArgument) instead.
+// While other threads use corobtree, a task waiting on something that only
+// another thread could release is not a deadlock: the thread sleeps until a
+// post arrives (kDeadlock is reported only while this is the process's only
+// thread that uses corobtree).
 #pragma once
 
 #include <concepts>
@@ -25,6 +32,10 @@
 namespace corobtree {
 
 namespace detail {
+// Checks that this thread may block in sync_wait (else throws
+// Error(kInvalidArgument)) and returns its root: the continuation to give the
+// awaited task.
+COROBTREE_EXPORT std::coroutine_handle<> begin_sync_wait();
 // Starts `h` and drives this thread's scheduler until it is done. Throws
 // Error(kDeadlock) when nothing could ever finish it.
 COROBTREE_EXPORT void run_until_done(std::coroutine_handle<> h);
@@ -34,8 +45,9 @@ template <typename T>
 T sync_wait(Task<T> task) {
   auto h = task.handle_;
   if (!h) throw Error(ErrorCode::kInvalidArgument, "sync_wait on an empty Task");
-  // No continuation: when the task finishes it transfers to noop and control
-  // returns to run_until_done.
+  // When the task finishes it transfers to the thread's root, which hops back
+  // to this thread if needed and tells run_until_done.
+  h.promise().set_continuation(detail::begin_sync_wait());
   detail::run_until_done(h);
   return h.promise().take_result();
 }

@@ -15,17 +15,22 @@
 // Only a child that really suspended (on I/O, a latch, ...) resumes its parent
 // later, from its final awaiter.
 //
-// Thread-safety: a Task and the coroutines it starts belong to one thread (the
-// thread whose scheduler drives them). Nothing here is synchronized.
+// Thread-safety: a Task and the coroutines it starts run on one thread at a
+// time (the thread whose scheduler drives them); co_await Runtime::schedule()
+// moves the awaiting chain to a worker, and it continues there. A Task object
+// itself is not synchronized: await it from one place only.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
 #include <corobtree/error.h>
+#include <corobtree/export.h>
 
 namespace corobtree {
 
@@ -36,16 +41,34 @@ T sync_wait(Task<T> task);
 
 namespace detail {
 
+// True once a coroutine may be handed to another thread while it runs (a
+// Runtime exists, or Scheduler::post was used across threads). Until then the
+// start-inline hand-off below uses plain (relaxed) loads and stores; after,
+// an atomic exchange on each side. Set once, never cleared.
+extern COROBTREE_EXPORT std::atomic<bool> g_cross_thread_handoffs;
+
 class TaskPromiseBase {
  public:
+  // The start-inline hand-off between Task::Awaiter and FinalAwaiter.
+  enum : std::uint8_t { kIdle = 0, kStartedInline = 1, kSuspended = 2, kDone = 3 };
+
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       TaskPromiseBase& p = self.promise();
+      std::uint8_t before;
+      if (!g_cross_thread_handoffs.load(std::memory_order_relaxed)) {
+        before = p.state_.load(std::memory_order_relaxed);
+        p.state_.store(kDone, std::memory_order_relaxed);
+      } else {
+        // The awaiter may be running on another thread right now (the child
+        // moved there while it was started inline): decide atomically.
+        before = p.state_.exchange(kDone, std::memory_order_acq_rel);
+      }
       // Finished while the awaiter is still inside await_suspend: it sees
-      // done() and continues by itself, so transfer nowhere.
-      if (p.started_inline_) return std::noop_coroutine();
+      // kDone and continues by itself, so transfer nowhere.
+      if (before == kStartedInline) return std::noop_coroutine();
       return p.continuation_ ? p.continuation_ : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -55,11 +78,24 @@ class TaskPromiseBase {
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
   void set_continuation(std::coroutine_handle<> h) noexcept { continuation_ = h; }
-  void set_started_inline(bool v) noexcept { started_inline_ = v; }
+
+  // Task::Awaiter: starts the child inline (state kStartedInline), then
+  // returns whether the awaiting coroutine must suspend: false when the child
+  // already finished (FinalAwaiter saw kStartedInline and transferred nowhere).
+  bool start_inline(std::coroutine_handle<> child) noexcept {
+    state_.store(kStartedInline, std::memory_order_relaxed);
+    child.resume();
+    if (!g_cross_thread_handoffs.load(std::memory_order_relaxed)) {
+      if (state_.load(std::memory_order_relaxed) == kDone) return false;
+      state_.store(kSuspended, std::memory_order_relaxed);
+      return true;
+    }
+    return state_.exchange(kSuspended, std::memory_order_acq_rel) != kDone;
+  }
 
  private:
   std::coroutine_handle<> continuation_;
-  bool started_inline_ = false;
+  std::atomic<std::uint8_t> state_{kIdle};
 };
 
 template <typename T>
@@ -128,11 +164,10 @@ class [[nodiscard]] Task {
     bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
       promise_type& p = handle_.promise();
       p.set_continuation(awaiting);
-      p.set_started_inline(true);
-      handle_.resume();
-      if (handle_.done()) return false;  // finished synchronously: do not suspend
-      p.set_started_inline(false);
-      return true;
+      // false: finished synchronously, do not suspend. true: suspended; the
+      // child resumes the awaiting coroutine from its final awaiter (from
+      // here on, *this may be resumed on another thread: touch nothing).
+      return p.start_inline(handle_);
     }
     T await_resume() {
       if (!handle_) throw Error(ErrorCode::kInvalidArgument, "co_await on an empty Task");

@@ -10,9 +10,12 @@
 // rethrown at the co_await. Task<void> children yield std::monostate in the
 // tuple form; the vector form over Task<void> returns void.
 //
-// Thread-safety: single-threaded, like Task.
+// Thread-safety: like Task. Children that move to other threads (co_await
+// Runtime::schedule()) may finish concurrently: the count is atomic, and the
+// caller continues on the thread of the child that finished last.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -36,17 +39,17 @@ class WhenAllLatch {
   explicit WhenAllLatch(std::size_t n) noexcept : remaining_(n + 1) {}
   // Called by a child when it finishes; returns the parent to resume, if any.
   std::coroutine_handle<> arrive() noexcept {
-    if (--remaining_ == 0) return parent_;
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) return parent_;
     return std::noop_coroutine();
   }
   // Called by the parent after starting all children; true if it must suspend.
   bool try_await(std::coroutine_handle<> parent) noexcept {
     parent_ = parent;
-    return --remaining_ != 0;
+    return remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1;
   }
 
  private:
-  std::size_t remaining_;
+  std::atomic<std::size_t> remaining_;
   std::coroutine_handle<> parent_ = std::noop_coroutine();
 };
 
