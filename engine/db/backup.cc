@@ -89,20 +89,12 @@ void sync_parent_directory(const std::string& path) {
 }  // namespace
 
 Task<Meta> DatabaseImpl::begin_backup() {
-  checkpointing_ = true;
-  AsyncLockGuard writer = co_await lock_data_file();
-  std::exception_ptr error;
-  try {
-    check_open();
-    co_await log_->checkpoint();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  checkpointing_ = false;
-  if (error) {
-    // A failed checkpoint stops the database, as run_log_step's does.
-    if (!stopped_ && !closed_) stopped_ = error;
-    std::rethrow_exception(error);
+  AsyncLockGuard writer;
+  {
+    checkpointing_ = true;
+    const CheckpointingFlag flag{checkpointing_};
+    writer = co_await lock_data_file();
+    co_await log_step_locked(LogStep::kCheckpoint);
   }
   // Still under the writer mutex: no checkpoint ran after this one.
   backup_running_ = true;

@@ -76,17 +76,8 @@ Task<void> DatabaseImpl::compact() {
   check_open();
   // The writer mutex once no backup copies the data file (it waits for one).
   AsyncLockGuard writer = co_await lock_data_file();
-  check_open();
+  co_await log_step_locked(LogStep::kCheckpoint);
   std::exception_ptr error;
-  try {
-    co_await log_->checkpoint();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  if (error) {
-    if (!stopped_) stopped_ = error;  // as a failed checkpoint() does
-    std::rethrow_exception(error);
-  }
 
   // Until the rename, a failure leaves the database as it was.
   const std::string tmp = path_ + ".compacting";

@@ -489,14 +489,7 @@ Task<AsyncLockGuard> DatabaseImpl::lock_data_file() {
   }
 }
 
-Task<void> DatabaseImpl::run_log_step(LogStep step) {
-  checkpointing_ = true;
-  AsyncLockGuard writer;
-  if (step == LogStep::kDueCheckpoint) {
-    writer = co_await tree_->writer_mutex().scoped_lock();
-  } else {
-    writer = co_await lock_data_file();
-  }
+Task<void> DatabaseImpl::log_step_locked(LogStep step) {
   std::exception_ptr error;
   try {
     check_open();
@@ -508,11 +501,22 @@ Task<void> DatabaseImpl::run_log_step(LogStep step) {
   } catch (...) {
     error = std::current_exception();
   }
-  checkpointing_ = false;
   if (error) {
     if (!stopped_ && !closed_) stopped_ = error;
     std::rethrow_exception(error);
   }
+}
+
+Task<void> DatabaseImpl::run_log_step(LogStep step) {
+  checkpointing_ = true;
+  const CheckpointingFlag flag{checkpointing_};
+  AsyncLockGuard writer;
+  if (step == LogStep::kDueCheckpoint) {
+    writer = co_await tree_->writer_mutex().scoped_lock();
+  } else {
+    writer = co_await lock_data_file();
+  }
+  co_await log_step_locked(step);
 }
 
 Task<void> DatabaseImpl::checkpoint() {

@@ -110,6 +110,14 @@ class DatabaseImpl final : private LoggedTree {
   // A checkpoint, or the close's checkpoint and release, under the writer
   // mutex; a failure stops the database.
   Task<void> run_log_step(LogStep step);
+  // The log step itself, the writer mutex held (run_log_step, a backup's and
+  // a compaction's first checkpoint); a failure stops the database.
+  Task<void> log_step_locked(LogStep step);
+  // Clears checkpointing_ when the step ends, however it ends.
+  struct CheckpointingFlag {
+    bool& flag;
+    ~CheckpointingFlag() { flag = false; }
+  };
   // The writer mutex, at a moment when no backup is copying the data file (so
   // the holder may change the data file: checkpoint, close, bulk load).
   Task<AsyncLockGuard> lock_data_file();
