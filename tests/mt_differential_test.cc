@@ -102,21 +102,11 @@ corobtree::Options options_for(const BackendConfig& b) {
 mt::Result execute(BlockingDatabase& db, const mt::Op& op) {
   mt::Result r;
   switch (op.kind) {
-    case mt::Op::kPut:
-      db.put(op.key, op.value);
-      break;
-    case mt::Op::kErase:
-      r.existed = db.erase(op.key);
-      break;
-    case mt::Op::kBatch:
-      db.write(op.batch);
-      break;
-    case mt::Op::kGet:
-      r.got = db.get(op.key);
-      break;
-    case mt::Op::kScan:
-      r.rows = db.scan(op.scan, op.limit);
-      break;
+    case mt::Op::kPut: db.put(op.key, op.value); break;
+    case mt::Op::kErase: r.existed = db.erase(op.key); break;
+    case mt::Op::kBatch: db.write(op.batch); break;
+    case mt::Op::kGet: r.got = db.get(op.key); break;
+    case mt::Op::kScan: r.rows = db.scan(op.scan, op.limit); break;
   }
   return r;
 }
@@ -124,17 +114,13 @@ mt::Result execute(BlockingDatabase& db, const mt::Op& op) {
 Task<mt::Result> execute_async(Database& db, const mt::Op& op) {
   mt::Result r;
   switch (op.kind) {
-    case mt::Op::kPut:
-      co_await db.put(op.key, op.value);
-      break;
+    case mt::Op::kPut: co_await db.put(op.key, op.value); break;
     case mt::Op::kErase: {
       const bool existed = co_await db.erase(op.key);
       r.existed = existed;
       break;
     }
-    case mt::Op::kBatch:
-      co_await db.write(op.batch);
-      break;
+    case mt::Op::kBatch: co_await db.write(op.batch); break;
     case mt::Op::kGet: {
       std::optional<std::string> got = co_await db.get(op.key);
       r.got = std::move(got);
@@ -223,9 +209,9 @@ void compare_all(BlockingDatabase& db, const mt::Model& model, const std::string
     for (const auto& [k, v] : rows) {
       if (it == model.end() || it->first != k || it->second != v) {
         if (++mismatches <= 5) {
-          BOOST_ERROR("database has '" << k << "' (" << v.size() << " bytes), model "
-                                       << (it == model.end() ? std::string("ends")
-                                                             : "'" + it->first + "'"));
+          BOOST_ERROR("database has '"
+                      << k << "' (" << v.size() << " bytes), model "
+                      << (it == model.end() ? std::string("ends") : "'" + it->first + "'"));
         }
         if (it != model.end() && it->first <= k) ++it;
         continue;
@@ -308,10 +294,10 @@ void run_case(const Case& c) {
   std::cout << "[mt] " << c.name() << ": " << secs << " s, " << counts.puts << " puts, "
             << counts.erases << " erases, " << counts.batches << " batches, " << counts.gets
             << " gets, " << counts.scans << " scans (" << counts.rows << " rows), "
-            << counts.foreign_values << " values of other workers checked; height "
-            << stats.height << ", " << stats.pages << " pages, " << stats.pool.evictions
-            << " evictions, " << stats.checkpoints << " checkpoints, " << stats.wal.writes
-            << " log writes for " << stats.wal.commits << " commits";
+            << counts.foreign_values << " values of other workers checked; height " << stats.height
+            << ", " << stats.pages << " pages, " << stats.pool.evictions << " evictions, "
+            << stats.checkpoints << " checkpoints, " << stats.wal.writes << " log writes for "
+            << stats.wal.commits << " commits";
   if (c.background != Background::kNone) std::cout << ", background rounds " << background.rounds;
   std::cout << std::endl;
   BOOST_TEST(stats.height >= 3u);

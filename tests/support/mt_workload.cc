@@ -195,9 +195,10 @@ Op Worker::next() {
     }
   } else if (r < 75) {
     op.kind = Op::kGet;
-    op.key = rng_() % 2 == 0 ? own_key(id_, static_cast<int>(
-                                                rng_() % static_cast<std::uint64_t>(sizes_.own_keys)))
-                             : random_shared_key(false);
+    op.key =
+        rng_() % 2 == 0
+            ? own_key(id_, static_cast<int>(rng_() % static_cast<std::uint64_t>(sizes_.own_keys)))
+            : random_shared_key(false);
   } else {
     op.kind = Op::kScan;
     op.shared_range = rng_() % 2 == 0;
@@ -266,9 +267,10 @@ void Worker::check_get(const Op& op, const Result& r) {
   const std::optional<std::string> want =
       it == model_.end() ? std::nullopt : std::optional<std::string>(it->second);
   if (r.got != want) {
-    fail("get('" + op.key + "') returned " + (r.got ? "a value of " + std::to_string(r.got->size()) +
-                                                          " bytes, '" + r.got->substr(0, 24) + "'"
-                                                    : std::string("nothing")) +
+    fail("get('" + op.key + "') returned " +
+         (r.got ? "a value of " + std::to_string(r.got->size()) + " bytes, '" +
+                      r.got->substr(0, 24) + "'"
+                : std::string("nothing")) +
          "; the model has " + (want ? "'" + want->substr(0, 24) + "'" : std::string("nothing")));
   }
 }
@@ -348,8 +350,8 @@ void Worker::check(const Op& op, const Result& r) {
       ++counts_.erases;
       const bool had = model_.erase(op.key) > 0;
       if (r.existed != had) {
-        fail("erase('" + op.key + "') returned " + (r.existed ? "true" : "false") +
-             "; the model " + (had ? "has" : "lacks") + " the key");
+        fail("erase('" + op.key + "') returned " + (r.existed ? "true" : "false") + "; the model " +
+             (had ? "has" : "lacks") + " the key");
       }
       break;
     }
@@ -363,12 +365,8 @@ void Worker::check(const Op& op, const Result& r) {
         }
       }
       break;
-    case Op::kGet:
-      check_get(op, r);
-      break;
-    case Op::kScan:
-      check_scan(op, r);
-      break;
+    case Op::kGet: check_get(op, r); break;
+    case Op::kScan: check_scan(op, r); break;
   }
 }
 
