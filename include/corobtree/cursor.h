@@ -8,7 +8,9 @@
 // blocks a writer; a key inserted or erased concurrently may or may not be
 // seen. key() and value() stay valid until the cursor moves.
 //
-// Thread-safety: one task at a time. REQUIRES: the Database outlives the cursor.
+// Thread-safety: one task at a time, on any thread. Forward cursors step from
+// cached pages on the calling thread; other steps run on the database's engine
+// thread. REQUIRES: the Database outlives the cursor.
 #pragma once
 
 #include <memory>
@@ -28,10 +30,12 @@ struct ScanOptions {
 };
 
 class TreeCursor;
+class DatabaseHost;
 
 class COROBTREE_EXPORT Cursor {
  public:
-  explicit Cursor(std::unique_ptr<TreeCursor> impl) noexcept;
+  // Made by Database::cursor.
+  Cursor(std::unique_ptr<TreeCursor> impl, DatabaseHost* host) noexcept;
   Cursor(Cursor&&) noexcept;
   Cursor& operator=(Cursor&&) noexcept;
   ~Cursor();
@@ -51,6 +55,7 @@ class COROBTREE_EXPORT Cursor {
 
  private:
   std::unique_ptr<TreeCursor> impl_;
+  DatabaseHost* host_;  // where the cursor's steps run
 };
 
 }  // namespace corobtree
