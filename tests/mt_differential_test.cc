@@ -195,7 +195,7 @@ void run_background(BlockingDatabase& db, Background kind, const std::atomic<boo
     } catch (const std::exception& e) {
       out.failures.push_back(std::string("background call threw: ") + e.what());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kind == Background::kCompact ? 20 : 2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(kind == Background::kCompact ? 150 : 10));
   }
 }
 
@@ -259,14 +259,7 @@ void run_case(const Case& c) {
   if (c.background != Background::kNone) {
     bg = std::thread([&] { run_background(db, c.background, stop, background); });
   }
-  if (std::getenv("MT_DEV_SEQUENTIAL")) {  // TEMPORARY
-    for (int i = 0; i < ops; ++i) {
-      for (auto& w : workers) {
-        const mt::Op op = w->next();
-        w->check(op, execute(db, op));
-      }
-    }
-  } else if (c.mode == Mode::kThreads) {
+  if (c.mode == Mode::kThreads) {
     std::vector<std::thread> threads;
     for (auto& w : workers) {
       threads.emplace_back([&db, &w, ops] { run_thread(db, *w, ops); });
