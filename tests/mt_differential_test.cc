@@ -11,7 +11,8 @@
 // or five levels, values of a few hundred bytes take overflow pages, and
 // nearly every descent evicts a page another thread may be reading. The log
 // checkpoints every 64 KiB. Variants add a thread that, meanwhile, calls
-// checkpoint() and validate() in a loop, or compact().
+// checkpoint() and validate() in a loop, or compact(), or backup() (each copy
+// must open, validate and hold only values written for their keys).
 //
 // Afterwards: a full scan equals the union of the workers' models, validate()
 // is clean and count() agrees; then close, reopen and compare again. Every
@@ -54,7 +55,7 @@ using corobtree::test::BackendConfig;
 namespace {
 
 enum class Mode { kThreads, kRuntime };
-enum class Background { kNone, kCheckpoint, kCompact };
+enum class Background { kNone, kCheckpoint, kCompact, kBackup };
 
 struct Case {
   Mode mode;
@@ -66,6 +67,7 @@ struct Case {
                                            : std::to_string(workers) + "-tasks-on-runtime4";
     if (background == Background::kCheckpoint) n += "+checkpoints";
     if (background == Background::kCompact) n += "+compact";
+    if (background == Background::kBackup) n += "+backup";
     return n + "/" + backend.name();
   }
 };
@@ -82,6 +84,7 @@ std::vector<Case> cases() {
     out.push_back({Mode::kRuntime, 8, Background::kNone, buffered});
     out.push_back({Mode::kThreads, 4, Background::kCheckpoint, buffered});
     out.push_back({Mode::kThreads, 4, Background::kCompact, buffered});
+    out.push_back({Mode::kThreads, 4, Background::kBackup, buffered});
   }
   return out;
 }
@@ -174,13 +177,33 @@ Task<void> run_task(Runtime& rt, Database& db, mt::Worker& w, int ops) {
   }
 }
 
-// checkpoint() + validate(), or compact(), in a loop until `stop`.
+// checkpoint() + validate(), compact(), or backup() in a loop until `stop`.
 struct BackgroundRun {
   int rounds = 0;
   std::vector<std::string> failures;
 };
 
-void run_background(BlockingDatabase& db, Background kind, const std::atomic<bool>& stop,
+// A backup taken meanwhile is a database of its own: it opens, validates, and
+// holds only values written for their keys.
+void check_backup(const std::string& file, const BackendConfig& backend, BackgroundRun& out) {
+  corobtree::Options o = options_for(backend);
+  o.create_if_missing = false;
+  BlockingDatabase copy = BlockingDatabase::open(file, o);
+  const corobtree::ValidationReport report = copy.validate();
+  if (!report.ok()) out.failures.push_back("validate() of a backup: " + report.summary());
+  const mt::Rows rows = copy.scan();
+  if (rows.size() != copy.count()) out.failures.push_back("a backup's count() is not its scan");
+  for (const auto& [k, v] : rows) {
+    if (!mt::parse_value(k, v)) {
+      out.failures.push_back("a backup holds a value never written for '" + k + "'");
+      break;
+    }
+  }
+  copy.close();
+}
+
+void run_background(BlockingDatabase& db, Background kind, const BackendConfig& backend,
+                    const corobtree::test::TempDir& dir, const std::atomic<bool>& stop,
                     BackgroundRun& out) {
   while (!stop.load() && out.failures.empty()) {
     try {
@@ -188,14 +211,19 @@ void run_background(BlockingDatabase& db, Background kind, const std::atomic<boo
         db.checkpoint();
         const corobtree::ValidationReport report = db.validate();
         if (!report.ok()) out.failures.push_back("validate() meanwhile: " + report.summary());
-      } else {
+      } else if (kind == Background::kCompact) {
         db.compact();
+      } else {
+        const std::string file = dir.file("backup" + std::to_string(out.rounds) + ".db");
+        db.backup(file);
+        check_backup(file, backend, out);
       }
       ++out.rounds;
     } catch (const std::exception& e) {
       out.failures.push_back(std::string("background call threw: ") + e.what());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kind == Background::kCompact ? 150 : 10));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(kind == Background::kCheckpoint ? 20 : 150));
   }
 }
 
@@ -249,7 +277,7 @@ void run_case(const Case& c) {
   }
   // About the same work in every case, whatever the number of workers; less
   // with O_DIRECT, where every one of the many evictions is a real disk read.
-  const int total_ops = c.backend.direct_io ? 2500 : 6000;
+  const int total_ops = c.backend.direct_io ? 2000 : 5000;
   const int ops = corobtree::test::scaled(total_ops / c.workers, 50);
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -257,7 +285,7 @@ void run_case(const Case& c) {
   BackgroundRun background;
   std::thread bg;
   if (c.background != Background::kNone) {
-    bg = std::thread([&] { run_background(db, c.background, stop, background); });
+    bg = std::thread([&] { run_background(db, c.background, c.backend, dir, stop, background); });
   }
   if (c.mode == Mode::kThreads) {
     std::vector<std::thread> threads;
