@@ -11,7 +11,8 @@
 //    thread, or on a Runtime worker, is Error(kInvalidArgument), not a hang;
 //  * a Cursor moves from one thread to another between calls;
 //  * close() while four threads put and get: kClosed or success, and every
-//    acknowledged put survives.
+//    acknowledged put survives;
+//  * a write failing on the disk stops the database for every thread.
 // The stalls come from a gate on the data file's reads (Options::wrap_disk):
 // while it is closed, a read of a tree page waits for the main thread to open
 // it. Every waiting coroutine must resume on its own thread. No timing is
@@ -47,6 +48,7 @@
 #include "io/event_loop.h"
 #include "io/forwarding_disk.h"
 #include "tests/support/backends.h"
+#include "tests/support/fault_disk.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_probe.h"
 
@@ -612,6 +614,88 @@ void run_close_while_threads_write(const BackendConfig& cfg) {
   again.close();
 }
 
+// A write that fails on the disk stops the database for every thread: four
+// threads put until one of their calls throws; the failure is an I/O error
+// and every call after it, on any thread, throws too (also a get of a key
+// that is cached). close() writes nothing; reopening recovers every
+// acknowledged put (and at most the one each writer had in flight).
+void put_until_failure(BlockingDatabase& db, int writer, CloseRaceWriter& out,
+                       std::atomic<int>& stopped) {
+  // A failed read throws without stopping the database: go on until a call
+  // reports the stop (its message says to reopen).
+  for (int n = 0; n < 100000; ++n) {
+    try {
+      db.put(race_key(writer, n), value_of(n, writer));
+      out.acked.store(n + 1);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kIoError && e.code() != ErrorCode::kNoSpace) {
+        out.error = e.what();
+        break;
+      }
+      if (std::string(e.what()).find("reopen") != std::string::npos) break;
+    }
+  }
+  stopped.fetch_add(1);
+  wait_for([&] { return stopped.load() == 4; });  // every writer has seen it
+  try {
+    (void)db.get(key_of(1));  // cached: the main thread read it
+    out.error = "a get after the failure returned";
+  } catch (const Error&) {
+  }
+}
+
+void run_a_failed_write_stops_every_thread(const BackendConfig& cfg) {
+  Watchdog watchdog("a_failed_write_stops_every_thread");
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("fail.db");
+  make_database(path, cfg);
+  auto plan = std::make_shared<corobtree::test::FaultPlan>(5);
+  corobtree::Options options = small_options(cfg);
+  options.wrap_disk = plan->wrapper();
+  BlockingDatabase db = BlockingDatabase::open(path, options);
+  BOOST_TEST((db.get(key_of(1)) == value_of(1, 0)));
+  plan->fail_at = plan->ops() + 300;  // set before the writers start
+  plan->persistent = true;
+  constexpr int kWriters = 4;
+  std::vector<std::unique_ptr<CloseRaceWriter>> writers;
+  for (int w = 0; w < kWriters; ++w) writers.push_back(std::make_unique<CloseRaceWriter>());
+  std::atomic<int> stopped{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&db, &writers, &stopped, w] {
+      put_until_failure(db, w, *writers[static_cast<std::size_t>(w)], stopped);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  BOOST_TEST(plan->failures() >= 1u);
+  std::string close_error;
+  try {
+    db.close();
+  } catch (const std::exception& e) {
+    close_error = e.what();
+  }
+  BOOST_TEST(close_error == "");
+
+  BlockingDatabase again = BlockingDatabase::open(path, small_options(cfg));
+  const corobtree::ValidationReport report = again.validate();
+  BOOST_TEST(report.ok(), report.summary());
+  for (int w = 0; w < kWriters; ++w) {
+    const CloseRaceWriter& out = *writers[static_cast<std::size_t>(w)];
+    const int acked = out.acked.load();
+    BOOST_TEST_CONTEXT("writer " << w << ", " << acked << " puts acknowledged") {
+      BOOST_TEST(out.error == "");
+      for (int n = 0; n < acked; ++n) {
+        if (again.get(race_key(w, n)) != value_of(n, w)) {
+          BOOST_ERROR("acknowledged put " << n << " is missing");
+          break;
+        }
+      }
+      BOOST_TEST(!again.get(race_key(w, acked + 1)).has_value());
+    }
+  }
+  again.close();
+}
+
 }  // namespace
 
 BOOST_DATA_TEST_CASE(writer_wakes_a_writer_asleep_on_another_thread,
@@ -636,4 +720,8 @@ BOOST_DATA_TEST_CASE(a_cursor_moves_between_threads, bdata::make(corobtree::test
 }
 BOOST_DATA_TEST_CASE(close_while_threads_write, bdata::make(corobtree::test::all_backends()), cfg) {
   run_close_while_threads_write(cfg);
+}
+BOOST_DATA_TEST_CASE(a_failed_write_stops_every_thread,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  run_a_failed_write_stops_every_thread(cfg);
 }
