@@ -5,7 +5,7 @@
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer, ctest
 #   4. clang++ (warnings as errors) with a shared libcorobtree, ctest
 #   5. clang++ with ThreadSanitizer over the cross-thread tests (runtime, sync
-#      primitives, tasks, event loop): 0 reports
+#      primitives, tasks, event loop, the multi-thread database tests): 0 reports
 #   6. the format check (.clang-format) and clang-tidy (.clang-tidy)
 #   7. a smoke run of every perf binary with tiny sizes
 #   8. the libFuzzer targets (clang 14), 15 s each from the seed corpora
@@ -102,7 +102,8 @@ fi
 # ThreadSanitizer over the tests that use several threads (and the primitives
 # they share). Only those targets are built; any report fails the test
 # (halt_on_error), so the phase passes with 0 reports.
-TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test)
+TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test mt_differential_test
+  mt_handoff_test)
 echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
 cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCOROBTREE_BUILD_PERF=OFF -DCOROBTREE_BUILD_EXAMPLES=OFF \

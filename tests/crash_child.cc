@@ -1,6 +1,6 @@
 // crash_child: the process tests/crash_kill_test.cc kills with SIGKILL.
 //
-//   crash_child DB_PATH uring|pread sync|relaxed SEED START_SEQ [WRITERS]
+//   crash_child DB_PATH uring|pread sync|relaxed SEED START_SEQ [WRITERS [tasks|threads]]
 //
 // Opens (or creates) the database with a small buffer pool (64 frames: pages
 // are written back and read again all the time) and a small checkpoint
@@ -9,6 +9,8 @@
 // on, forever, with WRITERS (1, 2 or 4; default 4) concurrent tasks. After
 // each commit returns it prints "ack <n>" with one unbuffered write(2), so
 // every line the parent reads is a commit the database acknowledged.
+// With `threads`, the writers are std::threads sharing the one Database (each
+// drives its own loop with sync_wait) instead of tasks on the main thread.
 // Any error is printed to stderr and exits with status 2.
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <corobtree/database.h>
@@ -85,16 +88,34 @@ Task<void> run(Database& db, std::uint64_t seed, std::uint64_t start, int writer
   co_await corobtree::when_all(std::move(tasks));
 }
 
+// Each writer on a thread of its own, all on the same database.
+void run_threads(Database& db, std::uint64_t seed, std::uint64_t start, int writers) {
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&db, seed, start, w, writers] {
+      try {
+        corobtree::sync_wait(writer(db, seed, start + static_cast<std::uint64_t>(w),
+                                    static_cast<std::uint64_t>(writers)));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "crash_child: writer thread %d: %s\n", w, e.what());
+        std::_Exit(2);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: crash_child DB_PATH uring|pread sync|relaxed SEED START_SEQ [WRITERS]\n");
+               "usage: crash_child DB_PATH uring|pread sync|relaxed SEED START_SEQ "
+               "[WRITERS [tasks|threads]]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6 && argc != 7) return usage();
+  if (argc < 6 || argc > 8) return usage();
   const std::string path = argv[1];
   const std::string backend = argv[2];
   const std::string durability = argv[3];
@@ -113,8 +134,10 @@ int main(int argc, char** argv) {
   } else {
     return usage();
   }
-  const int writers = argc == 7 ? std::atoi(argv[6]) : 4;
+  const int writers = argc >= 7 ? std::atoi(argv[6]) : 4;
   if (writers <= 0 || crash::kLanes % writers != 0) return usage();
+  const std::string mode = argc == 8 ? argv[7] : "tasks";
+  if (mode != "tasks" && mode != "threads") return usage();
   options.pool_pages = 64;
   options.wal_checkpoint_bytes = 256 * 1024;
   // The backend is the one asked for, whatever COROBTREE_IO says.
@@ -124,7 +147,11 @@ int main(int argc, char** argv) {
     const std::uint64_t start = std::stoull(argv[5]);
     std::unique_ptr<Database> db = corobtree::sync_wait(Database::open(path, options));
     say("open");
-    corobtree::sync_wait(run(*db, seed, start, writers));
+    if (mode == "threads") {
+      run_threads(*db, seed, start, writers);
+    } else {
+      corobtree::sync_wait(run(*db, seed, start, writers));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "crash_child: %s\n", e.what());
     return 2;

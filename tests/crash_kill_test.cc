@@ -28,6 +28,10 @@
 // nothing acknowledged lost. To stay small and fast the files start afresh
 // every 25 kills. COROBTREE_RESTART_KILLS=N sets the count per backend.
 //
+// sigkill_with_four_writer_threads (issue 12): the child's four writers are
+// std::threads sharing one Database (kSync: their commits share fsyncs); the
+// same checks, COROBTREE_CRASH_KILLS / 4 kills per backend.
+//
 // Total kills: COROBTREE_CRASH_KILLS (default 40, split over the four
 // configurations); scripts/crash-test.sh runs 200 or more.
 // COROBTREE_CRASH_VERBOSE=1 prints one line per kill. Prints its seed;
@@ -310,6 +314,8 @@ class KillLoop {
   // The restart case: kills 0-8 ms after the child opened the database, and
   // reopens the crashed files in place at once, without copying them first.
   void restart_mode() { restart_ = true; }
+  // Four writers, each a thread of its own in the child (not a task).
+  void threads_mode() { threads_ = true; }
 
   // Returns false after a failure (the model no longer describes the files).
   bool iterate(int iteration, bool last) {
@@ -322,13 +328,15 @@ class KillLoop {
     if (max_delay_ms_ > 0) ms = rng_() % static_cast<std::uint64_t>(max_delay_ms_ + 1);
     if (restart_) ms = rng_() % 9;
     const auto delay = std::chrono::milliseconds(ms);
-    const int writers = std::array<int, 3>{1, 2, 4}[rng_() % 3];
-    const std::vector<std::string> args = {path_,
-                                           combo_.backend,
-                                           combo_.durability,
-                                           std::to_string(seed_),
-                                           std::to_string(start_),
-                                           std::to_string(writers)};
+    const int drawn = std::array<int, 3>{1, 2, 4}[rng_() % 3];
+    const int writers = threads_ ? 4 : drawn;
+    std::vector<std::string> args = {path_,
+                                     combo_.backend,
+                                     combo_.durability,
+                                     std::to_string(seed_),
+                                     std::to_string(start_),
+                                     std::to_string(writers)};
+    if (threads_) args.push_back("threads");
     const std::string err_path = dir_.file("child.err");
     ChildRun run = run_child(args, delay, !early, err_path);
     if (!run.killed) {
@@ -548,6 +556,7 @@ class KillLoop {
   std::mt19937_64 rng_;
   const int max_delay_ms_;
   bool restart_ = false;
+  bool threads_ = false;
   corobtree::test::TempDir dir_;
   std::string path_;
   std::string snapshot_;
@@ -628,4 +637,29 @@ BOOST_DATA_TEST_CASE(restart_right_after_sigkill,
   BOOST_TEST(totals.failures == 0u);
   BOOST_TEST(totals.lost == 0u);
   BOOST_TEST(totals.locked == 0u);
+}
+
+// Issue 12: the child's four writers are threads sharing one database
+// (kSync), each acknowledging its own commits; 0 may be lost.
+BOOST_DATA_TEST_CASE(sigkill_with_four_writer_threads,
+                     bdata::make(std::vector<std::string>{"uring", "pread"}), backend) {
+  const Combo combo{backend, "sync"};
+  const std::uint64_t seed =
+      corobtree::test::test_seed("sigkill_with_four_writer_threads " + backend);
+  const int kills = kills_per_combo();
+  KillLoop loop(combo, seed);
+  loop.threads_mode();
+  loop.create();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kills; ++i) {
+    if (!loop.iterate(i, i + 1 == kills)) break;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  g_totals.add(loop.totals());
+  std::cout << "[crash] 4 writer threads " << combo.name() << ": " << loop.totals().summary()
+            << " in " << secs << " s" << std::endl;
+  BOOST_TEST(loop.totals().kills == static_cast<std::uint64_t>(kills));
+  BOOST_TEST(loop.totals().failures == 0u);
+  BOOST_TEST(loop.totals().lost == 0u);
+  BOOST_TEST(loop.totals().locked == 0u);
 }
