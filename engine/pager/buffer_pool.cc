@@ -37,7 +37,10 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
       table_(pool_pages == 0 ? 64 : pool_pages) {
   free_frames_.reserve(pool_pages);
   dirty_list_.reserve(pool_pages);
-  if (pool_pages > 0) fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
+  if (pool_pages > 0) {
+    fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
+    referenced_ = std::make_unique<std::atomic<bool>[]>(pool_pages);
+  }
   for (std::size_t i = 0; i < pool_pages; ++i)
     fixed_frames_[i].data = arena_.data() + i * page_size_;
   // Hand out low frame ids first.
@@ -90,20 +93,15 @@ void BufferPool::unpin(FrameId f) noexcept {
 void BufferPool::publish(FrameId f) {
   if (direct()) return;
   Frame& fr = frame(f);
-  fr.published.store(fr.page_id, std::memory_order_relaxed);
-  fr.seq.store((fr.seq.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_release);
-  directory_.set(fr.page_id, f);
+  fr.published = directory_.set(fr.page_id, f);
 }
 
 void BufferPool::unpublish(FrameId f) noexcept {
   if (direct()) return;
   Frame& fr = frame(f);
-  const std::uint64_t v = fr.seq.load(std::memory_order_relaxed);
-  if ((v & 1) != 0) return;
-  directory_.clear(fr.published.load(std::memory_order_relaxed));
-  fr.seq.store(v + 1, std::memory_order_relaxed);
-  // Readers that see any later write to the frame also see the odd word.
-  std::atomic_thread_fence(std::memory_order_release);
+  if (!fr.published) return;
+  directory_.clear(fr.page_id);
+  fr.published = false;
 }
 
 void BufferPool::free_frame(FrameId f) noexcept {
@@ -254,7 +252,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     // Second chance for frames that optimistic readers used since (their hits
     // do not reach the replacer); bounded, so a pool of hot frames still evicts.
     for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
-      if (!frame(*victim).referenced.exchange(false, std::memory_order_relaxed)) break;
+      if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
       replacer_.record_unpinned(*victim);
       victim = replacer_.victim();
     }

@@ -27,22 +27,21 @@
 // loading, or holds the page's current contents; pinned frames are never in
 // the replacer; a loading frame is pinned by its loader.
 //
-// Optimistic readers (any thread): a pooled frame also carries a state word
-// `seq` (even: the frame holds page `published` and may be read; odd: it is
-// being loaded, reassigned or is free) and a `referenced` bit, and the pool
-// keeps a lock-free PageDirectory of the pages it published. read_begin()
-// takes a page's frame and version without any lock or pin and without
-// writing anything but the frame's own referenced bit; read_valid() afterwards
-// says whether the frame still held that page, unchanged by the pool, the
-// whole time. The pool makes a frame's word odd before it reuses the frame for
-// another page (eviction, delete_page, discard_all, a failed load) and even
-// once a load (or new_page) has finished, so a reader of a reused frame always
-// fails validation. Writers of the page's contents are the tree's business
-// (BTree's write window); checksum stamping at write-back touches only the
-// header's CRC and LSN, which optimistic readers never read. Frames are never
-// freed while the pool lives. The replacer gives a referenced frame a second
-// chance before evicting it, so pages read only optimistically stay cached.
-// Direct mode publishes nothing.
+// Optimistic readers (any thread): the pool keeps a lock-free PageDirectory
+// of the pages it publishes, one state word per page (the frame holding it
+// and a version that every publish and every clear bumps). read_begin() takes
+// a page's frame and word without any lock or pin and without writing
+// anything but the frame's `referenced` byte (a dense array, written only
+// when clear); read_valid() afterwards says whether the word is unchanged:
+// then the frame held that page, unchanged by the pool, the whole time. The
+// pool clears a page's word before it reuses the frame (eviction,
+// delete_page, discard_all, a failed load) and publishes it once a load (or
+// new_page) has finished. Writers of the page's contents are the tree's
+// business (BTree's write window); checksum stamping at write-back touches
+// only the header's CRC and LSN, which optimistic readers never read. Frames
+// are never freed while the pool lives. The replacer gives a referenced frame
+// a second chance before evicting it, so pages read only optimistically stay
+// cached. Direct mode publishes nothing.
 //
 // Thread-safety: everything but read_begin() and read_valid() is loop-affine,
 // like everything in io/: one thread (the database's engine thread).
@@ -214,31 +213,31 @@ class BufferPool {
   bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
 
   // An optimistic read of one page (see the preamble): where its bytes are
-  // and the frame's version when the read began.
+  // and its state word when the read began.
   struct OptimisticPage {
     const std::byte* data = nullptr;
-    const std::atomic<std::uint64_t>* seq = nullptr;
-    std::uint64_t version = 0;
+    const std::atomic<std::uint64_t>* word = nullptr;
+    std::uint64_t seen = 0;
   };
   // Any thread, lock-free. False when the page is not cached (or is being
   // loaded or evicted): the caller takes the engine's path.
   bool read_begin(BlockId id, OptimisticPage& out) noexcept {
-    FrameId f = 0;
-    if (!fixed_frames_ || !directory_.find(id, f) || f >= pool_pages_) return false;
-    Frame& fr = fixed_frames_[f];
-    const std::uint64_t v = fr.seq.load(std::memory_order_acquire);
-    if ((v & 1) != 0 || fr.published.load(std::memory_order_relaxed) != id) return false;
-    if (!fr.referenced.load(std::memory_order_relaxed)) {
-      fr.referenced.store(true, std::memory_order_relaxed);
-    }
-    out = OptimisticPage{fr.data, &fr.seq, v};
+    const std::atomic<std::uint64_t>* word = directory_.word(id);
+    if (word == nullptr) return false;
+    const std::uint64_t w = word->load(std::memory_order_acquire);
+    if (!PageDirectory::cached(w)) return false;
+    const FrameId f = PageDirectory::frame_of(w);
+    if (f >= pool_pages_) return false;
+    std::atomic<bool>& ref = referenced_[f];
+    if (!ref.load(std::memory_order_relaxed)) ref.store(true, std::memory_order_relaxed);
+    out = OptimisticPage{arena_.data() + std::size_t{f} * page_size_, word, w};
     return true;
   }
-  // True when nothing reused the frame since read_begin (what was read from
-  // it is the page's, as far as the pool is concerned).
+  // True when the pool did not move the page since read_begin (what was read
+  // from its frame is the page's, as far as the pool is concerned).
   static bool read_valid(const OptimisticPage& p) noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
-    return p.seq->load(std::memory_order_relaxed) == p.version;
+    return p.word->load(std::memory_order_relaxed) == p.seen;
   }
 
  private:
@@ -255,12 +254,8 @@ class BufferPool {
     bool write_failed = false;  // the last write failed: only a flush retries it
     bool listed = false;        // in dirty_list_
     AsyncSharedMutex latch;
-    Condition io_done;  // notified when loading or writing ends
-    // Optimistic readers (see the preamble); written only on the engine
-    // thread, except `referenced`.
-    std::atomic<std::uint64_t> seq{1};  // even: holds `published`, readable
-    std::atomic<BlockId> published{kInvalidBlockId};
-    std::atomic<bool> referenced{false};
+    Condition io_done;       // notified when loading or writing ends
+    bool published = false;  // in directory_ (pooled mode)
   };
 
   Task<PageGuard> fetch_slow(BlockId id);
@@ -298,7 +293,9 @@ class BufferPool {
   std::vector<FrameId> dirty_list_;  // frames marked dirty since the last flush_all
   LruReplacer replacer_;
   PageTable table_;
-  PageDirectory directory_;       // pooled mode: the published pages, for read_begin
+  PageDirectory directory_;  // pooled mode: the published pages, for read_begin
+  // Pooled mode: per frame, set by optimistic readers, cleared by the replacer.
+  std::unique_ptr<std::atomic<bool>[]> referenced_;
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   std::uint64_t dirty_marks_ = 0;
