@@ -1,4 +1,4 @@
-// The interface peer_bench drives each peer engine (LMDB, SQLite, RocksDB)
+// The interface peer_bench and thread_bench drive each peer engine (LMDB, SQLite, RocksDB)
 // through, so every peer runs exactly the workloads of btree_bench: the same
 // 8-byte big-endian keys (perf/bench_common.h), 100-byte values, batch shapes
 // and random sequences.

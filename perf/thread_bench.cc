@@ -125,8 +125,8 @@ ThreadRun run_threads(int threads, double window, const std::function<TimedBody(
     if (t == 0) {
       ready.wait();
       start = Clock::now();
-      deadline = start + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(window));
+      deadline = start +
+                 std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(window));
       go.count_down();
     }
     go.wait();

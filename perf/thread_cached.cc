@@ -188,8 +188,8 @@ Task<std::uint64_t> scan_loop(Database* db, std::uint64_t n, std::uint64_t seed,
   co_return done;
 }
 
-std::uint64_t peer_read_loop(PeerSession& session, bool scans, std::uint64_t n,
-                             std::uint64_t seed, Clock::time_point deadline) {
+std::uint64_t peer_read_loop(PeerSession& session, bool scans, std::uint64_t n, std::uint64_t seed,
+                             Clock::time_point deadline) {
   SplitMix64 rng(seed);
   std::uint64_t done = 0;
   do {
@@ -249,7 +249,8 @@ std::vector<std::uint64_t> insert_keys(int threads, int t) {
   return v;
 }
 
-Task<std::uint64_t> insert_batches(Database* db, std::vector<std::uint64_t> keys) {
+Task<std::uint64_t> insert_batches(Database* db, const std::vector<std::uint64_t>* order) {
+  const std::vector<std::uint64_t>& keys = *order;
   WriteBatch batch;
   for (std::size_t i = 0; i < keys.size(); i += kBatchSize) {
     batch.clear();
@@ -273,7 +274,7 @@ ThreadRun our_inserts(benchmark::State& state, int threads) {
     run = run_threads(threads, 0, [&db, threads](int t) {
       auto keys = std::make_shared<std::vector<std::uint64_t>>(insert_keys(threads, t));
       return TimedBody([&db, keys](Clock::time_point) {
-        return sync_wait(insert_batches(&db.async(), std::move(*keys)));
+        return sync_wait(insert_batches(&db.async(), keys.get()));
       });
     });
     if (run.error.empty()) {
@@ -289,7 +290,8 @@ ThreadRun our_inserts(benchmark::State& state, int threads) {
 }
 
 ThreadRun peer_inserts(const Peer& peer, int threads) {
-  std::unique_ptr<PeerStore> store = peer.open(peer_temp_path(peer.name, "insert"), PeerMode::kCached);
+  std::unique_ptr<PeerStore> store =
+      peer.open(peer_temp_path(peer.name, "insert"), PeerMode::kCached);
   std::vector<std::unique_ptr<PeerSession>> sessions;
   for (int t = 0; t < threads; ++t) sessions.push_back(store->session());
   ThreadRun run = run_threads(threads, 0, [&sessions, threads](int t) {

@@ -51,7 +51,8 @@ std::size_t cold_pool_pages(const std::string& path) {
   const std::uint64_t v = s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
   if (v > 0) return static_cast<std::size_t>(v);
   struct stat st;
-  const std::uint64_t bytes = ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  const std::uint64_t bytes =
+      ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   return std::max<std::size_t>(kMinPoolPages, static_cast<std::size_t>(bytes / kPageBytes / 32));
 }
 
@@ -134,11 +135,13 @@ void BM_ThreadColdGet(benchmark::State& state, int threads, int tasks) {
   DatabaseStats before;
   DatabaseStats after;
   std::size_t pool_pages = 0;
-  for (auto _ : state) {
-    if (path.empty()) {
-      run.error = error;
-      break;
+  if (path.empty()) {
+    fail(state, error);
+    for (auto _ : state) {
     }
+    return;
+  }
+  for (auto _ : state) {
     try {
       Options o;
       o.direct_io = true;
@@ -152,7 +155,8 @@ void BM_ThreadColdGet(benchmark::State& state, int threads, int tasks) {
       const auto warm_until = Clock::now() + std::chrono::seconds(smoke_mode() ? 1 : 10);
       std::uint64_t warmed = 0;
       while (warmed < warm && Clock::now() < warm_until) {
-        warmed += run_tasks(raw, 32, 1'000'000 + warmed, Clock::now() + std::chrono::milliseconds(50));
+        warmed +=
+            run_tasks(raw, 32, 1'000'000 + warmed, Clock::now() + std::chrono::milliseconds(50));
       }
       before = db->stats();
       run = run_threads(threads, window_seconds(), [raw, tasks](int t) {
@@ -201,7 +205,8 @@ void BM_ThreadColdGet(benchmark::State& state, int threads, int tasks) {
 void register_cold_benchmarks() {
   for (const int n : thread_config().tasks) {
     for (const int t : thread_config().threads) {
-      const std::string name = "BM_ThreadColdGet" + threads_suffix(t) + "/tasks:" + std::to_string(n);
+      const std::string name =
+          "BM_ThreadColdGet" + threads_suffix(t) + "/tasks:" + std::to_string(n);
       benchmark::RegisterBenchmark(name.c_str(), BM_ThreadColdGet, t, n)
           ->Iterations(1)
           ->UseManualTime()

@@ -144,8 +144,7 @@ CommitResult peer_commits(const Peer& peer, int threads) {
         const auto c0 = Clock::now();
         if (!writer->commit(rng.next())) break;
         const auto c1 = Clock::now();
-        tally->latencies_us.push_back(
-            std::chrono::duration<double, std::micro>(c1 - c0).count());
+        tally->latencies_us.push_back(std::chrono::duration<double, std::micro>(c1 - c0).count());
         if (c1 <= deadline) ++tally->in_window;
       }
       // Writers still queued for the lock (SQLite) give up now.
