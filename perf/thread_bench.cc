@@ -152,7 +152,8 @@ ThreadRun run_threads(int threads, double window, const std::function<TimedBody(
 
 namespace {
 
-// Parses "1,2,4" into positive integers (at most `max` each); false if malformed.
+// Parses "1,2,4" into distinct positive integers (at most `max` each), in
+// increasing order; false if malformed.
 bool parse_list(std::string_view text, int max, std::vector<int>& out) {
   out.clear();
   while (!text.empty()) {
@@ -168,6 +169,7 @@ bool parse_list(std::string_view text, int max, std::vector<int>& out) {
     text.remove_prefix(comma + 1);
     if (text.empty()) return false;  // a trailing comma
   }
+  std::sort(out.begin(), out.end());
   return !out.empty();
 }
 
