@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <new>
 
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
@@ -88,6 +89,16 @@ class Inbox {
     std::uint64_t v = 0;
     while (efd_ >= 0 && ::read(efd_, &v, sizeof(v)) < 0 && errno == EINTR) {
     }
+  }
+  // In a forked child: the eventfd is the parent's too (a wake-up written or
+  // read here would be the parent thread's), and another parent thread may
+  // have held the mutex at the fork. Start both afresh.
+  void reset_after_fork() noexcept {
+    new (&mu_) std::mutex();
+    if (efd_ >= 0) ::close(efd_);
+    efd_ = -1;
+    sleeping_.store(false, std::memory_order_relaxed);
+    woken_.store(false, std::memory_order_relaxed);
   }
   bool close_if_empty() noexcept {
     std::lock_guard<std::mutex> g(mu_);
@@ -281,6 +292,7 @@ void Scheduler::abandon_loops_in_child() noexcept {
   const std::vector<EventLoop*> loops = std::exchange(s.loops_, {});
   for (EventLoop* l : loops) l->abandon_after_fork();
   s.thread_loop_.reset();  // already detached and abandoned: frees memory only
+  s.inbox_->reset_after_fork();
 }
 
 EventLoop& Scheduler::loop() {
@@ -424,17 +436,6 @@ struct RootCoroutine {
   std::coroutine_handle<promise_type> handle;
 };
 
-class HopHome {
- public:
-  explicit HopHome(Inbox* home) noexcept : home_(home) {}
-  bool await_ready() const noexcept { return this_thread_home() == home_; }
-  void await_suspend(std::coroutine_handle<> h) const noexcept { (void)post_home(home_, h); }
-  void await_resume() const noexcept {}
-
- private:
-  Inbox* home_;
-};
-
 class DrivingScope {
  public:
   explicit DrivingScope(Scheduler& s) noexcept : s_(s) { s_.set_driving(true); }
@@ -450,7 +451,7 @@ class DrivingScope {
 // NOLINTNEXTLINE(cppcoreguidelines-avoid-reference-coroutine-parameters)
 RootCoroutine root_loop(Inbox* home, bool& done) {
   for (;;) {
-    co_await HopHome(home);
+    co_await detail::HopHome(home);
     done = true;
     co_await std::suspend_always{};
   }

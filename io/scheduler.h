@@ -100,6 +100,18 @@ Inbox* this_thread_home() noexcept;
 // when the home thread has exited. After a cross-thread post the caller must
 // touch nothing of h's coroutine.
 bool post_home(Inbox* home, std::coroutine_handle<> h) noexcept;
+// co_await HopHome(home): continues on `home`'s thread (at once when already
+// there). If that thread has exited, the coroutine is never resumed.
+class HopHome {
+ public:
+  explicit HopHome(Inbox* home) noexcept : home_(home) {}
+  bool await_ready() const noexcept { return this_thread_home() == home_; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { (void)post_home(home_, h); }
+  void await_resume() const noexcept {}
+
+ private:
+  Inbox* home_;
+};
 // Makes the home thread look at its inbox (e.g. to see a stop request)
 // without posting anything.
 void wake_home(Inbox* home) noexcept;

@@ -30,6 +30,7 @@
 #include <corobtree/task.h>
 #include <corobtree/when_all.h>
 #include "io/event_loop.h"
+#include "io/uring_disk_manager.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
@@ -308,12 +309,21 @@ BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({fa
   options.backend = corobtree::IoBackend::kUring;
   options.direct_io = direct_io;
   options.pool_pages = 0;
+  corobtree::DiskManager* data_file = nullptr;
+  options.wrap_disk = [&data_file](std::unique_ptr<corobtree::DiskManager> d) {
+    if (data_file == nullptr) data_file = d.get();  // the first is the data file, then the log
+    return d;
+  };
   auto db = sync_wait(Database::open(dir.file("readers.db"), options));
   if (db->stats().backend != corobtree::IoBackend::kUring) {
     BOOST_TEST_MESSAGE("COROBTREE_IO forces another backend: nothing is ever in flight to count");
     return;
   }
-  corobtree::EventLoop& loop = corobtree::EventLoop::for_this_thread();  // the database's ring
+  // The database's ring: its engine thread's (idle between calls; each call's
+  // hop orders the engine's writes of the counters before this thread's reads).
+  auto* uring = dynamic_cast<corobtree::UringDiskManager*>(data_file);
+  BOOST_REQUIRE(uring != nullptr);
+  corobtree::EventLoop& loop = uring->loop();
   // 900-byte values: at most four per leaf, so every 8th key sits in its own leaf.
   std::vector<std::string> keys;
   for (int i = 0; i < 256; ++i) {

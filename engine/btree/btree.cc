@@ -27,7 +27,25 @@ BTree::BTree(BufferPool& pool, TreeState state)
       page_size_(pool.page_size()),
       usable_(pool.page_size() - page::kHeaderSize),
       max_cell_(page::max_cell(page_size_)),
-      max_key_(page::max_key(page_size_)) {}
+      max_key_(page::max_key(page_size_)),
+      pub_root_(state.root),
+      pub_height_(state.height),
+      pub_keys_(state.key_count) {}
+
+void BTree::open_window() noexcept {
+  if (window_depth_++ != 0) return;
+  window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Readers that see any write of the window also see the odd number.
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
+void BTree::close_window() noexcept {
+  if (--window_depth_ != 0) return;
+  pub_root_.store(state_.root, std::memory_order_relaxed);
+  pub_height_.store(state_.height, std::memory_order_relaxed);
+  pub_keys_.store(state_.key_count, std::memory_order_relaxed);
+  window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
 
 std::string ValidationReport::summary() const {
   std::string s = ok() ? "ok" : std::to_string(problems.size()) + " problem(s)";
@@ -370,6 +388,7 @@ Task<std::vector<std::byte>> BTree::make_leaf_cell(std::string_view key, std::st
 // ---- insert ----------------------------------------------------------------
 
 Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
+  const WriteWindow window(*this);
   check_key(key);
   check_value(value);
   std::vector<std::byte> cell = co_await make_leaf_cell(key, value);

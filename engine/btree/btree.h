@@ -30,6 +30,7 @@
 // from the tree; every page below page_count is accounted for.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -85,6 +86,41 @@ class BTree {
   // Checks every invariant (see above); flushes the pool first so that the
   // on-disk checksums it verifies are current. Takes the writer mutex.
   Task<ValidationReport> validate();
+
+  // ---- optimistic readers on any thread (engine/btree/optimistic_read.h) ----
+  // Every change to the tree's pages or state happens inside a write window:
+  // its sequence number is odd while one is open and even otherwise, and the
+  // root, height and key count that readers see are published when the
+  // outermost window closes. A lock-free reader checks that the number was
+  // even when it began and unchanged when it ended (with each page's frame
+  // word, BufferPool::read_valid, for the pool's own reuse of frames).
+  // Windows nest (a transaction opens one around its puts and erases); they
+  // belong to the engine thread, under the writer mutex.
+  class [[nodiscard]] WriteWindow {
+   public:
+    explicit WriteWindow(BTree& tree) noexcept : tree_(&tree) { tree.open_window(); }
+    WriteWindow(const WriteWindow&) = delete;
+    WriteWindow& operator=(const WriteWindow&) = delete;
+    ~WriteWindow() { tree_->close_window(); }
+
+   private:
+    BTree* tree_;
+  };
+  std::uint64_t window_seq() const noexcept { return window_seq_.load(std::memory_order_acquire); }
+  // The tree's root and height as of the last closed window (any thread).
+  BlockId published_root() const noexcept { return pub_root_.load(std::memory_order_relaxed); }
+  std::uint32_t published_height() const noexcept {
+    return pub_height_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t published_keys() const noexcept {
+    return pub_keys_.load(std::memory_order_relaxed);
+  }
+  // Off once the database closes or stops: readers then take the engine's
+  // path, which reports why.
+  bool optimistic_enabled() const noexcept {
+    return optimistic_on_.load(std::memory_order_acquire);
+  }
+  void disable_optimistic() noexcept { optimistic_on_.store(false, std::memory_order_release); }
 
   const TreeState& state() const noexcept { return state_; }
   std::uint64_t page_count() const noexcept { return pool_.disk().block_count(); }
@@ -161,6 +197,9 @@ class BTree {
                    std::uint32_t height) const;
   void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
 
+  void open_window() noexcept;
+  void close_window() noexcept;
+
   BufferPool& pool_;
   TreeState state_;
   std::uint32_t page_size_;
@@ -170,6 +209,13 @@ class BTree {
   AsyncMutex writer_mutex_;
   AsyncSharedMutex root_latch_;  // guards state_.root / height against readers
   AsyncSharedMutex read_gate_;   // held shared by every read; see read_gate()
+  // Optimistic readers (see WriteWindow).
+  std::uint32_t window_depth_ = 0;
+  std::atomic<std::uint64_t> window_seq_{0};
+  std::atomic<BlockId> pub_root_;
+  std::atomic<std::uint32_t> pub_height_;
+  std::atomic<std::uint64_t> pub_keys_;
+  std::atomic<bool> optimistic_on_{true};
 };
 
 }  // namespace corobtree

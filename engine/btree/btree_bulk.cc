@@ -64,6 +64,7 @@ std::vector<std::size_t> pack(const std::vector<std::uint32_t>& sizes, std::uint
 }  // namespace
 
 Task<void> BTree::bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted) {
+  const WriteWindow window(*this);
   if (state_.key_count != 0 || state_.height != 1) {
     throw Error(ErrorCode::kInvalidArgument, "bulk_load needs an empty tree");
   }

@@ -15,6 +15,7 @@ Task<void> BTree::fix_underflow(std::string_view key) {
 }
 
 Task<bool> BTree::erase_locked(std::string_view key) {
+  const WriteWindow window(*this);
   check_key(key);
   std::vector<Latched> path;
   AsyncSharedMutex::Guard root_guard;

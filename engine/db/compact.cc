@@ -95,6 +95,7 @@ Task<void> DatabaseImpl::compact() {
 
   // No read may span the swap: wait for those in flight, hold off new ones.
   const AsyncSharedMutex::Guard readers = co_await tree_->read_gate().scoped_lock();
+  const BTree::WriteWindow window(*tree_);  // and lock-free readers retry until it ends
   try {
     copy->rename_to(path_);
   } catch (...) {
@@ -117,7 +118,7 @@ Task<void> DatabaseImpl::compact() {
     if (!error) error = std::current_exception();
   }
   if (error) {
-    if (!stopped_) stopped_ = error;
+    stop(error);
     std::rethrow_exception(error);
   }
 }

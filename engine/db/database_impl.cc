@@ -310,15 +310,23 @@ DatabaseImpl::Before DatabaseImpl::before() const {
   return Before{commit_state(), pool_->dirty_marks()};
 }
 
+void DatabaseImpl::stop(std::exception_ptr error) noexcept {
+  if (stopped_) return;
+  stopped_ = std::move(error);
+  tree_->disable_optimistic();
+}
+
 void DatabaseImpl::stop_if_changed(const Before& b, std::exception_ptr error) {
   // Pages, tree state or the log changed and cannot be rolled back: stop, so
   // nothing half-done is read or committed; reopening recovers.
   const bool changed = pool_->dirty_marks() != b.dirty_marks || !(commit_state() == b.state) ||
                        log_->in_transaction() || log_->failure();
-  if (changed && !stopped_) stopped_ = error;
+  if (changed) stop(error);
 }
 
 Task<bool> DatabaseImpl::apply_locked(const WriteBatch& batch) {
+  // Optimistic readers see the batch whole or not at all.
+  const BTree::WriteWindow window(*tree_);
   bool changed = false;
   BatchReader reader = WriteBatchInternal::reader(batch);
   BatchOp op;
@@ -344,7 +352,7 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
     error = std::current_exception();
   }
   if (error) {
-    if (!stopped_) stopped_ = error;
+    stop(error);
     std::rethrow_exception(error);
   }
   // While a backup copies the data file the checkpoint is deferred: a commit
@@ -439,8 +447,18 @@ Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std:
 }
 
 std::unique_ptr<TreeCursor> DatabaseImpl::cursor(ScanOptions options) {
-  check_open();
   return std::make_unique<TreeCursor>(*tree_, std::move(options));
+}
+
+Task<bool> DatabaseImpl::cursor_step(TreeCursor* c, CursorStep step, std::string_view key) {
+  check_open();
+  switch (step) {
+    case CursorStep::kFirst: return c->first();
+    case CursorStep::kSeek: return c->seek(key);
+    case CursorStep::kNext: return c->next();
+    case CursorStep::kPrev: break;
+  }
+  return c->prev();
 }
 
 Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOptions options,
@@ -502,7 +520,7 @@ Task<void> DatabaseImpl::log_step_locked(LogStep step) {
     error = std::current_exception();
   }
   if (error) {
-    if (!stopped_ && !closed_) stopped_ = error;
+    if (!closed_) stop(error);
     std::rethrow_exception(error);
   }
 }
@@ -532,10 +550,12 @@ Task<void> DatabaseImpl::close() {
   if (stopped_) {
     // Nothing is written after a failed write: the log holds every commit.
     closed_ = true;
+    tree_->disable_optimistic();
     log_->abandon();
     disk_->close();
     co_return;
   }
+  tree_->disable_optimistic();  // lock-free reads end here; the engine's path reports kClosed
   co_await run_log_step(LogStep::kClose);
   closed_ = true;
   disk_->close();

@@ -4,7 +4,8 @@
 // transactions over them. It is the log's LoggedTree: recovery replays
 // logged transactions through redo().
 //
-// Thread-safety: belongs to the thread that opened it, like Database.
+// Thread-safety: belongs to one thread (DatabaseHost's engine thread), except
+// tree() for the lock-free readers.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +54,12 @@ class DatabaseImpl final : private LoggedTree {
   // Loads strictly increasing pairs into an empty database, leaves packed.
   Task<void> bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted);
 
+  // Touches nothing of the database's state (any thread); the cursor's steps
+  // go through cursor_step, on the engine thread.
   std::unique_ptr<TreeCursor> cursor(ScanOptions options = {});
+  enum class CursorStep { kFirst, kSeek, kNext, kPrev };
+  // check_open(), then the step (`key` for kSeek; it must outlive the task).
+  Task<bool> cursor_step(TreeCursor* c, CursorStep step, std::string_view key);
   // Up to `limit` pairs of the range in scan order.
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit = SIZE_MAX);
@@ -78,6 +84,9 @@ class DatabaseImpl final : private LoggedTree {
   std::uint64_t count() const noexcept { return tree_->state().key_count; }
   std::uint32_t max_key_size() const noexcept { return tree_->max_key_size(); }
   const std::string& path() const noexcept { return path_; }
+  // The tree, for the lock-free readers (engine/btree/optimistic_read.h).
+  BTree& tree() noexcept { return *tree_; }
+  const BTree& tree() const noexcept { return *tree_; }
 
  private:
   class Hooks;
@@ -101,6 +110,8 @@ class DatabaseImpl final : private LoggedTree {
   // Applies `batch` to the tree (writer mutex held); returns whether it changed anything.
   Task<bool> apply_locked(const WriteBatch& batch);
   Before before() const;
+  // Stops the database (unless already stopped): every later call throws `error`.
+  void stop(std::exception_ptr error) noexcept;
   // A transaction failed with `error`: stops the database if it changed pages,
   // the tree's state or the log since `b`, so nothing half-done is read or committed.
   void stop_if_changed(const Before& b, std::exception_ptr error);

@@ -87,7 +87,27 @@ void BufferPool::unpin(FrameId f) noexcept {
   }
 }
 
+void BufferPool::publish(FrameId f) {
+  if (direct()) return;
+  Frame& fr = frame(f);
+  fr.published.store(fr.page_id, std::memory_order_relaxed);
+  fr.seq.store((fr.seq.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_release);
+  directory_.set(fr.page_id, f);
+}
+
+void BufferPool::unpublish(FrameId f) noexcept {
+  if (direct()) return;
+  Frame& fr = frame(f);
+  const std::uint64_t v = fr.seq.load(std::memory_order_relaxed);
+  if ((v & 1) != 0) return;
+  directory_.clear(fr.published.load(std::memory_order_relaxed));
+  fr.seq.store(v + 1, std::memory_order_relaxed);
+  // Readers that see any later write to the frame also see the odd word.
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
 void BufferPool::free_frame(FrameId f) noexcept {
+  unpublish(f);
   Frame& fr = frame(f);
   fr.page_id = kInvalidBlockId;
   fr.dirty = false;
@@ -211,6 +231,7 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
       std::rethrow_exception(error);
     }
     ++stats_.disk_reads;
+    publish(f);
     co_return PageGuard(this, f);
   }
 }
@@ -229,7 +250,14 @@ Task<FrameId> BufferPool::acquire_frame() {
       fr.data = transient_.emplace_back(page_size_).data();
       co_return f;
     }
-    const std::optional<FrameId> victim = replacer_.victim();
+    std::optional<FrameId> victim = replacer_.victim();
+    // Second chance for frames that optimistic readers used since (their hits
+    // do not reach the replacer); bounded, so a pool of hot frames still evicts.
+    for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
+      if (!frame(*victim).referenced.exchange(false, std::memory_order_relaxed)) break;
+      replacer_.record_unpinned(*victim);
+      victim = replacer_.victim();
+    }
     if (!victim) {
       ++stats_.free_frame_waits;
       co_await wait_for_a_frame();
@@ -257,6 +285,7 @@ Task<FrameId> BufferPool::acquire_frame() {
         continue;
       }
     }
+    unpublish(f);
     table_.erase(fr.page_id);
     fr.page_id = kInvalidBlockId;
     ++stats_.evictions;
@@ -316,6 +345,7 @@ Task<PageGuard> BufferPool::new_page() {
   note_dirty(f);
   table_.insert(id, f);
   pin(f);
+  publish(f);
   co_return PageGuard(this, f);
 }
 

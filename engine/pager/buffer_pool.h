@@ -27,9 +27,28 @@
 // loading, or holds the page's current contents; pinned frames are never in
 // the replacer; a loading frame is pinned by its loader.
 //
-// Thread-safety: loop-affine, like everything in io/: one thread.
+// Optimistic readers (any thread): a pooled frame also carries a state word
+// `seq` (even: the frame holds page `published` and may be read; odd: it is
+// being loaded, reassigned or is free) and a `referenced` bit, and the pool
+// keeps a lock-free PageDirectory of the pages it published. read_begin()
+// takes a page's frame and version without any lock or pin and without
+// writing anything but the frame's own referenced bit; read_valid() afterwards
+// says whether the frame still held that page, unchanged by the pool, the
+// whole time. The pool makes a frame's word odd before it reuses the frame for
+// another page (eviction, delete_page, discard_all, a failed load) and even
+// once a load (or new_page) has finished, so a reader of a reused frame always
+// fails validation. Writers of the page's contents are the tree's business
+// (BTree's write window); checksum stamping at write-back touches only the
+// header's CRC and LSN, which optimistic readers never read. Frames are never
+// freed while the pool lives. The replacer gives a referenced frame a second
+// chance before evicting it, so pages read only optimistically stay cached.
+// Direct mode publishes nothing.
+//
+// Thread-safety: everything but read_begin() and read_valid() is loop-affine,
+// like everything in io/: one thread (the database's engine thread).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -44,6 +63,7 @@
 
 #include <corobtree/task.h>
 #include "engine/pager/lru_replacer.h"
+#include "engine/pager/page_directory.h"
 #include "engine/pager/page_table.h"
 #include "io/aligned_buffer.h"
 #include "io/async_shared_mutex.h"
@@ -193,6 +213,34 @@ class BufferPool {
   // Pins `id` if it is cached and ready; false otherwise. Never suspends.
   bool try_fetch_cached(BlockId id, PageGuard& out) noexcept;
 
+  // An optimistic read of one page (see the preamble): where its bytes are
+  // and the frame's version when the read began.
+  struct OptimisticPage {
+    const std::byte* data = nullptr;
+    const std::atomic<std::uint64_t>* seq = nullptr;
+    std::uint64_t version = 0;
+  };
+  // Any thread, lock-free. False when the page is not cached (or is being
+  // loaded or evicted): the caller takes the engine's path.
+  bool read_begin(BlockId id, OptimisticPage& out) noexcept {
+    FrameId f = 0;
+    if (!fixed_frames_ || !directory_.find(id, f) || f >= pool_pages_) return false;
+    Frame& fr = fixed_frames_[f];
+    const std::uint64_t v = fr.seq.load(std::memory_order_acquire);
+    if ((v & 1) != 0 || fr.published.load(std::memory_order_relaxed) != id) return false;
+    if (!fr.referenced.load(std::memory_order_relaxed)) {
+      fr.referenced.store(true, std::memory_order_relaxed);
+    }
+    out = OptimisticPage{fr.data, &fr.seq, v};
+    return true;
+  }
+  // True when nothing reused the frame since read_begin (what was read from
+  // it is the page's, as far as the pool is concerned).
+  static bool read_valid(const OptimisticPage& p) noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return p.seq->load(std::memory_order_relaxed) == p.version;
+  }
+
  private:
   friend class PageGuard;
 
@@ -208,6 +256,11 @@ class BufferPool {
     bool listed = false;        // in dirty_list_
     AsyncSharedMutex latch;
     Condition io_done;  // notified when loading or writing ends
+    // Optimistic readers (see the preamble); written only on the engine
+    // thread, except `referenced`.
+    std::atomic<std::uint64_t> seq{1};  // even: holds `published`, readable
+    std::atomic<BlockId> published{kInvalidBlockId};
+    std::atomic<bool> referenced{false};
   };
 
   Task<PageGuard> fetch_slow(BlockId id);
@@ -218,6 +271,10 @@ class BufferPool {
   void unpin(FrameId f) noexcept;
   void free_frame(FrameId f) noexcept;
   void note_dirty(FrameId f) noexcept;
+  // Pooled mode: makes frame f's page visible to optimistic readers / hides
+  // it before the frame changes hands (no-op when not published).
+  void publish(FrameId f);
+  void unpublish(FrameId f) noexcept;
   Task<void> store_read(BlockId id, std::span<std::byte> out);
   Task<void> store_write(BlockId id, std::span<const std::byte> page);
   Task<void> wait_for_a_frame();  // until an unpin or a freed frame
@@ -241,6 +298,7 @@ class BufferPool {
   std::vector<FrameId> dirty_list_;  // frames marked dirty since the last flush_all
   LruReplacer replacer_;
   PageTable table_;
+  PageDirectory directory_;       // pooled mode: the published pages, for read_begin
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   std::uint64_t dirty_marks_ = 0;

@@ -28,10 +28,12 @@ struct ScanOptions {
 };
 
 class TreeCursor;
+class DatabaseHost;
 
 class COROBTREE_EXPORT Cursor {
  public:
-  explicit Cursor(std::unique_ptr<TreeCursor> impl) noexcept;
+  // Made by Database::cursor.
+  Cursor(std::unique_ptr<TreeCursor> impl, DatabaseHost* host) noexcept;
   Cursor(Cursor&&) noexcept;
   Cursor& operator=(Cursor&&) noexcept;
   ~Cursor();
@@ -51,6 +53,7 @@ class COROBTREE_EXPORT Cursor {
 
  private:
   std::unique_ptr<TreeCursor> impl_;
+  DatabaseHost* host_;  // where the cursor's steps run
 };
 
 }  // namespace corobtree

@@ -58,7 +58,7 @@
 
 namespace corobtree {
 
-class DatabaseImpl;
+class DatabaseHost;
 
 class COROBTREE_EXPORT Database {
  public:
@@ -141,8 +141,8 @@ class COROBTREE_EXPORT Database {
   const std::string& path() const noexcept;
 
  private:
-  explicit Database(std::unique_ptr<DatabaseImpl> impl) noexcept;
-  std::unique_ptr<DatabaseImpl> impl_;
+  explicit Database(std::unique_ptr<DatabaseHost> host) noexcept;
+  std::unique_ptr<DatabaseHost> host_;
 };
 
 }  // namespace corobtree

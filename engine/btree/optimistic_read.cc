@@ -1,0 +1,294 @@
+#include "engine/btree/optimistic_read.h"
+
+#include <atomic>
+#include <cstdint>
+
+#include "engine/btree/btree.h"
+#include "engine/btree/node.h"
+#include "engine/format/page_format.h"
+#include "engine/pager/buffer_pool.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define COROBTREE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COROBTREE_TSAN 1
+#endif
+#endif
+
+#ifdef COROBTREE_TSAN
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+#endif
+
+namespace corobtree {
+namespace {
+
+// Restarts before giving the read to the engine's path.
+constexpr int kAttempts = 8;
+
+// The reads of page bytes below race with the engine thread's writes by
+// design (validation discards what they saw): ThreadSanitizer ignores the
+// calling thread's plain reads while one of these lives. Atomics still count.
+class IgnoreRacyReads {
+ public:
+#ifdef COROBTREE_TSAN
+  IgnoreRacyReads() noexcept { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); }
+  ~IgnoreRacyReads() { AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
+#else
+  IgnoreRacyReads() noexcept = default;
+#endif
+  IgnoreRacyReads(const IgnoreRacyReads&) = delete;
+  IgnoreRacyReads& operator=(const IgnoreRacyReads&) = delete;
+};
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// A page that may change while it is read: every offset and length is
+// checked against the page before use. A false return means "torn or bad".
+class PageView {
+ public:
+  PageView(const std::byte* p, std::uint32_t size) noexcept : p_(p), size_(size) {}
+
+  // The page is of type `want` and its slot array fits.
+  bool check(PageType want) noexcept {
+    if (page::type(p_) != want) return false;
+    count_ = PageHeader::SlotCount::get(p_);
+    overhead_ = want == PageType::kLeaf ? LeafCell::kFixed : InnerCell::kFixed;
+    return page::kHeaderSize + std::uint64_t{count_} * page::kSlotSize <= size_;
+  }
+  std::uint32_t count() const noexcept { return count_; }
+  BlockId link0() const noexcept { return PageHeader::Link0::get(p_); }
+
+  bool key(std::uint32_t i, std::string_view& k) const noexcept {
+    const std::uint32_t off = cell_offset(i);
+    if (off + overhead_ > size_) return false;
+    const std::uint32_t klen = LeafCell::KeyLength::get(p_ + off);
+    if (off + overhead_ + klen > size_) return false;
+    k = {reinterpret_cast<const char*>(p_ + off + overhead_), klen};
+    return true;
+  }
+  // First slot whose key is >= k (upper: > k); false when torn.
+  bool bound(std::string_view k, bool upper, std::uint32_t& out) const noexcept {
+    std::uint32_t lo = 0;
+    std::uint32_t hi = count_;
+    while (lo < hi) {
+      const std::uint32_t mid = (lo + hi) / 2;
+      std::string_view m;
+      if (!key(mid, m)) return false;
+      const bool go_right = upper ? compare_keys(k, m) >= 0 : compare_keys(m, k) < 0;
+      if (go_right) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    out = lo;
+    return true;
+  }
+  // Inner page: child i in [0, count].
+  bool child(std::uint32_t i, BlockId& out) const noexcept {
+    if (i == 0) {
+      out = link0();
+      return true;
+    }
+    const std::uint32_t off = cell_offset(i - 1);
+    if (off + InnerCell::kFixed > size_) return false;
+    out = InnerCell::Child::get(p_ + off);
+    return true;
+  }
+  // Leaf: the inline value of slot i; false when torn or in overflow pages
+  // (`overflow` tells which).
+  bool value(std::uint32_t i, std::string_view& v, bool& overflow) const noexcept {
+    const std::uint32_t off = cell_offset(i);
+    overflow = false;
+    if (off + LeafCell::kFixed > size_) return false;
+    if ((LeafCell::Flags::get(p_ + off) & LeafCell::kOverflow) != 0) {
+      overflow = true;
+      return false;
+    }
+    const std::uint64_t klen = LeafCell::KeyLength::get(p_ + off);
+    const std::uint64_t vlen = LeafCell::ValueLength::get(p_ + off);
+    const std::uint64_t at = off + LeafCell::kFixed + klen;
+    if (at + vlen > size_) return false;
+    v = {reinterpret_cast<const char*>(p_ + at), static_cast<std::size_t>(vlen)};
+    return true;
+  }
+
+ private:
+  std::uint32_t cell_offset(std::uint32_t i) const noexcept {
+    return le::load<std::uint16_t>(p_, page::kHeaderSize + i * page::kSlotSize);
+  }
+
+  const std::byte* p_;
+  std::uint32_t size_;
+  std::uint32_t count_ = 0;
+  std::uint32_t overhead_ = 0;
+};
+
+enum class Step : unsigned char { kOk, kRetry, kFallback };
+
+// What a step answers when a page does not look right: a retry if the frame
+// changed meanwhile (torn), else the engine's path (which names the damage).
+Step torn_or_bad(const BufferPool::OptimisticPage& pg) noexcept {
+  return BufferPool::read_valid(pg) ? Step::kFallback : Step::kRetry;
+}
+
+class Reader {
+ public:
+  explicit Reader(BTree& tree) noexcept
+      : tree_(tree), pool_(tree.pool()), page_size_(tree.pool().page_size()) {}
+
+  // Starts an attempt: false while a writer is inside the tree.
+  bool begin() noexcept {
+    seq_ = tree_.window_seq();
+    return (seq_ & 1) == 0;
+  }
+  // No writer entered the tree since begin() (call after the last read_valid).
+  bool unchanged() const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return tree_.window_seq() == seq_;
+  }
+
+  // Descends to the leaf whose range holds `key` (the leftmost leaf without
+  // one); `leaf` is its frame, `view` its checked header.
+  Step descend(const std::string_view* key, BufferPool::OptimisticPage& leaf, PageView& view) {
+    const std::uint32_t height = tree_.published_height();
+    BlockId id = tree_.published_root();
+    if (height == 0 || height > 64) return Step::kFallback;
+    for (std::uint32_t depth = 0;; ++depth) {
+      BufferPool::OptimisticPage pg;
+      if (!pool_.read_begin(id, pg)) return Step::kFallback;  // not cached: the engine loads it
+      PageView v(pg.data, page_size_);
+      const bool is_leaf = depth + 1 == height;
+      if (!v.check(is_leaf ? PageType::kLeaf : PageType::kInner)) return torn_or_bad(pg);
+      if (is_leaf) {
+        leaf = pg;
+        view = v;
+        return Step::kOk;
+      }
+      std::uint32_t idx = 0;
+      if (key != nullptr && !v.bound(*key, /*upper=*/true, idx)) return torn_or_bad(pg);
+      BlockId child = kInvalidBlockId;
+      if (!v.child(idx, child)) return torn_or_bad(pg);
+      // Validate before following the child.
+      if (!BufferPool::read_valid(pg)) return Step::kRetry;
+      id = child;
+    }
+  }
+
+  BTree& tree() noexcept { return tree_; }
+  BufferPool& pool() noexcept { return pool_; }
+  std::uint32_t page_size() const noexcept { return page_size_; }
+
+ private:
+  BTree& tree_;
+  BufferPool& pool_;
+  std::uint32_t page_size_;
+  std::uint64_t seq_ = 0;
+};
+
+Step get_once(Reader& r, std::string_view key, std::optional<std::string>& out) {
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  const Step s = r.descend(&key, leaf, v);
+  if (s != Step::kOk) return s;
+  std::uint32_t pos = 0;
+  if (!v.bound(key, /*upper=*/false, pos)) return torn_or_bad(leaf);
+  std::optional<std::string> found;
+  if (pos < v.count()) {
+    std::string_view k;
+    if (!v.key(pos, k)) return torn_or_bad(leaf);
+    if (k == key) {
+      std::string_view value;
+      bool overflow = false;
+      if (!v.value(pos, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+      found.emplace(value);
+    }
+  }
+  if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  out = std::move(found);
+  return Step::kOk;
+}
+
+Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
+               std::vector<std::pair<std::string, std::string>>& out) {
+  out.clear();
+  const std::string_view lower = options.lower ? std::string_view(*options.lower) : "";
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  const Step s = r.descend(options.lower ? &lower : nullptr, leaf, v);
+  if (s != Step::kOk) return s;
+  std::uint32_t pos = 0;
+  if (options.lower && !v.bound(lower, /*upper=*/false, pos)) return torn_or_bad(leaf);
+  for (bool first_leaf = true;; first_leaf = false) {
+    const std::size_t before = out.size();
+    bool done = false;
+    for (; pos < v.count() && out.size() < limit; ++pos) {
+      std::string_view k;
+      if (!v.key(pos, k)) return torn_or_bad(leaf);
+      if (options.upper && compare_keys(k, *options.upper) >= 0) {
+        done = true;
+        break;
+      }
+      // Out of order: torn, or a damaged file (the engine's path reports it).
+      if (!out.empty() && compare_keys(out.back().first, k) >= 0) return torn_or_bad(leaf);
+      std::string_view value;
+      bool overflow = false;
+      if (!v.value(pos, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+      out.emplace_back(std::string(k), std::string(value));
+    }
+    const BlockId next = v.link0();
+    if (!BufferPool::read_valid(leaf)) return Step::kRetry;
+    if (done || out.size() >= limit || next == kInvalidBlockId) break;
+    // A leaf after the first holds keys (a valid tree's do): anything else
+    // could be a cycle of empty leaves, which the engine's path bounds.
+    if (!first_leaf && out.size() == before) return Step::kFallback;
+    if (!r.unchanged()) return Step::kRetry;
+    if (!r.pool().read_begin(next, leaf)) return Step::kFallback;
+    v = PageView(leaf.data, r.page_size());
+    if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
+    pos = 0;
+  }
+  return r.unchanged() ? Step::kOk : Step::kRetry;
+}
+
+template <typename Once>
+Optimistic run(BTree& tree, Once once) {
+  if (!tree.optimistic_enabled()) return Optimistic::kFallback;
+  [[maybe_unused]] const IgnoreRacyReads ignore;
+  Reader r(tree);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (!r.begin()) {
+      cpu_relax();
+      continue;
+    }
+    switch (once(r)) {
+      case Step::kOk:
+        return Optimistic::kDone;
+      case Step::kFallback:
+        return Optimistic::kFallback;
+      case Step::kRetry:
+        break;
+    }
+  }
+  return Optimistic::kFallback;
+}
+
+}  // namespace
+
+Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out) {
+  return run(tree, [&](Reader& r) { return get_once(r, key, out); });
+}
+
+Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,
+                           std::vector<std::pair<std::string, std::string>>& out) {
+  if (options.reverse || limit == 0) return Optimistic::kFallback;
+  return run(tree, [&](Reader& r) { return scan_once(r, options, limit, out); });
+}
+
+}  // namespace corobtree

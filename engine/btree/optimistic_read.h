@@ -1,0 +1,52 @@
+// Lock-free reads of a BTree from any thread: point lookups and forward
+// scans served from cached pages without a latch, a pin or a coroutine, in
+// the style of optimistic lock coupling (vmcache's GuardO, LeanStore's
+// optimistic latches).
+//
+// A read notes the tree's write-window number (BTree::WriteWindow; even: no
+// writer inside), then walks from the published root: for each page it takes
+// the frame and its version (BufferPool::read_begin), reads what it needs,
+// and validates the frame's version (BufferPool::read_valid) before following
+// a child or a sibling link. At the end the window number must be unchanged:
+// then no writer touched the tree and no frame changed hands while the read
+// looked, so what it copied out is a consistent state of the tree. On a
+// conflict it restarts; after a few restarts, or at once when a page is not
+// cached, a value lives in overflow pages, the scan is reverse, or anything
+// looks wrong, it answers kFallback and the caller takes the engine's path
+// (which loads pages, shares reads, and reports errors). No guard is ever
+// held across a co_await: there is none here.
+//
+// Reading a page that a writer changes meanwhile sees torn bytes: every
+// offset and length is checked against the page before it is used (garbage
+// in, restart out), so a torn read never leaves the page or loops. The reads
+// are deliberate races that validation discards; ThreadSanitizer is told to
+// ignore them (and only them).
+//
+// Thread-safety: any thread, concurrently with the engine thread's writers,
+// evictions and checkpoints.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <corobtree/cursor.h>
+
+namespace corobtree {
+
+class BTree;
+
+enum class Optimistic : unsigned char { kDone, kFallback };
+
+// kDone: `out` is the value of `key`, or nullopt when absent.
+// REQUIRES: key.size() <= tree.max_key_size().
+Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out);
+
+// kDone: `out` holds up to `limit` pairs of the range in scan order.
+Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,
+                           std::vector<std::pair<std::string, std::string>>& out);
+
+}  // namespace corobtree

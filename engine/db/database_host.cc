@@ -1,0 +1,122 @@
+#include "engine/db/database_host.h"
+
+#include <thread>
+
+#include <corobtree/error.h>
+#include "engine/btree/optimistic_read.h"
+
+namespace corobtree {
+namespace {
+
+// Each thread counts its calls in its own slot (distinct threads get distinct
+// slots until there are more than kSlots of them).
+std::size_t this_thread_slot(std::size_t slots) noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+  return mine % slots;
+}
+
+}  // namespace
+
+DatabaseHost::Entered::Entered(DatabaseHost& host)
+    : slot_(&host.slots_[this_thread_slot(kSlots)].calls) {
+  // Dekker with the destructor: count first, then look at closing_.
+  slot_->fetch_add(1, std::memory_order_seq_cst);
+  if (host.closing_.load(std::memory_order_seq_cst)) {
+    release();
+    throw Error(ErrorCode::kClosed, "the Database is being destroyed");
+  }
+}
+
+void DatabaseHost::Entered::release() noexcept {
+  if (slot_ != nullptr) std::exchange(slot_, nullptr)->fetch_sub(1, std::memory_order_release);
+}
+
+DatabaseHost::DatabaseHost() : engine_(std::make_unique<Runtime>(1)) {}
+
+Task<std::unique_ptr<DatabaseHost>> DatabaseHost::open(std::string path, Options options) {
+  std::unique_ptr<DatabaseHost> host(new DatabaseHost());
+  detail::Inbox* const home = detail::this_thread_home();
+  co_await host->engine_->schedule();
+  std::exception_ptr error;
+  try {
+    std::unique_ptr<DatabaseImpl> impl =
+        co_await DatabaseImpl::open(std::move(path), std::move(options));
+    host->impl_ = std::move(impl);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  co_await detail::HopHome(home);
+  // On failure the host dies here, on the calling thread: it joins the engine.
+  if (error) std::rethrow_exception(error);
+  co_return host;
+}
+
+void DatabaseHost::wait_for_calls() noexcept {
+  closing_.store(true, std::memory_order_seq_cst);
+  for (Slot& s : slots_) {
+    while (s.calls.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  }
+}
+
+Task<void> DatabaseHost::destroy_engine(DatabaseHost* host, std::atomic<bool>* done) {
+  host->impl_.reset();
+  done->store(true, std::memory_order_release);
+  done->notify_one();
+  co_return;
+}
+
+DatabaseHost::~DatabaseHost() {
+  wait_for_calls();
+  if (impl_) {
+    std::atomic<bool> done{false};
+    engine_->spawn(destroy_engine(this, &done));
+    done.wait(false, std::memory_order_acquire);
+  }
+  engine_.reset();  // joins the engine thread
+}
+
+Task<std::optional<std::string>> DatabaseHost::get(std::string_view key) {
+  const Entered entered(*this);
+  impl_->tree().check_key(key);
+  std::optional<std::string> out;
+  if (optimistic_get(impl_->tree(), key, out) == Optimistic::kDone) co_return out;
+  out = co_await run(impl_.get(), &DatabaseImpl::get, key);
+  co_return out;
+}
+
+Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOptions options,
+                                                                          std::size_t limit) {
+  const Entered entered(*this);
+  std::vector<std::pair<std::string, std::string>> out;
+  if (optimistic_scan(impl_->tree(), options, limit, out) == Optimistic::kDone) co_return out;
+  out = co_await run(impl_.get(), &DatabaseImpl::scan, std::move(options), limit);
+  co_return out;
+}
+
+Task<void> DatabaseHost::stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
+                                        std::exception_ptr* error, std::atomic<bool>* done) {
+  try {
+    *out = impl->stats();
+  } catch (...) {
+    *error = std::current_exception();
+  }
+  done->store(true, std::memory_order_release);
+  done->notify_one();
+  co_return;
+}
+
+DatabaseStats DatabaseHost::stats() {
+  const Entered entered(*this);
+  // The calling thread blocks for the engine's answer (the engine never
+  // waits for the caller, so this cannot deadlock).
+  DatabaseStats s;
+  std::exception_ptr error;
+  std::atomic<bool> done{false};
+  engine_->spawn(stats_on_engine(impl_.get(), &s, &error, &done));
+  done.wait(false, std::memory_order_acquire);
+  if (error) std::rethrow_exception(error);
+  return s;
+}
+
+}  // namespace corobtree

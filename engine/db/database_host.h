@@ -1,0 +1,132 @@
+// DatabaseHost: what makes one Database usable from any thread at once (the
+// model is in docs/engine.md, "Threads").
+//
+// The engine (DatabaseImpl: pool, tree, log, checkpoints) runs on one thread
+// of its own, the engine thread: a one-worker Runtime that the host starts
+// with the database and joins when it is destroyed. Every call that may wait
+// (a write, a miss, a checkpoint, a cursor step) hops onto it, runs there with
+// the engine's coroutine concurrency (misses of all threads share reads and
+// keep dozens in flight on the engine's ring; commits of all threads share one
+// fsync), and hops back: the caller resumes on its own thread, never on the
+// engine's. Point lookups and forward scans first try the lock-free path
+// (engine/btree/optimistic_read.h) on the calling thread, which serves cached
+// data without touching the engine thread, any lock or any shared cache line
+// but the frames' own; only what it cannot serve takes the hop.
+//
+// Calls in flight: a call counts itself from the moment its task starts until
+// its engine part is over (in a slot of the calling thread's, so counting
+// writes no cache line shared between threads), and the destructor waits for
+// the count to drain before it destroys the engine on its thread. A call that
+// starts while the destructor runs throws Error(kClosed).
+// REQUIRES: a task returned by a call is started before the database is
+// destroyed (like any reference it holds).
+//
+// Thread-safety: every member may be called from any thread, concurrently,
+// except the destructor (once, from a thread that is not the engine's).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <corobtree/runtime.h>
+#include <corobtree/stats.h>
+#include <corobtree/task.h>
+#include "engine/db/database_impl.h"
+#include "io/scheduler.h"
+
+namespace corobtree {
+
+class DatabaseHost {
+ public:
+  // Starts the engine thread and opens the database on it.
+  static Task<std::unique_ptr<DatabaseHost>> open(std::string path, Options options);
+  // Waits for the calls in flight, then destroys the engine (on its thread)
+  // and joins the thread. Writes nothing (see ~Database).
+  ~DatabaseHost();
+  DatabaseHost(const DatabaseHost&) = delete;
+  DatabaseHost& operator=(const DatabaseHost&) = delete;
+
+  Task<std::optional<std::string>> get(std::string_view key);
+  Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
+                                                              std::size_t limit);
+
+  // Runs (obj->*fn)(args...) on the engine thread, the calling coroutine
+  // resuming on its own thread with the result. The arguments are stored by
+  // value (pass std::cref for a large argument the caller keeps alive).
+  template <typename Obj, typename T, typename... Params, typename... Args>
+  Task<T> run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args);
+
+  // On the engine thread, waiting (the calling thread blocks) for the answer.
+  DatabaseStats stats();
+  std::uint64_t count() const noexcept { return impl_->tree().published_keys(); }
+  std::uint32_t max_key_size() const noexcept { return impl_->max_key_size(); }
+  const std::string& path() const noexcept { return impl_->path(); }
+  DatabaseImpl& impl() noexcept { return *impl_; }
+
+ private:
+  // One call in flight (see the preamble); release() ends it early, on the
+  // engine thread before the hop back.
+  class Entered {
+   public:
+    explicit Entered(DatabaseHost& host);
+    Entered(Entered&& o) noexcept : slot_(std::exchange(o.slot_, nullptr)) {}
+    Entered(const Entered&) = delete;
+    Entered& operator=(const Entered&) = delete;
+    Entered& operator=(Entered&&) = delete;
+    ~Entered() { release(); }
+    void release() noexcept;
+
+   private:
+    std::atomic<std::int64_t>* slot_;
+  };
+  static constexpr std::size_t kSlots = 64;
+  struct alignas(64) Slot {
+    std::atomic<std::int64_t> calls{0};
+  };
+
+  DatabaseHost();
+  void wait_for_calls() noexcept;
+  static Task<void> destroy_engine(DatabaseHost* host, std::atomic<bool>* done);
+  static Task<void> stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
+                                    std::exception_ptr* error, std::atomic<bool>* done);
+
+  std::unique_ptr<Runtime> engine_;
+  std::unique_ptr<DatabaseImpl> impl_;
+  std::atomic<bool> closing_{false};
+  std::array<Slot, kSlots> slots_;
+};
+
+template <typename Obj, typename T, typename... Params, typename... Args>
+Task<T> DatabaseHost::run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
+  Entered entered(*this);
+  detail::Inbox* const home = detail::this_thread_home();
+  co_await engine_->schedule();
+  std::exception_ptr error;
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> value{};
+  try {
+    Task<T> op = (obj->*fn)(args...);
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(op);
+    } else {
+      T v = co_await std::move(op);
+      value.emplace(std::move(v));
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  entered.release();  // the destructor may go on once the engine's part is over
+  co_await detail::HopHome(home);
+  if (error) std::rethrow_exception(error);
+  if constexpr (!std::is_void_v<T>) co_return std::move(*value);
+}
+
+}  // namespace corobtree
