@@ -307,8 +307,9 @@ def thread_lines(results):
         "### Thread scaling",
         "",
         f"thread_bench, one run: T threads share one database (corobtree: one BlockingDatabase, "
-        f"each thread running its loop in one coroutine; corobtree_blocking: "
-        f"BlockingDatabase::get per call; LMDB: one env, a read transaction per thread; "
+        f"each thread running its loop (gets, or a Cursor's seek and next) in one coroutine; "
+        f"corobtree_blocking: BlockingDatabase::get, or ::scan of 100 into a vector, per call; "
+        f"LMDB: one env, a read transaction per thread; "
         f"RocksDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
         f"{', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys (8-byte keys, 100-byte values), "
         "all in memory; inserts: each thread fills its own key range, one commit per 1000 "
