@@ -9,10 +9,12 @@
 #include <atomic>
 #include <cassert>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <new>
+#include <thread>
 
 #include <corobtree/error.h>
 #include <corobtree/sync_wait.h>
@@ -274,6 +276,18 @@ void Scheduler::sleep_on_inbox() {
                 std::string("eventfd for cross-thread wake-ups failed: ") + std::strerror(errno),
                 errno);
   }
+  // A post from another thread usually follows within microseconds (the
+  // other half of a hop): wait a little awake before paying for a sleep and
+  // an eventfd wake-up on both sides. Yielding keeps an oversubscribed core
+  // available to the thread that will post.
+  const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+  for (unsigned i = 1; !inbox_->maybe_nonempty(); ++i) {
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= spin_until) break;
+      std::this_thread::yield();
+    }
+  }
+  if (inbox_->maybe_nonempty()) return;
   if (!begin_sleep()) return;
   pollfd p{};
   p.fd = fd;

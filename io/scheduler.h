@@ -76,6 +76,7 @@
 // belongs to the parent) and loop() makes a new one.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <deque>
@@ -124,6 +125,9 @@ class Scheduler {
   // 2 and 4 keep the device busiest (+35-45% lookups/s over 0); 8 gains about
   // half that, 16 little. 1 costs a syscall per resumption for no more.
   static constexpr std::size_t kDefaultResumesPerSubmit = 4;
+  // How long an idle thread that may receive posts stays awake (yielding)
+  // before it sleeps on its eventfd: a hop's answer usually comes sooner.
+  static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
 
   static Scheduler& current() noexcept;
   ~Scheduler();

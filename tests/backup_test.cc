@@ -332,7 +332,7 @@ BOOST_DATA_TEST_CASE(backup_during_a_write_load_equals_a_commit_in_between,
     BOOST_TEST(load.commits_during_backup > 0u);
     if (small_log) {
       // A checkpoint fell due during the copy, waited, and ran after it.
-      BOOST_TEST(load.max_log_bytes_during_backup > o.wal_checkpoint_bytes);
+      BOOST_TEST(load.max_log_bytes_during_backup >= o.wal_checkpoint_bytes);  // due: >=
       BOOST_TEST(s.checkpoints > load.checkpoints_at_end);
     }
     sync_wait(db->close());

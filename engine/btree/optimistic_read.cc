@@ -169,6 +169,7 @@ class Reader {
       if (is_leaf) {
         leaf = pg;
         view = v;
+        leaf_id_ = id;
         return Step::kOk;
       }
       std::uint32_t idx = 0;
@@ -183,6 +184,8 @@ class Reader {
 
   BTree& tree() noexcept { return tree_; }
   BufferPool& pool() noexcept { return pool_; }
+  // The page of the leaf the last descend() reached.
+  BlockId leaf_id() const noexcept { return leaf_id_; }
   std::uint32_t page_size() const noexcept { return page_size_; }
 
  private:
@@ -190,6 +193,7 @@ class Reader {
   BufferPool& pool_;
   std::uint32_t page_size_;
   std::uint64_t seq_ = 0;
+  BlockId leaf_id_ = kInvalidBlockId;
 };
 
 Step get_once(Reader& r, std::string_view key, std::optional<std::string>& out) {
@@ -257,6 +261,42 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
   return r.unchanged() ? Step::kOk : Step::kRetry;
 }
 
+Step seek_once(Reader& r, std::string_view key, LeafCopy& out) {
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  const Step s = r.descend(&key, leaf, v);
+  if (s != Step::kOk) return s;
+  std::uint32_t pos = 0;
+  if (!v.bound(key, /*upper=*/false, pos)) return torn_or_bad(leaf);
+  BlockId id = r.leaf_id();
+  for (int hops = 0; pos == v.count(); ++hops) {
+    // Past empty leaves to the right (a valid tree has few: bound the walk).
+    const BlockId next = v.link0();
+    if (!BufferPool::read_valid(leaf)) return Step::kRetry;
+    if (next == kInvalidBlockId) {
+      if (!r.unchanged()) return Step::kRetry;
+      out.found = false;
+      return Step::kOk;
+    }
+    if (hops == 64 || !r.pool().read_begin(next, leaf)) return Step::kFallback;
+    v = PageView(leaf.data, r.page_size());
+    if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
+    id = next;
+    pos = 0;
+  }
+  for (std::uint32_t i = 0; i < v.count(); ++i) {
+    std::string_view value;
+    bool overflow = false;
+    if (!v.value(i, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+  }
+  out.page.assign(leaf.data, leaf.data + r.page_size());
+  if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  out.leaf_id = id;
+  out.pos = pos;
+  out.found = true;
+  return Step::kOk;
+}
+
 template <typename Once>
 Optimistic run(BTree& tree, Once once) {
   if (!tree.optimistic_enabled()) return Optimistic::kFallback;
@@ -268,12 +308,9 @@ Optimistic run(BTree& tree, Once once) {
       continue;
     }
     switch (once(r)) {
-      case Step::kOk:
-        return Optimistic::kDone;
-      case Step::kFallback:
-        return Optimistic::kFallback;
-      case Step::kRetry:
-        break;
+      case Step::kOk: return Optimistic::kDone;
+      case Step::kFallback: return Optimistic::kFallback;
+      case Step::kRetry: break;
     }
   }
   return Optimistic::kFallback;
@@ -283,6 +320,10 @@ Optimistic run(BTree& tree, Once once) {
 
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out) {
   return run(tree, [&](Reader& r) { return get_once(r, key, out); });
+}
+
+Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
+  return run(tree, [&](Reader& r) { return seek_once(r, key, out); });
 }
 
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,8 @@
 #include <vector>
 
 #include <corobtree/cursor.h>
+
+#include "io/disk_manager.h"
 
 namespace corobtree {
 
@@ -48,5 +51,18 @@ Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::
 // kDone: `out` holds up to `limit` pairs of the range in scan order.
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,
                            std::vector<std::pair<std::string, std::string>>& out);
+
+// A consistent copy of the leaf holding the first entry >= key, walking right
+// past leaves that hold none (TreeCursor's forward seek). kDone: `found` says
+// whether such an entry exists; if so `page` holds the leaf's bytes, `leaf_id`
+// its page and `pos` the entry's slot. kFallback also when the leaf holds a
+// value in overflow pages (the cursor's copy needs those read).
+struct LeafCopy {
+  std::vector<std::byte> page;
+  BlockId leaf_id = kInvalidBlockId;
+  std::uint32_t pos = 0;
+  bool found = false;
+};
+Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out);
 
 }  // namespace corobtree

@@ -1,5 +1,7 @@
 #include "engine/btree/tree_cursor.h"
 
+#include "engine/btree/optimistic_read.h"
+
 #include <cstring>
 
 #include <corobtree/error.h>
@@ -232,6 +234,62 @@ Task<bool> TreeCursor::prev() {
     ok = co_await step_down();
   }
   co_return ok&& in_bounds();
+}
+
+bool TreeCursor::try_seek_ge_cached(std::string_view key, bool& moved) {
+  LeafCopy copy;
+  if (optimistic_seek(tree_, key, copy) != Optimistic::kDone) return false;
+  if (!copy.found) {
+    valid_ = false;
+    moved = false;
+    return true;
+  }
+  page_ = std::move(copy.page);
+  leaf_id_ = copy.leaf_id;
+  Node n(std::span<std::byte>(page_.data(), page_.size()));
+  has_overflow_.assign(n.count(), false);  // optimistic_seek took no leaf with overflow values
+  overflow_values_.clear();
+  pos_ = copy.pos;
+  valid_ = true;
+  moved = in_bounds();
+  return true;
+}
+
+bool TreeCursor::try_first_cached(bool& moved) {
+  if (options_.reverse) return false;
+  const std::string_view from = options_.lower ? std::string_view(*options_.lower) : "";
+  return try_seek_ge_cached(from, moved);
+}
+
+bool TreeCursor::try_seek_cached(std::string_view key, bool& moved) {
+  if (options_.reverse) return false;
+  if (options_.lower && key < *options_.lower) key = *options_.lower;
+  return try_seek_ge_cached(key, moved);
+}
+
+bool TreeCursor::try_next_cached(bool& moved) {
+  if (options_.reverse) return false;
+  if (!valid_) {
+    moved = false;
+    return true;
+  }
+  Node n(std::span<std::byte>(page_.data(), page_.size()));
+  if (pos_ + 1 < n.count()) {
+    if (compare_keys(n.key(pos_), n.key(pos_ + 1)) >= 0)
+      return false;  // the engine's path reports it
+    ++pos_;
+    moved = in_bounds();
+    return true;
+  }
+  // The next leaf: a fresh descent for the first key after this one (like seek_gt).
+  std::string probe(key());
+  probe.push_back('\0');
+  const std::string last(key());
+  if (!try_seek_ge_cached(probe, moved)) return false;
+  if (valid_ && compare_keys(last, key()) >= 0) {
+    fail("a forward step did not move past the previous key (keys out of order)");
+  }
+  return true;
 }
 
 }  // namespace corobtree

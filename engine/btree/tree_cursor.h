@@ -45,6 +45,15 @@ class TreeCursor {
   // Moves one entry against scan order.
   Task<bool> prev();
 
+  // Lock-free forms for any thread (engine/btree/optimistic_read.h): the same
+  // positioning from cached pages, or false (nothing changed) when the
+  // engine's path must run (a page not cached, a value in overflow pages, a
+  // reverse cursor, a writer kept interfering). `moved` is what the Task form
+  // would have returned.
+  bool try_first_cached(bool& moved);
+  bool try_seek_cached(std::string_view key, bool& moved);
+  bool try_next_cached(bool& moved);
+
   bool valid() const noexcept { return valid_; }
   std::string_view key() const noexcept;
   std::string_view value() const noexcept;
@@ -57,6 +66,8 @@ class TreeCursor {
   Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
   bool in_bounds() noexcept;
+  // Forward seek to the first entry >= key from cached pages.
+  bool try_seek_ge_cached(std::string_view key, bool& moved);
   // Invalidates the cursor and throws Error(kCorruption) naming the current leaf.
   [[noreturn]] void fail(const std::string& why);
 

@@ -59,21 +59,12 @@ Cursor& Cursor::operator=(Cursor&&) noexcept = default;
 Cursor::~Cursor() = default;
 
 using Step = DatabaseImpl::CursorStep;
-Task<bool> Cursor::first() {
-  return host_->run(&host_->impl(), &DatabaseImpl::cursor_step, impl_.get(), Step::kFirst,
-                    std::string_view());
-}
+Task<bool> Cursor::first() { return host_->cursor_step(impl_.get(), Step::kFirst, {}); }
 Task<bool> Cursor::seek(std::string_view key) {
-  return host_->run(&host_->impl(), &DatabaseImpl::cursor_step, impl_.get(), Step::kSeek, key);
+  return host_->cursor_step(impl_.get(), Step::kSeek, key);
 }
-Task<bool> Cursor::next() {
-  return host_->run(&host_->impl(), &DatabaseImpl::cursor_step, impl_.get(), Step::kNext,
-                    std::string_view());
-}
-Task<bool> Cursor::prev() {
-  return host_->run(&host_->impl(), &DatabaseImpl::cursor_step, impl_.get(), Step::kPrev,
-                    std::string_view());
-}
+Task<bool> Cursor::next() { return host_->cursor_step(impl_.get(), Step::kNext, {}); }
+Task<bool> Cursor::prev() { return host_->cursor_step(impl_.get(), Step::kPrev, {}); }
 bool Cursor::valid() const noexcept { return impl_->valid(); }
 std::string_view Cursor::key() const noexcept { return impl_->key(); }
 std::string_view Cursor::value() const noexcept { return impl_->value(); }

@@ -4,6 +4,7 @@
 
 #include <corobtree/error.h>
 #include "engine/btree/optimistic_read.h"
+#include "engine/btree/tree_cursor.h"
 
 namespace corobtree {
 namespace {
@@ -95,7 +96,7 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOp
 }
 
 Task<void> DatabaseHost::stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
-                                        std::exception_ptr* error, std::atomic<bool>* done) {
+                                         std::exception_ptr* error, std::atomic<bool>* done) {
   try {
     *out = impl->stats();
   } catch (...) {
@@ -104,6 +105,24 @@ Task<void> DatabaseHost::stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
   done->store(true, std::memory_order_release);
   done->notify_one();
   co_return;
+}
+
+Task<bool> DatabaseHost::cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step,
+                                     std::string_view key) {
+  const Entered entered(*this);
+  bool moved = false;
+  bool served = false;
+  if (impl_->tree().optimistic_enabled()) {  // closed or stopped: the engine's path says so
+    switch (step) {
+      case DatabaseImpl::CursorStep::kFirst: served = cursor->try_first_cached(moved); break;
+      case DatabaseImpl::CursorStep::kSeek: served = cursor->try_seek_cached(key, moved); break;
+      case DatabaseImpl::CursorStep::kNext: served = cursor->try_next_cached(moved); break;
+      case DatabaseImpl::CursorStep::kPrev: break;
+    }
+  }
+  if (served) co_return moved;
+  moved = co_await run(impl_.get(), &DatabaseImpl::cursor_step, cursor, step, key);
+  co_return moved;
 }
 
 DatabaseStats DatabaseHost::stats() {

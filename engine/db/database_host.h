@@ -59,6 +59,10 @@ class DatabaseHost {
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit);
 
+  // A cursor step: lock-free on the calling thread when the cursor's copy or
+  // the cached pages serve it (forward cursors), else on the engine thread.
+  Task<bool> cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step, std::string_view key);
+
   // Runs (obj->*fn)(args...) on the engine thread, the calling coroutine
   // resuming on its own thread with the result. The arguments are stored by
   // value (pass std::cref for a large argument the caller keeps alive).

@@ -1,6 +1,6 @@
 // BlockingDatabase: the Database API for code that is not a coroutine. Each
 // call runs the async operation to completion with sync_wait on the calling
-// thread (which drives the io_uring loop meanwhile).
+// thread (which sleeps while the database's engine thread does the work).
 //
 //   auto db = corobtree::BlockingDatabase::open("my.db");
 //   db.put("k", "v");
@@ -8,7 +8,9 @@
 //
 // The destructor closes the database (checkpointing it) if close() was not
 // called; errors there are swallowed, so call close() to see them.
-// Thread-safety: one thread, like Database. Not for use inside a coroutine.
+// Thread-safety: like Database, any thread, concurrently: one BlockingDatabase
+// may be shared by reference between std::threads. Not for use inside a
+// coroutine (sync_wait there throws kInvalidArgument).
 //
 //   #include <corobtree/blocking_database.h>
 #pragma once

@@ -34,9 +34,15 @@
 // A failure before the transaction changed anything (say, a read error on the
 // way down the tree) throws without stopping the database.
 //
-// Thread-safety: a Database belongs to the thread that opened it (it does its
-// I/O on that thread's io_uring ring); any number of tasks on that thread may
-// use it at once. See docs/engine.md, "Concurrency".
+// Thread-safety: every call may be made from any thread, concurrently (the
+// model is in docs/engine.md, "Threads"). The engine runs on a thread of the
+// database's own, with its own io_uring ring; a call that must wait (a write,
+// a page not cached, a checkpoint) runs there and the calling coroutine
+// resumes on its own thread. Cached point reads, forward scans and forward
+// cursor steps are served on the calling thread without a lock. Destroying a
+// Database waits for the calls in flight (a call that starts meanwhile throws
+// kClosed). REQUIRES: a task a call returned is started before the Database
+// is destroyed. A Cursor is used by one task at a time, on any thread.
 #pragma once
 
 #include <cstddef>
@@ -134,6 +140,8 @@ class COROBTREE_EXPORT Database {
   // REQUIRES: the Database outlives the returned task.
   Task<void> backup(std::string dest);
 
+  // Asks the engine thread (the caller blocks briefly). Reads served on the
+  // calling thread without a lock are not counted in pool.hits.
   DatabaseStats stats() const;
   std::uint64_t count() const noexcept;
   // Largest key accepted (992 bytes for 4 KiB pages).

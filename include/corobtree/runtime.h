@@ -19,9 +19,9 @@
 // a task that moved still returns on the calling thread, which sleeps
 // meanwhile.
 //
-// Databases are not yet safe to share between threads: a Database (and its
-// Tables and Cursors) belongs to the thread that opened it. Open it inside the
-// worker that uses it, or use it only from the thread that opened it.
+// A Database may be shared by the workers (and any other thread): each runs
+// its engine on a thread of its own and serves every thread (see
+// corobtree/database.h).
 //
 // Shutdown: the destructor stops the workers and joins them. A worker stops
 // once it has nothing ready, nothing queued in its inbox and no I/O in
