@@ -267,20 +267,23 @@ bool TreeCursor::try_seek_cached(std::string_view key, bool& moved) {
   return try_seek_ge_cached(key, moved);
 }
 
-bool TreeCursor::try_next_cached(bool& moved) {
-  if (options_.reverse) return false;
+bool TreeCursor::try_step_in_copy(bool up, bool& moved) {
   if (!valid_) {
     moved = false;
     return true;
   }
   Node n(std::span<std::byte>(page_.data(), page_.size()));
-  if (pos_ + 1 < n.count()) {
-    if (compare_keys(n.key(pos_), n.key(pos_ + 1)) >= 0)
-      return false;  // the engine's path reports it
-    ++pos_;
-    moved = in_bounds();
-    return true;
-  }
+  if (up ? pos_ + 1 >= n.count() : pos_ == 0) return false;  // another leaf
+  const std::uint32_t lo = up ? pos_ : pos_ - 1;
+  if (compare_keys(n.key(lo), n.key(lo + 1)) >= 0) return false;  // the engine's path reports it
+  pos_ = up ? pos_ + 1 : pos_ - 1;
+  moved = in_bounds();
+  return true;
+}
+
+bool TreeCursor::try_next_cached(bool& moved) {
+  if (options_.reverse) return try_step_in_copy(/*up=*/false, moved);
+  if (try_step_in_copy(/*up=*/true, moved)) return true;
   // The next leaf: a fresh descent for the first key after this one (like seek_gt).
   std::string probe(key());
   probe.push_back('\0');
@@ -290,6 +293,10 @@ bool TreeCursor::try_next_cached(bool& moved) {
     fail("a forward step did not move past the previous key (keys out of order)");
   }
   return true;
+}
+
+bool TreeCursor::try_prev_cached(bool& moved) {
+  return try_step_in_copy(/*up=*/options_.reverse, moved);
 }
 
 }  // namespace corobtree

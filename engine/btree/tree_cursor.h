@@ -48,11 +48,12 @@ class TreeCursor {
   // Lock-free forms for any thread (engine/btree/optimistic_read.h): the same
   // positioning from cached pages, or false (nothing changed) when the
   // engine's path must run (a page not cached, a value in overflow pages, a
-  // reverse cursor, a writer kept interfering). `moved` is what the Task form
-  // would have returned.
+  // reverse cursor's seek or move to another leaf, a writer kept
+  // interfering). `moved` is what the Task form would have returned.
   bool try_first_cached(bool& moved);
   bool try_seek_cached(std::string_view key, bool& moved);
   bool try_next_cached(bool& moved);
+  bool try_prev_cached(bool& moved);
 
   bool valid() const noexcept { return valid_; }
   std::string_view key() const noexcept;
@@ -66,6 +67,8 @@ class TreeCursor {
   Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
   bool in_bounds() noexcept;
+  // One entry up or down within the leaf copy; false at its edge.
+  bool try_step_in_copy(bool up, bool& moved);
   // Forward seek to the first entry >= key from cached pages.
   bool try_seek_ge_cached(std::string_view key, bool& moved);
   // Invalidates the cursor and throws Error(kCorruption) naming the current leaf.

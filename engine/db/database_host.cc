@@ -117,7 +117,7 @@ Task<bool> DatabaseHost::cursor_step(TreeCursor* cursor, DatabaseImpl::CursorSte
       case DatabaseImpl::CursorStep::kFirst: served = cursor->try_first_cached(moved); break;
       case DatabaseImpl::CursorStep::kSeek: served = cursor->try_seek_cached(key, moved); break;
       case DatabaseImpl::CursorStep::kNext: served = cursor->try_next_cached(moved); break;
-      case DatabaseImpl::CursorStep::kPrev: break;
+      case DatabaseImpl::CursorStep::kPrev: served = cursor->try_prev_cached(moved); break;
     }
   }
   if (served) co_return moved;

@@ -59,8 +59,9 @@ class DatabaseHost {
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit);
 
-  // A cursor step: lock-free on the calling thread when the cursor's copy or
-  // the cached pages serve it (forward cursors), else on the engine thread.
+  // A cursor step: lock-free on the calling thread when the cursor's leaf
+  // copy serves it, or (forward cursors) the cached pages do; else on the
+  // engine thread.
   Task<bool> cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step, std::string_view key);
 
   // Runs (obj->*fn)(args...) on the engine thread, the calling coroutine

@@ -8,9 +8,10 @@
 // blocks a writer; a key inserted or erased concurrently may or may not be
 // seen. key() and value() stay valid until the cursor moves.
 //
-// Thread-safety: one task at a time, on any thread. Forward cursors step from
-// cached pages on the calling thread; other steps run on the database's engine
-// thread. REQUIRES: the Database outlives the cursor.
+// Thread-safety: one task at a time, on any thread. Steps within the cursor's
+// leaf copy, and forward cursors' seeks and moves to the next leaf when the
+// pages are cached, run on the calling thread without a lock; the others run
+// on the database's engine thread. REQUIRES: the Database outlives the cursor.
 #pragma once
 
 #include <memory>
