@@ -1,16 +1,9 @@
 // Cold point lookups: a database much larger than its buffer pool, read with
 // O_DIRECT, so nearly every lookup waits for a leaf from the disk.
 //
-// The database holds N keys (8-byte big-endian integers, 100-byte values that
-// start with the key): N = 9,500,000 (a file of a bit over 1 GiB),
-// COROBTREE_COLD_KEYS=n overrides it, COROBTREE_BENCH_SMOKE=1 makes it 50,000.
-// It is created once, by bulk_load in a child process (so the ~1.3 GB of
-// generated pairs never count towards this process's peak RSS), at
-// COROBTREE_COLD_DB or else $TMPDIR/corobtree-cold-<N>.db, and reused while it
-// opens and holds N keys. It is written under a temporary name and renamed into
-// place, so an interrupted run never leaves a half-built file behind; nothing
-// is ever deleted except that temporary file and a database with the wrong key
-// count at the bench's own default path.
+// The database holds N keys (N = 9,500,000, a file of a bit over 1 GiB;
+// COROBTREE_COLD_KEYS=n overrides it): see perf/cold_db.h for how it is built
+// once and reused.
 //
 // BM_ColdGet/<backend>/tasks:N  opens the database with direct_io, 1024 pool
 //   frames (4 MiB) and the io_uring or pread backend, warms the inner levels,
@@ -31,9 +24,6 @@
 //   COROBTREE_BENCH_SMOKE=1 ./cold_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
 
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include "perf/bench_common.h"
 
 #include <algorithm>
@@ -57,9 +47,12 @@
 #include "io/disk_manager.h"
 #include "io/event_loop.h"
 #include "perf/bench_random.h"
+#include "perf/cold_db.h"
 
 namespace {
 
+using corobtree::bench::cold_key_count;
+using corobtree::bench::ensure_cold_db;
 using corobtree::bench::Key;
 using corobtree::bench::kValueSize;
 using corobtree::bench::make_value;
@@ -72,20 +65,9 @@ using corobtree::Options;
 using corobtree::Task;
 using corobtree::bench::SplitMix64;
 
-constexpr std::size_t kColdPoolPages = 1024;    // 4 MiB of 4 KiB frames
-constexpr std::size_t kInnerPoolPages = 8192;   // 32 MiB: all inner pages fit
-constexpr std::size_t kBuildPoolPages = 65536;  // for bulk_load only
+constexpr std::size_t kColdPoolPages = 1024;   // 4 MiB of 4 KiB frames
+constexpr std::size_t kInnerPoolPages = 8192;  // 32 MiB: all inner pages fit
 constexpr std::uint64_t kWarmupLookups = 50'000;
-
-std::uint64_t key_count() {
-  static const std::uint64_t n = [] {
-    const char* s = std::getenv("COROBTREE_COLD_KEYS");
-    const std::uint64_t v = s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
-    if (v > 0) return v;
-    return smoke_mode() ? std::uint64_t{50'000} : std::uint64_t{9'500'000};
-  }();
-  return n;
-}
 
 double peak_rss_mib() {
   std::ifstream in("/proc/self/status");
@@ -94,113 +76,6 @@ double peak_rss_mib() {
     if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
   }
   return 0.0;
-}
-
-// ---- the database file -------------------------------------------------------
-
-struct DbPath {
-  std::string path;
-  bool is_default;
-};
-
-DbPath db_path() {
-  const char* p = std::getenv("COROBTREE_COLD_DB");
-  if (p != nullptr && *p != '\0') return {p, false};
-  const char* tmp = std::getenv("TMPDIR");
-  return {std::string(tmp && *tmp ? tmp : "/tmp") + "/corobtree-cold-" +
-              std::to_string(key_count()) + ".db",
-          true};
-}
-
-// The key count of the database at `path`, or nullopt if there is none or it
-// does not open as a database.
-std::optional<std::uint64_t> existing_keys(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  try {
-    Options o;
-    o.create_if_missing = false;
-    o.pool_pages = 64;
-    std::unique_ptr<Database> db = corobtree::sync_wait(Database::open(path, o));
-    const std::uint64_t keys = db->stats().keys;
-    corobtree::sync_wait(db->close());
-    return keys;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cold_bench: %s does not open as a database: %s\n", path.c_str(),
-                 e.what());
-    return std::nullopt;
-  }
-}
-
-Task<void> build_database(std::string path, std::uint64_t n) {
-  std::vector<std::pair<std::string, std::string>> pairs;
-  pairs.reserve(n);
-  for (std::uint64_t k = 0; k < n; ++k) {
-    const Key key(k);
-    pairs.emplace_back(std::string(key.view()), make_value(k));
-  }
-  Options o;
-  o.pool_pages = kBuildPoolPages;
-  o.durability = corobtree::Durability::kRelaxed;
-  o.error_if_exists = true;
-  std::unique_ptr<Database> db = co_await Database::open(path, o);
-  co_await db->bulk_load(pairs);
-  co_await db->close();
-}
-
-// Builds the database at `tmp` in a child process (its memory dies with it).
-bool build_in_child(const std::string& tmp, std::uint64_t n) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    int rc = 0;
-    try {
-      corobtree::sync_wait(build_database(tmp, n));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "cold_bench: building %s failed: %s\n", tmp.c_str(), e.what());
-      rc = 1;
-    }
-    std::fflush(nullptr);
-    ::_exit(rc);
-  }
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return false;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-// Returns the path of a database with key_count() keys, or an error message
-// in `error` (and an empty path).
-std::string ensure_cold_db(std::string& error) {
-  static std::string ready;
-  static std::string failure;
-  if (!ready.empty() || !failure.empty()) {
-    error = failure;
-    return ready;
-  }
-  const DbPath p = db_path();
-  const std::uint64_t n = key_count();
-  struct stat st;
-  const bool exists = ::stat(p.path.c_str(), &st) == 0;
-  const std::optional<std::uint64_t> have = existing_keys(p.path);
-  if (have && *have == n) return ready = p.path;
-  if (exists && !(have && p.is_default)) {
-    // Never replace a file we did not name, nor one that is not a database.
-    failure = p.path + " exists but is not a database of " + std::to_string(n) + " keys";
-    error = failure;
-    return {};
-  }
-  std::fprintf(stderr, "cold_bench: building %s (%llu keys)...\n", p.path.c_str(),
-               static_cast<unsigned long long>(n));
-  const std::string tmp = p.path + ".tmp-" + std::to_string(::getpid());
-  std::remove(tmp.c_str());
-  if (!build_in_child(tmp, n) || ::rename(tmp.c_str(), p.path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    failure = "could not build " + p.path;
-    error = failure;
-    return {};
-  }
-  return ready = p.path;
 }
 
 // ---- the benchmark -------------------------------------------------------------
@@ -221,7 +96,7 @@ void run_round(Database& db, std::uint64_t tasks, std::uint64_t per_task, std::u
   std::vector<Task<void>> round;
   round.reserve(tasks);
   for (std::uint64_t t = 0; t < tasks; ++t) {
-    round.push_back(lookup_task(db, key_count(), per_task, seed++, bad));
+    round.push_back(lookup_task(db, cold_key_count(), per_task, seed++, bad));
   }
   corobtree::sync_wait(corobtree::when_all(std::move(round)));
 }

@@ -55,6 +55,7 @@ namespace {
 
 using corobtree::bench::key_count;
 using corobtree::bench::kScanLength;
+using corobtree::bench::Peer;
 using corobtree::bench::PeerMode;
 using corobtree::bench::PeerStore;
 using corobtree::bench::PeerWriter;
@@ -97,24 +98,7 @@ std::vector<std::uint64_t> insert_order() {
   return v;
 }
 
-struct Peer {
-  const char* name;
-  std::unique_ptr<PeerStore> (*open)(const std::string& path, PeerMode mode);
-};
-
-std::vector<Peer> peers() {
-  std::vector<Peer> p;
-#ifdef COROBTREE_PEER_LMDB
-  p.push_back({"lmdb", corobtree::bench::open_lmdb});
-#endif
-#ifdef COROBTREE_PEER_SQLITE
-  p.push_back({"sqlite", corobtree::bench::open_sqlite});
-#endif
-#ifdef COROBTREE_PEER_ROCKSDB
-  p.push_back({"rocksdb", corobtree::bench::open_rocksdb});
-#endif
-  return p;
-}
+std::vector<Peer> peers() { return corobtree::bench::available_peers(); }
 
 std::unique_ptr<PeerStore> open_fresh(const Peer& peer, std::string_view tag, PeerMode mode) {
   return peer.open(corobtree::bench::peer_temp_path(peer.name, tag), mode);

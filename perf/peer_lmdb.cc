@@ -6,9 +6,12 @@
 // pages and then the meta page. LMDB serializes writers with its own mutex,
 // so concurrent PeerWriters queue on it.
 //
-// Reads use one read-only transaction that is renewed for each get or scan and
-// reset after it (LMDB's cheap per-operation snapshot), and one cursor renewed
-// with it. Values are read in place from the map.
+// Reads use one read-only transaction per session (the store has its own)
+// that is renewed for each get or scan and reset after it (LMDB's cheap
+// per-operation snapshot), and one cursor renewed with it. Values are read in
+// place from the map. MDB_NOTLS ties a reader slot to its transaction rather
+// than to the thread, so a session may be made on one thread and used on
+// another.
 #include <benchmark/benchmark.h>
 #include <lmdb.h>
 
@@ -96,19 +99,11 @@ class LmdbWriter final : public PeerWriter {
   MDB_dbi dbi_;
 };
 
-class LmdbStore final : public PeerStore {
+// One thread's reads (a read-only transaction renewed for each get or scan,
+// and a cursor renewed with it) and batch writes.
+class LmdbSession final : public PeerSession {
  public:
-  LmdbStore(const std::string& path, PeerMode mode) : files_(path) {
-    MDB_env* env = nullptr;
-    check(mdb_env_create(&env), "mdb_env_create");
-    env_.reset(env);
-    check(mdb_env_set_mapsize(env, kMapSize), "mdb_env_set_mapsize");
-    const unsigned flags = MDB_NOSUBDIR | (mode == PeerMode::kCached ? MDB_NOSYNC : 0u);
-    check(mdb_env_open(env, path.c_str(), flags, 0644), "mdb_env_open");
-    TxnPtr txn = begin_txn(env, 0);
-    check(mdb_dbi_open(txn.get(), nullptr, 0, &dbi_), "mdb_dbi_open");
-    commit_txn(std::move(txn));
-
+  LmdbSession(MDB_env* env, MDB_dbi dbi) : env_(env), dbi_(dbi) {
     read_txn_ = begin_txn(env, MDB_RDONLY);
     MDB_cursor* cursor = nullptr;
     check(mdb_cursor_open(read_txn_.get(), dbi_, &cursor), "mdb_cursor_open");
@@ -117,15 +112,8 @@ class LmdbStore final : public PeerStore {
   }
 
   void put_batch(std::span<const std::uint64_t> keys) override {
-    TxnPtr txn = begin_txn(env_.get(), 0);
+    TxnPtr txn = begin_txn(env_, 0);
     for (const std::uint64_t k : keys) put(txn.get(), dbi_, k, 0);
-    commit_txn(std::move(txn));
-  }
-
-  // MDB_APPEND: sorted input fills each page completely, LMDB's bulk load.
-  void bulk_load(std::uint64_t n) override {
-    TxnPtr txn = begin_txn(env_.get(), 0);
-    for (std::uint64_t k = 0; k < n; ++k) put(txn.get(), dbi_, k, MDB_APPEND);
     commit_txn(std::move(txn));
   }
 
@@ -172,10 +160,45 @@ class LmdbStore final : public PeerStore {
     return seen == n && as_view(kv) == Key(start + n - 1).view();
   }
 
+ private:
+  MDB_env* env_;
+  MDB_dbi dbi_;
+  TxnPtr read_txn_;   // reset between operations
+  CursorPtr cursor_;  // of read_txn_; closed before it (members die in reverse)
+};
+
+class LmdbStore final : public PeerStore {
+ public:
+  LmdbStore(const std::string& path, PeerMode mode) : files_(path) {
+    MDB_env* env = nullptr;
+    check(mdb_env_create(&env), "mdb_env_create");
+    env_.reset(env);
+    check(mdb_env_set_mapsize(env, kMapSize), "mdb_env_set_mapsize");
+    const unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | (mode == PeerMode::kCached ? MDB_NOSYNC : 0u);
+    check(mdb_env_open(env, path.c_str(), flags, 0644), "mdb_env_open");
+    TxnPtr txn = begin_txn(env, 0);
+    check(mdb_dbi_open(txn.get(), nullptr, 0, &dbi_), "mdb_dbi_open");
+    commit_txn(std::move(txn));
+    main_ = std::make_unique<LmdbSession>(env, dbi_);
+  }
+
+  void put_batch(std::span<const std::uint64_t> keys) override { main_->put_batch(keys); }
+
+  // MDB_APPEND: sorted input fills each page completely, LMDB's bulk load.
+  void bulk_load(std::uint64_t n) override {
+    TxnPtr txn = begin_txn(env_.get(), 0);
+    for (std::uint64_t k = 0; k < n; ++k) put(txn.get(), dbi_, k, MDB_APPEND);
+    commit_txn(std::move(txn));
+  }
+
+  void warm() override { main_->warm(); }
+  bool get(std::uint64_t k) override { return main_->get(k); }
+  bool scan(std::uint64_t start, std::size_t n) override { return main_->scan(start, n); }
+
   std::uint64_t count() override {
-    ReadScope scope(read_txn_.get());
+    TxnPtr txn = begin_txn(env_.get(), MDB_RDONLY);
     MDB_stat st;
-    check(mdb_stat(read_txn_.get(), dbi_, &st), "mdb_stat");
+    check(mdb_stat(txn.get(), dbi_, &st), "mdb_stat");
     return st.ms_entries;
   }
 
@@ -183,12 +206,15 @@ class LmdbStore final : public PeerStore {
     return std::make_unique<LmdbWriter>(env_.get(), dbi_);
   }
 
+  std::unique_ptr<PeerSession> session() override {
+    return std::make_unique<LmdbSession>(env_.get(), dbi_);
+  }
+
  private:
   PeerFiles files_;  // first: removed after the handles below are closed
   EnvPtr env_;
   MDB_dbi dbi_ = 0;
-  TxnPtr read_txn_;   // reset between operations
-  CursorPtr cursor_;  // of read_txn_; closed before it (members die in reverse)
+  std::unique_ptr<LmdbSession> main_;  // the store's own reads; closed before env_
 };
 
 }  // namespace

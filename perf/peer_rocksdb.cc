@@ -8,7 +8,8 @@
 // syncs the WAL once for all the records queued behind its leader.
 //
 // Gets read into a PinnableSlice (no copy out of the block cache). Scans reuse
-// one iterator and Refresh() it before each seek, so each scan reads the
+// one iterator per session (the store has its own) and Refresh() it before
+// each seek, so each scan reads the
 // current state (as a fresh iterator would) without rebuilding the iterator.
 #include <benchmark/benchmark.h>
 #include <rocksdb/cache.h>
@@ -58,18 +59,10 @@ class RocksdbWriter final : public PeerWriter {
   rocksdb::WriteOptions options_;
 };
 
-class RocksdbStore final : public PeerStore {
+// One thread's reads (its own PinnableSlice and iterator) and batch writes.
+class RocksdbSession final : public PeerSession {
  public:
-  RocksdbStore(const std::string& path, PeerMode mode) : files_(path) {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    options.error_if_exists = true;
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
-    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    rocksdb::DB* raw = nullptr;
-    check(rocksdb::DB::Open(options, path, &raw), "open");
-    db_.reset(raw);
+  RocksdbSession(rocksdb::DB* db, PeerMode mode) : db_(db) {
     write_options_.sync = mode == PeerMode::kDurable;
   }
 
@@ -81,25 +74,6 @@ class RocksdbStore final : public PeerStore {
       check(batch.Put(as_slice(key.view()), value), "batch put");
     }
     check(db_->Write(write_options_, &batch), "write");
-  }
-
-  // Sorted batches without the WAL, then a flush and a full compaction: the
-  // data ends up in sorted SST files of one level, RocksDB's steady read state.
-  void bulk_load(std::uint64_t n) override {
-    rocksdb::WriteOptions no_wal;
-    no_wal.disableWAL = true;
-    for (std::uint64_t first = 0; first < n; first += kLoadBatch) {
-      rocksdb::WriteBatch batch;
-      for (std::uint64_t k = first; k < std::min(n, first + kLoadBatch); ++k) {
-        const Key key(k);
-        const std::string value = make_value(k);
-        check(batch.Put(as_slice(key.view()), value), "batch put");
-      }
-      check(db_->Write(no_wal, &batch), "write");
-    }
-    check(db_->Flush(rocksdb::FlushOptions()), "flush");
-    check(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compact");
-    iterator_.reset();
   }
 
   void warm() override {
@@ -139,8 +113,59 @@ class RocksdbStore final : public PeerStore {
     return seen == n && as_view(it.key()) == Key(start + n - 1).view();
   }
 
+  // Drops the iterator (it pins the SST files a compaction replaces).
+  void reset_iterator() { iterator_.reset(); }
+
+ private:
+  rocksdb::DB* db_;
+  std::unique_ptr<rocksdb::Iterator> iterator_;
+  rocksdb::ReadOptions read_options_;
+  rocksdb::WriteOptions write_options_;
+  rocksdb::PinnableSlice value_;
+};
+
+class RocksdbStore final : public PeerStore {
+ public:
+  RocksdbStore(const std::string& path, PeerMode mode) : files_(path), mode_(mode) {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.error_if_exists = true;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    rocksdb::DB* raw = nullptr;
+    check(rocksdb::DB::Open(options, path, &raw), "open");
+    db_.reset(raw);
+    main_ = std::make_unique<RocksdbSession>(raw, mode);
+  }
+
+  void put_batch(std::span<const std::uint64_t> keys) override { main_->put_batch(keys); }
+
+  // Sorted batches without the WAL, then a flush and a full compaction: the
+  // data ends up in sorted SST files of one level, RocksDB's steady read state.
+  void bulk_load(std::uint64_t n) override {
+    rocksdb::WriteOptions no_wal;
+    no_wal.disableWAL = true;
+    for (std::uint64_t first = 0; first < n; first += kLoadBatch) {
+      rocksdb::WriteBatch batch;
+      for (std::uint64_t k = first; k < std::min(n, first + kLoadBatch); ++k) {
+        const Key key(k);
+        const std::string value = make_value(k);
+        check(batch.Put(as_slice(key.view()), value), "batch put");
+      }
+      check(db_->Write(no_wal, &batch), "write");
+    }
+    check(db_->Flush(rocksdb::FlushOptions()), "flush");
+    check(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compact");
+    main_->reset_iterator();
+  }
+
+  void warm() override { main_->warm(); }
+  bool get(std::uint64_t k) override { return main_->get(k); }
+  bool scan(std::uint64_t start, std::size_t n) override { return main_->scan(start, n); }
+
   std::uint64_t count() override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options_));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     std::uint64_t n = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
     check(it->status(), "count");
@@ -151,13 +176,15 @@ class RocksdbStore final : public PeerStore {
     return std::make_unique<RocksdbWriter>(db_.get());
   }
 
+  std::unique_ptr<PeerSession> session() override {
+    return std::make_unique<RocksdbSession>(db_.get(), mode_);
+  }
+
  private:
   PeerFiles files_;  // first: removed after the database closes
+  PeerMode mode_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::unique_ptr<rocksdb::Iterator> iterator_;  // deleted before db_
-  rocksdb::ReadOptions read_options_;
-  rocksdb::WriteOptions write_options_;
-  rocksdb::PinnableSlice value_;
+  std::unique_ptr<RocksdbSession> main_;  // the store's own calls; deleted before db_
 };
 
 }  // namespace

@@ -24,4 +24,18 @@ void remove_peer_files(const std::string& path) {
   }
 }
 
+std::vector<Peer> available_peers() {
+  std::vector<Peer> p;
+#ifdef COROBTREE_PEER_LMDB
+  p.push_back({"lmdb", open_lmdb});
+#endif
+#ifdef COROBTREE_PEER_SQLITE
+  p.push_back({"sqlite", open_sqlite});
+#endif
+#ifdef COROBTREE_PEER_ROCKSDB
+  p.push_back({"rocksdb", open_rocksdb});
+#endif
+  return p;
+}
+
 }  // namespace corobtree::bench

@@ -1,4 +1,4 @@
-// The interface peer_bench drives each peer engine (LMDB, SQLite, RocksDB)
+// The interface peer_bench and thread_bench drive each peer engine (LMDB, SQLite, RocksDB)
 // through, so every peer runs exactly the workloads of btree_bench: the same
 // 8-byte big-endian keys (perf/bench_common.h), 100-byte values, batch shapes
 // and random sequences.
@@ -7,8 +7,9 @@
 // call and its error text; peer_bench turns that into SkipWithError.
 //
 // Thread-safety: a PeerStore is used by one thread at a time (get, scan,
-// put_batch, count). Each PeerWriter belongs to one thread; any number of
-// writers of one store may commit at once from different threads.
+// put_batch, count). Each PeerWriter and each PeerSession belongs to one
+// thread; any number of writers and sessions of one store may run at once
+// from different threads, beside the store's own calls.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace corobtree::bench {
 
@@ -34,6 +36,19 @@ class PeerWriter {
   // return (true). Returns false, having written nothing, only when it gave up
   // waiting for its turn because the run's stop flag was set.
   virtual bool commit(std::uint64_t k) = 0;
+};
+
+// One thread's handle for the cached workloads of thread_bench: the peer's
+// per-thread read transaction (LMDB), connection (SQLite) or iterator and
+// buffers (RocksDB). The calls mean what PeerStore's of the same name do.
+class PeerSession {
+ public:
+  virtual ~PeerSession() = default;
+  virtual void put_batch(std::span<const std::uint64_t> keys) = 0;
+  // Reads every entry once (SQLite's page cache belongs to the connection).
+  virtual void warm() = 0;
+  virtual bool get(std::uint64_t k) = 0;
+  virtual bool scan(std::uint64_t start, std::size_t n) = 0;
 };
 
 // One open database of a peer, in a fresh file (or directory) that the store
@@ -59,6 +74,8 @@ class PeerStore {
   virtual std::uint64_t count() = 0;
   // REQUIRES: opened in PeerMode::kDurable; `stop` outlives the writer.
   virtual std::unique_ptr<PeerWriter> writer(const std::atomic<bool>& stop) = 0;
+  // A new session, in the store's mode. REQUIRES: the store outlives it.
+  virtual std::unique_ptr<PeerSession> session() = 0;
 };
 
 // A fresh path in $TMPDIR (or /tmp): corobtree-peerbench-<pid>-<peer>-<tag>-<serial>.
@@ -80,9 +97,16 @@ class PeerFiles {
   std::string path_;
 };
 
-// Each factory exists only when peer_bench is built with that library.
+// Each factory exists only when the peers' library is built with that library.
 std::unique_ptr<PeerStore> open_lmdb(const std::string& path, PeerMode mode);
 std::unique_ptr<PeerStore> open_sqlite(const std::string& path, PeerMode mode);
 std::unique_ptr<PeerStore> open_rocksdb(const std::string& path, PeerMode mode);
+
+struct Peer {
+  const char* name;  // "lmdb", "sqlite", "rocksdb"
+  std::unique_ptr<PeerStore> (*open)(const std::string& path, PeerMode mode);
+};
+// The peers built in, in that order (none when no peer library was found).
+std::vector<Peer> available_peers();
 
 }  // namespace corobtree::bench

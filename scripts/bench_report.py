@@ -3,7 +3,8 @@
 
 Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops});
 when present, buffer_pool_bench.json, btree_bench.json, and peer_bench.json /
-commit_bench.json for the comparison with LMDB, SQLite and RocksDB.
+commit_bench.json for the comparison with LMDB, SQLite and RocksDB, and
+thread_bench.json for the thread-scaling table.
 """
 import json
 import os
@@ -265,6 +266,116 @@ def commit_lines(results):
     return out
 
 
+# thread_bench's workloads: (family regex key, label, unit).
+THREAD_WORKLOADS = (
+    ("Get", "cached gets", "gets/s"),
+    ("Scan", "scans of 100", "entries/s"),
+    ("Insert", "inserts, batches of 1000", "inserts/s"),
+)
+THREAD_ENGINES = ("corobtree", "corobtree_blocking") + PEERS
+
+
+def thread_lines(results):
+    """The scaling table of thread_bench.json: rows workload x engine, columns T."""
+    rows = load_rows(results, "thread_bench.json")
+    if rows is None:
+        return []
+    cached = {}  # (workload, engine, T) -> row
+    commits = {}  # (engine, W, T) -> row
+    cold = {}  # (T, N) -> row
+    for b in rows:
+        name = b["name"]
+        m = re.match(r"BM_Thread(Get|Scan|Insert)/(\w+)/threads:(\d+)", name)
+        if m:
+            cached[(m.group(1), m.group(2), int(m.group(3)))] = b
+            continue
+        m = re.match(r"BM_ThreadCommit/(\w+)/threads:(\d+)/writers:(\d+)", name)
+        if m:
+            commits[(m.group(1), int(m.group(3)), int(m.group(2)))] = b
+            continue
+        m = re.match(r"BM_ThreadColdGet/threads:(\d+)/tasks:(\d+)", name)
+        if m:
+            cold[(int(m.group(1)), int(m.group(2)))] = b
+    threads = sorted({k[2] for k in cached} | {k[2] for k in commits} | {k[0] for k in cold})
+    keys = {int(b["keys"]) for b in cached.values() if "keys" in b}
+
+    def ratio(a, b):
+        return f"{a / b:.2f}" if a and b else "n/a"
+
+    out = [
+        "",
+        "### Thread scaling",
+        "",
+        f"thread_bench, one run: T threads share one database (corobtree: one BlockingDatabase, "
+        f"each thread running its loop (gets, or a Cursor's seek and next) in one coroutine; "
+        f"corobtree_blocking: BlockingDatabase::get, or ::scan of 100 into a vector, per call; "
+        f"LMDB: one env, a read transaction per thread; "
+        f"RocksDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
+        f"{', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys (8-byte keys, 100-byte values), "
+        "all in memory; inserts: each thread fills its own key range, one commit per 1000 "
+        "keys, no sync. Durable commits: corobtree with W writer tasks per thread, the peers "
+        "with one writer per thread. Rates are totals over all threads. 2T/1T: scaling from "
+        "1 to 2 threads; vs LMDB at 2T: this row over LMDB's at 2 threads.",
+        "",
+        "| workload | engine | " + " | ".join(f"{t}T" for t in threads) + " | 2T/1T | vs LMDB at 2T |",
+        "|---|---|" + "---:|" * (len(threads) + 2),
+    ]
+
+    def add_row(label, engine, series, lmdb2):
+        if not any(v is not None for v in series.values()):
+            return
+        cells = " | ".join(fmt_rate(series.get(t)) for t in threads)
+        out.append(
+            f"| {label} | {engine} | {cells} | {ratio(series.get(2), series.get(1))} | "
+            f"{ratio(series.get(2), lmdb2)} |"
+        )
+
+    for fam, label, unit in THREAD_WORKLOADS:
+        lmdb2 = rate(cached.get((fam, "lmdb", 2)))
+        for engine in THREAD_ENGINES:
+            series = {t: rate(cached.get((fam, engine, t))) for t in threads}
+            add_row(f"{label} ({unit})", engine, series, lmdb2)
+    lmdb2 = rate(commits.get(("lmdb", 1, 2)), "commits_per_s")
+    for engine in THREAD_ENGINES:
+        for w in sorted({k[1] for k in commits if k[0] == engine}):
+            series = {t: rate(commits.get((engine, w, t)), "commits_per_s") for t in threads}
+            per = "writer" if w == 1 else "writers"
+            add_row(f"durable commits, {w} {per}/thread (commits/s)", engine, series, lmdb2)
+
+    if cold:
+        out += [
+            "",
+            "Cold lookups: T threads x N lookup tasks on one database much larger than its pool "
+            "(O_DIRECT; the pool holds the inner pages, so a lookup costs about one leaf read), "
+            "then fio 4 KiB random O_DIRECT reads (io_uring) at queue depth T x N on the same "
+            "file, in the same run.",
+            "",
+            "| T x N | lookups/s | fio IOPS at T x N | ours/fio | reads/lookup | device reads/fio | pool MiB | file MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for (t, n), b in sorted(cold.items()):
+            fio = b.get("fio_iops")
+            pct = lambda k: f"{b[k]:.0%}" if k in b else "n/a"
+            out.append(
+                f"| {t} x {n} | {fmt_rate(rate(b))} | {fmt_rate(fio)} | {pct('ours_over_fio')} | "
+                f"{b.get('reads_per_lookup', 0):.2f} | {pct('reads_over_fio')} | "
+                f"{b.get('pool_MiB', 0):.0f} | {b.get('file_MiB', 0):.0f} |"
+            )
+
+    g1 = rate(cached.get(("Get", "corobtree", 1)))
+    g2 = rate(cached.get(("Get", "corobtree", 2)))
+    l2 = rate(cached.get(("Get", "lmdb", 2)))
+    c = cold.get((2, 32))
+    out += [
+        "",
+        "Targets (issue 12): cached gets with 2 threads >= 1.7x one thread: "
+        f"{ratio(g2, g1)}; >= 1.0x LMDB with 2 threads: {ratio(g2, l2)}; cold lookups with "
+        "2 threads x 32 tasks >= 85% of fio at queue depth 64: "
+        + (f"{c['ours_over_fio']:.0%}." if c and "ours_over_fio" in c else "n/a."),
+    ]
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "results"
     iops, ctx = load_disk(results)
@@ -291,6 +402,7 @@ def main():
     lines += btree_lines(results)
     lines += peer_lines(results)
     lines += commit_lines(results)
+    lines += thread_lines(results)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(text)

@@ -4,6 +4,7 @@
 # same file, and writes results/ (JSON, a markdown table, plots).
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 #   --quick   smaller file and shorter runs (under 3 minutes on 2 cores)
+# COROBTREE_BENCH_THREADS=1,2,4 sets thread_bench's thread counts (default 1,2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -84,6 +85,13 @@ run_quickable commit_bench
 
 echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
 if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi
+
+echo "=== thread_bench: thread scaling, corobtree and the peers; cold lookups T x 32 tasks vs fio"
+# Quick: a 1M-key cold database (about 120 MiB, built once) instead of cold-bench's 9.5M.
+if [ "$QUICK" -eq 1 ]; then TB_COLD_KEYS=1000000; else TB_COLD_KEYS=${COROBTREE_COLD_KEYS:-9500000}; fi
+COROBTREE_BENCH_QUICK=$QUICK COROBTREE_COLD_KEYS=$TB_COLD_KEYS "$BUILD/perf/thread_bench" \
+  --threads="${COROBTREE_BENCH_THREADS:-1,2}" \
+  --benchmark_out="$RESULTS/thread_bench.json" --benchmark_out_format=json
 
 # Debian's python3-matplotlib belongs to /usr/bin/python3 (not to a pyenv python).
 PY=/usr/bin/python3
