@@ -170,9 +170,10 @@ class Reader {
     for (std::uint32_t depth = 0;; ++depth) {
       BufferPool::OptimisticPage pg;
       if (!pool_.read_begin(id, pg)) return Step::kFallback;  // not cached: the engine loads it
-      prefetch_page(pg.data, page_size_);
-      PageView v(pg.data, page_size_);
       const bool is_leaf = depth + 1 == height;
+      // Leaves: the pages a large tree's reads find outside the CPU caches.
+      if (is_leaf) prefetch_page(pg.data, page_size_);
+      PageView v(pg.data, page_size_);
       if (!v.check(is_leaf ? PageType::kLeaf : PageType::kInner)) return torn_or_bad(pg);
       if (is_leaf) {
         leaf = pg;
