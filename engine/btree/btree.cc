@@ -520,6 +520,15 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
       acc += cells[m].size() + page::kSlotSize;
       ++m;
     }
+    // The left half stops short of half the bytes by less than a cell, so
+    // with cells near the largest a leaf keeps (a quarter page) it can end a
+    // few bytes under its minimum fill: give it the next cell when the right
+    // half stays at or above its own.
+    const std::size_t need = usable_ / 4;
+    if (leaf && acc < need && m < total - 1) {
+      const std::size_t next = cells[m].size() + page::kSlotSize;
+      if (acc + next <= usable_ && all - acc - next >= need) ++m;
+    }
     if (m == 0) m = 1;
   }
   if (!leaf && m >= total - 1) m = total - 2;  // inner: the pushed-up cell needs a right side

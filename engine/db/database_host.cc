@@ -1,5 +1,6 @@
 #include "engine/db/database_host.h"
 
+#include <chrono>
 #include <thread>
 
 #include <corobtree/error.h>
@@ -55,8 +56,17 @@ Task<std::unique_ptr<DatabaseHost>> DatabaseHost::open(std::string path, Options
 
 void DatabaseHost::wait_for_calls() noexcept {
   closing_.store(true, std::memory_order_seq_cst);
+  // Calls usually end within microseconds; a compaction or backup in flight
+  // may take seconds: yield a while, then sleep between looks.
+  int looks = 0;
   for (Slot& s : slots_) {
-    while (s.calls.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    while (s.calls.load(std::memory_order_seq_cst) != 0) {
+      if (++looks < 1000) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
   }
 }
 
