@@ -376,11 +376,12 @@ void Scheduler::run_turn() {
   const bool remote = worker_ || live_count() > 1;
   if (busy_count == 0) {
     if (remote) {
+      if (break_local_waits()) return;  // their waiters are ready now, with an error
       sleep_on_inbox();
       return;
     }
     std::string msg = "a task is suspended with no ready coroutine and no I/O in flight to wake it";
-    for (const auto& [owner, reason] : wait_reasons_) msg += "; " + reason;
+    for (const WaitReason& w : wait_reasons_) msg += "; " + w.reason;
     throw Error(ErrorCode::kDeadlock, msg);
   }
   if (busy_count == 1) {
@@ -414,18 +415,35 @@ std::coroutine_handle<> Scheduler::sync_root() {
   return sync_root_;
 }
 
-void Scheduler::note_waiting(const void* owner, std::string reason) {
-  for (auto& [o, r] : wait_reasons_) {
-    if (o == owner) {
-      r = std::move(reason);
+void Scheduler::note_waiting(const void* owner, std::string reason,
+                             std::function<void()> break_wait) {
+  for (WaitReason& w : wait_reasons_) {
+    if (w.owner == owner) {
+      w.reason = std::move(reason);
+      w.break_wait = std::move(break_wait);
       return;
     }
   }
-  wait_reasons_.emplace_back(owner, std::move(reason));
+  wait_reasons_.push_back(WaitReason{owner, std::move(reason), std::move(break_wait)});
 }
 
 void Scheduler::clear_waiting(const void* owner) noexcept {
-  std::erase_if(wait_reasons_, [owner](const auto& e) { return e.first == owner; });
+  std::erase_if(wait_reasons_, [owner](const WaitReason& w) { return w.owner == owner; });
+}
+
+bool Scheduler::break_local_waits() {
+  if (inbox_->maybe_nonempty()) return false;
+  std::vector<std::function<void()>> breaks;
+  for (auto it = wait_reasons_.begin(); it != wait_reasons_.end();) {
+    if (it->break_wait) {
+      breaks.push_back(std::move(it->break_wait));
+      it = wait_reasons_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const std::function<void()>& b : breaks) b();
+  return !breaks.empty();
 }
 
 }  // namespace corobtree

@@ -80,6 +80,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -172,7 +173,13 @@ class Scheduler {
 
   // Explains a wait that only another task can end (e.g. "all frames are
   // pinned"); a deadlock error lists the reasons still noted. Keyed by owner.
-  void note_waiting(const void* owner, std::string reason);
+  // With `break_wait`, the wait is one that only a task of this thread can
+  // end: when the thread finds itself idle (nothing ready, nothing in its
+  // inbox, no I/O in flight) it calls break_wait (which must wake the
+  // waiters with an error) instead of sleeping, even where other threads
+  // could post to it (a Runtime worker, e.g. a database's engine thread).
+  void note_waiting(const void* owner, std::string reason,
+                    std::function<void()> break_wait = nullptr);
   void clear_waiting(const void* owner) noexcept;
 
   // Schedulers alive in the process (threads that used corobtree and have not exited).
@@ -220,7 +227,14 @@ class Scheduler {
   std::vector<EventLoop*> loops_;  // attached: thread_loop_ and private loops
   bool walking_loops_ = false;     // debug check: no attach/detach during a walk
   std::size_t resumes_per_submit_ = kDefaultResumesPerSubmit;
-  std::vector<std::pair<const void*, std::string>> wait_reasons_;
+  struct WaitReason {
+    const void* owner;
+    std::string reason;
+    std::function<void()> break_wait;
+  };
+  std::vector<WaitReason> wait_reasons_;
+  // Idle with local waits noted: breaks them; false when there were none.
+  bool break_local_waits();
 };
 
 }  // namespace corobtree

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <corobtree/error.h>
+#include <corobtree/runtime.h>
 #include <corobtree/sync_wait.h>
 #include <corobtree/when_all.h>
 #include "engine/pager/buffer_pool.h"
@@ -231,6 +232,39 @@ BOOST_DATA_TEST_CASE(a_fetch_that_can_never_succeed_fails_clearly,
   });
   BOOST_TEST(pool.stats().pinned == 0u);                // the guards were released on unwinding
   BOOST_TEST(sync_wait(read_stamp(pool, 2)) == 2000u);  // and the pool still works
+}
+
+namespace {
+
+// On a Runtime worker (a database's engine thread is one) another thread may
+// post at any time, so an idle worker sleeps instead of reporting a deadlock;
+// a frame wait is one that only the worker's own tasks can end, so the pool
+// still fails it clearly rather than hang.
+Task<std::string> pin_all_on_a_worker(corobtree::Runtime* rt, Fixture* fx) {
+  co_await rt->schedule();
+  fx->reopen();  // the disk (and its ring) belong to this worker now
+  std::string error;
+  {
+    BufferPool pool(*fx->dm, 2);
+    try {
+      co_await pin_all_and_fetch_more(pool);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kDeadlock) error = e.what();
+    }
+  }
+  fx->dm.reset();
+  co_return error;
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(a_fetch_that_can_never_succeed_fails_on_a_worker_too,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  Fixture fx(cfg, 4);
+  corobtree::Runtime rt(1);
+  const std::string error = sync_wait(pin_all_on_a_worker(&rt, &fx));
+  BOOST_TEST_MESSAGE(error);
+  BOOST_TEST(error.find("frames are pinned") != std::string::npos);
 }
 
 BOOST_DATA_TEST_CASE(close_flushes_and_reopen_reads_back,

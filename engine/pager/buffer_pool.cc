@@ -149,11 +149,24 @@ bool BufferPool::copy_if_clean(BlockId id, std::span<std::byte> out) const noexc
 
 Task<void> BufferPool::wait_for_a_frame() {
   // Noted for the deadlock report: if no task can ever unpin, the Scheduler
-  // finds nothing ready and no I/O in flight, and names this wait.
-  Scheduler::current().note_waiting(
-      this, "buffer pool: all " + std::to_string(pool_pages_) +
-                " frames are pinned and a fetch is waiting for one to be released");
+  // finds nothing ready and no I/O in flight, and names this wait. Only this
+  // thread's tasks pin this pool, so even where other threads could post
+  // (the database's engine thread) an idle thread breaks the wait.
+  const std::string reason = "buffer pool: all " + std::to_string(pool_pages_) +
+                             " frames are pinned and a fetch is waiting for one to be released";
+  const std::uint64_t epoch = deadlock_epoch_;
+  Scheduler::current().note_waiting(this, reason, [this] {
+    ++deadlock_epoch_;
+    frame_released_.notify_all();
+  });
   co_await frame_released_.wait();
+  if (deadlock_epoch_ != epoch) {
+    throw Error(ErrorCode::kDeadlock,
+                "'" + disk_.path() + "': " + reason +
+                    ", and no task on the thread can release one (a larger pool_pages, or "
+                    "fewer concurrent readers)",
+                0, disk_.path());
+  }
 }
 
 void BufferPool::wake_frame_waiters() noexcept {

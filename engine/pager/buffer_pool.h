@@ -299,6 +299,7 @@ class BufferPool {
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   std::uint64_t dirty_marks_ = 0;
+  std::uint64_t deadlock_epoch_ = 0;   // bumped when the Scheduler breaks a frame wait
   std::exception_ptr deferred_error_;  // direct-mode write-back failure
   bool closed_ = false;
   PageHooks* hooks_ = nullptr;
