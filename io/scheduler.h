@@ -49,7 +49,10 @@
 //
 // Sleeping and waking: a thread that may receive posts from others (another
 // Scheduler exists in the process, or it is a Runtime worker) never throws
-// kDeadlock when idle; it sleeps until a post arrives. With I/O in flight it
+// kDeadlock when idle; it sleeps until a post arrives. Before any such sleep
+// it stays awake for kSpinBeforeSleep (yielding, and reaping its ring without
+// blocking when I/O is in flight), since the post or completion usually comes
+// sooner than a sleeping thread wakes. With I/O in flight it then
 // sleeps in io_uring_enter as before, with an IORING_OP_POLL_ADD on the
 // inbox's eventfd armed in the ring (re-armed only after it fired), so a post
 // ends the wait. With nothing in flight (or no ring: the pread backend) it
@@ -126,8 +129,10 @@ class Scheduler {
   // 2 and 4 keep the device busiest (+35-45% lookups/s over 0); 8 gains about
   // half that, 16 little. 1 costs a syscall per resumption for no more.
   static constexpr std::size_t kDefaultResumesPerSubmit = 4;
-  // How long an idle thread that may receive posts stays awake (yielding)
-  // before it sleeps on its eventfd: a hop's answer usually comes sooner.
+  // How long a thread that may receive posts stays awake (yielding; reaping
+  // its ring without blocking when I/O is in flight) before it sleeps on its
+  // eventfd or in io_uring_enter: a hop's answer, or the next completion of
+  // a busy ring, usually comes sooner than a sleeping thread wakes.
   static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
 
   static Scheduler& current() noexcept;
