@@ -133,7 +133,7 @@ class Scheduler {
   // its ring without blocking when I/O is in flight) before it sleeps on its
   // eventfd or in io_uring_enter: a hop's answer, or the next completion of
   // a busy ring, usually comes sooner than a sleeping thread wakes.
-  static constexpr std::chrono::microseconds kSpinBeforeSleep{50};
+  static constexpr std::chrono::microseconds kSpinBeforeSleep{200};
 
   static Scheduler& current() noexcept;
   ~Scheduler();
