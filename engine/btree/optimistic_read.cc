@@ -205,13 +205,20 @@ class Reader {
   BlockId leaf_id_ = kInvalidBlockId;
 };
 
+// The leaf whose range holds `key`, and the slot of the first entry >= key.
+Step find(Reader& r, std::string_view key, BufferPool::OptimisticPage& leaf, PageView& v,
+          std::uint32_t& pos) {
+  const Step s = r.descend(&key, leaf, v);
+  if (s != Step::kOk) return s;
+  return v.bound(key, /*upper=*/false, pos) ? Step::kOk : torn_or_bad(leaf);
+}
+
 Step get_once(Reader& r, std::string_view key, std::optional<std::string>& out) {
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
-  const Step s = r.descend(&key, leaf, v);
-  if (s != Step::kOk) return s;
   std::uint32_t pos = 0;
-  if (!v.bound(key, /*upper=*/false, pos)) return torn_or_bad(leaf);
+  const Step s = find(r, key, leaf, v, pos);
+  if (s != Step::kOk) return s;
   std::optional<std::string> found;
   if (pos < v.count()) {
     std::string_view k;
@@ -274,10 +281,9 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
 Step seek_once(Reader& r, std::string_view key, LeafCopy& out) {
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
-  const Step s = r.descend(&key, leaf, v);
-  if (s != Step::kOk) return s;
   std::uint32_t pos = 0;
-  if (!v.bound(key, /*upper=*/false, pos)) return torn_or_bad(leaf);
+  const Step s = find(r, key, leaf, v, pos);
+  if (s != Step::kOk) return s;
   BlockId id = r.leaf_id();
   for (int hops = 0; pos == v.count(); ++hops) {
     // Past empty leaves to the right (a valid tree has few: bound the walk).
