@@ -26,7 +26,8 @@
 // kNotSupported for another format version; kLocked if a process has the file
 // open; I/O errors creating `out`. Damage is never an error: it is reported.
 //
-// Thread-safety: salvage() runs on the calling thread's runtime, like Database.
+// Thread-safety: salvage() does its I/O on the calling thread's runtime (it opens
+// no Database and starts no engine thread).
 #pragma once
 
 #include <cstdint>
