@@ -1,6 +1,8 @@
 #include "engine/db/database_host.h"
 
 #include <chrono>
+#include <functional>
+#include <future>
 #include <thread>
 
 #include <corobtree/error.h>
@@ -16,6 +18,18 @@ std::size_t this_thread_slot(std::size_t slots) noexcept {
   static std::atomic<std::size_t> next{0};
   thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed);
   return mine % slots;
+}
+
+// block_on_engine's task (a coroutine function: its parameters live in its
+// frame).
+Task<void> run_and_signal(std::function<void()> fn, std::promise<void> done) {
+  try {
+    fn();
+    done.set_value();
+  } catch (...) {
+    done.set_exception(std::current_exception());
+  }
+  co_return;
 }
 
 }  // namespace
@@ -70,20 +84,9 @@ void DatabaseHost::wait_for_calls() noexcept {
   }
 }
 
-Task<void> DatabaseHost::destroy_engine(DatabaseHost* host, std::atomic<bool>* done) {
-  host->impl_.reset();
-  done->store(true, std::memory_order_release);
-  done->notify_one();
-  co_return;
-}
-
 DatabaseHost::~DatabaseHost() {
   wait_for_calls();
-  if (impl_) {
-    std::atomic<bool> done{false};
-    engine_->spawn(destroy_engine(this, &done));
-    done.wait(false, std::memory_order_acquire);
-  }
+  if (impl_) block_on_engine([this] { impl_.reset(); });
   engine_.reset();  // joins the engine thread
 }
 
@@ -103,18 +106,6 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOp
   if (optimistic_scan(impl_->tree(), options, limit, out) == Optimistic::kDone) co_return out;
   out = co_await run(impl_.get(), &DatabaseImpl::scan, std::move(options), limit);
   co_return out;
-}
-
-Task<void> DatabaseHost::stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
-                                         std::exception_ptr* error, std::atomic<bool>* done) {
-  try {
-    *out = impl->stats();
-  } catch (...) {
-    *error = std::current_exception();
-  }
-  done->store(true, std::memory_order_release);
-  done->notify_one();
-  co_return;
 }
 
 Task<bool> DatabaseHost::cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step,
@@ -137,15 +128,19 @@ Task<bool> DatabaseHost::cursor_step(TreeCursor* cursor, DatabaseImpl::CursorSte
 
 DatabaseStats DatabaseHost::stats() {
   const Entered entered(*this);
-  // The calling thread blocks for the engine's answer (the engine never
-  // waits for the caller, so this cannot deadlock).
   DatabaseStats s;
-  std::exception_ptr error;
-  std::atomic<bool> done{false};
-  engine_->spawn(stats_on_engine(impl_.get(), &s, &error, &done));
-  done.wait(false, std::memory_order_acquire);
-  if (error) std::rethrow_exception(error);
+  block_on_engine([&] { s = impl_->stats(); });
   return s;
+}
+
+void DatabaseHost::block_on_engine(std::function<void()> fn) {
+  std::promise<void> done;
+  std::future<void> ended = done.get_future();
+  // The promise, not a flag on this stack: the engine's last touch of the
+  // shared state is set_value itself, so this frame may end as soon as the
+  // future is ready.
+  engine_->spawn(run_and_signal(std::move(fn), std::move(done)));
+  ended.get();
 }
 
 }  // namespace corobtree

@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,9 +101,10 @@ class DatabaseHost {
 
   DatabaseHost();
   void wait_for_calls() noexcept;
-  static Task<void> destroy_engine(DatabaseHost* host, std::atomic<bool>* done);
-  static Task<void> stats_on_engine(DatabaseImpl* impl, DatabaseStats* out,
-                                    std::exception_ptr* error, std::atomic<bool>* done);
+  // Runs fn on the engine thread while the calling thread blocks for it to
+  // end; rethrows what fn threw. The engine never waits for a caller, so this
+  // cannot deadlock. REQUIRES: not called on the engine thread.
+  void block_on_engine(std::function<void()> fn);
 
   std::unique_ptr<Runtime> engine_;
   std::unique_ptr<DatabaseImpl> impl_;
