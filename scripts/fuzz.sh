@@ -93,13 +93,15 @@ for t in $TARGETS; do
   line=$(printf '%-9s %9s execs  start %-20s end %s' "$t" "${execs:-?}" "$start" "$end")
   if [ "$rc" -ne 0 ]; then
     FAILED=1
-    REPORT+=("FAIL  $line (exit $rc; see $log)")
-    grep -E 'ERROR|SUMMARY|corobtree fuzz target|Test unit written' "$log" | head -8 || true
+    # What went wrong, in the summary (the last lines a CI report shows).
+    why=$(grep -m1 -E 'ERROR|corobtree fuzz target|deadly signal' "$log" | cut -c1-160 || true)
+    REPORT+=("FAIL  $line (exit $rc; see $log)" "        ${why:-no error line in the log}")
     if [ "$CI" -eq 1 ]; then
-      # The temporary work dir goes away: keep the log and the input.
+      # The temporary work dir goes away: keep the input, then the log's end.
+      for f in "$artifacts"/*; do [ -f "$f" ] && { echo "input $f (base64):"; base64 -w0 "$f"; echo; }; done
       tail -60 "$log"
-      for f in "$artifacts"/*; do [ -f "$f" ] && { echo "input $f (base64):"; base64 "$f"; }; done
     fi
+    grep -E 'ERROR|SUMMARY|corobtree fuzz target|Test unit written|#[0-9]+ 0x' "$log" | head -24 || true
   else
     REPORT+=("ok    $line")
   fi
