@@ -318,6 +318,15 @@ void FileDiskManager::pwrite_block(BlockId id, const std::byte* source) {
   ++stats_.writes;
 }
 
+void FileDiskManager::fdatasync_now() {
+  int ret;
+  do {
+    ret = ::fdatasync(fd_);
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0) throw poison_after_sync_failure(errno);
+  ++stats_.syncs;
+}
+
 BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
   check_usable("allocate", kInvalidBlockId);
   const BlockId first = block_count_;

@@ -172,6 +172,9 @@ class FileDiskManager : public DiskManager {
   const std::byte* write_source(std::span<const std::byte> data, AlignedBuffer& bounce) const;
   // Writes one page synchronously with pwrite (resuming short writes).
   void pwrite_block(BlockId id, const std::byte* source);
+  // fdatasync on the calling thread (retrying EINTR); a failure poisons the
+  // handle. Counts the sync.
+  void fdatasync_now();
 
   DiskStats stats_;
   std::string fallback_reason_;

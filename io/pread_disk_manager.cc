@@ -41,12 +41,7 @@ void PreadDiskManager::write_block_now(BlockId id, std::span<const std::byte> da
 
 void PreadDiskManager::sync_now() {
   check_sync();
-  int ret;
-  do {
-    ret = ::fdatasync(native_handle());
-  } while (ret != 0 && errno == EINTR);
-  if (ret != 0) throw poison_after_sync_failure(errno);
-  ++stats_.syncs;
+  fdatasync_now();
 }
 
 Task<void> PreadDiskManager::read_block(BlockId id, std::span<std::byte> out) {

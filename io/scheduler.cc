@@ -28,6 +28,11 @@ namespace detail {
 
 std::atomic<bool> g_cross_thread_handoffs{false};
 
+// Whether this thread's last post to another thread found that thread asleep
+// (and woke it): its answer, if any, is a wake-up and a turn away, so this
+// thread does not stay awake for it (Scheduler::sleep_on_inbox).
+thread_local bool t_woke_a_sleeper = false;
+
 // A Scheduler's cross-thread queue (see scheduler.h). Immortal: never freed,
 // so a poster holding a stale pointer never touches freed memory.
 class Inbox {
@@ -127,7 +132,9 @@ class Inbox {
     wake_sleeper_locked();
   }
   void wake_sleeper_locked() noexcept {
-    if (sleeping_.exchange(false, std::memory_order_seq_cst) && efd_ >= 0) {
+    const bool asleep = sleeping_.exchange(false, std::memory_order_seq_cst);
+    t_woke_a_sleeper = asleep;
+    if (asleep && efd_ >= 0) {
       const std::uint64_t one = 1;
       while (::write(efd_, &one, sizeof(one)) < 0 && errno == EINTR) {
       }
@@ -279,9 +286,12 @@ void Scheduler::sleep_on_inbox() {
   // A post from another thread usually follows within microseconds (the
   // other half of a hop): wait a little awake before paying for a sleep and
   // an eventfd wake-up on both sides. Yielding keeps an oversubscribed core
-  // available to the thread that will post.
+  // available to the thread that will post. Not while a LongWait lives, nor
+  // when this thread's last post had to wake its receiver (a sleeper answers
+  // late: a durable commit's caller, for one).
   const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
-  for (unsigned i = 1; !inbox_->maybe_nonempty(); ++i) {
+  const bool spin = long_waits_ == 0 && !detail::t_woke_a_sleeper;
+  for (unsigned i = 1; spin && !inbox_->maybe_nonempty(); ++i) {
     if (i % 64 == 0) {
       if (std::chrono::steady_clock::now() >= spin_until) break;
       std::this_thread::yield();

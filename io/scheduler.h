@@ -190,6 +190,27 @@ class Scheduler {
   // Schedulers alive in the process (threads that used corobtree and have not exited).
   static std::size_t live_count() noexcept;
 
+  // While a LongWait lives on this thread (a call that waits for an fsync
+  // elsewhere, e.g. a durable commit on a database's engine thread), the
+  // thread sleeps as soon as it is idle instead of staying awake
+  // kSpinBeforeSleep first: the answer is a disk flush away, and the spin
+  // would only burn the CPU the flush's own threads need.
+  // REQUIRES: created and destroyed on the same thread.
+  class LongWait {
+   public:
+    explicit LongWait(bool on) noexcept : s_(on ? &current() : nullptr) {
+      if (s_ != nullptr) ++s_->long_waits_;
+    }
+    ~LongWait() {
+      if (s_ != nullptr) --s_->long_waits_;
+    }
+    LongWait(const LongWait&) = delete;
+    LongWait& operator=(const LongWait&) = delete;
+
+   private:
+    Scheduler* s_;
+  };
+
   // --- used by sync_wait and Runtime (io/runtime.cc) ---
   // True while this thread drives coroutines (inside sync_wait, or a Runtime
   // worker): sync_wait then throws instead of nesting the loop.
@@ -226,6 +247,7 @@ class Scheduler {
   detail::Inbox* inbox_;
   bool driving_ = false;
   bool worker_ = false;
+  unsigned long_waits_ = 0;  // LongWait guards alive on this thread
   bool sync_done_ = false;
   std::coroutine_handle<> sync_root_;
   std::unique_ptr<EventLoop> thread_loop_;

@@ -46,6 +46,15 @@ Task<void> UringDiskManager::sync() {
   // io_uring does not order a write before a later fsync: wait for ours.
   co_await writes_.drained();
   check_sync();
+  if (loop_->pending() == 0) {
+    // Nothing else in flight on this ring: an fdatasync on this thread costs
+    // the least CPU and wakes soonest. Through the ring it runs on a kernel
+    // worker whose completion this thread must then spin for (or sleep and
+    // be woken late; see EventLoopOptions::sync_spin_us): measured with one
+    // durable writer, 2-3x the CPU per commit for a slower commit.
+    fdatasync_now();
+    co_return;
+  }
   const int res = co_await loop_->fsync(native_handle(), /*datasync=*/true);
   if (res < 0) throw poison_after_sync_failure(-res);
   ++stats_.syncs;

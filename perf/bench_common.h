@@ -2,13 +2,18 @@
 // 100-byte values the B+tree benchmarks use.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "perf/bench_random.h"
 
 namespace corobtree::bench {
 
@@ -30,6 +35,17 @@ inline std::uint64_t key_count() {
     return smoke_mode() ? std::uint64_t{20'000} : std::uint64_t{1'000'000};
   }();
   return n;
+}
+
+// CPU time the whole process has used (user + system, every thread: the
+// kernel's io_uring workers are threads of the process too), in seconds.
+inline double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  const auto sec = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 // The p-quantile (0..1) of `v` (reorders it).
@@ -68,6 +84,29 @@ inline std::string make_value(std::uint64_t k) {
 inline bool value_matches(std::string_view value, std::uint64_t k) {
   const Key key(k);
   return value.size() == kValueSize && value.substr(0, 8) == key.view();
+}
+
+// The durable-commit benchmarks' starting data, the same for corobtree and
+// every peer: 100,000 random keys (smoke: 2,000) spread over the whole key
+// space, so that the writers' keys land in every leaf, not after the last
+// one. Sorted and distinct.
+inline std::vector<std::uint64_t> commit_preload_keys() {
+  constexpr std::uint64_t kPreloadSeed = 99;
+  std::vector<std::uint64_t> keys(smoke_mode() ? 2'000 : 100'000);
+  SplitMix64 rng(kPreloadSeed);
+  for (std::uint64_t& k : keys) k = rng.next();
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// commit_preload_keys() as key/value pairs (for Database::bulk_load).
+inline std::vector<std::pair<std::string, std::string>> commit_preload_pairs() {
+  std::vector<std::pair<std::string, std::string>> p;
+  for (const std::uint64_t k : commit_preload_keys()) {
+    p.emplace_back(std::string(Key(k).view()), make_value(k));
+  }
+  return p;
 }
 
 }  // namespace corobtree::bench

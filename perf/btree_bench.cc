@@ -15,12 +15,15 @@
 // BM_RandomGet             random gets of present keys in an N-key database
 //                          (gets/s). The loop runs inside one coroutine, so the
 //                          figure excludes sync_wait's per-call cost.
+// BM_RandomGetInto         the same through get(key, value) into one reused
+//                          string: a cached hit allocates nothing.
 // BM_Scan100               seek to a random key and read 100 entries with one
 //                          Cursor (entries/s).
 // BM_SeedSearch            the seed project's shape: 20,000 single puts of the
 //                          even keys of [0, 40000) in random order, minimum
 //                          degree 32, 4 KiB pages; then rounds of 50,000 gets
-//                          of uniform keys from [0, 40000) (about half present),
+//                          of uniform keys from [0, 40000) (about half present,
+//                          through get(key, value) into one reused string),
 //                          with a 256-frame pool or none (pool_pages = 0, the
 //                          direct mode), on io_uring and on pread (buffered
 //                          files). The inserts are checkpointed before the
@@ -233,6 +236,26 @@ Task<void> random_get_loop(Database& db, std::uint64_t n, benchmark::State& stat
   }
 }
 
+Task<void> random_get_into_loop(Database& db, std::uint64_t n, benchmark::State& state,
+                                std::uint64_t& bad) {
+  SplitMix64 rng(11);
+  std::string value;
+  for (auto _ : state) {
+    const std::uint64_t k = rng.below(n);
+    const Key key(k);
+    const bool present = co_await db.get(key.view(), value);
+    if (!present || !value_matches(value, k)) ++bad;
+  }
+}
+
+void BM_RandomGetInto(benchmark::State& state) {
+  Database& db = shared_db();
+  std::uint64_t bad = 0;
+  corobtree::sync_wait(random_get_into_loop(db, key_count(), state, bad));
+  if (bad != 0) state.SkipWithError("a get missed a present key or returned a wrong value");
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_RandomGet(benchmark::State& state) {
   Database& db = shared_db();
   std::uint64_t bad = 0;
@@ -282,13 +305,14 @@ Task<void> seed_insert(Database& db, const std::vector<std::uint64_t>& order) {
 
 // One round of searches; counts the keys found.
 Task<void> seed_search(Database& db, SplitMix64& rng, std::uint64_t& found, std::uint64_t& bad) {
+  std::string value;
   for (std::uint64_t i = 0; i < kSeedSearches; ++i) {
     const std::uint64_t k = rng.below(kSeedKeySpace);
     const Key key(k);
-    const std::optional<std::string> v = co_await db.get(key.view());
-    if (v) ++found;
+    const bool present = co_await db.get(key.view(), value);
+    if (present) ++found;
     const bool expected = k % 2 == 0;
-    if (v.has_value() != expected || (v && *v != std::to_string(k))) ++bad;
+    if (present != expected || (present && value != std::to_string(k))) ++bad;
   }
 }
 
@@ -354,6 +378,7 @@ BENCHMARK(BM_RandomInsertBatch1000)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RandomGet)->MinTime(read_min_time());
+BENCHMARK(BM_RandomGetInto)->MinTime(read_min_time());
 BENCHMARK(BM_Scan100)->MinTime(read_min_time());
 BENCHMARK_CAPTURE(BM_SeedSearch, uring_pool256, IoBackend::kUring, 256)
     ->MinTime(read_min_time())

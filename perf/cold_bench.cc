@@ -5,8 +5,9 @@
 // COROBTREE_COLD_KEYS=n overrides it): see perf/cold_db.h for how it is built
 // once and reused.
 //
-// BM_ColdGet/<backend>/tasks:N  opens the database with direct_io, 1024 pool
-//   frames (4 MiB) and the io_uring or pread backend, warms the inner levels,
+// BM_ColdGet/<backend>/tasks:N  opens the database with direct_io, the
+//   default pool (Options::pool_bytes, 64 MiB) and the io_uring or pread
+//   backend, warms the inner levels,
 //   then runs N concurrent lookup tasks on one thread: each iteration is one
 //   sync_wait over when_all of N tasks, each doing a fixed number of gets of
 //   random present keys and checking the values. items_per_second = lookups/s
@@ -15,10 +16,9 @@
 //   (VmHWM of this process); on io_uring also max_in_flight and
 //   completions_per_enter of the thread's ring (which the database uses).
 // BM_ColdGet/uring_pool32m/tasks:N  the same on io_uring with 8192 frames
-//   (32 MiB), enough for every inner page of the 9.5M-key tree: with 1024
-//   frames the level above the leaves (~1,500 pages) does not fit, and a lookup
-//   costs ~1.66 reads; here it costs ~1, which isolates the engine's per-read
-//   overhead from the pool's size when comparing with fio.
+//   (32 MiB), enough for every inner page of the 9.5M-key tree (with 1024
+//   frames, the default before pool_bytes, the level above the leaves, ~1,500
+//   pages, did not fit, and a lookup cost ~1.66 reads; here it costs ~1).
 //
 // The pool keeps the upper levels, so the misses are mostly leaves.
 //   COROBTREE_BENCH_SMOKE=1 ./cold_bench --benchmark_min_time=0.01
@@ -65,7 +65,7 @@ using corobtree::Options;
 using corobtree::Task;
 using corobtree::bench::SplitMix64;
 
-constexpr std::size_t kColdPoolPages = 1024;   // 4 MiB of 4 KiB frames
+constexpr std::size_t kColdPoolPages = corobtree::kPoolFromBytes;  // the default: 64 MiB
 constexpr std::size_t kInnerPoolPages = 8192;  // 32 MiB: all inner pages fit
 constexpr std::uint64_t kWarmupLookups = 50'000;
 
@@ -154,8 +154,10 @@ void BM_ColdGet(benchmark::State& state, IoBackend backend, std::size_t pool_pag
   state.counters["file_MiB"] =
       static_cast<double>(after.pages * after.page_size) / (1024.0 * 1024.0);
   state.counters["keys"] = static_cast<double>(after.keys);
-  state.counters["pool_MiB"] =
-      static_cast<double>(pool_pages * after.page_size) / (1024.0 * 1024.0);
+  const double pool_bytes = pool_pages == corobtree::kPoolFromBytes
+                                ? static_cast<double>(o.pool_bytes)
+                                : static_cast<double>(pool_pages * after.page_size);
+  state.counters["pool_MiB"] = pool_bytes / (1024.0 * 1024.0);
   if (loop) {
     const corobtree::EventLoopStats l = loop->stats();
     const std::uint64_t enters = l.enters - loop_before.enters;

@@ -3,8 +3,8 @@
 // figures sit beside peer_bench's BM_PeerCommit (LMDB, SQLite, RocksDB with N
 // threads) in bench_report.py's "Durable commits" table.
 //
-// Each run opens a fresh database in $TMPDIR (default options: 1024-frame
-// pool, 4 KiB pages, 16 MiB checkpoint threshold), bulk-loads N random 8-byte
+// Each run opens a fresh database in $TMPDIR (default options: 64 MiB pool,
+// 4 KiB pages, 64 MiB checkpoint threshold), bulk-loads N random 8-byte
 // keys with 100-byte values (N = 100,000; COROBTREE_BENCH_SMOKE=1: 2,000),
 // checkpoints so that the log starts empty, then starts W writer tasks (1, 8,
 // 64) with when_all. Each writer puts a fresh random 8-byte key (SplitMix64,
@@ -18,7 +18,9 @@
 // BM_RelaxedCommit/writers:W       Durability::kRelaxed, io_uring
 //
 // Counters: commits_per_s (commits completed within the window, over the
-// window), p50_us / p99_us (commit latency), and from stats().wal over the
+// window), p50_us / p99_us (commit latency), cpu_us_per_commit (the
+// process's CPU time, every thread's, over the commits from the window's
+// start to the drain's end), and from stats().wal over the
 // window and its drain: syncs, commits_per_sync (the average group; the
 // syncs include the checkpoints', the only ones under kRelaxed), log_writes
 // and commits_per_write (a group under kRelaxed), largest_group,
@@ -68,12 +70,12 @@ using corobtree::Task;
 using corobtree::bench::Key;
 using corobtree::bench::make_value;
 using corobtree::bench::percentile;
+using corobtree::bench::process_cpu_seconds;
 using corobtree::bench::smoke_mode;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kCommitSeed = 1000;  // writer t draws from SplitMix64(kCommitSeed + t)
-constexpr std::uint64_t kPreloadSeed = 99;
 
 bool quick_mode() {
   const char* s = std::getenv("COROBTREE_BENCH_QUICK");
@@ -85,25 +87,9 @@ double commit_seconds() {
   return quick_mode() ? 0.5 : 2.0;
 }
 
-std::uint64_t preload_count() { return smoke_mode() ? 2'000 : 100'000; }
-
-// Random keys spread over the whole key space (so the writers' keys land in
-// every leaf, not after the last one), sorted for bulk_load; built once.
+// commit_preload_pairs(), built once.
 const std::vector<std::pair<std::string, std::string>>& preload_pairs() {
-  static const auto pairs = [] {
-    std::vector<std::uint64_t> keys(preload_count());
-    SplitMix64 rng(kPreloadSeed);
-    for (std::uint64_t& k : keys) k = rng.next();
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    std::vector<std::pair<std::string, std::string>> p;
-    p.reserve(keys.size());
-    for (const std::uint64_t k : keys) {
-      const Key key(k);
-      p.emplace_back(std::string(key.view()), make_value(k));
-    }
-    return p;
-  }();
+  static const auto pairs = corobtree::bench::commit_preload_pairs();
   return pairs;
 }
 
@@ -136,6 +122,7 @@ struct CommitRun {
   DatabaseStats before;              // after the preload's checkpoint
   DatabaseStats after;               // after the drain
   std::uint64_t keys = 0;            // the database's count at the end
+  double cpu_seconds = 0;            // the process's, from the window's start to the drain's end
 };
 
 // One writer task: puts fresh random keys, each durable before the next.
@@ -167,10 +154,12 @@ Task<void> run_commits(std::string path, Options options, int writers, double se
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   run->seconds = std::chrono::duration<double>(window).count();
   run->deadline = Clock::now() + window;
+  const double cpu0 = process_cpu_seconds();
   for (int t = 0; t < writers; ++t) {
     tasks.push_back(commit_writer(db.get(), run, kCommitSeed + static_cast<std::uint64_t>(t)));
   }
   co_await corobtree::when_all(std::move(tasks));
+  run->cpu_seconds = process_cpu_seconds() - cpu0;
   run->after = db->stats();
   run->keys = db->count();
 }
@@ -199,6 +188,8 @@ void report(benchmark::State& state, CommitRun& run, int writers) {
   state.counters["commits"] = static_cast<double>(run.commits_in_window);
   state.counters["p50_us"] = percentile(run.latencies_us, 0.50);
   state.counters["p99_us"] = percentile(run.latencies_us, 0.99);
+  state.counters["cpu_us_per_commit"] =
+      run.latencies_us.empty() ? 0.0 : run.cpu_seconds * 1e6 / double(run.latencies_us.size());
   state.counters["syncs"] = syncs;
   state.counters["commits_per_sync"] = syncs > 0 ? commits / syncs : 0.0;
   state.counters["largest_group"] = static_cast<double>(w1.largest_group);

@@ -18,10 +18,12 @@
 //     then read through once so that everything is cached.
 // BM_PeerCommit/<peer>/writers:W: W threads (1, 8, 64), each committing
 //     single puts of fresh random 8-byte keys with 100-byte values, each
-//     durable before the thread's next, into an empty store, for a fixed
+//     durable before the thread's next, into a store preloaded as
+//     commit_bench's database (preload_peer()), for a fixed
 //     window (2 s; COROBTREE_BENCH_QUICK=1: 0.5 s; smoke: 0.05 s).
 //     commits_per_s: the commits of all threads completed within the window,
-//     over the window; p50_us / p99_us: commit latencies.
+//     over the window; p50_us / p99_us: commit latencies; cpu_us_per_commit:
+//     the process's CPU time (every thread's) over the commits, drain included.
 //
 // Files live in $TMPDIR (corobtree-peerbench-<pid>-*) and are removed when the
 // benchmarks finish.
@@ -60,6 +62,7 @@ using corobtree::bench::PeerMode;
 using corobtree::bench::PeerStore;
 using corobtree::bench::PeerWriter;
 using corobtree::bench::percentile;
+using corobtree::bench::process_cpu_seconds;
 using corobtree::bench::smoke_mode;
 using corobtree::bench::SplitMix64;
 using Clock = std::chrono::steady_clock;
@@ -189,7 +192,8 @@ struct CommitRun {
   std::uint64_t commits_in_window = 0;  // completed by the deadline
   double seconds = 0;                   // the window
   std::vector<double> latencies_us;
-  std::string error;  // the first failure of any writer
+  double cpu_seconds = 0;  // the process's, from the window's start to the drain's end
+  std::string error;       // the first failure of any writer
 };
 
 // Runs one thread per writer, each committing back to back until `seconds`
@@ -229,6 +233,7 @@ CommitRun run_commits(std::vector<std::unique_ptr<PeerWriter>>& writers, std::at
     });
   }
   deadline = Clock::now() + window;
+  const double cpu0 = process_cpu_seconds();
   start.count_down();
   while (!stop.load() && Clock::now() < deadline) {
     std::this_thread::sleep_for(
@@ -236,6 +241,7 @@ CommitRun run_commits(std::vector<std::unique_ptr<PeerWriter>>& writers, std::at
   }
   stop.store(true);
   for (std::thread& th : threads) th.join();
+  run.cpu_seconds = process_cpu_seconds() - cpu0;
   run.seconds = std::chrono::duration<double>(window).count();
   for (std::size_t t = 0; t < writers.size(); ++t) {
     run.latencies_us.insert(run.latencies_us.end(), latencies[t].begin(), latencies[t].end());
@@ -250,6 +256,7 @@ void BM_PeerCommit(benchmark::State& state, const Peer& peer, int writer_count) 
   try {
     for (auto _ : state) {
       std::unique_ptr<PeerStore> store = open_fresh(peer, "commit", PeerMode::kDurable);
+      const std::uint64_t preloaded = preload_peer(*store);
       std::atomic<bool> stop{false};
       std::vector<std::unique_ptr<PeerWriter>> writers;
       for (int i = 0; i < writer_count; ++i) writers.push_back(store->writer(stop));
@@ -258,7 +265,7 @@ void BM_PeerCommit(benchmark::State& state, const Peer& peer, int writer_count) 
       state.SetIterationTime(run.seconds);
       if (!run.error.empty()) {
         state.SkipWithError(run.error.c_str());
-      } else if (store->count() != run.commits) {
+      } else if (store->count() != preloaded + run.commits) {
         state.SkipWithError("the store counted a different number of keys than commits");
       }
     }
@@ -272,6 +279,8 @@ void BM_PeerCommit(benchmark::State& state, const Peer& peer, int writer_count) 
   state.counters["writers"] = writer_count;
   state.counters["p50_us"] = percentile(run.latencies_us, 0.50);
   state.counters["p99_us"] = percentile(run.latencies_us, 0.99);
+  state.counters["cpu_us_per_commit"] =
+      run.commits > 0 ? run.cpu_seconds * 1e6 / static_cast<double>(run.commits) : 0.0;
 }
 
 void register_benchmarks() {

@@ -2,9 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <span>
 #include <system_error>
+#include <vector>
+
+#include "perf/bench_common.h"
 
 namespace corobtree::bench {
 
@@ -22,6 +27,16 @@ void remove_peer_files(const std::string& path) {
     std::error_code ec;  // best effort: a leftover file is no reason to fail a benchmark
     std::filesystem::remove_all(path + suffix, ec);
   }
+}
+
+std::uint64_t preload_peer(PeerStore& store) {
+  const std::vector<std::uint64_t> keys = commit_preload_keys();
+  constexpr std::size_t kBatch = 10'000;
+  for (std::size_t i = 0; i < keys.size(); i += kBatch) {
+    const std::size_t n = std::min(kBatch, keys.size() - i);
+    store.put_batch(std::span<const std::uint64_t>(keys.data() + i, n));
+  }
+  return keys.size();
 }
 
 std::vector<Peer> available_peers() {

@@ -82,6 +82,10 @@ class PeerStore {
 std::string peer_temp_path(std::string_view peer, std::string_view tag);
 // Removes `path` (a file or directory) and the peers' side files next to it.
 void remove_peer_files(const std::string& path);
+// Puts commit_preload_keys() into `store` (transactions of 10,000 keys), so
+// that a durable-commit benchmark starts every peer from the data corobtree's
+// database starts from. Returns how many keys it put.
+std::uint64_t preload_peer(PeerStore& store);
 
 // Owns a store's path: removes its files on construction (a stale run) and
 // destruction. Declare it before the handles, so it dies after they close.

@@ -32,26 +32,7 @@ namespace corobtree::bench {
 namespace {
 
 constexpr std::uint64_t kCommitSeed = 1000;
-constexpr std::uint64_t kPreloadSeed = 99;
 constexpr int kWriterCounts[] = {1, 8, 32};  // writer tasks per thread
-
-std::uint64_t preload_count() { return smoke_mode() ? 2'000 : 100'000; }
-
-// Random keys over the whole key space, sorted for bulk_load (commit_bench's).
-std::vector<std::pair<std::string, std::string>> preload_pairs() {
-  std::vector<std::uint64_t> keys(preload_count());
-  SplitMix64 rng(kPreloadSeed);
-  for (std::uint64_t& k : keys) k = rng.next();
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  std::vector<std::pair<std::string, std::string>> p;
-  p.reserve(keys.size());
-  for (const std::uint64_t k : keys) {
-    const Key key(k);
-    p.emplace_back(std::string(key.view()), make_value(k));
-  }
-  return p;
-}
 
 // One thread's tally: its tasks all run on that thread, so no sharing.
 struct Tally {
@@ -98,7 +79,7 @@ CommitResult our_commits(int threads, int writers) {
     Options options;
     options.durability = Durability::kSync;
     std::unique_ptr<Database> db = sync_wait(Database::open(path, options));
-    const auto pairs = preload_pairs();
+    const auto pairs = commit_preload_pairs();
     sync_wait(db->bulk_load(pairs));
     sync_wait(db->checkpoint());
     Database* raw = db.get();
@@ -130,6 +111,7 @@ CommitResult peer_commits(const Peer& peer, int threads) {
   CommitResult result;
   std::unique_ptr<PeerStore> store =
       peer.open(peer_temp_path(peer.name, "commit"), PeerMode::kDurable);
+  const std::uint64_t preloaded = preload_peer(*store);
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<PeerWriter>> writers;
   for (int t = 0; t < threads; ++t) writers.push_back(store->writer(stop));
@@ -159,7 +141,7 @@ CommitResult peer_commits(const Peer& peer, int threads) {
     result.latencies_us.insert(result.latencies_us.end(), tl.latencies_us.begin(),
                                tl.latencies_us.end());
   }
-  if (result.run.error.empty() && store->count() != all) {
+  if (result.run.error.empty() && store->count() != preloaded + all) {
     result.run.error = "the store counted a different number of keys than commits";
   }
   return result;

@@ -336,24 +336,34 @@ BOOST_DATA_TEST_CASE(readers_do_not_wait_for_each_others_misses, bdata::make({fa
   BOOST_REQUIRE_EQUAL(db->stats().height, 2u);
   sync_wait(db->checkpoint());  // no write-backs left in flight
 
-  const auto before = db->stats().pool;
-  loop.reset_max_in_flight();
-  const std::vector<std::optional<std::string>> values = sync_wait(get_all(*db, keys));
-  const auto after = db->stats().pool;
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    BOOST_REQUIRE(values[i].has_value());
-    BOOST_REQUIRE(*values[i] == keys[i] + std::string(900, 'r'));
+  // The 32 calls hop to the engine thread one by one; when this thread is
+  // preempted halfway (other tests on the same cores) the engine serves the
+  // first arrivals before the rest come, and a late one reads the root again.
+  // So up to 5 rounds: one in which the calls arrived together must show it.
+  bool shown = false;
+  for (int round = 0; round < 5 && !shown; ++round) {
+    const auto before = db->stats().pool;
+    loop.reset_max_in_flight();
+    const std::vector<std::optional<std::string>> values = sync_wait(get_all(*db, keys));
+    const auto after = db->stats().pool;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      BOOST_REQUIRE(values[i].has_value());
+      BOOST_REQUIRE(*values[i] == keys[i] + std::string(900, 'r'));
+    }
+    const std::uint64_t reads = after.disk_reads - before.disk_reads;
+    const std::uint64_t misses = after.misses - before.misses;
+    const std::uint64_t in_flight = loop.stats().max_in_flight;
+    BOOST_TEST_MESSAGE("direct_io=" << direct_io << " round " << round << ": reads " << reads
+                                    << ", misses " << misses << ", max in flight " << in_flight);
+    BOOST_TEST(misses == 64u);  // every fetch waited for a read
+    // The root once, then each leaf. The leaf reads are in flight together:
+    // the 31 sharers' all at once. The root's loader resumes from the ready
+    // queue, wakes the sharers and queues its own leaf read, which the poll
+    // after that batch submits; if it has completed (always from the page
+    // cache, sometimes with O_DIRECT) by the time the sharers queue theirs,
+    // it no longer counts as in flight.
+    shown = reads == 33u && in_flight >= 31u;
   }
-  BOOST_TEST_MESSAGE("direct_io=" << direct_io << ": reads " << after.disk_reads - before.disk_reads
-                                  << ", misses " << after.misses - before.misses
-                                  << ", max in flight " << loop.stats().max_in_flight);
-  BOOST_TEST(after.disk_reads - before.disk_reads == 33u);  // the root once, then each leaf
-  BOOST_TEST(after.misses - before.misses == 64u);          // every fetch waited for a read
-  // The leaf reads are in flight together: the 31 sharers' all at once. The
-  // root's loader resumes from the ready queue, wakes the sharers and queues
-  // its own leaf read, which the poll after that batch submits; if it has
-  // completed (always from the page cache, sometimes with O_DIRECT) by the
-  // time the sharers queue theirs, it no longer counts as in flight.
-  BOOST_TEST(loop.stats().max_in_flight >= 31u);
+  BOOST_TEST(shown, "no round read the root once with the 32 leaf reads in flight together");
   sync_wait(db->close());
 }

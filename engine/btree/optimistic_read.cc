@@ -213,25 +213,27 @@ Step find(Reader& r, std::string_view key, BufferPool::OptimisticPage& leaf, Pag
   return v.bound(key, /*upper=*/false, pos) ? Step::kOk : torn_or_bad(leaf);
 }
 
-Step get_once(Reader& r, std::string_view key, std::optional<std::string>& out) {
+// `value` is scratch until the result is kOk (an attempt may fill it, then retry).
+Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) {
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
   std::uint32_t pos = 0;
   const Step s = find(r, key, leaf, v, pos);
   if (s != Step::kOk) return s;
-  std::optional<std::string> found;
+  bool hit = false;
   if (pos < v.count()) {
     std::string_view k;
     if (!v.key(pos, k)) return torn_or_bad(leaf);
     if (k == key) {
-      std::string_view value;
+      std::string_view bytes;
       bool overflow = false;
-      if (!v.value(pos, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
-      found.emplace(value);
+      if (!v.value(pos, bytes, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+      value.assign(bytes);  // reuses the caller's capacity
+      hit = true;
     }
   }
   if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
-  out = std::move(found);
+  found = hit;
   return Step::kOk;
 }
 
@@ -335,8 +337,19 @@ Optimistic run(BTree& tree, Once once) {
 
 }  // namespace
 
+Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found) {
+  return run(tree, [&](Reader& r) { return get_once(r, key, value, found); });
+}
+
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out) {
-  return run(tree, [&](Reader& r) { return get_once(r, key, out); });
+  std::string value;
+  bool found = false;
+  const Optimistic o = optimistic_get(tree, key, value, found);
+  if (o == Optimistic::kDone) {
+    out.reset();
+    if (found) out.emplace(std::move(value));
+  }
+  return o;
 }
 
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {

@@ -44,8 +44,12 @@ class BTree;
 
 enum class Optimistic : unsigned char { kDone, kFallback };
 
-// kDone: `out` is the value of `key`, or nullopt when absent.
+// kDone: `found` says whether `key` exists, and if it does `value` holds its
+// value (assigned, so its capacity is reused: no allocation when it
+// suffices). On kFallback `value` is unspecified.
 // REQUIRES: key.size() <= tree.max_key_size().
+Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found);
+// kDone: `out` is the value of `key`, or nullopt when absent.
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out);
 
 // kDone: `out` holds up to `limit` pairs of the range in scan order.

@@ -19,14 +19,20 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
 }
 
 Task<std::optional<std::string>> Database::get(std::string_view key) { return host_->get(key); }
+bool Database::try_get_cached(std::string_view key, std::string& value, bool& found) {
+  return host_->try_get_cached(key, value, found);
+}
+Task<bool> Database::get_from_engine(std::string_view key, std::string& value) {
+  return host_->get_from_engine(key, value);
+}
 Task<void> Database::put(std::string_view key, std::string_view value) {
-  return host_->run(&host_->impl(), &DatabaseImpl::put, key, value);
+  return host_->run_commit(&host_->impl(), &DatabaseImpl::put, key, value);
 }
 Task<bool> Database::erase(std::string_view key) {
-  return host_->run(&host_->impl(), &DatabaseImpl::erase, key);
+  return host_->run_commit(&host_->impl(), &DatabaseImpl::erase, key);
 }
 Task<void> Database::write(const WriteBatch& batch) {
-  return host_->run(&host_->impl(), &DatabaseImpl::write, std::cref(batch));
+  return host_->run_commit(&host_->impl(), &DatabaseImpl::write, std::cref(batch));
 }
 Task<void> Database::bulk_load(const std::vector<std::pair<std::string, std::string>>& sorted) {
   return host_->run(&host_->impl(), &DatabaseImpl::bulk_load, std::cref(sorted));
@@ -58,13 +64,21 @@ Cursor::Cursor(Cursor&&) noexcept = default;
 Cursor& Cursor::operator=(Cursor&&) noexcept = default;
 Cursor::~Cursor() = default;
 
-using Step = DatabaseImpl::CursorStep;
-Task<bool> Cursor::first() { return host_->cursor_step(impl_.get(), Step::kFirst, {}); }
-Task<bool> Cursor::seek(std::string_view key) {
-  return host_->cursor_step(impl_.get(), Step::kSeek, key);
+namespace {
+DatabaseImpl::CursorStep engine_step(int step) noexcept {
+  return static_cast<DatabaseImpl::CursorStep>(step);
 }
-Task<bool> Cursor::next() { return host_->cursor_step(impl_.get(), Step::kNext, {}); }
-Task<bool> Cursor::prev() { return host_->cursor_step(impl_.get(), Step::kPrev, {}); }
+}  // namespace
+static_assert(static_cast<int>(DatabaseImpl::CursorStep::kFirst) == 0 &&
+              static_cast<int>(DatabaseImpl::CursorStep::kSeek) == 1 &&
+              static_cast<int>(DatabaseImpl::CursorStep::kNext) == 2 &&
+              static_cast<int>(DatabaseImpl::CursorStep::kPrev) == 3);
+bool Cursor::try_cached(Step step, std::string_view key, bool& moved) {
+  return host_->try_cursor_step(impl_.get(), engine_step(static_cast<int>(step)), key, moved);
+}
+Task<bool> Cursor::on_engine(Step step, std::string_view key) {
+  return host_->cursor_step_on_engine(impl_.get(), engine_step(static_cast<int>(step)), key);
+}
 bool Cursor::valid() const noexcept { return impl_->valid(); }
 std::string_view Cursor::key() const noexcept { return impl_->key(); }
 std::string_view Cursor::value() const noexcept { return impl_->value(); }

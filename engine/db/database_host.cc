@@ -99,6 +99,19 @@ Task<std::optional<std::string>> DatabaseHost::get(std::string_view key) {
   co_return out;
 }
 
+bool DatabaseHost::try_get_cached(std::string_view key, std::string& value, bool& found) {
+  const Entered entered(*this);
+  impl_->tree().check_key(key);
+  return optimistic_get(impl_->tree(), key, value, found) == Optimistic::kDone;
+}
+
+Task<bool> DatabaseHost::get_from_engine(std::string_view key, std::string& value) {
+  std::optional<std::string> v = co_await run(impl_.get(), &DatabaseImpl::get, key);
+  if (!v) co_return false;
+  value = std::move(*v);
+  co_return true;
+}
+
 Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOptions options,
                                                                           std::size_t limit) {
   const Entered entered(*this);
@@ -108,22 +121,23 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOp
   co_return out;
 }
 
-Task<bool> DatabaseHost::cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step,
-                                     std::string_view key) {
+bool DatabaseHost::try_cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step,
+                                   std::string_view key, bool& moved) {
   const Entered entered(*this);
-  bool moved = false;
-  bool served = false;
-  if (impl_->tree().optimistic_enabled()) {  // closed or stopped: the engine's path says so
-    switch (step) {
-      case DatabaseImpl::CursorStep::kFirst: served = cursor->try_first_cached(moved); break;
-      case DatabaseImpl::CursorStep::kSeek: served = cursor->try_seek_cached(key, moved); break;
-      case DatabaseImpl::CursorStep::kNext: served = cursor->try_next_cached(moved); break;
-      case DatabaseImpl::CursorStep::kPrev: served = cursor->try_prev_cached(moved); break;
-    }
+  // Closed or stopped: the engine's path says so.
+  if (!impl_->tree().optimistic_enabled()) return false;
+  switch (step) {
+    case DatabaseImpl::CursorStep::kFirst: return cursor->try_first_cached(moved);
+    case DatabaseImpl::CursorStep::kSeek: return cursor->try_seek_cached(key, moved);
+    case DatabaseImpl::CursorStep::kNext: return cursor->try_next_cached(moved);
+    case DatabaseImpl::CursorStep::kPrev: return cursor->try_prev_cached(moved);
   }
-  if (served) co_return moved;
-  moved = co_await run(impl_.get(), &DatabaseImpl::cursor_step, cursor, step, key);
-  co_return moved;
+  return false;
+}
+
+Task<bool> DatabaseHost::cursor_step_on_engine(TreeCursor* cursor, DatabaseImpl::CursorStep step,
+                                               std::string_view key) {
+  return run(impl_.get(), &DatabaseImpl::cursor_step, cursor, step, key);
 }
 
 DatabaseStats DatabaseHost::stats() {

@@ -57,19 +57,37 @@ class DatabaseHost {
   DatabaseHost& operator=(const DatabaseHost&) = delete;
 
   Task<std::optional<std::string>> get(std::string_view key);
+  // The lock-free part of a get, on the calling thread: true when it served
+  // the call (`found`, and `value` assigned when found); false when the
+  // engine must (the page is not cached, an overflow value, a conflict).
+  bool try_get_cached(std::string_view key, std::string& value, bool& found);
+  // A get into `value` through the engine thread (after try_get_cached failed).
+  Task<bool> get_from_engine(std::string_view key, std::string& value);
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit);
 
-  // A cursor step: lock-free on the calling thread when the cursor's leaf
-  // copy serves it, or (forward cursors) the cached pages do; else on the
-  // engine thread.
-  Task<bool> cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step, std::string_view key);
-
+  // The lock-free part of a cursor step, on the calling thread: true when the
+  // cursor's leaf copy or (forward cursors) the cached pages served it, with
+  // the answer in `moved`.
+  bool try_cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step, std::string_view key,
+                       bool& moved);
+  // The step on the engine thread.
+  Task<bool> cursor_step_on_engine(TreeCursor* cursor, DatabaseImpl::CursorStep step,
+                                   std::string_view key);
   // Runs (obj->*fn)(args...) on the engine thread, the calling coroutine
   // resuming on its own thread with the result. The arguments are stored by
   // value (pass std::cref for a large argument the caller keeps alive).
   template <typename Obj, typename T, typename... Params, typename... Args>
-  Task<T> run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args);
+  Task<T> run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
+    return run_on_engine(false, obj, fn, std::move(args)...);
+  }
+  // run() for a call that commits: with Durability::kSync the caller's
+  // thread sleeps at once while it waits (Scheduler::LongWait), since the
+  // answer comes after an fsync.
+  template <typename Obj, typename T, typename... Params, typename... Args>
+  Task<T> run_commit(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
+    return run_on_engine(impl_->durable_commits(), obj, fn, std::move(args)...);
+  }
 
   // On the engine thread, waiting (the calling thread blocks) for the answer.
   DatabaseStats stats();
@@ -100,6 +118,8 @@ class DatabaseHost {
   };
 
   DatabaseHost();
+  template <typename Obj, typename T, typename... Params, typename... Args>
+  Task<T> run_on_engine(bool long_wait, Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args);
   void wait_for_calls() noexcept;
   // Runs fn on the engine thread while the calling thread blocks for it to
   // end; rethrows what fn threw. The engine never waits for a caller, so this
@@ -113,8 +133,10 @@ class DatabaseHost {
 };
 
 template <typename Obj, typename T, typename... Params, typename... Args>
-Task<T> DatabaseHost::run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
+Task<T> DatabaseHost::run_on_engine(bool long_wait, Obj* obj, Task<T> (Obj::*fn)(Params...),
+                                    Args... args) {
   Entered entered(*this);
+  const Scheduler::LongWait hint(long_wait);  // ends after the hop home, on this thread
   detail::Inbox* const home = detail::this_thread_home();
   co_await engine_->schedule();
   std::exception_ptr error;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -90,6 +91,13 @@ std::uint32_t probe_page_size(const std::string& path, std::uint64_t size) {
   return found;
 }
 
+// Options::pool_pages, or by default pool_bytes in frames of `page_size`.
+std::size_t pool_frames(const Options& options, std::uint32_t page_size) {
+  if (options.pool_pages != kPoolFromBytes) return options.pool_pages;
+  constexpr std::size_t kMinimumFrames = 64;
+  return std::max(kMinimumFrames, options.pool_bytes / page_size);
+}
+
 }  // namespace
 
 DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<ReplaceableDisk> disk,
@@ -98,7 +106,7 @@ DatabaseImpl::DatabaseImpl(std::string path, std::unique_ptr<ReplaceableDisk> di
       options_(options),
       disk_(std::move(disk)),
       hooks_(std::make_unique<Hooks>(path_)),
-      pool_(std::make_unique<BufferPool>(*disk_, options.pool_pages)) {
+      pool_(std::make_unique<BufferPool>(*disk_, pool_frames(options, disk_->page_size()))) {
   hooks_->set_store(&store);
   pool_->set_hooks(hooks_.get());
   pool_->set_store(&store);

@@ -57,6 +57,8 @@ class DatabaseImpl final : private LoggedTree {
   // Touches nothing of the database's state (any thread); the cursor's steps
   // go through cursor_step, on the engine thread.
   std::unique_ptr<TreeCursor> cursor(ScanOptions options = {});
+  // Whether a commit waits for an fsync (Durability::kSync).
+  bool durable_commits() const noexcept { return options_.durability == Durability::kSync; }
   enum class CursorStep { kFirst, kSeek, kNext, kPrev };
   // check_open(), then the step (`key` for kSeek; it must outlive the task).
   Task<bool> cursor_step(TreeCursor* c, CursorStep step, std::string_view key);

@@ -44,7 +44,22 @@ class BlockingDatabase {
   }
   ~BlockingDatabase() { close_quietly(); }
 
-  std::optional<std::string> get(std::string_view key) { return sync_wait(db_->get(key)); }
+  // A hit in the cached pages is answered on this thread without a task.
+  std::optional<std::string> get(std::string_view key) {
+    std::string value;
+    bool found = false;
+    if (db_->try_get_cached(key, value, found)) {
+      return found ? std::optional<std::string>(std::move(value)) : std::nullopt;
+    }
+    return sync_wait(db_->get(key));
+  }
+  // Whether `key` exists; if it does, `value` holds its value (assigned: its
+  // capacity is reused, so a cached hit allocates nothing once it suffices).
+  bool get(std::string_view key, std::string& value) {
+    bool found = false;
+    if (db_->try_get_cached(key, value, found)) return found;
+    return sync_wait(db_->get(key, value));
+  }
   void put(std::string_view key, std::string_view value) { sync_wait(db_->put(key, value)); }
   bool erase(std::string_view key) { return sync_wait(db_->erase(key)); }
   void write(const WriteBatch& batch) { sync_wait(db_->write(batch)); }

@@ -14,6 +14,7 @@
 // on the database's engine thread. REQUIRES: the Database outlives the cursor.
 #pragma once
 
+#include <coroutine>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,22 +42,61 @@ class COROBTREE_EXPORT Cursor {
   Cursor& operator=(Cursor&&) noexcept;
   ~Cursor();
 
+  // Each move returns an awaitable (co_await it at once, once; sync_wait takes
+  // it too) for whether the cursor is positioned on an entry. A move served
+  // by the cursor's leaf copy or the cached pages completes without
+  // suspending and allocates nothing.
+  class Move;
   // Positions at the first entry in scan order (the last one if reverse).
-  Task<bool> first();
+  Move first();
   // Positions at the first entry >= key (reverse: the last entry <= key), within bounds.
-  Task<bool> seek(std::string_view key);
+  // `key` must stay valid until the move is awaited.
+  Move seek(std::string_view key);
   // Moves one entry in scan order; false at the end (the cursor becomes invalid).
-  Task<bool> next();
+  Move next();
   // Moves one entry against scan order.
-  Task<bool> prev();
-
+  Move prev();
   bool valid() const noexcept;
   std::string_view key() const noexcept;
   std::string_view value() const noexcept;
 
  private:
+  enum class Step : unsigned char { kFirst, kSeek, kNext, kPrev };
+  // The lock-free part of a move (true: served, `moved` is the answer).
+  bool try_cached(Step step, std::string_view key, bool& moved);
+  // The move on the database's engine thread.
+  Task<bool> on_engine(Step step, std::string_view key);
+
   std::unique_ptr<TreeCursor> impl_;
   DatabaseHost* host_;  // where the cursor's steps run
 };
+
+class [[nodiscard]] Cursor::Move {
+ public:
+  bool await_ready() { return cursor_->try_cached(step_, key_, moved_); }
+  bool await_suspend(std::coroutine_handle<> awaiting) {
+    task_ = cursor_->on_engine(step_, key_);
+    engine_.emplace(std::move(task_).operator co_await());
+    return engine_->await_suspend(awaiting);
+  }
+  bool await_resume() { return engine_ ? engine_->await_resume() : moved_; }
+
+ private:
+  friend class Cursor;
+  Move(Cursor* cursor, Step step, std::string_view key) noexcept
+      : cursor_(cursor), step_(step), key_(key) {}
+
+  Cursor* cursor_;
+  Step step_;
+  std::string_view key_;
+  bool moved_ = false;
+  Task<bool> task_;
+  std::optional<Task<bool>::Awaiter> engine_;
+};
+
+inline Cursor::Move Cursor::first() { return Move(this, Step::kFirst, {}); }
+inline Cursor::Move Cursor::seek(std::string_view key) { return Move(this, Step::kSeek, key); }
+inline Cursor::Move Cursor::next() { return Move(this, Step::kNext, {}); }
+inline Cursor::Move Cursor::prev() { return Move(this, Step::kPrev, {}); }
 
 }  // namespace corobtree

@@ -45,6 +45,7 @@
 // is destroyed. A Cursor is used by one task at a time, on any thread.
 #pragma once
 
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -80,6 +81,20 @@ class COROBTREE_EXPORT Database {
 
   // The string_view arguments must stay valid until the returned task finishes.
   Task<std::optional<std::string>> get(std::string_view key);
+  // co_await db->get(key, value): whether `key` exists; if it does, `value`
+  // holds its value (assigned: its capacity is reused). A hit in the cached
+  // pages completes without suspending and allocates nothing once `value`
+  // has the capacity. Await the result at once, once; `key` and `value`
+  // must stay valid until then, and `value` is unspecified if the key is
+  // absent or the call throws.
+  class GetInto;
+  GetInto get(std::string_view key, std::string& value);
+  // The lock-free part of get(key, value), on the calling thread and without
+  // waiting: true when it could answer (`found`, and `value` as above);
+  // false when the answer needs the engine (a page that is not cached, an
+  // overflow value, a write in the way), after which get() answers.
+  // RocksDB's ReadOptions::read_tier = kBlockCacheTier is the same idea.
+  bool try_get_cached(std::string_view key, std::string& value, bool& found);
   Task<void> put(std::string_view key, std::string_view value);
   // Returns whether the key existed.
   Task<bool> erase(std::string_view key);
@@ -150,7 +165,36 @@ class COROBTREE_EXPORT Database {
 
  private:
   explicit Database(std::unique_ptr<DatabaseHost> host) noexcept;
+  Task<bool> get_from_engine(std::string_view key, std::string& value);
   std::unique_ptr<DatabaseHost> host_;
 };
+
+// What Database::get(key, value) returns (see there).
+class [[nodiscard]] Database::GetInto {
+ public:
+  bool await_ready() { return db_->try_get_cached(key_, *value_, found_); }
+  bool await_suspend(std::coroutine_handle<> awaiting) {
+    task_ = db_->get_from_engine(key_, *value_);
+    engine_.emplace(std::move(task_).operator co_await());
+    return engine_->await_suspend(awaiting);
+  }
+  bool await_resume() { return engine_ ? engine_->await_resume() : found_; }
+
+ private:
+  friend class Database;
+  GetInto(Database* db, std::string_view key, std::string* value) noexcept
+      : db_(db), key_(key), value_(value) {}
+
+  Database* db_;
+  std::string_view key_;
+  std::string* value_;
+  bool found_ = false;
+  Task<bool> task_;
+  std::optional<Task<bool>::Awaiter> engine_;
+};
+
+inline Database::GetInto Database::get(std::string_view key, std::string& value) {
+  return GetInto(this, key, &value);
+}
 
 }  // namespace corobtree

@@ -38,9 +38,18 @@ enum class Durability {
              // fsync): survives a crash of the process, not of the machine
 };
 
+// Options::pool_pages's default: size the pool by Options::pool_bytes.
+inline constexpr std::size_t kPoolFromBytes = ~std::size_t{0};
+
 struct Options {
-  std::uint32_t page_size = 0;           // 0: the file's, or 4096 for a new file
-  std::size_t pool_pages = 1024;         // buffer pool frames; 0 = no caching
+  std::uint32_t page_size = 0;  // 0: the file's, or 4096 for a new file
+  // Buffer pool frames (one page each); 0 = no caching. By default
+  // (kPoolFromBytes) pool_bytes / page size, at least 64.
+  std::size_t pool_pages = kPoolFromBytes;
+  // The pool's size when pool_pages is kPoolFromBytes: 64 MiB (16,384 frames
+  // of 4 KiB). The frames' memory is reserved at open but only takes RAM as
+  // pages are loaded into it.
+  std::size_t pool_bytes = std::size_t{64} << 20;
   std::uint32_t minimum_degree = 0;      // new files only: t > 0 caps nodes at 2t-1 keys
   IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides
   bool direct_io = false;                // O_DIRECT for the data file
