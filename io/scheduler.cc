@@ -28,10 +28,13 @@ namespace detail {
 
 std::atomic<bool> g_cross_thread_handoffs{false};
 
-// Whether this thread's last post to another thread found that thread asleep
-// (and woke it): its answer, if any, is a wake-up and a turn away, so this
-// thread does not stay awake for it (Scheduler::sleep_on_inbox).
-thread_local bool t_woke_a_sleeper = false;
+// Whether this thread's last post to another thread woke it from a sleep it
+// took under a Scheduler::LongWait (a durable commit's caller): that thread's
+// next request is a wake-up and a turn away, so this thread does not stay
+// awake for it (Scheduler::sleep_on_inbox). Only LongWait sleepers count:
+// were every sleeper to, two threads that hop back and forth would each see
+// the other asleep and both stop spinning for good.
+thread_local bool t_woke_a_long_sleeper = false;
 
 // A Scheduler's cross-thread queue (see scheduler.h). Immortal: never freed,
 // so a poster holding a stale pointer never touches freed memory.
@@ -81,8 +84,10 @@ class Inbox {
     }
     return efd_;
   }
-  // Announces a sleep; false when something is queued (or a wake pending).
-  bool begin_sleep() noexcept {
+  // Announces a sleep (`long_wait`: under a Scheduler::LongWait); false when
+  // something is queued (or a wake pending).
+  bool begin_sleep(bool long_wait) noexcept {
+    long_sleep_.store(long_wait, std::memory_order_relaxed);  // published by sleeping_
     sleeping_.store(true, std::memory_order_seq_cst);
     if (nonempty_.load(std::memory_order_seq_cst) ||
         woken_.exchange(false, std::memory_order_seq_cst)) {
@@ -133,7 +138,7 @@ class Inbox {
   }
   void wake_sleeper_locked() noexcept {
     const bool asleep = sleeping_.exchange(false, std::memory_order_seq_cst);
-    t_woke_a_sleeper = asleep;
+    t_woke_a_long_sleeper = asleep && long_sleep_.load(std::memory_order_relaxed);
     if (asleep && efd_ >= 0) {
       const std::uint64_t one = 1;
       while (::write(efd_, &one, sizeof(one)) < 0 && errno == EINTR) {
@@ -152,6 +157,7 @@ class Inbox {
   int efd_ = -1;  // written by the owner under mu_; read by posters under mu_
   std::atomic<bool> nonempty_{false};
   std::atomic<bool> sleeping_{false};
+  std::atomic<bool> long_sleep_{false};  // the sleep announced is under a LongWait
   std::atomic<bool> woken_{false};  // wake() without a post
 };
 
@@ -269,7 +275,7 @@ bool Scheduler::idle() const noexcept {
 
 bool Scheduler::close_inbox_if_empty() noexcept { return inbox_->close_if_empty(); }
 
-bool Scheduler::begin_sleep() { return inbox_->begin_sleep(); }
+bool Scheduler::begin_sleep() { return inbox_->begin_sleep(long_waits_ > 0); }
 
 void Scheduler::end_sleep(bool eventfd_fired) noexcept {
   inbox_->end_sleep();
@@ -287,10 +293,10 @@ void Scheduler::sleep_on_inbox() {
   // other half of a hop): wait a little awake before paying for a sleep and
   // an eventfd wake-up on both sides. Yielding keeps an oversubscribed core
   // available to the thread that will post. Not while a LongWait lives, nor
-  // when this thread's last post had to wake its receiver (a sleeper answers
-  // late: a durable commit's caller, for one).
+  // when this thread's last post woke a thread sleeping under one (a durable
+  // commit's caller answers late).
   const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
-  const bool spin = long_waits_ == 0 && !detail::t_woke_a_sleeper;
+  const bool spin = long_waits_ == 0 && !detail::t_woke_a_long_sleeper;
   for (unsigned i = 1; spin && !inbox_->maybe_nonempty(); ++i) {
     if (i % 64 == 0) {
       if (std::chrono::steady_clock::now() >= spin_until) break;

@@ -103,7 +103,7 @@ fi
 # they share). Only those targets are built; any report fails the test
 # (halt_on_error), so the phase passes with 0 reports.
 TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test mt_differential_test
-  mt_handoff_test)
+  mt_handoff_test cursor_concurrency_test)
 echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
 cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCOROBTREE_BUILD_PERF=OFF -DCOROBTREE_BUILD_EXAMPLES=OFF \

@@ -195,6 +195,8 @@ class Reader {
   BufferPool& pool() noexcept { return pool_; }
   // The page of the leaf the last descend() reached.
   BlockId leaf_id() const noexcept { return leaf_id_; }
+  // The write-window number begin() saw.
+  std::uint64_t seq() const noexcept { return seq_; }
   std::uint32_t page_size() const noexcept { return page_size_; }
 
  private:
@@ -280,13 +282,10 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
   return r.unchanged() ? Step::kOk : Step::kRetry;
 }
 
-Step seek_once(Reader& r, std::string_view key, LeafCopy& out) {
-  BufferPool::OptimisticPage leaf;
-  PageView v(nullptr, 0);
-  std::uint32_t pos = 0;
-  const Step s = find(r, key, leaf, v, pos);
-  if (s != Step::kOk) return s;
-  BlockId id = r.leaf_id();
+// From slot `pos` of leaf `id` (its frame `leaf`, checked view `v`): walks
+// right past leaves that hold nothing from there, then copies the leaf.
+Step copy_leaf_from(Reader& r, BufferPool::OptimisticPage leaf, PageView v, BlockId id,
+                    std::uint32_t pos, LeafCopy& out) {
   for (int hops = 0; pos == v.count(); ++hops) {
     // Past empty leaves to the right (a valid tree has few: bound the walk).
     const BlockId next = v.link0();
@@ -308,12 +307,38 @@ Step seek_once(Reader& r, std::string_view key, LeafCopy& out) {
     bool overflow = false;
     if (!v.value(i, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
   }
-  out.page.assign(leaf.data, leaf.data + r.page_size());
+  out.page.assign(leaf.data, leaf.data + r.page_size());  // reuses out.page's capacity
   if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
   out.leaf_id = id;
   out.pos = pos;
   out.found = true;
+  out.seq = r.seq();
   return Step::kOk;
+}
+
+Step seek_once(Reader& r, std::string_view key, LeafCopy& out) {
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  std::uint32_t pos = 0;
+  const Step s = find(r, key, leaf, v, pos);
+  if (s != Step::kOk) return s;
+  return copy_leaf_from(r, leaf, v, r.leaf_id(), pos, out);
+}
+
+Step next_leaf_once(Reader& r, std::uint64_t seq, BlockId next, LeafCopy& out) {
+  // A writer entered the tree since the copy: its link may be stale.
+  if (r.seq() != seq) return Step::kFallback;
+  if (next == kInvalidBlockId) {
+    if (!r.unchanged()) return Step::kRetry;
+    out.found = false;
+    return Step::kOk;
+  }
+  BufferPool::OptimisticPage leaf;
+  if (!r.pool().read_begin(next, leaf)) return Step::kFallback;
+  prefetch_page(leaf.data, r.page_size());
+  PageView v(leaf.data, r.page_size());
+  if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
+  return copy_leaf_from(r, leaf, v, next, 0, out);
 }
 
 template <typename Once>
@@ -354,6 +379,10 @@ Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::
 
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
   return run(tree, [&](Reader& r) { return seek_once(r, key, out); });
+}
+
+Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out) {
+  return run(tree, [&](Reader& r) { return next_leaf_once(r, seq, next, out); });
 }
 
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

@@ -61,12 +61,22 @@ Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t 
 // whether such an entry exists; if so `page` holds the leaf's bytes, `leaf_id`
 // its page and `pos` the entry's slot. kFallback also when the leaf holds a
 // value in overflow pages (the cursor's copy needs those read).
+// `page` keeps its capacity (pass in a spare buffer: no allocation); it is
+// unspecified unless the result is kDone with `found`.
 struct LeafCopy {
   std::vector<std::byte> page;
   BlockId leaf_id = kInvalidBlockId;
   std::uint32_t pos = 0;
   bool found = false;
+  std::uint64_t seq = 0;  // the tree's write-window number the copy was validated under
 };
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out);
+
+// The leaf after a copy (`next`: the copy's right link), walking right past
+// leaves that hold nothing, as a LeafCopy at its first entry. Only while no
+// writer has entered the tree since the copy was made (`seq`: its
+// LeafCopy::seq), so that the link still names the next leaf; else kFallback
+// (then seek past the copy's last key instead).
+Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out);
 
 }  // namespace corobtree

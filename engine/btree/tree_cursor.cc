@@ -187,6 +187,7 @@ Task<bool> TreeCursor::step_down() {
 }
 
 Task<bool> TreeCursor::first() {
+  copy_seq_.reset();  // the engine's path makes the copy
   bool ok;
   if (!options_.reverse) {
     const std::string from = options_.lower.value_or(std::string());
@@ -202,6 +203,7 @@ Task<bool> TreeCursor::first() {
 }
 
 Task<bool> TreeCursor::seek(std::string_view key) {
+  copy_seq_.reset();  // the engine's path makes the copy
   bool ok;
   if (!options_.reverse) {
     std::string from(key);
@@ -217,6 +219,7 @@ Task<bool> TreeCursor::seek(std::string_view key) {
 }
 
 Task<bool> TreeCursor::next() {
+  copy_seq_.reset();  // the engine's path makes the copy
   bool ok;
   if (options_.reverse) {
     ok = co_await step_down();
@@ -227,6 +230,7 @@ Task<bool> TreeCursor::next() {
 }
 
 Task<bool> TreeCursor::prev() {
+  copy_seq_.reset();  // the engine's path makes the copy
   bool ok;
   if (options_.reverse) {
     ok = co_await step_up();
@@ -236,23 +240,36 @@ Task<bool> TreeCursor::prev() {
   co_return ok&& in_bounds();
 }
 
-bool TreeCursor::try_seek_ge_cached(std::string_view key, bool& moved) {
-  LeafCopy copy;
-  if (optimistic_seek(tree_, key, copy) != Optimistic::kDone) return false;
+bool TreeCursor::install_copy(Optimistic result, LeafCopy& copy, bool& moved) {
+  if (result != Optimistic::kDone) {
+    spare_ = std::move(copy.page);
+    return false;
+  }
   if (!copy.found) {
+    spare_ = std::move(copy.page);
     valid_ = false;
+    copy_seq_.reset();
     moved = false;
     return true;
   }
+  spare_ = std::move(page_);
   page_ = std::move(copy.page);
   leaf_id_ = copy.leaf_id;
+  copy_seq_ = copy.seq;
   Node n(std::span<std::byte>(page_.data(), page_.size()));
-  has_overflow_.assign(n.count(), false);  // optimistic_seek took no leaf with overflow values
+  has_overflow_.assign(n.count(), false);  // the lock-free path takes no leaf with overflow values
   overflow_values_.clear();
   pos_ = copy.pos;
   valid_ = true;
   moved = in_bounds();
   return true;
+}
+
+bool TreeCursor::try_seek_ge_cached(std::string_view key, bool& moved) {
+  LeafCopy copy;
+  copy.page = std::move(spare_);  // its capacity: no allocation
+  const Optimistic result = optimistic_seek(tree_, key, copy);
+  return install_copy(result, copy, moved);
 }
 
 bool TreeCursor::try_first_cached(bool& moved) {
@@ -284,7 +301,24 @@ bool TreeCursor::try_step_in_copy(bool up, bool& moved) {
 bool TreeCursor::try_next_cached(bool& moved) {
   if (options_.reverse) return try_step_in_copy(/*up=*/false, moved);
   if (try_step_in_copy(/*up=*/true, moved)) return true;
-  // The next leaf: a fresh descent for the first key after this one (like seek_gt).
+  // The next leaf: through the copy's right link while no writer has entered
+  // the tree since the copy was made, else a fresh descent for the first key
+  // after this one (like seek_gt).
+  if (copy_seq_) {
+    const BlockId next = Node(std::span<std::byte>(page_.data(), page_.size())).next();
+    const std::string_view last = key();
+    LeafCopy copy;
+    copy.page = std::move(spare_);
+    const Optimistic result = optimistic_next_leaf(tree_, *copy_seq_, next, copy);
+    if (result == Optimistic::kDone && copy.found) {
+      const Node n(std::span<std::byte>(copy.page.data(), copy.page.size()));
+      if (compare_keys(last, n.key(copy.pos)) >= 0) {
+        spare_ = std::move(copy.page);
+        fail("a forward step did not move past the previous key (keys out of order)");
+      }
+    }
+    if (install_copy(result, copy, moved)) return true;
+  }
   std::string probe(key());
   probe.push_back('\0');
   const std::string last(key());

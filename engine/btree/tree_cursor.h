@@ -29,6 +29,7 @@
 #include <corobtree/cursor.h>
 
 #include "engine/btree/btree.h"
+#include "engine/btree/optimistic_read.h"
 
 namespace corobtree {
 
@@ -71,12 +72,20 @@ class TreeCursor {
   bool try_step_in_copy(bool up, bool& moved);
   // Forward seek to the first entry >= key from cached pages.
   bool try_seek_ge_cached(std::string_view key, bool& moved);
+  // Makes `copy` (a lock-free read's result) the cursor's leaf when `result`
+  // is kDone; its buffer becomes spare_ otherwise. Returns whether it served.
+  bool install_copy(Optimistic result, LeafCopy& copy, bool& moved);
   // Invalidates the cursor and throws Error(kCorruption) naming the current leaf.
   [[noreturn]] void fail(const std::string& why);
 
   BTree& tree_;
   ScanOptions options_;
   std::vector<std::byte> page_;               // copy of the current leaf
+  std::vector<std::byte> spare_;              // the previous copy's buffer, reused
+  // The tree's write-window number the copy was validated under, when the
+  // lock-free path made it (engine-path copies have none): while no writer
+  // has entered since, the copy's right link still names the next leaf.
+  std::optional<std::uint64_t> copy_seq_;
   std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
   std::vector<bool> has_overflow_;
   BlockId leaf_id_ = kInvalidBlockId;  // the leaf page_ copies
