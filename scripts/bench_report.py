@@ -123,6 +123,7 @@ PEERS = ("lmdb", "sqlite", "rocksdb")
 # (label, unit, our benchmark, the peers' family): the pairs of the same workload.
 CACHED_PAIRS = (
     ("random gets", "gets/s", "BM_RandomGet", "BM_PeerGet"),
+    ("random gets into a reused string", "gets/s", "BM_RandomGetInto", "BM_PeerGet"),
     ("random inserts, batches of 1000", "inserts/s", "BM_RandomInsertBatch1000", "BM_PeerInsertBatch"),
     ("scans of 100", "entries/s", "BM_Scan100", "BM_PeerScan"),
 )
@@ -146,6 +147,10 @@ def rate(b, counter="items_per_second"):
 
 def fmt_rate(v):
     return "n/a" if v is None else f"{v:,.0f}"
+
+
+def fmt_cpu(v):
+    return "-" if v is None else f"{v:,.0f}"
 
 
 def fmt_ratio(us, peer):
@@ -207,7 +212,8 @@ def peer_lines(results):
         "### Durable commits",
         "",
         "Commits per second, each one put of a fresh random 8-byte key with a 100-byte value, "
-        "durable before the writer's next: corobtree with N writer tasks on one thread; "
+        "durable before the writer's next, into a store preloaded with the same 100,000 random "
+        "keys: corobtree with N writer tasks on one thread; "
         "the peers with N threads (SQLite in WAL mode with synchronous=FULL, one connection "
         "per thread; LMDB with its default syncs; RocksDB with sync=true, group commit). "
         "us / peer > 1: corobtree is faster.",
@@ -223,6 +229,29 @@ def peer_lines(results):
             + " | ".join(fmt_rate(r) for r in rates)
             + " | "
             + " | ".join(fmt_ratio(us, r) for r in rates)
+            + " |"
+        )
+    out += [
+        "",
+        "CPU per commit: the process's CPU time (user + system, every thread, the kernel's "
+        "io_uring workers included) over the commits, in microseconds. peer / us > 1: "
+        "corobtree uses less.",
+        "",
+        "| writers | corobtree | "
+        + " | ".join(peers)
+        + " | "
+        + " | ".join(f"{p} / us" for p in peers)
+        + " |",
+        "|---:|---:" + align,
+    ]
+    for w in sorted({w for (_, w) in commits} | set(our_commits)):
+        us = rate(our_commits.get(w), "cpu_us_per_commit")
+        cpus = [rate(commits.get((p, w)), "cpu_us_per_commit") for p in peers]
+        out.append(
+            f"| {w} | {fmt_cpu(us)} | "
+            + " | ".join(fmt_cpu(c) for c in cpus)
+            + " | "
+            + " | ".join(fmt_ratio(c, us) for c in cpus)
             + " |"
         )
     return out
