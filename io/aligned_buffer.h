@@ -29,8 +29,8 @@ class AlignedBuffer {
     if (size == 0) return;
     const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
     if (rounded >= kMapAtLeast && alignment <= kDirectIoAlignment) {
-      void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                       0);
+      void* p =
+          ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) throw std::bad_alloc();
       data_ = static_cast<std::byte*>(p);
       mapped_ = rounded;

@@ -158,7 +158,7 @@ class Inbox {
   std::atomic<bool> nonempty_{false};
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> long_sleep_{false};  // the sleep announced is under a LongWait
-  std::atomic<bool> woken_{false};  // wake() without a post
+  std::atomic<bool> woken_{false};       // wake() without a post
 };
 
 namespace {

@@ -66,7 +66,7 @@ using corobtree::Task;
 using corobtree::bench::SplitMix64;
 
 constexpr std::size_t kColdPoolPages = corobtree::kPoolFromBytes;  // the default: 64 MiB
-constexpr std::size_t kInnerPoolPages = 8192;  // 32 MiB: all inner pages fit
+constexpr std::size_t kInnerPoolPages = 8192;                      // 32 MiB: all inner pages fit
 constexpr std::uint64_t kWarmupLookups = 50'000;
 
 double peak_rss_mib() {

@@ -80,8 +80,8 @@ class TreeCursor {
 
   BTree& tree_;
   ScanOptions options_;
-  std::vector<std::byte> page_;               // copy of the current leaf
-  std::vector<std::byte> spare_;              // the previous copy's buffer, reused
+  std::vector<std::byte> page_;   // copy of the current leaf
+  std::vector<std::byte> spare_;  // the previous copy's buffer, reused
   // The tree's write-window number the copy was validated under, when the
   // lock-free path made it (engine-path copies have none): while no writer
   // has entered since, the copy's right link still names the next leaf.
