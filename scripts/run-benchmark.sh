@@ -87,6 +87,7 @@ echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks v
 if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi
 
 echo "=== thread_bench: thread scaling, corobtree and the peers; cold lookups T x 32 tasks vs fio"
+sync  # no write-back of earlier runs' files during the cold lookups
 # Quick: a 1M-key cold database (about 120 MiB, built once) instead of cold-bench's 9.5M.
 if [ "$QUICK" -eq 1 ]; then TB_COLD_KEYS=1000000; else TB_COLD_KEYS=${COROBTREE_COLD_KEYS:-9500000}; fi
 COROBTREE_BENCH_QUICK=$QUICK COROBTREE_COLD_KEYS=$TB_COLD_KEYS "$BUILD/perf/thread_bench" \

@@ -63,7 +63,9 @@ void run_churn(const DbConfig& cfg, std::uint32_t t) {
   const bool slow = cfg.pool_pages < 4096 || cfg.backend.direct_io;
   const auto live = static_cast<std::size_t>(corobtree::test::scaled(
       t > 0 ? (slow ? 600 : 2000) : (slow ? 1500 : 5000), t > 0 ? 600 : 1500));
-  const int rounds = 30;
+  // 30 rounds; fewer (at least 12: the growth check starts after round 5)
+  // under the sanitizers.
+  const int rounds = corobtree::test::scaled(30, 12);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("churn.db");
   auto db = BlockingDatabase::open(path, cfg.options(t));
