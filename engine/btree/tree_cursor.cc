@@ -304,8 +304,10 @@ bool TreeCursor::try_next_cached(bool& moved) {
   // The next leaf: through the copy's right link while no writer has entered
   // the tree since the copy was made, else a fresh descent for the first key
   // after this one (like seek_gt).
-  if (copy_seq_) {
-    const BlockId next = Node(std::span<std::byte>(page_.data(), page_.size())).next();
+  // Only from the copy's last entry: try_step_in_copy also declines keys out
+  // of order within the copy, which the engine's path must report.
+  if (copy_seq_ && valid_ && pos_ + 1 >= Node(std::span<std::byte>(page_)).count()) {
+    const BlockId next = Node(std::span<std::byte>(page_)).next();
     const std::string_view last = key();
     LeafCopy copy;
     copy.page = std::move(spare_);
