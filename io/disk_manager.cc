@@ -133,8 +133,9 @@ class DiskManagerFactory {
         return dm;
       }
     }
-    return std::unique_ptr<FileDiskManager>(
-        new UringDiskManager(path, fd, options.page_size, options.direct_io, blocks, loop));
+    return std::unique_ptr<FileDiskManager>(new UringDiskManager(path, fd, options.page_size,
+                                                                 options.direct_io, blocks, loop,
+                                                                 options.inline_sync_when_idle));
   }
 };
 

@@ -66,6 +66,11 @@ struct DiskOptions {
   bool lock_file = true;
   std::chrono::milliseconds lock_timeout{0};
   EventLoop* loop = nullptr;  // io_uring: this loop; null = the thread's (Scheduler::loop())
+  // io_uring: sync() is an fdatasync on the calling thread when nothing else
+  // is in flight on the ring (a write-ahead log's commits: the cheapest and
+  // soonest answer); otherwise, and always when false, an fsync on the ring,
+  // during which the thread runs its other tasks (a data file's long syncs).
+  bool inline_sync_when_idle = false;
 };
 
 struct DiskStats {

@@ -8,8 +8,11 @@
 namespace corobtree {
 
 UringDiskManager::UringDiskManager(std::string path, int fd, std::uint32_t page_size,
-                                   bool direct_io, std::uint64_t block_count, EventLoop* loop)
-    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count), loop_(loop) {}
+                                   bool direct_io, std::uint64_t block_count, EventLoop* loop,
+                                   bool inline_sync_when_idle)
+    : FileDiskManager(std::move(path), fd, page_size, direct_io, block_count),
+      loop_(loop),
+      inline_sync_when_idle_(inline_sync_when_idle) {}
 
 UringDiskManager::~UringDiskManager() { close(); }
 
@@ -46,12 +49,13 @@ Task<void> UringDiskManager::sync() {
   // io_uring does not order a write before a later fsync: wait for ours.
   co_await writes_.drained();
   check_sync();
-  if (loop_->pending() == 0) {
+  if (inline_sync_when_idle_ && loop_->pending() == 0) {
     // Nothing else in flight on this ring: an fdatasync on this thread costs
     // the least CPU and wakes soonest. Through the ring it runs on a kernel
     // worker whose completion this thread must then spin for (or sleep and
-    // be woken late; see EventLoopOptions::sync_spin_us): measured with one
-    // durable writer, 2-3x the CPU per commit for a slower commit.
+    // be woken late; see EventLoopOptions::sync_spin_us). Only where asked
+    // (a log's commits): a data file's long syncs, a checkpoint's or a
+    // backup's, would stop the thread's other tasks meanwhile.
     fdatasync_now();
     co_return;
   }

@@ -22,7 +22,7 @@ namespace corobtree {
 class UringDiskManager final : public FileDiskManager {
  public:
   UringDiskManager(std::string path, int fd, std::uint32_t page_size, bool direct_io,
-                   std::uint64_t block_count, EventLoop* loop);
+                   std::uint64_t block_count, EventLoop* loop, bool inline_sync_when_idle = false);
   ~UringDiskManager() override;
 
   Task<void> read_block(BlockId id, std::span<std::byte> out) override;
@@ -34,7 +34,8 @@ class UringDiskManager final : public FileDiskManager {
 
  private:
   EventLoop* loop_;
-  DrainLatch writes_;  // O_DIRECT writes in flight
+  bool inline_sync_when_idle_;  // DiskOptions::inline_sync_when_idle
+  DrainLatch writes_;           // O_DIRECT writes in flight
 };
 
 }  // namespace corobtree

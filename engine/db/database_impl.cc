@@ -216,6 +216,7 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   lopts.create_if_missing = true;
   lopts.use_env = false;
   lopts.backend = disk->backend();
+  lopts.inline_sync_when_idle = true;  // commits: fdatasync at once when the ring is idle
   if (auto* uring = dynamic_cast<UringDiskManager*>(disk.get())) lopts.loop = &uring->loop();
   std::unique_ptr<DiskManager> log = DiskManager::open(path + "-wal", lopts);
   if (options.wrap_disk) {
