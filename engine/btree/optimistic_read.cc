@@ -366,17 +366,6 @@ Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value,
   return run(tree, [&](Reader& r) { return get_once(r, key, value, found); });
 }
 
-Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out) {
-  std::string value;
-  bool found = false;
-  const Optimistic o = optimistic_get(tree, key, value, found);
-  if (o == Optimistic::kDone) {
-    out.reset();
-    if (found) out.emplace(std::move(value));
-  }
-  return o;
-}
-
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
   return run(tree, [&](Reader& r) { return seek_once(r, key, out); });
 }

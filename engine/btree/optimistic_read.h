@@ -49,8 +49,6 @@ enum class Optimistic : unsigned char { kDone, kFallback };
 // suffices). On kFallback `value` is unspecified.
 // REQUIRES: key.size() <= tree.max_key_size().
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found);
-// kDone: `out` is the value of `key`, or nullopt when absent.
-Optimistic optimistic_get(BTree& tree, std::string_view key, std::optional<std::string>& out);
 
 // kDone: `out` holds up to `limit` pairs of the range in scan order.
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

@@ -91,11 +91,13 @@ DatabaseHost::~DatabaseHost() {
 }
 
 Task<std::optional<std::string>> DatabaseHost::get(std::string_view key) {
-  const Entered entered(*this);
-  impl_->tree().check_key(key);
-  std::optional<std::string> out;
-  if (optimistic_get(impl_->tree(), key, out) == Optimistic::kDone) co_return out;
-  out = co_await run(impl_.get(), &DatabaseImpl::get, key);
+  const Entered entered(*this);  // the whole call, so the destructor waits for it
+  std::string value;
+  bool found = false;
+  if (try_get_cached(key, value, found)) {
+    co_return found ? std::optional<std::string>(std::move(value)) : std::nullopt;
+  }
+  std::optional<std::string> out = co_await run(impl_.get(), &DatabaseImpl::get, key);
   co_return out;
 }
 
