@@ -31,8 +31,8 @@
 //                          cover the search rounds only.
 //
 // The N-key database of BM_RandomGet / BM_Scan100 is loaded once (bulk_load)
-// and shared. Database files live in $TMPDIR (corobtree-btreebench-<pid>-*.db)
-// and are removed when the benchmarks finish.
+// and shared. Database files live in $TMPDIR (corobtree-btreebench-<pid>-*.db,
+// each with its -wal log) and are removed when the benchmarks finish.
 //   COROBTREE_BENCH_SMOKE=1 ./btree_bench
 #include <benchmark/benchmark.h>
 
@@ -113,9 +113,9 @@ const std::vector<std::pair<std::string, std::string>>& sorted_pairs() {
 
 // ---- database files ----------------------------------------------------------
 
-// A database file in $TMPDIR under a per-process name; the file is removed
-// (after the database is dropped, unclosed: nothing needs to reach the disk)
-// when this object dies.
+// A database file in $TMPDIR under a per-process name; the file and its log
+// are removed (after the database is dropped, unclosed: nothing needs to
+// reach the disk) when this object dies.
 class TempDatabase {
  public:
   TempDatabase(std::string_view tag, Options options) {
@@ -124,12 +124,12 @@ class TempDatabase {
     path_ = std::string(tmp && *tmp ? tmp : "/tmp") + "/corobtree-btreebench-" +
             std::to_string(::getpid()) + "-" + std::string(tag) + "-" + std::to_string(serial++) +
             ".db";
-    std::remove(path_.c_str());
+    remove_files();
     db_ = corobtree::sync_wait(Database::open(path_, options));
   }
   ~TempDatabase() {
     db_.reset();
-    std::remove(path_.c_str());
+    remove_files();
   }
   TempDatabase(const TempDatabase&) = delete;
   TempDatabase& operator=(const TempDatabase&) = delete;
@@ -137,6 +137,11 @@ class TempDatabase {
   Database& db() noexcept { return *db_; }
 
  private:
+  void remove_files() const {
+    std::remove(path_.c_str());
+    std::remove((path_ + "-wal").c_str());
+  }
+
   std::string path_;
   std::unique_ptr<Database> db_;
 };

@@ -7,7 +7,7 @@
 #   5. clang++ with ThreadSanitizer over the cross-thread tests (runtime, sync
 #      primitives, tasks, event loop, the multi-thread database tests): 0 reports
 #   6. the format check (.clang-format) and clang-tidy (.clang-tidy)
-#   7. a smoke run of every perf binary with tiny sizes
+#   7. a smoke run of every perf binary with tiny sizes (none may leave a file)
 #   8. the libFuzzer targets (clang 14), 15 s each from the seed corpora
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 # Options: --quick (skip the clang pass), --jobs N.
@@ -79,6 +79,9 @@ record_step() {  # record_step NAME CMD...
 }
 
 BUILD=${COROBTREE_BUILD_ROOT:-$ROOT/build-tests}
+# The space left where the builds and the tests' files go: a full disk shows up
+# as compiler or test failures far from its cause, so the log says it first.
+df -h "$ROOT" "${TMPDIR:-/tmp}" || true
 
 build "$BUILD/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++
 run_ctest gcc "$BUILD/gcc"
@@ -116,15 +119,24 @@ CTEST_ARGS=()
 
 record_step "format check (.clang-format)" bash "$ROOT/scripts/check-format.sh"
 
+# Each binary runs with TMPDIR set to a fresh directory, which must be empty
+# afterwards but for the kept cold databases (corobtree-cold-*.db): a bench
+# that leaves a file (a database's -wal log, say) fails the step.
 perf_smoke() {
-  local ok=0 tmp
+  local ok=0 tmp left
   tmp=$(mktemp -d)
+  mkdir "$tmp/t"
   for b in "$BUILD"/gcc/perf/*_bench; do
     [ -x "$b" ] || continue
     echo "=== perf smoke: $b"
-    if ! COROBTREE_BENCH_FILE="$tmp/smoke.dat" COROBTREE_BENCH_FILE_MB=16 COROBTREE_BENCH_SMOKE=1 \
-        "$b" --benchmark_min_time=0.01 >"$tmp/out.txt" 2>&1; then
+    if ! TMPDIR="$tmp/t" COROBTREE_BENCH_FILE="$tmp/smoke.dat" COROBTREE_BENCH_FILE_MB=16 \
+        COROBTREE_BENCH_SMOKE=1 "$b" --benchmark_min_time=0.01 >"$tmp/out.txt" 2>&1; then
       cat "$tmp/out.txt"; ok=1
+    fi
+    left=$(find "$tmp/t" -mindepth 1 ! -name 'corobtree-cold-*.db' -print)
+    if [ -n "$left" ]; then
+      echo "$b left files behind in TMPDIR:"; echo "$left"; ok=1
+      find "$tmp/t" -mindepth 1 -delete
     fi
   done
   rm -rf "$tmp"
