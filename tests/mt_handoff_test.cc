@@ -6,7 +6,9 @@
 //  * a writer waits for the writer lock another thread's long batch holds;
 //  * a read that misses waits for the same page another thread is loading;
 //  * a Database destroyed while calls are in flight on other threads waits
-//    for them (each returns its result or kClosed), never crashes;
+//    for them (each returns its result or kClosed), never crashes; destroyed
+//    on the thread of a call in flight, it does not wait for that call's
+//    hop home;
 //  * sync_wait (a BlockingDatabase call) inside a coroutine on the same
 //    thread, or on a Runtime worker, is Error(kInvalidArgument), not a hang;
 //  * a Cursor moves from one thread to another between calls;
@@ -456,6 +458,92 @@ Task<void> blocking_call_on_a_worker(Runtime& rt, BlockingDatabase& db, ErrorCod
   }
 }
 
+// The three ways a get may reach the engine thread.
+enum class ReadKind { kGet, kGetInto, kScan };
+
+Task<void> read_on_worker(Database& db, std::string key, ReadKind kind, Seen& s) {
+  const auto home = std::this_thread::get_id();
+  try {
+    if (kind == ReadKind::kGet) {
+      std::optional<std::string> v = co_await db.get(key);
+      s.value = std::move(v);
+    } else if (kind == ReadKind::kGetInto) {
+      std::string v;
+      const bool found = co_await db.get(key, v);
+      if (found) s.value = std::move(v);
+    } else {
+      corobtree::ScanOptions range;
+      range.lower = key;
+      std::vector<std::pair<std::string, std::string>> rows = co_await db.scan(range, 1);
+      if (!rows.empty() && rows[0].first == key) s.value = std::move(rows[0].second);
+    }
+  } catch (const std::exception& e) {
+    s.error = e.what();
+  }
+  if (std::this_thread::get_id() != home) s.on_home.store(false);
+  s.done.store(true);
+}
+
+Task<void> destroy_on_worker(std::unique_ptr<Database>& db, std::atomic<bool>& destroyed) {
+  db.reset();
+  destroyed.store(true);
+  co_return;
+}
+
+// Destroying a Database on the very thread whose call is in flight: a task
+// on a one-worker Runtime gets a key whose leaf read stalls at the gate, and
+// a second task on the same worker destroys the database, blocking the
+// worker. The call's engine part must stop counting as in flight before its
+// hop home (which cannot run until the destructor returns), else the
+// destructor waits for it forever. Once the gate opens, the destructor
+// returns and the get resumes on its worker with its value (or kClosed).
+// For get(key), get(key, value) and scan.
+void run_destroying_the_database_on_the_thread_of_a_call_in_flight(const BackendConfig& cfg,
+                                                                   ReadKind kind) {
+  Watchdog watchdog("destroying_the_database_on_the_thread_of_a_call_in_flight");
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("handoff.db");
+  make_database(path, cfg);
+  auto gate = std::make_shared<Gate>();
+  corobtree::Options options = small_options(cfg);
+  options.wrap_disk = gate_wrapper(gate);
+  std::unique_ptr<Database> db = sync_wait(Database::open(path, options));
+  Database* const raw = db.get();  // stays valid until the destructor returns
+  const std::string cached = key_of(7);
+  BOOST_TEST((sync_wait(raw->get(cached)) == value_of(7, 0)));  // its path is now cached
+
+  Seen seen;
+  std::atomic<bool> destroyed{false};
+  {
+    Runtime worker(1);
+    gate->closed.store(true);
+    const std::string key = key_of(2501);
+    worker.spawn(read_on_worker(*raw, key, kind, seen));
+    wait_for([&] { return gate->waiting.load() >= 1; });
+    worker.spawn(destroy_on_worker(db, destroyed));
+    // The destructor has started once a get from here throws kClosed.
+    for (bool closed = false; !closed;) {
+      try {
+        (void)sync_wait(raw->get(cached));
+      } catch (const Error& e) {
+        closed = true;
+        BOOST_TEST((e.code() == ErrorCode::kClosed), e.what());
+      }
+    }
+    gate->open();
+    wait_for([&] { return destroyed.load() && seen.done.load(); });
+  }
+  BOOST_TEST(seen.on_home.load());
+  if (seen.error.empty()) {
+    BOOST_TEST((seen.value == value_of(2501, 0)));
+  } else {
+    BOOST_TEST(seen.error.find("closed") != std::string::npos, seen.error);
+  }
+  BlockingDatabase again = BlockingDatabase::open(path, small_options(cfg));
+  BOOST_TEST(again.count() == static_cast<std::uint64_t>(kKeys));
+  again.close();
+}
+
 // A BlockingDatabase call inside a coroutine would nest the thread's loop:
 // Error(kInvalidArgument), on the calling thread and on a Runtime worker; the
 // database stays usable.
@@ -709,6 +797,18 @@ BOOST_DATA_TEST_CASE(reader_waits_for_a_page_another_thread_loads,
 BOOST_DATA_TEST_CASE(destroying_the_database_waits_for_calls_in_flight,
                      bdata::make(corobtree::test::all_backends()), cfg) {
   run_destroying_the_database_waits_for_calls_in_flight(cfg);
+}
+BOOST_DATA_TEST_CASE(destroying_the_database_on_the_thread_of_a_get_in_flight,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  run_destroying_the_database_on_the_thread_of_a_call_in_flight(cfg, ReadKind::kGet);
+}
+BOOST_DATA_TEST_CASE(destroying_the_database_on_the_thread_of_a_get_into_in_flight,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  run_destroying_the_database_on_the_thread_of_a_call_in_flight(cfg, ReadKind::kGetInto);
+}
+BOOST_DATA_TEST_CASE(destroying_the_database_on_the_thread_of_a_scan_in_flight,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  run_destroying_the_database_on_the_thread_of_a_call_in_flight(cfg, ReadKind::kScan);
 }
 BOOST_DATA_TEST_CASE(sync_wait_inside_a_coroutine_is_invalid_argument,
                      bdata::make(corobtree::test::all_backends()), cfg) {

@@ -22,8 +22,14 @@ Task<std::optional<std::string>> Database::get(std::string_view key) { return ho
 bool Database::try_get_cached(std::string_view key, std::string& value, bool& found) {
   return host_->try_get_cached(key, value, found);
 }
-Task<bool> Database::get_from_engine(std::string_view key, std::string& value) {
-  return host_->get_from_engine(key, value);
+detail::InFlight Database::enter() { return detail::InFlight(*host_); }
+bool Database::get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
+                          bool& found) {
+  return host_->get_cached(call, key, value, found);
+}
+Task<bool> Database::get_from_engine(detail::InFlight call, std::string_view key,
+                                     std::string& value) {
+  return host_->get_from_engine(std::move(call), key, value);
 }
 Task<void> Database::put(std::string_view key, std::string_view value) {
   return host_->run_commit(&host_->impl(), &DatabaseImpl::put, key, value);
@@ -73,11 +79,14 @@ static_assert(static_cast<int>(DatabaseImpl::CursorStep::kFirst) == 0 &&
               static_cast<int>(DatabaseImpl::CursorStep::kSeek) == 1 &&
               static_cast<int>(DatabaseImpl::CursorStep::kNext) == 2 &&
               static_cast<int>(DatabaseImpl::CursorStep::kPrev) == 3);
-bool Cursor::try_cached(Step step, std::string_view key, bool& moved) {
-  return host_->try_cursor_step(impl_.get(), engine_step(static_cast<int>(step)), key, moved);
+detail::InFlight Cursor::enter() { return detail::InFlight(*host_); }
+bool Cursor::try_cached(const detail::InFlight& call, Step step, std::string_view key,
+                        bool& moved) {
+  return host_->try_cursor_step(call, impl_.get(), engine_step(static_cast<int>(step)), key, moved);
 }
-Task<bool> Cursor::on_engine(Step step, std::string_view key) {
-  return host_->cursor_step_on_engine(impl_.get(), engine_step(static_cast<int>(step)), key);
+Task<bool> Cursor::on_engine(detail::InFlight call, Step step, std::string_view key) {
+  return host_->cursor_step_on_engine(std::move(call), impl_.get(),
+                                      engine_step(static_cast<int>(step)), key);
 }
 bool Cursor::valid() const noexcept { return impl_->valid(); }
 std::string_view Cursor::key() const noexcept { return impl_->key(); }

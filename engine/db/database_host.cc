@@ -34,18 +34,14 @@ Task<void> run_and_signal(std::function<void()> fn, std::promise<void> done) {
 
 }  // namespace
 
-DatabaseHost::Entered::Entered(DatabaseHost& host)
-    : slot_(&host.slots_[this_thread_slot(kSlots)].calls) {
+detail::InFlight::InFlight(DatabaseHost& host)
+    : slot_(&host.slots_[this_thread_slot(DatabaseHost::kSlots)].calls) {
   // Dekker with the destructor: count first, then look at closing_.
   slot_->fetch_add(1, std::memory_order_seq_cst);
   if (host.closing_.load(std::memory_order_seq_cst)) {
     release();
     throw Error(ErrorCode::kClosed, "the Database is being destroyed");
   }
-}
-
-void DatabaseHost::Entered::release() noexcept {
-  if (slot_ != nullptr) std::exchange(slot_, nullptr)->fetch_sub(1, std::memory_order_release);
 }
 
 DatabaseHost::DatabaseHost() : engine_(std::make_unique<Runtime>(1)) {}
@@ -91,24 +87,34 @@ DatabaseHost::~DatabaseHost() {
 }
 
 Task<std::optional<std::string>> DatabaseHost::get(std::string_view key) {
-  const Entered entered(*this);  // the whole call, so the destructor waits for it
+  detail::InFlight call(*this);  // handed to the engine's part on a miss
   std::string value;
   bool found = false;
-  if (try_get_cached(key, value, found)) {
+  if (get_cached(call, key, value, found)) {
     co_return found ? std::optional<std::string>(std::move(value)) : std::nullopt;
   }
-  std::optional<std::string> out = co_await run(impl_.get(), &DatabaseImpl::get, key);
+  Task<std::optional<std::string>> on_engine =
+      run_on_engine(std::move(call), false, impl_.get(), &DatabaseImpl::get, key);
+  std::optional<std::string> out = co_await std::move(on_engine);
   co_return out;
 }
 
 bool DatabaseHost::try_get_cached(std::string_view key, std::string& value, bool& found) {
-  const Entered entered(*this);
+  const detail::InFlight call(*this);
+  return get_cached(call, key, value, found);
+}
+
+bool DatabaseHost::get_cached(const detail::InFlight& /*call*/, std::string_view key,
+                              std::string& value, bool& found) {
   impl_->tree().check_key(key);
   return optimistic_get(impl_->tree(), key, value, found) == Optimistic::kDone;
 }
 
-Task<bool> DatabaseHost::get_from_engine(std::string_view key, std::string& value) {
-  std::optional<std::string> v = co_await run(impl_.get(), &DatabaseImpl::get, key);
+Task<bool> DatabaseHost::get_from_engine(detail::InFlight call, std::string_view key,
+                                         std::string& value) {
+  Task<std::optional<std::string>> on_engine =
+      run_on_engine(std::move(call), false, impl_.get(), &DatabaseImpl::get, key);
+  std::optional<std::string> v = co_await std::move(on_engine);
   if (!v) co_return false;
   value = std::move(*v);
   co_return true;
@@ -116,16 +122,18 @@ Task<bool> DatabaseHost::get_from_engine(std::string_view key, std::string& valu
 
 Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOptions options,
                                                                           std::size_t limit) {
-  const Entered entered(*this);
+  detail::InFlight call(*this);  // handed to the engine's part on a miss
   std::vector<std::pair<std::string, std::string>> out;
   if (optimistic_scan(impl_->tree(), options, limit, out) == Optimistic::kDone) co_return out;
-  out = co_await run(impl_.get(), &DatabaseImpl::scan, std::move(options), limit);
+  Task<std::vector<std::pair<std::string, std::string>>> on_engine = run_on_engine(
+      std::move(call), false, impl_.get(), &DatabaseImpl::scan, std::move(options), limit);
+  out = co_await std::move(on_engine);
   co_return out;
 }
 
-bool DatabaseHost::try_cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step,
-                                   std::string_view key, bool& moved) {
-  const Entered entered(*this);
+bool DatabaseHost::try_cursor_step(const detail::InFlight& /*call*/, TreeCursor* cursor,
+                                   DatabaseImpl::CursorStep step, std::string_view key,
+                                   bool& moved) {
   // Closed or stopped: the engine's path says so.
   if (!impl_->tree().optimistic_enabled()) return false;
   switch (step) {
@@ -137,13 +145,15 @@ bool DatabaseHost::try_cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep 
   return false;
 }
 
-Task<bool> DatabaseHost::cursor_step_on_engine(TreeCursor* cursor, DatabaseImpl::CursorStep step,
+Task<bool> DatabaseHost::cursor_step_on_engine(detail::InFlight call, TreeCursor* cursor,
+                                               DatabaseImpl::CursorStep step,
                                                std::string_view key) {
-  return run(impl_.get(), &DatabaseImpl::cursor_step, cursor, step, key);
+  return run_on_engine(std::move(call), false, impl_.get(), &DatabaseImpl::cursor_step, cursor,
+                       step, key);
 }
 
 DatabaseStats DatabaseHost::stats() {
-  const Entered entered(*this);
+  const detail::InFlight call(*this);
   DatabaseStats s;
   block_on_engine([&] { s = impl_->stats(); });
   return s;

@@ -13,11 +13,14 @@
 // data without touching the engine thread, any lock or any shared cache line
 // but the frames' own; only what it cannot serve takes the hop.
 //
-// Calls in flight: a call counts itself from the moment its task starts until
-// its engine part is over (in a slot of the calling thread's, so counting
-// writes no cache line shared between threads), and the destructor waits for
-// the count to drain before it destroys the engine on its thread. A call that
-// starts while the destructor runs throws Error(kClosed).
+// Calls in flight: a call counts itself (detail::InFlight) from the moment its
+// task starts (an awaitable's: its await_ready) until its engine part is over
+// (in a slot of the calling thread's, so counting writes no cache line shared
+// between threads), and the destructor waits for the count to drain before it
+// destroys the engine on its thread. The count ends on the engine thread,
+// before the hop back: a destructor on the caller's own thread, which blocks
+// that hop, still returns. A call that starts while the destructor runs
+// throws Error(kClosed).
 // REQUIRES: a task returned by a call is started before the database is
 // destroyed (like any reference it holds).
 //
@@ -38,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include <corobtree/in_flight.h>
 #include <corobtree/runtime.h>
 #include <corobtree/stats.h>
 #include <corobtree/task.h>
@@ -61,32 +65,36 @@ class DatabaseHost {
   // the call (`found`, and `value` assigned when found); false when the
   // engine must (the page is not cached, an overflow value, a conflict).
   bool try_get_cached(std::string_view key, std::string& value, bool& found);
-  // A get into `value` through the engine thread (after try_get_cached failed).
-  Task<bool> get_from_engine(std::string_view key, std::string& value);
+  // try_get_cached for a call already counted (`call`).
+  bool get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
+                  bool& found);
+  // A get into `value` through the engine thread (after get_cached failed),
+  // which takes over the call's count.
+  Task<bool> get_from_engine(detail::InFlight call, std::string_view key, std::string& value);
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit);
 
-  // The lock-free part of a cursor step, on the calling thread: true when the
-  // cursor's leaf copy or (forward cursors) the cached pages served it, with
-  // the answer in `moved`.
-  bool try_cursor_step(TreeCursor* cursor, DatabaseImpl::CursorStep step, std::string_view key,
-                       bool& moved);
-  // The step on the engine thread.
-  Task<bool> cursor_step_on_engine(TreeCursor* cursor, DatabaseImpl::CursorStep step,
-                                   std::string_view key);
+  // The lock-free part of a cursor step of a counted call, on the calling
+  // thread: true when the cursor's leaf copy or (forward cursors) the cached
+  // pages served it, with the answer in `moved`.
+  bool try_cursor_step(const detail::InFlight& call, TreeCursor* cursor,
+                       DatabaseImpl::CursorStep step, std::string_view key, bool& moved);
+  // The step on the engine thread, which takes over the call's count.
+  Task<bool> cursor_step_on_engine(detail::InFlight call, TreeCursor* cursor,
+                                   DatabaseImpl::CursorStep step, std::string_view key);
   // Runs (obj->*fn)(args...) on the engine thread, the calling coroutine
   // resuming on its own thread with the result. The arguments are stored by
   // value (pass std::cref for a large argument the caller keeps alive).
   template <typename Obj, typename T, typename... Params, typename... Args>
   Task<T> run(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
-    return run_on_engine(false, obj, fn, std::move(args)...);
+    return run_on_engine(detail::InFlight(), false, obj, fn, std::move(args)...);
   }
   // run() for a call that commits: with Durability::kSync the caller's
   // thread sleeps at once while it waits (Scheduler::LongWait), since the
   // answer comes after an fsync.
   template <typename Obj, typename T, typename... Params, typename... Args>
   Task<T> run_commit(Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args) {
-    return run_on_engine(impl_->durable_commits(), obj, fn, std::move(args)...);
+    return run_on_engine(detail::InFlight(), impl_->durable_commits(), obj, fn, std::move(args)...);
   }
 
   // On the engine thread, waiting (the calling thread blocks) for the answer.
@@ -97,29 +105,18 @@ class DatabaseHost {
   DatabaseImpl& impl() noexcept { return *impl_; }
 
  private:
-  // One call in flight (see the preamble); release() ends it early, on the
-  // engine thread before the hop back.
-  class Entered {
-   public:
-    explicit Entered(DatabaseHost& host);
-    Entered(Entered&& o) noexcept : slot_(std::exchange(o.slot_, nullptr)) {}
-    Entered(const Entered&) = delete;
-    Entered& operator=(const Entered&) = delete;
-    Entered& operator=(Entered&&) = delete;
-    ~Entered() { release(); }
-    void release() noexcept;
-
-   private:
-    std::atomic<std::int64_t>* slot_;
-  };
   static constexpr std::size_t kSlots = 64;
   struct alignas(64) Slot {
     std::atomic<std::int64_t> calls{0};
   };
 
+  friend class detail::InFlight;  // counts in slots_, looks at closing_
+
   DatabaseHost();
+  // run() of a call counted by `call` (an empty one: counted from the start).
   template <typename Obj, typename T, typename... Params, typename... Args>
-  Task<T> run_on_engine(bool long_wait, Obj* obj, Task<T> (Obj::*fn)(Params...), Args... args);
+  Task<T> run_on_engine(detail::InFlight call, bool long_wait, Obj* obj,
+                        Task<T> (Obj::*fn)(Params...), Args... args);
   void wait_for_calls() noexcept;
   // Runs fn on the engine thread while the calling thread blocks for it to
   // end; rethrows what fn threw. The engine never waits for a caller, so this
@@ -133,9 +130,9 @@ class DatabaseHost {
 };
 
 template <typename Obj, typename T, typename... Params, typename... Args>
-Task<T> DatabaseHost::run_on_engine(bool long_wait, Obj* obj, Task<T> (Obj::*fn)(Params...),
-                                    Args... args) {
-  Entered entered(*this);
+Task<T> DatabaseHost::run_on_engine(detail::InFlight call, bool long_wait, Obj* obj,
+                                    Task<T> (Obj::*fn)(Params...), Args... args) {
+  if (!call.counts()) call = detail::InFlight(*this);
   const Scheduler::LongWait hint(long_wait);  // ends after the hop home, on this thread
   detail::Inbox* const home = detail::this_thread_home();
   co_await engine_->schedule();
@@ -152,7 +149,7 @@ Task<T> DatabaseHost::run_on_engine(bool long_wait, Obj* obj, Task<T> (Obj::*fn)
   } catch (...) {
     error = std::current_exception();
   }
-  entered.release();  // the destructor may go on once the engine's part is over
+  call.release();  // the destructor may go on once the engine's part is over
   co_await detail::HopHome(home);
   if (error) std::rethrow_exception(error);
   if constexpr (!std::is_void_v<T>) co_return std::move(*value);

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include <corobtree/export.h>
+#include <corobtree/in_flight.h>
 #include <corobtree/task.h>
 
 namespace corobtree {
@@ -62,10 +63,13 @@ class COROBTREE_EXPORT Cursor {
 
  private:
   enum class Step : unsigned char { kFirst, kSeek, kNext, kPrev };
-  // The lock-free part of a move (true: served, `moved` is the answer).
-  bool try_cached(Step step, std::string_view key, bool& moved);
-  // The move on the database's engine thread.
-  Task<bool> on_engine(Step step, std::string_view key);
+  // Counts a move as in flight (see corobtree/in_flight.h); throws
+  // Error(kClosed) once the Database's destructor started.
+  detail::InFlight enter();
+  // The lock-free part of a counted move (true: served, `moved` is the answer).
+  bool try_cached(const detail::InFlight& call, Step step, std::string_view key, bool& moved);
+  // The move on the database's engine thread, which takes over the count.
+  Task<bool> on_engine(detail::InFlight call, Step step, std::string_view key);
 
   std::unique_ptr<TreeCursor> impl_;
   DatabaseHost* host_;  // where the cursor's steps run
@@ -73,9 +77,15 @@ class COROBTREE_EXPORT Cursor {
 
 class [[nodiscard]] Cursor::Move {
  public:
-  bool await_ready() { return cursor_->try_cached(step_, key_, moved_); }
+  // The move counts as in flight from here.
+  bool await_ready() {
+    call_ = cursor_->enter();
+    if (!cursor_->try_cached(call_, step_, key_, moved_)) return false;
+    call_.release();
+    return true;
+  }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    task_ = cursor_->on_engine(step_, key_);
+    task_ = cursor_->on_engine(std::move(call_), step_, key_);
     engine_.emplace(std::move(task_).operator co_await());
     return engine_->await_suspend(awaiting);
   }
@@ -90,6 +100,7 @@ class [[nodiscard]] Cursor::Move {
   Step step_;
   std::string_view key_;
   bool moved_ = false;
+  detail::InFlight call_;
   Task<bool> task_;
   std::optional<Task<bool>::Awaiter> engine_;
 };

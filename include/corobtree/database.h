@@ -58,6 +58,7 @@
 #include <corobtree/cursor.h>
 #include <corobtree/error.h>
 #include <corobtree/export.h>
+#include <corobtree/in_flight.h>
 #include <corobtree/options.h>
 #include <corobtree/stats.h>
 #include <corobtree/task.h>
@@ -165,16 +166,27 @@ class COROBTREE_EXPORT Database {
 
  private:
   explicit Database(std::unique_ptr<DatabaseHost> host) noexcept;
-  Task<bool> get_from_engine(std::string_view key, std::string& value);
+  // Counts a call as in flight; throws Error(kClosed) once ~Database started.
+  detail::InFlight enter();
+  // get(key, value)'s two parts, for a call counted by `call`.
+  bool get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
+                  bool& found);
+  Task<bool> get_from_engine(detail::InFlight call, std::string_view key, std::string& value);
   std::unique_ptr<DatabaseHost> host_;
 };
 
 // What Database::get(key, value) returns (see there).
 class [[nodiscard]] Database::GetInto {
  public:
-  bool await_ready() { return db_->try_get_cached(key_, *value_, found_); }
+  // The call counts as in flight from here (see corobtree/in_flight.h).
+  bool await_ready() {
+    call_ = db_->enter();
+    if (!db_->get_cached(call_, key_, *value_, found_)) return false;
+    call_.release();
+    return true;
+  }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    task_ = db_->get_from_engine(key_, *value_);
+    task_ = db_->get_from_engine(std::move(call_), key_, *value_);
     engine_.emplace(std::move(task_).operator co_await());
     return engine_->await_suspend(awaiting);
   }
@@ -189,6 +201,7 @@ class [[nodiscard]] Database::GetInto {
   std::string_view key_;
   std::string* value_;
   bool found_ = false;
+  detail::InFlight call_;
   Task<bool> task_;
   std::optional<Task<bool>::Awaiter> engine_;
 };
