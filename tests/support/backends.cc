@@ -1,5 +1,8 @@
 #include "tests/support/backends.h"
 
+#include <cstdlib>
+#include <string_view>
+
 namespace corobtree::test {
 
 std::string BackendConfig::name() const {
@@ -18,6 +21,10 @@ DiskOptions BackendConfig::options(std::uint32_t page_size) const {
 std::ostream& operator<<(std::ostream& os, const BackendConfig& c) { return os << c.name(); }
 
 std::vector<BackendConfig> all_backends() {
+  const char* env = std::getenv("COROBTREE_IO");
+  if (env != nullptr && std::string_view(env) == "pread") {
+    return {{IoBackend::kPread, false}, {IoBackend::kPread, true}};
+  }
   return {{IoBackend::kUring, false},
           {IoBackend::kPread, false},
           {IoBackend::kUring, true},
