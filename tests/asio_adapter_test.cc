@@ -417,6 +417,36 @@ BOOST_DATA_TEST_CASE(use_awaitable_clients, bdata::make(params()), p) {
 }
 #endif  // ASIO_HAS_CO_AWAIT
 
+namespace {
+corobtree::Task<int> doubled_on(corobtree::Runtime* rt, int v) {
+  co_await rt->schedule();  // from here on, on a worker
+  co_return v * 2;
+}
+}  // namespace
+
+// Mode 1 with a task that moves to a Runtime's worker: it finishes there, and
+// the operation still completes on the driver's thread (checked by the
+// thread id, and by TSan: the driver's counters are not atomic).
+BOOST_AUTO_TEST_CASE(mode1_task_that_moves_to_a_worker_comes_back) {
+  corobtree::Runtime rt(2);
+  asio::io_context ioc;
+  AsioDriver driver(ioc);
+  const std::thread::id ioc_thread = std::this_thread::get_id();
+  int sum = 0;
+  int wrong = 0;
+  for (int i = 0; i < 100; ++i) {
+    corobtree::async_run(AsioRunner::this_thread(), doubled_on(&rt, i),
+                         [&](std::exception_ptr e, int v) {
+                           if (e || std::this_thread::get_id() != ioc_thread) ++wrong;
+                           sum += v;
+                         });
+  }
+  ioc.run();
+  BOOST_CHECK_EQUAL(sum, 9900);
+  BOOST_CHECK_EQUAL(wrong, 0);
+  BOOST_CHECK_EQUAL(driver.in_flight(), 0U);
+}
+
 // The driver's rules: this_thread() needs one; one per thread; sync_wait is
 // refused on its thread. Destroyed with operations in flight, it waits for
 // them; their handlers run on the next run().

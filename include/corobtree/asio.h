@@ -132,6 +132,8 @@ class AsioDriver {
   asio::io_context::executor_type get_executor() const noexcept { return ioc_.get_executor(); }
   // Operations started with AsioRunner::this_thread() and not yet finished.
   std::size_t in_flight() const noexcept { return in_flight_; }
+  // Awaitable: continues on the driver's thread (see ExternalLoop::home()).
+  ExternalLoop::Home home() const noexcept { return loop_->home(); }
 
   // --- used by the initiating functions (same thread) ---
   void op_started() noexcept { ++in_flight_; }
@@ -334,7 +336,8 @@ Task<void> await_into(Task<T> task, typename Slot<T>::type& out) {
 
 // Mode 1: runs on the driver's thread.
 template <typename T>
-Detached run_on_driver(std::shared_ptr<CompletionBase<T>> c, Task<T> task, AsioDriver* driver) {
+Detached run_on_driver(std::shared_ptr<CompletionBase<T>> c, Task<T> task, AsioDriver* driver,
+                       ExternalLoop::Home home) {
   std::exception_ptr error;
   typename Slot<T>::type slot;
   try {
@@ -342,6 +345,7 @@ Detached run_on_driver(std::shared_ptr<CompletionBase<T>> c, Task<T> task, AsioD
   } catch (...) {
     error = std::current_exception();
   }
+  co_await home;  // the task may have finished on another thread (Runtime::schedule())
   driver->op_finished();
   c->complete(true, std::move(error), slot);
 }
@@ -374,10 +378,10 @@ struct Initiate {
     std::shared_ptr<CompletionBase<T>> c =
         std::make_shared<C>(std::forward<Handler>(handler), runner.default_executor());
     if (driver != nullptr) {
-      driver->op_started();
       // Start it here: a cached read may finish at once (its handler is
       // posted all the same); otherwise the driver must watch for its wake-up.
-      Detached d = run_on_driver<T>(c, std::move(task), driver);
+      Detached d = run_on_driver<T>(c, std::move(task), driver, driver->home());
+      driver->op_started();
       d.handle.resume();
       if (!c->finished) driver->kick();
       return;
