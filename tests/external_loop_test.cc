@@ -174,15 +174,19 @@ BOOST_AUTO_TEST_CASE(ping_pong_with_another_thread) {
 
 // Disk I/O on the thread's own ring (io_uring) or inline (pread). With
 // io_uring every completion makes the fd readable by itself, without a
-// declared wait: the eventfd is registered with the ring (which is created
-// while the loop already drives the thread). Nothing else could make it
-// readable here (no other thread posts), so a missing registration times out.
-BOOST_DATA_TEST_CASE(disk_io_completes_through_the_fd, bdata::make(corobtree::test::all_backends()),
-                     backend) {
+// declared wait: the eventfd is registered with the ring, whether the ring
+// existed before the loop (`ring_first`: made by an I/O under sync_wait) or
+// is created while the loop drives the thread. Nothing else could make the
+// fd readable here (no other thread posts), so a missing registration times
+// out.
+namespace {
+
+void disk_io_through_the_fd(const corobtree::test::BackendConfig& backend, bool ring_first) {
   corobtree::test::TempDir dir;
-  ExternalLoop loop;
   auto dm = corobtree::DiskManager::open(dir.file("blocks"), backend.options());
   std::vector<std::byte> got;
+  if (ring_first) corobtree::sync_wait(write_then_read(dm.get(), &got));
+  ExternalLoop loop;
   Outcome out;
   start(write_then_read(dm.get(), &got), &out);
   std::size_t waits = 0;
@@ -204,6 +208,18 @@ BOOST_DATA_TEST_CASE(disk_io_completes_through_the_fd, bdata::make(corobtree::te
     BOOST_CHECK_EQUAL(waits, 0U);  // pread: done inline
   }
   BOOST_CHECK(loop.idle());
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(disk_io_completes_through_the_fd, bdata::make(corobtree::test::all_backends()),
+                     backend) {
+  disk_io_through_the_fd(backend, false);
+}
+
+BOOST_DATA_TEST_CASE(disk_io_on_a_ring_made_before_the_loop,
+                     bdata::make(corobtree::test::all_backends()), backend) {
+  disk_io_through_the_fd(backend, true);
 }
 
 BOOST_AUTO_TEST_CASE(sync_wait_is_refused_while_driven) {

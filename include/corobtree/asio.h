@@ -206,8 +206,9 @@ class AsioRunner {
     return r;
   }
   // Mode 2: on `rt`'s workers. Handlers without an associated executor run
-  // on asio::system_executor (i.e. on the worker, or any thread): bind one
-  // (asio::bind_executor) or use the overload below.
+  // on asio::system_executor, i.e. right on the worker (where they must not
+  // throw: std::terminate): bind one (asio::bind_executor) or use the
+  // overload below.
   explicit AsioRunner(Runtime& rt) : runtime_(&rt), executor_(asio::system_executor()) {}
   // Mode 2 with `ex` for handlers that have no associated executor.
   AsioRunner(Runtime& rt, asio::any_io_executor ex) : runtime_(&rt), executor_(std::move(ex)) {}

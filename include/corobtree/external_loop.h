@@ -28,9 +28,10 @@
 // readable; one made before is seen by it. Nothing is lost, and fd() may also
 // be readable for nothing (run() then finds nothing to do).
 //
-// A wait that only a task of this thread can end (e.g. every page of a
-// database's pool pinned by this thread's tasks) is broken by prepare_wait()
-// as sync_wait breaks it: its waiters resume with an error.
+// A wait that only a task of this thread can end (Scheduler::note_waiting
+// with a break_wait: a buffer pool whose frames this thread's tasks all pin)
+// is broken by prepare_wait() when the thread is otherwise idle, as sync_wait
+// breaks it: its waiters resume with an error.
 //
 // While an ExternalLoop lives, corobtree::sync_wait on this thread throws
 // Error(kInvalidArgument), as it does inside a coroutine: it would nest the
@@ -39,8 +40,9 @@
 // them when they become ready.
 //
 // Thread-safety: an ExternalLoop belongs to the thread that constructed it;
-// every member, the destructor included, must be called on that thread, and
-// never from inside a coroutine it runs (run() does not nest). One per thread.
+// every member, the destructor included, must be called on that thread (a
+// Home from home() may be awaited anywhere), and none but home() from inside
+// a coroutine it runs (run() does not nest). One per thread.
 //
 //   #include <corobtree/external_loop.h>
 #pragma once

@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
     const corobtree::AsioRunner here = corobtree::AsioRunner::this_thread();
     corobtree::async_put(here, *db, "k", "v", [&](std::exception_ptr e) {
       if (e) return;
-      corobtree::async_get(here, *db, "k", [&](std::exception_ptr e2, std::optional<std::string> v) {
-        ok = !e2 && v == std::optional<std::string>("v");
-      });
+      corobtree::async_get(here, *db, "k",
+                           [&](std::exception_ptr e2, std::optional<std::string> v) {
+                             ok = !e2 && v == std::optional<std::string>("v");
+                           });
     });
     ioc.run();
   }
