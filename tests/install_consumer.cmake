@@ -1,7 +1,8 @@
 # Installs the build in BUILD_DIR to a fresh prefix, checks that the prefix
 # holds only the public API, the library, the CMake package, corobtree.pc and
 # the corobtree tool, then builds and runs the consumer project in SOURCE_DIR
-# against it twice: with find_package(corobtree) and with pkg-config.
+# against it twice: with find_package(corobtree) and with pkg-config; with
+# EXPECT_ASIO, also its consumer_asio (corobtree::asio) in the CMake mode.
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
@@ -31,6 +32,10 @@ file(GLOB headers "${prefix}/include/corobtree/*.h")
 foreach(h IN LISTS headers)
   file(STRINGS "${h}" includes REGEX "^#include")
   foreach(line IN LISTS includes)
+    # corobtree/asio.h is the Asio adapter: it includes Asio itself.
+    if(h MATCHES "/asio\\.h$" AND line STREQUAL "#include <asio.hpp>")
+      continue()
+    endif()
     if(NOT line MATCHES "^#include <(corobtree/[a-z_]+\\.h|[a-z_]+)>$")
       message(FATAL_ERROR "${h} includes something outside the API: ${line}")
     endif()
@@ -66,5 +71,15 @@ foreach(mode cmake pkgconfig)
   message(STATUS "consumer (${mode}) said: ${out}")
   if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer ok")
     message(FATAL_ERROR "the consumer (${mode}) failed: ${rc}")
+  endif()
+  # The Asio adapter: when the build had corobtree::asio (CMake only).
+  if(mode STREQUAL "cmake" AND EXPECT_ASIO)
+    file(REMOVE "${WORK_DIR}/consumer-asio.db" "${WORK_DIR}/consumer-asio.db-wal")
+    execute_process(COMMAND "${build}/consumer_asio" "${WORK_DIR}/consumer-asio.db"
+      RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+    message(STATUS "consumer_asio said: ${out}")
+    if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer asio ok")
+      message(FATAL_ERROR "consumer_asio failed: ${rc}")
+    endif()
   endif()
 endforeach()
