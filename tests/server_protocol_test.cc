@@ -370,11 +370,21 @@ BOOST_DATA_TEST_CASE(simple_commands, bdata::make(backends()), backend) {
   BOOST_TEST(s.run({"DBSIZE"}) == integer(0));
   BOOST_TEST(s.run({"GET", "c"}) == kNull);
   std::string out;
-  const bool go_on = sync_wait(corobtree::server::execute_batch(
-      *s.ctx, {{"SET", "a", "1"}, {"QUIT"}, {"SET", "b", "2"}}, &out));
-  BOOST_TEST(!go_on);
+  const std::vector<Command> batch{{"SET", "a", "1"}, {"QUIT"}, {"SET", "b", "2"}};
+  const corobtree::server::BatchResult r =
+      sync_wait(corobtree::server::execute_batch(*s.ctx, &batch, 0, &out));
+  BOOST_TEST(r.quit);
+  BOOST_TEST(r.next == 2u);
   BOOST_TEST(out == kOk + kOk);
   BOOST_TEST(s.run({"GET", "b"}) == kNull);  // not run after QUIT
+  // The output limit: stops before the next command once reached.
+  out.clear();
+  const std::vector<Command> pings{{"PING"}, {"PING"}, {"PING"}};
+  const corobtree::server::BatchResult r2 =
+      sync_wait(corobtree::server::execute_batch(*s.ctx, &pings, 1, &out, 1));
+  BOOST_TEST(!r2.quit);
+  BOOST_TEST(r2.next == 2u);
+  BOOST_TEST(out == "+PONG\r\n");
 }
 
 // Random commands against a std::map model; replies compared byte for byte.

@@ -344,12 +344,19 @@ Task<bool> execute(CommandContext& ctx, const Command& cmd, std::string* out) {
   co_return true;
 }
 
-Task<bool> execute_batch(CommandContext& ctx, std::vector<Command> commands, std::string* out) {
-  for (const Command& c : commands) {
-    const bool go_on = co_await execute(ctx, c, out);
-    if (!go_on) co_return false;
+Task<BatchResult> execute_batch(CommandContext& ctx, const std::vector<Command>* commands,
+                                std::size_t first, std::string* out, std::size_t out_limit) {
+  BatchResult r;
+  r.next = first;
+  while (r.next < commands->size() && out->size() < out_limit) {
+    const bool go_on = co_await execute(ctx, (*commands)[r.next], out);
+    ++r.next;
+    if (!go_on) {
+      r.quit = true;
+      break;
+    }
   }
-  co_return true;
+  co_return r;
 }
 
 }  // namespace corobtree::server

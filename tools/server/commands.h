@@ -97,10 +97,20 @@ class CommandContext {
 // +OK): the connection is to be closed once its output is written.
 Task<bool> execute(CommandContext& ctx, const Command& cmd, std::string* out);
 
-// Runs `commands` in order, appending the replies to `out`; stops after a
-// QUIT. Returns false if a QUIT was run. REQUIRES: `ctx` and `out` outlive
-// the task; the task owns `commands`.
-Task<bool> execute_batch(CommandContext& ctx, std::vector<Command> commands, std::string* out);
+// How far execute_batch() got.
+struct BatchResult {
+  std::size_t next = 0;  // index of the first command not run
+  bool quit = false;     // a QUIT ran (the last one run)
+};
+
+// Runs commands[first..] in order, appending the replies to `out`; stops
+// after a QUIT, or before the next command once out->size() reaches
+// `out_limit` (the caller runs the rest when its output has drained).
+// REQUIRES: `ctx`, `commands` and `out` outlive the task and are not
+// touched meanwhile.
+Task<BatchResult> execute_batch(CommandContext& ctx, const std::vector<Command>* commands,
+                                std::size_t first, std::string* out,
+                                std::size_t out_limit = SIZE_MAX);
 
 // The INFO text (sections "server", "clients", "stats", "keyspace",
 // "engine", "pool", "wal"); `section` empty, "all", "default" or
