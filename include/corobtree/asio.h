@@ -4,8 +4,8 @@
 //   asio::io_context ioc;
 //   corobtree::AsioDriver driver(ioc);                 // mode 1: ioc drives this thread
 //   auto here = corobtree::AsioRunner::this_thread();
-//   corobtree::async_get(here, *db, "k", [](std::exception_ptr e, std::optional<std::string> v) {});
-//   ioc.run();
+//   corobtree::async_get(here, *db, "k", [](std::exception_ptr e, std::optional<std::string> v)
+//   {}); ioc.run();
 //
 // Two ways to run the corobtree side of an operation (docs/asio.md):
 //  * Mode 1, AsioRunner::this_thread(): on the io_context's own thread. An
@@ -397,8 +397,8 @@ inline Task<bool> erase_task(Database& db, std::string key) {
 }
 inline Task<void> write_task(Database& db, WriteBatch batch) { co_await db.write(batch); }
 inline Task<std::vector<std::pair<std::string, std::string>>> scan_task(Database& db,
-                                                                       ScanOptions opts,
-                                                                       std::size_t limit) {
+                                                                        ScanOptions opts,
+                                                                        std::size_t limit) {
   std::vector<std::pair<std::string, std::string>> v = co_await db.scan(std::move(opts), limit);
   co_return v;
 }
@@ -425,8 +425,7 @@ auto async_get(AsioRunner runner, Database& db, std::string key, Token&& token) 
 }
 // Database::put: (std::exception_ptr).
 template <typename Token>
-auto async_put(AsioRunner runner, Database& db, std::string key, std::string value,
-               Token&& token) {
+auto async_put(AsioRunner runner, Database& db, std::string key, std::string value, Token&& token) {
   return async_run(std::move(runner),
                    detail::asio_adapter::put_task(db, std::move(key), std::move(value)),
                    std::forward<Token>(token));
@@ -447,8 +446,7 @@ auto async_write(AsioRunner runner, Database& db, WriteBatch batch, Token&& toke
 template <typename Token>
 auto async_scan(AsioRunner runner, Database& db, ScanOptions opts, std::size_t limit,
                 Token&& token) {
-  return async_run(std::move(runner),
-                   detail::asio_adapter::scan_task(db, std::move(opts), limit),
+  return async_run(std::move(runner), detail::asio_adapter::scan_task(db, std::move(opts), limit),
                    std::forward<Token>(token));
 }
 

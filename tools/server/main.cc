@@ -70,9 +70,9 @@ int main(int argc, char** argv) {
         std::fputs(kUsage, stdout);
         return 0;
       }
-      if (i + 1 >= argc) throw UsageError(name == "--db" || name.rfind("--", 0) == 0
-                                              ? name + " needs a value"
-                                              : "unknown argument " + name);
+      if (i + 1 >= argc)
+        throw UsageError(name == "--db" || name.rfind("--", 0) == 0 ? name + " needs a value"
+                                                                    : "unknown argument " + name);
       const std::string value = argv[++i];
       if (name == "--db") {
         path = value;
