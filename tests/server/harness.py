@@ -44,6 +44,16 @@ def rss_kib(pid, field="VmRSS"):
     raise RuntimeError(f"no {field} for {pid}")
 
 
+def sanitized(pid):
+    """Whether the process runs with AddressSanitizer (its quarantine holds freed
+    memory: RSS bounds need a wider margin)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 class Server:
     """One server process on a database directory that outlives restarts.
 
