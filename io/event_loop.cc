@@ -90,6 +90,7 @@ void EventLoop::abandon_after_fork() noexcept {
   syncs_in_flight_ = 0;
   stats_.in_flight = 0;
   wake_armed_ = false;
+  eventfd_registered_ = false;
   ring_open_ = false;
   io_uring_queue_exit(&ring_);  // unmaps and closes the child's copy only
 }
@@ -268,6 +269,26 @@ void EventLoop::arm_wake(int eventfd) noexcept {
 }
 
 bool EventLoop::take_wake_fired() noexcept { return std::exchange(wake_fired_, false); }
+
+void EventLoop::register_eventfd(int eventfd) {
+  if (!ring_open_ || eventfd_registered_) return;
+  const int ret = io_uring_register_eventfd(&ring_, eventfd);
+  if (ret < 0) {
+    throw Error(ErrorCode::kIoError,
+                std::string("io_uring_register_eventfd failed: ") + std::strerror(-ret), -ret);
+  }
+  eventfd_registered_ = true;
+}
+
+void EventLoop::unregister_eventfd() noexcept {
+  if (!ring_open_ || !eventfd_registered_) return;
+  (void)io_uring_unregister_eventfd(&ring_);  // the ring's exit drops it anyway
+  eventfd_registered_ = false;
+}
+
+bool EventLoop::completions_ready() const noexcept {
+  return ring_open_ && io_uring_cq_ready(&ring_) > 0;
+}
 
 std::size_t EventLoop::submit() {
   drain_backlog();

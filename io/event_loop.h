@@ -150,6 +150,15 @@ class EventLoop final {
   // True (once) when the armed eventfd poll has completed since the last call.
   bool take_wake_fired() noexcept;
 
+  // External driving (corobtree/external_loop.h): every completion the ring
+  // posts also signals `eventfd` (io_uring_register_eventfd), so an outside
+  // event loop watching it learns that there is something to reap. Throws
+  // Error(kIoError) when the kernel refuses. No-op for an abandoned ring.
+  void register_eventfd(int eventfd);
+  void unregister_eventfd() noexcept;
+  // Completions waiting in the CQ, not yet reaped.
+  bool completions_ready() const noexcept;
+
   EventLoopStats stats() const noexcept { return stats_; }
   void reset_max_in_flight() noexcept { stats_.max_in_flight = stats_.in_flight; }
   unsigned sq_entries() const noexcept { return sq_entries_; }
@@ -213,6 +222,7 @@ class EventLoop final {
   bool wake_armed_ = false;  // the eventfd poll is queued or in the kernel
   bool wake_fired_ = false;
   int wake_fd_ = -1;
+  bool eventfd_registered_ = false;  // register_eventfd() is in force
 
   Scheduler* scheduler_;    // of the creating thread: where waiters are posted
   bool ring_open_ = false;  // false once abandoned after a fork

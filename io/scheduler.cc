@@ -268,6 +268,10 @@ void Scheduler::post(std::coroutine_handle<> h) {
 
 void Scheduler::drain_inbox() { inbox_->drain_into(ready_); }
 
+bool Scheduler::inbox_maybe_nonempty() const noexcept { return inbox_->maybe_nonempty(); }
+
+int Scheduler::inbox_eventfd() noexcept { return inbox_->eventfd(); }
+
 bool Scheduler::idle() const noexcept {
   if (!ready_.empty() || inbox_->maybe_nonempty()) return false;
   return std::all_of(loops_.begin(), loops_.end(), [](EventLoop* l) { return l->pending() == 0; });
@@ -332,6 +336,7 @@ EventLoop& Scheduler::loop() {
 
 void Scheduler::attach(EventLoop* loop) {
   assert(!walking_loops_);
+  if (external_fd_ >= 0) loop->register_eventfd(external_fd_);  // may throw: not attached then
   loops_.push_back(loop);
 }
 

@@ -72,6 +72,12 @@
 // used corobtree), so a poster holding a stale home never touches freed
 // memory.
 //
+// Driven from outside: while an ExternalLoop (corobtree/external_loop.h)
+// lives on the thread, an outside event loop runs the turns instead of
+// sync_wait: it watches the inbox's eventfd, which every attached ring also
+// signals on each completion (io_uring_register_eventfd), and declares its
+// waits with the same handshake as a sleep (io/external_loop.cc).
+//
 // Thread-safety: the ready queue, the loops and everything else here belong
 // to the Scheduler's own thread; only post(), detail::post_home() and the
 // inbox may be used from other threads. In a forked child the forking
@@ -92,6 +98,7 @@
 namespace corobtree {
 
 class EventLoop;
+class ExternalLoop;
 class Scheduler;
 
 namespace detail {
@@ -227,7 +234,8 @@ class Scheduler {
   bool take_sync_done() noexcept { return std::exchange(sync_done_, false); }
 
  private:
-  friend class EventLoop;  // attaches and detaches itself
+  friend class EventLoop;     // attaches and detaches itself
+  friend class ExternalLoop;  // drives the thread from an outside event loop
 
   Scheduler();
   void attach(EventLoop* loop);
@@ -237,6 +245,9 @@ class Scheduler {
 
   // Moves the inbox's handles to the ready queue.
   void drain_inbox();
+  bool inbox_maybe_nonempty() const noexcept;
+  // The inbox's eventfd, made on first need; -1 when the kernel refuses one.
+  int inbox_eventfd() noexcept;
   // Prepares to sleep: false when a post arrived meanwhile (do not sleep).
   bool begin_sleep();
   void end_sleep(bool eventfd_fired) noexcept;
@@ -253,6 +264,9 @@ class Scheduler {
   std::unique_ptr<EventLoop> thread_loop_;
   std::vector<EventLoop*> loops_;  // attached: thread_loop_ and private loops
   bool walking_loops_ = false;     // debug check: no attach/detach during a walk
+  // While an ExternalLoop drives the thread: the inbox's eventfd, which every
+  // attached loop's ring also signals (a loop attached meanwhile registers it).
+  int external_fd_ = -1;
   std::size_t resumes_per_submit_ = kDefaultResumesPerSubmit;
   struct WaitReason {
     const void* owner;

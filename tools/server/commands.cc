@@ -1,0 +1,362 @@
+// Command dispatch and the string and counter commands (commands.h).
+#include "tools/server/commands.h"
+
+#include <algorithm>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include <corobtree/error.h>
+#include <corobtree/write_batch.h>
+#include "tools/server/handlers.h"
+
+namespace corobtree::server {
+
+std::string ascii_lower(std::string_view s) {
+  std::string r(s);
+  for (char& ch : r) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return r;
+}
+
+CommandContext::CommandContext(Database& db, ServerCounters& counters)
+    : db_(db),
+      counters_(counters),
+      cursors_(kScanCursors),
+      started_(std::chrono::steady_clock::now()) {}
+
+std::size_t CommandContext::stripe_of(std::string_view key) const noexcept {
+  return std::hash<std::string_view>{}(key) % kStripes;
+}
+
+namespace {
+
+using Handler = Task<void> (*)(CommandContext&, const Command&, std::string*);
+
+// Locks the stripes in index order (duplicates once), so that two commands
+// locking overlapping sets never wait on each other in a cycle.
+Task<std::vector<AsyncLockGuard>> lock_stripes(CommandContext& ctx,
+                                               std::vector<std::size_t> stripes) {
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<AsyncLockGuard> guards;
+  guards.reserve(stripes.size());
+  for (std::size_t s : stripes) {
+    AsyncLockGuard g = co_await ctx.stripe(s).scoped_lock();
+    guards.push_back(std::move(g));
+  }
+  co_return guards;
+}
+
+Task<AsyncLockGuard> lock_key(CommandContext& ctx, std::string_view key) {
+  AsyncLockGuard g = co_await ctx.stripe(ctx.stripe_of(key)).scoped_lock();
+  co_return g;
+}
+
+Task<void> cmd_ping(CommandContext&, const Command& c, std::string* out) {
+  if (c.size() == 1) {
+    reply_simple(*out, "PONG");
+  } else {
+    reply_bulk(*out, c[1]);
+  }
+  co_return;
+}
+
+Task<void> cmd_echo(CommandContext&, const Command& c, std::string* out) {
+  reply_bulk(*out, c[1]);
+  co_return;
+}
+
+Task<void> cmd_get(CommandContext& ctx, const Command& c, std::string* out) {
+  std::string value;
+  const bool found = co_await ctx.db().get(c[1], value);
+  if (found) {
+    reply_bulk(*out, value);
+  } else {
+    reply_null(*out);
+  }
+}
+
+Task<void> cmd_set(CommandContext& ctx, const Command& c, std::string* out) {
+  bool nx = false;
+  bool xx = false;
+  bool get = false;
+  for (std::size_t i = 3; i < c.size(); ++i) {
+    const std::string opt = ascii_lower(c[i]);
+    if (opt == "nx") {
+      nx = true;
+    } else if (opt == "xx") {
+      xx = true;
+    } else if (opt == "get") {
+      get = true;
+    } else if (opt == "keepttl") {
+      // No key has a time to live: nothing to keep.
+    } else if (opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") {
+      throw CommandError("ERR SET with an expiration (EX, PX, EXAT, PXAT) is not supported");
+    } else {
+      throw CommandError(kSyntaxError);
+    }
+  }
+  if (nx && xx) throw CommandError(kSyntaxError);
+  AsyncLockGuard guard = co_await lock_key(ctx, c[1]);
+  if (!nx && !xx && !get) {
+    co_await ctx.db().put(c[1], c[2]);
+    reply_simple(*out, "OK");
+    co_return;
+  }
+  std::string old;
+  const bool existed = co_await ctx.db().get(c[1], old);
+  const bool write = (!nx || !existed) && (!xx || existed);
+  if (write) co_await ctx.db().put(c[1], c[2]);
+  if (get) {
+    if (existed) {
+      reply_bulk(*out, old);
+    } else {
+      reply_null(*out);
+    }
+  } else if (write) {
+    reply_simple(*out, "OK");
+  } else {
+    reply_null(*out);
+  }
+}
+
+Task<void> cmd_del(CommandContext& ctx, const Command& c, std::string* out) {
+  std::vector<std::size_t> stripes;
+  for (std::size_t i = 1; i < c.size(); ++i) stripes.push_back(ctx.stripe_of(c[i]));
+  std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+  std::set<std::string_view> seen;
+  WriteBatch batch;
+  std::string value;
+  for (std::size_t i = 1; i < c.size(); ++i) {
+    if (!seen.insert(c[i]).second) continue;
+    const bool found = co_await ctx.db().get(c[i], value);
+    if (found) batch.erase(c[i]);
+  }
+  if (!batch.empty()) co_await ctx.db().write(batch);
+  reply_integer(*out, static_cast<std::int64_t>(batch.size()));
+}
+
+Task<void> cmd_exists(CommandContext& ctx, const Command& c, std::string* out) {
+  std::int64_t n = 0;
+  std::string value;
+  for (std::size_t i = 1; i < c.size(); ++i) {
+    const bool found = co_await ctx.db().get(c[i], value);
+    if (found) ++n;
+  }
+  reply_integer(*out, n);
+}
+
+Task<void> cmd_mget(CommandContext& ctx, const Command& c, std::string* out) {
+  reply_array(*out, c.size() - 1);
+  std::string value;
+  for (std::size_t i = 1; i < c.size(); ++i) {
+    const bool found = co_await ctx.db().get(c[i], value);
+    if (found) {
+      reply_bulk(*out, value);
+    } else {
+      reply_null(*out);
+    }
+  }
+}
+
+Task<void> cmd_mset(CommandContext& ctx, const Command& c, std::string* out) {
+  if (c.size() % 2 != 1) throw CommandError("ERR wrong number of arguments for 'mset' command");
+  std::vector<std::size_t> stripes;
+  WriteBatch batch;
+  for (std::size_t i = 1; i < c.size(); i += 2) {
+    stripes.push_back(ctx.stripe_of(c[i]));
+    batch.put(c[i], c[i + 1]);
+  }
+  std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+  co_await ctx.db().write(batch);
+  reply_simple(*out, "OK");
+}
+
+std::int64_t parse_integer_arg(std::string_view text) {
+  std::int64_t v = 0;
+  if (!parse_int64(text, v)) throw CommandError(kNotInteger);
+  return v;
+}
+
+// INCR, INCRBY, DECR and DECRBY: a read-modify-write under the key's stripe.
+Task<void> incr_by(CommandContext& ctx, const std::string& key, std::int64_t delta,
+                   std::string* out) {
+  AsyncLockGuard guard = co_await lock_key(ctx, key);
+  std::string old;
+  const bool existed = co_await ctx.db().get(key, old);
+  std::int64_t value = 0;
+  if (existed && !parse_int64(old, value)) throw CommandError(kNotInteger);
+  if ((delta > 0 && value > std::numeric_limits<std::int64_t>::max() - delta) ||
+      (delta < 0 && value < std::numeric_limits<std::int64_t>::min() - delta)) {
+    throw CommandError("ERR increment or decrement would overflow");
+  }
+  value += delta;
+  const std::string text = std::to_string(value);
+  co_await ctx.db().put(key, text);
+  reply_integer(*out, value);
+}
+
+Task<void> cmd_incr(CommandContext& ctx, const Command& c, std::string* out) {
+  co_await incr_by(ctx, c[1], 1, out);
+}
+Task<void> cmd_decr(CommandContext& ctx, const Command& c, std::string* out) {
+  co_await incr_by(ctx, c[1], -1, out);
+}
+Task<void> cmd_incrby(CommandContext& ctx, const Command& c, std::string* out) {
+  const std::int64_t delta = parse_integer_arg(c[2]);
+  co_await incr_by(ctx, c[1], delta, out);
+}
+Task<void> cmd_decrby(CommandContext& ctx, const Command& c, std::string* out) {
+  const std::int64_t delta = parse_integer_arg(c[2]);
+  if (delta == std::numeric_limits<std::int64_t>::min()) {
+    throw CommandError("ERR decrement would overflow");
+  }
+  co_await incr_by(ctx, c[1], -delta, out);
+}
+
+Task<void> cmd_select(CommandContext&, const Command& c, std::string* out) {
+  if (parse_integer_arg(c[1]) != 0) throw CommandError("ERR DB index is out of range");
+  reply_simple(*out, "OK");
+  co_return;
+}
+
+// CONFIG GET answers an empty list (nothing is configurable at run time), so
+// that tools which ask (redis-benchmark) go on; other subcommands are errors.
+Task<void> cmd_config(CommandContext&, const Command& c, std::string* out) {
+  if (ascii_lower(c[1]) != "get") throw CommandError("ERR CONFIG supports only GET here");
+  reply_array(*out, 0);
+  co_return;
+}
+
+// COMMAND (redis-cli asks for the command docs): an empty list.
+Task<void> cmd_command(CommandContext&, const Command&, std::string* out) {
+  reply_array(*out, 0);
+  co_return;
+}
+
+struct Spec {
+  std::string_view name;
+  int arity;  // > 0: exactly; < 0: at least -arity (the name counts)
+  Handler handler;
+  // Which arguments are keys: from `first_key` to the end (`last_key` 0) or
+  // to `last_key`, every `key_step`-th. first_key 0: none.
+  std::size_t first_key;
+  std::size_t last_key;
+  std::size_t key_step;
+};
+
+constexpr Spec kCommands[] = {
+    {"get", 2, cmd_get, 1, 1, 1},
+    {"set", -3, cmd_set, 1, 1, 1},
+    {"mget", -2, cmd_mget, 1, 0, 1},
+    {"mset", -3, cmd_mset, 1, 0, 2},
+    {"del", -2, cmd_del, 1, 0, 1},
+    {"exists", -2, cmd_exists, 1, 0, 1},
+    {"incr", 2, cmd_incr, 1, 1, 1},
+    {"decr", 2, cmd_decr, 1, 1, 1},
+    {"incrby", 3, cmd_incrby, 1, 1, 1},
+    {"decrby", 3, cmd_decrby, 1, 1, 1},
+    {"ping", -1, cmd_ping, 0, 0, 1},
+    {"echo", 2, cmd_echo, 0, 0, 1},
+    {"scan", -2, cmd_scan, 0, 0, 1},
+    {"dbsize", 1, cmd_dbsize, 0, 0, 1},
+    {"info", -1, cmd_info, 0, 0, 1},
+    {"flushall", -1, cmd_flushall, 0, 0, 1},
+    {"select", 2, cmd_select, 0, 0, 1},
+    {"config", -2, cmd_config, 0, 0, 1},
+    {"command", -1, cmd_command, 0, 0, 1},
+    {"quit", -1, nullptr, 0, 0, 1},
+};
+
+const Spec* find_spec(std::string_view lower_name) {
+  for (const Spec& s : kCommands) {
+    if (s.name == lower_name) return &s;
+  }
+  return nullptr;
+}
+
+// redis-server's text: the name and the first arguments, about 128 bytes.
+std::string unknown_command_error(const Command& c) {
+  std::string args;
+  for (std::size_t i = 1; i < c.size() && args.size() < 128; ++i) {
+    args += "'" + c[i].substr(0, 128 - args.size()) + "' ";
+  }
+  return "ERR unknown command '" + c[0].substr(0, 128) + "', with args beginning with: " + args;
+}
+
+bool arity_ok(const Spec& s, std::size_t argc) {
+  if (s.arity > 0) return argc == static_cast<std::size_t>(s.arity);
+  if (s.name == "ping" && argc > 2) return false;
+  return argc >= static_cast<std::size_t>(-s.arity);
+}
+
+void check_keys(CommandContext& ctx, const Spec& s, const Command& c) {
+  if (s.first_key == 0) return;
+  const std::size_t limit = ctx.db().max_key_size();
+  const std::size_t end = s.last_key == 0 ? c.size() : s.last_key + 1;
+  for (std::size_t i = s.first_key; i < end && i < c.size(); i += s.key_step) {
+    if (c[i].size() > limit) {
+      throw CommandError("ERR key too long: " + std::to_string(c[i].size()) +
+                         " bytes (at most " + std::to_string(limit) + ")");
+    }
+  }
+}
+
+}  // namespace
+
+Task<bool> execute(CommandContext& ctx, const Command& cmd, std::string* out) {
+  ctx.counters().total_commands.fetch_add(1, std::memory_order_relaxed);
+  if (cmd.empty()) co_return true;
+  const std::string name = ascii_lower(cmd[0]);
+  const Spec* spec = find_spec(name);
+  if (spec == nullptr) {
+    reply_error(*out, unknown_command_error(cmd));
+    co_return true;
+  }
+  if (!arity_ok(*spec, cmd.size())) {
+    reply_error(*out, "ERR wrong number of arguments for '" + name + "' command");
+    co_return true;
+  }
+  if (spec->handler == nullptr) {  // QUIT
+    reply_simple(*out, "OK");
+    co_return false;
+  }
+  const std::size_t mark = out->size();
+  std::string error;
+  try {
+    check_keys(ctx, *spec, cmd);
+    co_await spec->handler(ctx, cmd, out);
+  } catch (const CommandError& e) {
+    error = e.what();
+  } catch (const Error& e) {
+    error = std::string("ERR ") + e.what();
+  } catch (const std::bad_alloc&) {
+    error = "ERR out of memory";
+  }
+  if (!error.empty()) {
+    out->resize(mark);
+    reply_error(*out, error);
+  }
+  co_return true;
+}
+
+Task<BatchResult> execute_batch(CommandContext& ctx, const std::vector<Command>* commands,
+                                std::size_t first, std::string* out, std::size_t out_limit) {
+  BatchResult r;
+  r.next = first;
+  while (r.next < commands->size() && out->size() < out_limit) {
+    const bool go_on = co_await execute(ctx, (*commands)[r.next], out);
+    ++r.next;
+    if (!go_on) {
+      r.quit = true;
+      break;
+    }
+  }
+  co_return r;
+}
+
+}  // namespace corobtree::server

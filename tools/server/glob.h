@@ -1,0 +1,16 @@
+// Redis-style glob matching for SCAN's MATCH (docs/server.md, "SCAN").
+//
+// `*` any run of bytes, `?` one byte, `[abc]`, `[^abc]`, `[a-z]` a class,
+// `\x` the byte x literally. Binary-safe; time is O(pattern x text) (the
+// last `*` is backtracked to, never an exponential search).
+//
+// Thread-safety: a pure function.
+#pragma once
+
+#include <string_view>
+
+namespace corobtree::server {
+
+bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+
+}  // namespace corobtree::server
