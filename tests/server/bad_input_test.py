@@ -7,7 +7,7 @@ malformed frames, a bulk length over --max-bulk-bytes, an argument count over
 any limit, a huge argument count with few arguments sent, a partial frame left
 hanging, a client that disconnects mid-pipeline (FIN and RST), a slow client
 that never reads its replies (the server's VmRSS stays bounded, others keep
-answering), random garbage bytes, unknown commands, wrong arities and bad
+answering, the server closes it after --client-timeout), random garbage bytes, unknown commands, wrong arities and bad
 arguments (error reply, connection still usable)."""
 import os
 import random
@@ -23,6 +23,13 @@ MAX_BULK = 1 << 20
 BIG = 900 * 1024  # a value under the bulk limit
 RSS_MARGIN_KIB = 200 * 1024  # the slow client may cost the server this much
 RSS_ABORT_KIB = 1536 * 1024  # stop feeding the slow client past this
+CLIENT_TIMEOUT = 3  # --client-timeout: a client whose replies make no progress is closed
+TCP_ESTABLISHED = 1
+
+
+def tcp_state(sock):
+    """tcpi_state of struct tcp_info (1 = ESTABLISHED, 7 = CLOSE, 8 = CLOSE_WAIT)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
 
 
 def resp(*args):
@@ -104,7 +111,7 @@ def main():
     if harness.is_redis(args.server):  # Redis's normal clients have no output limit by default
         extra = ["--client-output-buffer-limit", "normal 64mb 16mb 5"]
     srv = harness.Server(args.server, threads=args.threads, durability="sync",
-                         max_bulk_bytes=MAX_BULK, extra=extra)
+                         max_bulk_bytes=MAX_BULK, client_timeout=CLIENT_TIMEOUT, extra=extra)
     with srv.start():
         port = srv.port
         global RSS_MARGIN_KIB
@@ -253,7 +260,7 @@ def main():
         stalled = 0
         closed = False
         deadline = time.monotonic() + 8
-        while time.monotonic() < deadline and sent < 20000 * len(request) // 100:
+        while time.monotonic() < deadline and sent < 200000 * len(request) // 100:
             try:
                 sent += slow.send(request)
                 stalled = 0
@@ -278,9 +285,18 @@ def main():
         peak = max(peak, srv.rss_kib())
         c.check(peak - rss0 < RSS_MARGIN_KIB, f"slow client, 0.5 s later: VmRSS peak {peak} KiB")
         healthy("slow client")
+        # Its replies make no progress: the server closes it after --client-timeout
+        # (an RST, as the requests it never read are discarded).
+        deadline = time.monotonic() + CLIENT_TIMEOUT + 5
+        while not closed and time.monotonic() < deadline:
+            closed = tcp_state(slow) != TCP_ESTABLISHED
+            peak = max(peak, srv.rss_kib())
+            time.sleep(0.1)
+        c.check(closed, f"slow client closed by the server within --client-timeout {CLIENT_TIMEOUT} s + 5 s")
+        c.check(peak - rss0 < RSS_MARGIN_KIB, f"slow client, until closed: VmRSS peak {peak} KiB")
         slow.close()
-        print(f"  slow client: {gets} GETs sent ({'closed by the server' if closed else 'then the server stopped reading'}),"
-              f" VmRSS {rss0} -> peak {peak} KiB", flush=True)
+        print(f"  slow client: {gets} GETs of {BIG} bytes sent until the server stopped reading,"
+              f" VmRSS {rss0} -> peak {peak} KiB; {'closed' if closed else 'NOT closed'} by the server", flush=True)
         time.sleep(0.3)
         healthy("slow client gone")
         rc = srv.terminate()
