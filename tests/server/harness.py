@@ -9,8 +9,10 @@ redis-server* is started with the Redis equivalents of corobtree-server's option
 proto-max-bulk-len N), so every test here also runs against the real Redis.
 
 Also a command-line wrapper for the shell tests:
-  harness.py --server PATH [--threads N ...] -- CMD ARGS...
-runs CMD with REDIS_HOST, REDIS_PORT and SERVER_PID in its environment.
+  harness.py --server PATH [--threads N] [--durability sync|relaxed] -- CMD ARGS...
+runs CMD with REDIS_HOST, REDIS_PORT and SERVER_PID in its environment (the
+server relaxed unless told: the shell tests check the protocol; the kill loop
+checks durability).
 """
 import argparse
 import os
@@ -216,11 +218,13 @@ class Checks:
 def main():
     argv = sys.argv[1:]
     if "--" not in argv:
-        print("usage: harness.py --server PATH [--threads N] -- CMD ARGS...", file=sys.stderr)
+        print("usage: harness.py --server PATH [--threads N] [--durability D] -- CMD ARGS...", file=sys.stderr)
         return 2
     cut = argv.index("--")
-    args = arg_parser("run CMD against a server").parse_args(argv[:cut])
-    with Server(args.server, threads=args.threads).start() as srv:
+    p = arg_parser("run CMD against a server")
+    p.add_argument("--durability", default="relaxed", choices=("sync", "relaxed"))
+    args = p.parse_args(argv[:cut])
+    with Server(args.server, threads=args.threads, durability=args.durability).start() as srv:
         env = dict(os.environ, REDIS_HOST=HOST, REDIS_PORT=str(srv.port), SERVER_PID=str(srv.pid),
                    SERVER_DIR=srv.dir)
         rc = subprocess.call(argv[cut + 1:], env=env)
