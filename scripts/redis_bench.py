@@ -65,15 +65,17 @@ def rss(srv):
     return {"vmrss_kib": srv.rss_kib("VmRSS"), "vmhwm_kib": srv.rss_kib("VmHWM")}
 
 
-def du_kib(path):
-    total = 0
+def file_kib(path):
+    """{relative path: KiB} of the files under path (their sizes)."""
+    sizes = {}
     for base, _, files in os.walk(path):
         for f in files:
+            full = os.path.join(base, f)
             try:
-                total += os.stat(os.path.join(base, f)).st_size // 1024
+                sizes[os.path.relpath(full, path)] = os.stat(full).st_size // 1024
             except OSError:
                 pass
-    return total
+    return sizes
 
 
 def preload(port, keys, value):
@@ -158,11 +160,12 @@ def main():
                 entry[f"get_p{pipeline}"] = r
                 print(f"  large   {name:16} P{pipeline:<2} get  {r['rps']:>12,.0f} req/s", flush=True)
             entry["rss_after_get"] = rss(srv)
-            entry["disk_kib"] = du_kib(work)  # bytes in files (sizes), the server still running
+            entry["files_kib"] = file_kib(work)  # the server still running (before its checkpoint)
+            entry["disk_kib"] = sum(entry["files_kib"].values())
             print(f"  {name}: load {entry['load_sets_per_s']:,.0f} SET/s; VmRSS after load "
                   f"{entry['rss_after_load']['vmrss_kib'] / 1024:.0f} MiB, after GETs "
                   f"{entry['rss_after_get']['vmrss_kib'] / 1024:.0f} MiB, VmHWM "
-                  f"{entry['rss_after_get']['vmhwm_kib'] / 1024:.0f} MiB; on disk {entry['disk_kib'] / 1024:.0f} MiB",
+                  f"{entry['rss_after_get']['vmhwm_kib'] / 1024:.0f} MiB; files {entry['files_kib']} KiB",
                   flush=True)
             result["large"][name] = entry
             srv.terminate()
