@@ -4,6 +4,8 @@
 # --raw output; "\xNN" escapes in commands read from stdin, --no-raw output),
 # and a generated RESP script goes through `redis-cli --pipe`, then its results
 # are read back.
+# The "\xNN" in echoed commands are for redis-cli to parse, the "$" in RESP are literal:
+# shellcheck disable=SC2016,SC2028,SC2059
 set -euo pipefail
 : "${REDIS_HOST:?run through harness.py}" "${REDIS_PORT:?run through harness.py}"
 T=$(mktemp -d)
