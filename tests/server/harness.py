@@ -104,7 +104,8 @@ class Server:
             if self.port is None or attempt > 0:
                 self.port = free_port()
             log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log,
+            # stdout too goes to the log: a pipe nobody drains would block the server.
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL)
             log.close()
             if self._wait_ready(timeout):
@@ -116,14 +117,9 @@ class Server:
 
     def _wait_ready(self, timeout):
         # corobtree-server prints "corobtree-server ready on ADDR:PORT" once it
-        # listens; redis-server prints its own banner: for both, PING answers.
-        os.set_blocking(self.proc.stdout.fileno(), False)
+        # listens, redis-server its own banner: for both, ready = PING answers.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                self.proc.stdout.read()  # drain, so the server never blocks on stdout
-            except (BlockingIOError, TypeError):
-                pass
             if self.proc.poll() is not None:
                 return False
             try:
