@@ -432,7 +432,7 @@ def redis_lines(results):
         "| mode | pipeline | test | corobtree-server req/s | redis-server req/s | ours / redis | p99 ms ours / redis |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
-    get_ratios, set_ratios = [], []
+    get_ratios, set_ratios, large_get_ratios = [], [], []
     for mode in ("durable", "relaxed"):
         for pipeline in (1, 16):
             for test in ("set", "get", "mset"):
@@ -473,7 +473,7 @@ def redis_lines(results):
             for p in (1, 16):
                 b = large[redis][f"get_p{p}"]["rps"]
                 if b:
-                    get_ratios.append(large[ours][f"get_p{p}"]["rps"] / b)
+                    large_get_ratios.append(f"P{p} {large[ours][f'get_p{p}']['rps'] / b:.2f}")
         if ours in large:
             e = large[ours]
             rss_mib = mib(max(e["rss_after_load"]["vmrss_kib"], e["rss_after_get"]["vmrss_kib"]))
@@ -485,8 +485,10 @@ def redis_lines(results):
     out += ["", "Targets (issue 14):", ""]
     if get_ratios:
         m = min(get_ratios)
-        out.append(f"- GET >= 0.8x redis-server: lowest ratio {m:.2f} over {len(get_ratios)} GET runs "
-                   f"(highest {max(get_ratios):.2f}): {verdict(m >= 0.8)}")
+        large_note = (f"; with the large data set, ours from disk, redis from RAM: {', '.join(large_get_ratios)}"
+                      if large_get_ratios else "")
+        out.append(f"- GET >= 0.8x redis-server: lowest ratio {m:.2f} over the {len(get_ratios)} GET runs above "
+                   f"(highest {max(get_ratios):.2f}): {verdict(m >= 0.8)}{large_note}")
     if set_ratios:
         m = min(set_ratios)
         out.append(f"- durable SET >= 1.0x redis (appendfsync always): lowest ratio {m:.2f} "
