@@ -56,6 +56,7 @@ ExternalLoop::ExternalLoop() : scheduler_(&Scheduler::current()) {
   s.external_fd_ = fd;  // a loop attached from now on registers it too
   s.set_driving(true);
   fd_ = fd;
+  home_ = s.home();
 }
 
 ExternalLoop::~ExternalLoop() {
@@ -125,5 +126,13 @@ void ExternalLoop::wait() {
 }
 
 bool ExternalLoop::idle() const noexcept { return scheduler_->idle(); }
+
+bool ExternalLoop::Home::await_ready() const noexcept {
+  return detail::this_thread_home() == inbox_;
+}
+
+void ExternalLoop::Home::await_suspend(std::coroutine_handle<> h) const noexcept {
+  (void)detail::post_home(inbox_, h);  // touches nothing of h afterwards
+}
 
 }  // namespace corobtree

@@ -21,7 +21,7 @@ done
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
 ensure_packages cmake ninja-build g++ pkg-config liburing-dev libbenchmark-dev fio python3 \
-  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev \
+  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev libasio-dev \
   redis-server redis-tools python3-redis
 
 BUILD=$ROOT/build-bench

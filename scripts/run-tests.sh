@@ -31,7 +31,7 @@ done
 # The peers' libraries let the perf smoke run build and exercise peer_bench.
 ensure_packages cmake ninja-build g++ clang clang-format clang-tidy pkg-config liburing-dev \
   libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev \
-  clang-14 libclang-rt-14-dev redis-tools python3-redis
+  clang-14 libclang-rt-14-dev libasio-dev redis-tools python3-redis
 
 declare -a SUMMARY=()
 declare -a CTEST_ARGS=()  # extra ctest arguments for the next run_ctest
@@ -106,7 +106,7 @@ fi
 # they share). Only those targets are built; any report fails the test
 # (halt_on_error), so the phase passes with 0 reports.
 TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test mt_differential_test
-  mt_handoff_test cursor_concurrency_test)
+  mt_handoff_test cursor_concurrency_test external_loop_test asio_adapter_test)
 echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
 cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCOROBTREE_BUILD_PERF=OFF -DCOROBTREE_BUILD_EXAMPLES=OFF \

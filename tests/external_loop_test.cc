@@ -189,7 +189,8 @@ BOOST_DATA_TEST_CASE(disk_io_completes_through_the_fd, bdata::make(corobtree::te
   for (;;) {
     (void)loop.run();
     if (out.done) break;
-    BOOST_REQUIRE_MESSAGE(wait_readable(loop.fd(), 10000) == 1, "a completion left the fd unreadable");
+    BOOST_REQUIRE_MESSAGE(wait_readable(loop.fd(), 10000) == 1,
+                          "a completion left the fd unreadable");
     ++waits;
   }
   if (out.error) std::rethrow_exception(out.error);

@@ -83,18 +83,14 @@ std::string parse_error(std::string_view s, RespLimits limits = {}) {
 const std::string kStream =
     "*3\r\n$3\r\nSET\r\n$5\r\nk\r\n\0x\r\n$6\r\n\0\0\r\n\r\n\r\n"s  // binary key and value
     "PING\r\n"
-    "*0\r\n"            // empty: skipped
-    "  \r\n"            // blank inline line: skipped
+    "*0\r\n"                         // empty: skipped
+    "  \r\n"                         // blank inline line: skipped
     "set \"a b\\x41\\n\" 'c\\'d'\n"  // inline, quotes, \n only
-    "*1\r\n$0\r\n\r\n"  // one empty argument
+    "*1\r\n$0\r\n\r\n"               // one empty argument
     "*2\r\n$3\r\nGET\r\n$1\r\n*\r\n"s;
 
 const std::vector<Command> kExpected = {
-    {"SET", "k\r\n\0x"s, "\0\0\r\n\r\n"s},
-    {"PING"},
-    {"set", "a bA\n", "c'd"},
-    {""},
-    {"GET", "*"},
+    {"SET", "k\r\n\0x"s, "\0\0\r\n\r\n"s}, {"PING"}, {"set", "a bA\n", "c'd"}, {""}, {"GET", "*"},
 };
 
 }  // namespace
@@ -114,7 +110,8 @@ BOOST_AUTO_TEST_CASE(parser_every_split_point) {
 
 BOOST_AUTO_TEST_CASE(parser_byte_by_byte) {
   std::vector<std::string_view> bytes;
-  for (std::size_t i = 0; i < kStream.size(); ++i) bytes.push_back(std::string_view(kStream).substr(i, 1));
+  for (std::size_t i = 0; i < kStream.size(); ++i)
+    bytes.push_back(std::string_view(kStream).substr(i, 1));
   BOOST_TEST(parse_pieces(bytes) == kExpected);
 }
 
@@ -254,7 +251,9 @@ struct Server {
   std::unique_ptr<CommandContext> ctx;
 };
 
-std::string bulk(const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
 std::string integer(std::int64_t v) { return ":" + std::to_string(v) + "\r\n"; }
 const std::string kOk = "+OK\r\n";
 const std::string kNull = "$-1\r\n";
@@ -377,6 +376,21 @@ BOOST_DATA_TEST_CASE(simple_commands, bdata::make(backends()), backend) {
   BOOST_TEST(r.next == 2u);
   BOOST_TEST(out == kOk + kOk);
   BOOST_TEST(s.run({"GET", "b"}) == kNull);  // not run after QUIT
+  // A pipelined run of plain SETs and MSETs commits as one batch; the
+  // replies and the effects are those of running them one by one.
+  out.clear();
+  const std::string too_long(s.db->max_key_size() + 1, 'k');
+  const std::vector<Command> writes{
+      {"SET", "g1", "1"},     {"set", "g2", "2"},       {"MSET", "g3", "3", "g1", "4"},
+      {"GET", "g1"},          {"SET", "g1", "5", "NX"}, {"SET", "g2", "6"},
+      {"SET", too_long, "x"}, {"SET", "g2", "7"},       {"SET", "g2", "8"}};
+  const corobtree::server::BatchResult r3 =
+      sync_wait(corobtree::server::execute_batch(*s.ctx, &writes, 0, &out));
+  BOOST_TEST(r3.next == writes.size());
+  BOOST_TEST(out.substr(0, 3 * kOk.size()) == kOk + kOk + kOk);
+  BOOST_TEST(out.substr(3 * kOk.size()) ==
+             bulk("4") + kNull + kOk + s.run({"SET", too_long, "x"}) + kOk + kOk);
+  BOOST_TEST(s.run({"MGET", "g1", "g2", "g3"}) == "*3\r\n" + bulk("4") + bulk("8") + bulk("3"));
   // The output limit: stops before the next command once reached.
   out.clear();
   const std::vector<Command> pings{{"PING"}, {"PING"}, {"PING"}};
@@ -396,7 +410,9 @@ BOOST_DATA_TEST_CASE(model, bdata::make(backends()), backend) {
     const int k = static_cast<int>(rng() % 40);
     return k < 3 ? std::string("bin\0\r\n"s) + char(k) : "key" + std::to_string(k);
   };
-  auto value = [&] { return corobtree::test::random_bytes(rng, rng() % 3 == 0 ? 3000 : rng() % 20); };
+  auto value = [&] {
+    return corobtree::test::random_bytes(rng, rng() % 3 == 0 ? 3000 : rng() % 20);
+  };
   const int ops = corobtree::test::scaled(4000, 300);
   for (int i = 0; i < ops; ++i) {
     const int op = static_cast<int>(rng() % 9);

@@ -4,8 +4,8 @@
 //   asio::io_context ioc;
 //   corobtree::AsioDriver driver(ioc);                 // mode 1: ioc drives this thread
 //   auto here = corobtree::AsioRunner::this_thread();
-//   corobtree::async_get(here, *db, "k", [](std::exception_ptr e, std::optional<std::string> v) {});
-//   ioc.run();
+//   corobtree::async_get(here, *db, "k", [](std::exception_ptr e, std::optional<std::string> v)
+//   {}); ioc.run();
 //
 // Two ways to run the corobtree side of an operation (docs/asio.md):
 //  * Mode 1, AsioRunner::this_thread(): on the io_context's own thread. An
@@ -132,6 +132,8 @@ class AsioDriver {
   asio::io_context::executor_type get_executor() const noexcept { return ioc_.get_executor(); }
   // Operations started with AsioRunner::this_thread() and not yet finished.
   std::size_t in_flight() const noexcept { return in_flight_; }
+  // Awaitable: continues on the driver's thread (see ExternalLoop::home()).
+  ExternalLoop::Home home() const noexcept { return loop_->home(); }
 
   // --- used by the initiating functions (same thread) ---
   void op_started() noexcept { ++in_flight_; }
@@ -249,34 +251,6 @@ class BoundHandler {
   std::tuple<Args...> args_;
 };
 
-// One operation's completion: the handler and work counted on its executor.
-template <typename Handler, typename T>
-class Completion {
- public:
-  using Executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
-
-  Completion(Handler h, const asio::any_io_executor& fallback)
-      : work_(asio::get_associated_executor(h, fallback)), handler_(std::move(h)) {}
-
-  // REQUIRES: called once. `post`: always queue; else dispatch.
-  template <typename... Args>
-  void complete(bool post, Args... args) {
-    Executor ex = work_.get_executor();
-    BoundHandler<Handler, Args...> bound(std::move(handler_), std::move(args)...);
-    if (post) {
-      asio::post(ex, std::move(bound));
-    } else {
-      asio::dispatch(ex, std::move(bound));
-    }
-    work_.reset();  // the queued handler counts from here
-  }
-  bool finished = false;  // set by the coroutine when the task is done
-
- private:
-  asio::executor_work_guard<Executor> work_;
-  Handler handler_;
-};
-
 // A coroutine that starts when resumed and frees itself at its end.
 struct Detached {
   struct promise_type {
@@ -301,16 +275,53 @@ struct Slot<void> {
   using type = std::optional<bool>;
 };
 
-// Completes `c` with the task's outcome (post: mode 1; dispatch: mode 2).
-template <typename T, typename C>
-void deliver(C& c, bool post, std::exception_ptr error, typename Slot<T>::type& slot) {
-  c.finished = true;
-  if constexpr (std::is_void_v<T>) {
-    c.complete(post, std::move(error));
-  } else {
-    c.complete(post, std::move(error), slot ? std::move(*slot) : T{});
+// One operation's completion, seen by the coroutines without the handler's
+// type (a frame whose type named a handler declared in an anonymous
+// namespace would draw GCC's -Wsubobject-linkage in the user's code).
+template <typename T>
+class CompletionBase {
+ public:
+  virtual ~CompletionBase() = default;
+  // REQUIRES: called once. `post`: always queue the handler; else dispatch.
+  // `slot` holds the value (empty on error: T{} is passed).
+  virtual void complete(bool post, std::exception_ptr error, typename Slot<T>::type& slot) = 0;
+  bool finished = false;  // set when the task is done
+};
+
+// The handler and work counted on its executor until it is queued.
+template <typename Handler, typename T>
+class Completion final : public CompletionBase<T> {
+ public:
+  using Executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
+
+  Completion(Handler h, const asio::any_io_executor& fallback)
+      : work_(asio::get_associated_executor(h, fallback)), handler_(std::move(h)) {}
+
+  void complete(bool post, std::exception_ptr error, typename Slot<T>::type& slot) override {
+    this->finished = true;
+    if constexpr (std::is_void_v<T>) {
+      queue(post, std::move(error));
+    } else {
+      queue(post, std::move(error), slot ? std::move(*slot) : T{});
+    }
   }
-}
+
+ private:
+  template <typename... Args>
+  void queue(bool post, Args... args) {
+    Executor ex = work_.get_executor();
+    BoundHandler<Handler, Args...> bound(std::move(handler_), std::move(args)...);
+    if (post) {
+      asio::post(ex, std::move(bound));
+    } else {
+      asio::dispatch(ex, std::move(bound));
+    }
+    work_.reset();  // the queued handler counts from here
+  }
+
+  asio::executor_work_guard<Executor> work_;
+  Handler handler_;
+};
 
 template <typename T>
 Task<void> await_into(Task<T> task, typename Slot<T>::type& out) {
@@ -324,8 +335,9 @@ Task<void> await_into(Task<T> task, typename Slot<T>::type& out) {
 }
 
 // Mode 1: runs on the driver's thread.
-template <typename T, typename C>
-Detached run_on_driver(std::shared_ptr<C> c, Task<T> task, AsioDriver* driver) {
+template <typename T>
+Detached run_on_driver(std::shared_ptr<CompletionBase<T>> c, Task<T> task, AsioDriver* driver,
+                       ExternalLoop::Home home) {
   std::exception_ptr error;
   typename Slot<T>::type slot;
   try {
@@ -333,13 +345,14 @@ Detached run_on_driver(std::shared_ptr<C> c, Task<T> task, AsioDriver* driver) {
   } catch (...) {
     error = std::current_exception();
   }
+  co_await home;  // the task may have finished on another thread (Runtime::schedule())
   driver->op_finished();
-  deliver<T>(*c, true, std::move(error), slot);
+  c->complete(true, std::move(error), slot);
 }
 
 // Mode 2: runs on a Runtime worker (spawned there).
-template <typename T, typename C>
-Task<void> run_on_worker(std::shared_ptr<C> c, Task<T> task) {
+template <typename T>
+Task<void> run_on_worker(std::shared_ptr<CompletionBase<T>> c, Task<T> task) {
   std::exception_ptr error;
   typename Slot<T>::type slot;
   try {
@@ -347,7 +360,7 @@ Task<void> run_on_worker(std::shared_ptr<C> c, Task<T> task) {
   } catch (...) {
     error = std::current_exception();
   }
-  deliver<T>(*c, false, std::move(error), slot);
+  c->complete(false, std::move(error), slot);
 }
 
 template <typename T>
@@ -362,12 +375,13 @@ struct Initiate {
                   "corobtree asio: an AsioRunner::this_thread() runner used on another thread "
                   "(or after its AsioDriver died)");
     }
-    auto c = std::make_shared<C>(std::forward<Handler>(handler), runner.default_executor());
+    std::shared_ptr<CompletionBase<T>> c =
+        std::make_shared<C>(std::forward<Handler>(handler), runner.default_executor());
     if (driver != nullptr) {
-      driver->op_started();
       // Start it here: a cached read may finish at once (its handler is
       // posted all the same); otherwise the driver must watch for its wake-up.
-      Detached d = run_on_driver<T>(c, std::move(task), driver);
+      Detached d = run_on_driver<T>(c, std::move(task), driver, driver->home());
+      driver->op_started();
       d.handle.resume();
       if (!c->finished) driver->kick();
       return;
@@ -376,7 +390,7 @@ struct Initiate {
       runner.runtime()->spawn(run_on_worker<T>(c, std::move(task)));
     } catch (...) {  // the runtime is stopping (kClosed)
       typename Slot<T>::type none;
-      deliver<T>(*c, true, std::current_exception(), none);
+      c->complete(true, std::current_exception(), none);
     }
   }
 };
@@ -397,8 +411,8 @@ inline Task<bool> erase_task(Database& db, std::string key) {
 }
 inline Task<void> write_task(Database& db, WriteBatch batch) { co_await db.write(batch); }
 inline Task<std::vector<std::pair<std::string, std::string>>> scan_task(Database& db,
-                                                                       ScanOptions opts,
-                                                                       std::size_t limit) {
+                                                                        ScanOptions opts,
+                                                                        std::size_t limit) {
   std::vector<std::pair<std::string, std::string>> v = co_await db.scan(std::move(opts), limit);
   co_return v;
 }
@@ -425,8 +439,7 @@ auto async_get(AsioRunner runner, Database& db, std::string key, Token&& token) 
 }
 // Database::put: (std::exception_ptr).
 template <typename Token>
-auto async_put(AsioRunner runner, Database& db, std::string key, std::string value,
-               Token&& token) {
+auto async_put(AsioRunner runner, Database& db, std::string key, std::string value, Token&& token) {
   return async_run(std::move(runner),
                    detail::asio_adapter::put_task(db, std::move(key), std::move(value)),
                    std::forward<Token>(token));
@@ -447,8 +460,7 @@ auto async_write(AsioRunner runner, Database& db, WriteBatch batch, Token&& toke
 template <typename Token>
 auto async_scan(AsioRunner runner, Database& db, ScanOptions opts, std::size_t limit,
                 Token&& token) {
-  return async_run(std::move(runner),
-                   detail::asio_adapter::scan_task(db, std::move(opts), limit),
+  return async_run(std::move(runner), detail::asio_adapter::scan_task(db, std::move(opts), limit),
                    std::forward<Token>(token));
 }
 

@@ -45,6 +45,7 @@
 //   #include <corobtree/external_loop.h>
 #pragma once
 
+#include <coroutine>
 #include <cstddef>
 
 #include <corobtree/export.h>
@@ -52,6 +53,9 @@
 namespace corobtree {
 
 class Scheduler;
+namespace detail {
+class Inbox;
+}
 
 class COROBTREE_EXPORT ExternalLoop {
  public:
@@ -92,8 +96,26 @@ class COROBTREE_EXPORT ExternalLoop {
   // Nothing ready, nothing in the inbox and no I/O in flight on the thread.
   bool idle() const noexcept;
 
+  // co_await loop.home(): continues the awaiting coroutine on the loop's
+  // thread (at once when already there), for a task that may have moved to
+  // another thread (co_await Runtime::schedule()). A small value: may be
+  // copied to and awaited on any thread while the loop's thread lives.
+  class COROBTREE_EXPORT Home {
+   public:
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h) const noexcept;
+    void await_resume() const noexcept {}
+
+   private:
+    friend class ExternalLoop;
+    explicit Home(detail::Inbox* inbox) noexcept : inbox_(inbox) {}
+    detail::Inbox* inbox_;
+  };
+  Home home() const noexcept { return Home(home_); }
+
  private:
   Scheduler* scheduler_;
+  detail::Inbox* home_ = nullptr;
   int fd_ = -1;
   bool running_ = false;  // inside run(): debug check against nesting
 };

@@ -250,26 +250,16 @@ struct Spec {
 };
 
 constexpr Spec kCommands[] = {
-    {"get", 2, cmd_get, 1, 1, 1},
-    {"set", -3, cmd_set, 1, 1, 1},
-    {"mget", -2, cmd_mget, 1, 0, 1},
-    {"mset", -3, cmd_mset, 1, 0, 2},
-    {"del", -2, cmd_del, 1, 0, 1},
-    {"exists", -2, cmd_exists, 1, 0, 1},
-    {"incr", 2, cmd_incr, 1, 1, 1},
-    {"decr", 2, cmd_decr, 1, 1, 1},
-    {"incrby", 3, cmd_incrby, 1, 1, 1},
-    {"decrby", 3, cmd_decrby, 1, 1, 1},
-    {"ping", -1, cmd_ping, 0, 0, 1},
-    {"echo", 2, cmd_echo, 0, 0, 1},
-    {"scan", -2, cmd_scan, 0, 0, 1},
-    {"dbsize", 1, cmd_dbsize, 0, 0, 1},
-    {"info", -1, cmd_info, 0, 0, 1},
-    {"flushall", -1, cmd_flushall, 0, 0, 1},
-    {"select", 2, cmd_select, 0, 0, 1},
-    {"config", -2, cmd_config, 0, 0, 1},
-    {"command", -1, cmd_command, 0, 0, 1},
-    {"quit", -1, nullptr, 0, 0, 1},
+    {"get", 2, cmd_get, 1, 1, 1},          {"set", -3, cmd_set, 1, 1, 1},
+    {"mget", -2, cmd_mget, 1, 0, 1},       {"mset", -3, cmd_mset, 1, 0, 2},
+    {"del", -2, cmd_del, 1, 0, 1},         {"exists", -2, cmd_exists, 1, 0, 1},
+    {"incr", 2, cmd_incr, 1, 1, 1},        {"decr", 2, cmd_decr, 1, 1, 1},
+    {"incrby", 3, cmd_incrby, 1, 1, 1},    {"decrby", 3, cmd_decrby, 1, 1, 1},
+    {"ping", -1, cmd_ping, 0, 0, 1},       {"echo", 2, cmd_echo, 0, 0, 1},
+    {"scan", -2, cmd_scan, 0, 0, 1},       {"dbsize", 1, cmd_dbsize, 0, 0, 1},
+    {"info", -1, cmd_info, 0, 0, 1},       {"flushall", -1, cmd_flushall, 0, 0, 1},
+    {"select", 2, cmd_select, 0, 0, 1},    {"config", -2, cmd_config, 0, 0, 1},
+    {"command", -1, cmd_command, 0, 0, 1}, {"quit", -1, nullptr, 0, 0, 1},
 };
 
 const Spec* find_spec(std::string_view lower_name) {
@@ -300,8 +290,8 @@ void check_keys(CommandContext& ctx, const Spec& s, const Command& c) {
   const std::size_t end = s.last_key == 0 ? c.size() : s.last_key + 1;
   for (std::size_t i = s.first_key; i < end && i < c.size(); i += s.key_step) {
     if (c[i].size() > limit) {
-      throw CommandError("ERR key too long: " + std::to_string(c[i].size()) +
-                         " bytes (at most " + std::to_string(limit) + ")");
+      throw CommandError("ERR key too long: " + std::to_string(c[i].size()) + " bytes (at most " +
+                         std::to_string(limit) + ")");
     }
   }
 }
@@ -344,11 +334,77 @@ Task<bool> execute(CommandContext& ctx, const Command& cmd, std::string* out) {
   co_return true;
 }
 
+namespace {
+
+// Whether `c` is a plain write (SET key value, MSET) that may share one
+// WriteBatch with its neighbours in a pipeline: well-formed, keys in bounds.
+bool groupable(CommandContext& ctx, const Command& c) {
+  if (c.size() < 3 || c.size() % 2 != 1) return false;
+  const std::string name = ascii_lower(c[0]);
+  if (!(name == "mset" || (name == "set" && c.size() == 3))) return false;
+  const std::size_t limit = ctx.db().max_key_size();
+  for (std::size_t i = 1; i < c.size(); i += 2) {
+    if (c[i].size() > limit) return false;
+  }
+  return true;
+}
+
+// Runs commands[first, last) (each groupable) as one atomic commit: one
+// WriteBatch under the stripes of all their keys, one log write (and one
+// fsync in sync mode) instead of one per command; each gets its +OK.
+Task<void> execute_group(CommandContext& ctx, const std::vector<Command>* commands,
+                         std::size_t first, std::size_t last, std::string* out) {
+  std::vector<std::size_t> stripes;
+  WriteBatch batch;
+  for (std::size_t i = first; i < last; ++i) {
+    const Command& c = (*commands)[i];
+    for (std::size_t k = 1; k < c.size(); k += 2) {
+      stripes.push_back(ctx.stripe_of(c[k]));
+      batch.put(c[k], c[k + 1]);
+    }
+  }
+  std::string error;
+  try {
+    std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+    co_await ctx.db().write(batch);
+  } catch (const Error& e) {
+    error = std::string("ERR ") + e.what();
+  } catch (const std::bad_alloc&) {
+    error = "ERR out of memory";
+  }
+  ctx.counters().total_commands.fetch_add(last - first, std::memory_order_relaxed);
+  for (std::size_t i = first; i < last; ++i) {
+    if (error.empty()) {
+      reply_simple(*out, "OK");
+    } else {
+      reply_error(*out, error);
+    }
+  }
+}
+
+constexpr std::size_t kMaxGroupCommands = 1024;
+constexpr std::size_t kMaxGroupBytes = std::size_t{16} << 20;
+
+}  // namespace
+
 Task<BatchResult> execute_batch(CommandContext& ctx, const std::vector<Command>* commands,
                                 std::size_t first, std::string* out, std::size_t out_limit) {
   BatchResult r;
   r.next = first;
   while (r.next < commands->size() && out->size() < out_limit) {
+    // A run of plain writes: one commit.
+    std::size_t end = r.next;
+    std::size_t bytes = 0;
+    while (end < commands->size() && end - r.next < kMaxGroupCommands && bytes < kMaxGroupBytes &&
+           groupable(ctx, (*commands)[end])) {
+      for (const std::string& a : (*commands)[end]) bytes += a.size();
+      ++end;
+    }
+    if (end - r.next >= 2) {
+      co_await execute_group(ctx, commands, r.next, end, out);
+      r.next = end;
+      continue;
+    }
     const bool go_on = co_await execute(ctx, (*commands)[r.next], out);
     ++r.next;
     if (!go_on) {

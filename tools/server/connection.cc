@@ -114,12 +114,11 @@ void Connection::on_read(const asio::error_code& ec, std::size_t n) {
 
 void Connection::start_batch() {
   batch_running_ = true;
-  corobtree::async_run(
-      AsioRunner::this_thread(),
-      execute_batch(ctx_, &pending_, next_, &out_, options_.output_soft_limit),
-      [self = shared_from_this()](std::exception_ptr error, BatchResult result) {
-        self->on_batch(std::move(error), result);
-      });
+  corobtree::async_run(AsioRunner::this_thread(),
+                       execute_batch(ctx_, &pending_, next_, &out_, options_.output_soft_limit),
+                       [self = shared_from_this()](std::exception_ptr error, BatchResult result) {
+                         self->on_batch(std::move(error), result);
+                       });
 }
 
 void Connection::on_batch(std::exception_ptr error, BatchResult result) {
@@ -156,11 +155,10 @@ void Connection::start_write() {
   write_in_flight_ = true;
   last_progress_ = std::chrono::steady_clock::now();
   arm_stall_timer();
-  socket_.async_write_some(
-      asio::buffer(writing_),
-      [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
-        self->on_write(ec, n);
-      });
+  socket_.async_write_some(asio::buffer(writing_),
+                           [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                             self->on_write(ec, n);
+                           });
 }
 
 void Connection::on_write(const asio::error_code& ec, std::size_t n) {

@@ -82,8 +82,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<Command> pending_;  // parsed, run from next_ on
   std::size_t next_ = 0;
   std::optional<std::string> protocol_error_;  // answered after pending_ ran
-  std::string out_;      // replies not yet handed to a write
-  std::string writing_;  // the write in flight: writing_[write_pos_..]
+  std::string out_;                            // replies not yet handed to a write
+  std::string writing_;                        // the write in flight: writing_[write_pos_..]
   std::size_t write_pos_ = 0;
   std::chrono::steady_clock::time_point last_progress_;
   bool reading_ = false;

@@ -159,8 +159,8 @@ Task<void> cmd_flushall(CommandContext& ctx, const Command& c, std::string* out)
 }
 
 std::string info_text(CommandContext& ctx, std::string_view section) {
-  const bool all = section.empty() || section == "all" || section == "default" ||
-                   section == "everything";
+  const bool all =
+      section.empty() || section == "all" || section == "default" || section == "everything";
   const DatabaseStats st = ctx.db().stats();
   ServerCounters& sc = ctx.counters();
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
@@ -203,7 +203,8 @@ std::string info_text(CommandContext& ctx, std::string_view section) {
   }
   if (head("engine", "Engine")) {
     o << "backend:" << backend_name(st.backend) << "\r\n";
-    if (!st.fallback_reason.empty()) o << "backend_fallback_reason:" << st.fallback_reason << "\r\n";
+    if (!st.fallback_reason.empty())
+      o << "backend_fallback_reason:" << st.fallback_reason << "\r\n";
     o << "keys:" << st.keys << "\r\n"
       << "tree_height:" << st.height << "\r\n"
       << "page_size:" << st.page_size << "\r\n"

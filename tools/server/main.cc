@@ -3,6 +3,9 @@
 // SIGINT, then checkpoints and closes it (docs/server.md).
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,9 +73,9 @@ int main(int argc, char** argv) {
         std::fputs(kUsage, stdout);
         return 0;
       }
-      if (i + 1 >= argc) throw UsageError(name == "--db" || name.rfind("--", 0) == 0
-                                              ? name + " needs a value"
-                                              : "unknown argument " + name);
+      if (i + 1 >= argc)
+        throw UsageError(name == "--db" || name.rfind("--", 0) == 0 ? name + " needs a value"
+                                                                    : "unknown argument " + name);
       const std::string value = argv[++i];
       if (name == "--db") {
         path = value;
@@ -139,6 +142,11 @@ int main(int argc, char** argv) {
     });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corobtree-server: %s\n", e.what());
+    try {
+      corobtree::sync_wait(db->close());
+    } catch (const std::exception&) {
+      // Reported above; the log keeps every commit anyway.
+    }
     return 1;
   }
   try {

@@ -10,9 +10,7 @@ namespace corobtree::server {
 
 namespace {
 
-bool parse_length(std::string_view text, std::int64_t& value) {
-  return parse_int64(text, value);
-}
+bool parse_length(std::string_view text, std::int64_t& value) { return parse_int64(text, value); }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -38,9 +38,10 @@ class ProtocolError : public std::runtime_error {
 };
 
 struct RespLimits {
-  std::size_t max_bulk = std::size_t{512} << 20;   // bytes of one argument (Redis: proto-max-bulk-len)
-  std::size_t max_args = std::size_t{1} << 20;     // arguments of one multibulk command
-  std::size_t max_inline = std::size_t{64} << 10;  // bytes of an inline line or a header line
+  std::size_t max_bulk = std::size_t{512}
+                         << 20;                 // bytes of one argument (Redis: proto-max-bulk-len)
+  std::size_t max_args = std::size_t{1} << 20;  // arguments of one multibulk command
+  std::size_t max_inline = std::size_t{64} << 10;      // bytes of an inline line or a header line
   std::size_t max_query_bytes = std::size_t{1} << 30;  // argument bytes of one command
 };
 
@@ -92,7 +93,7 @@ void reply_simple(std::string& out, std::string_view text);  // +text (no CR/LF 
 void reply_error(std::string& out, std::string_view text);   // -text (CR/LF become spaces)
 void reply_integer(std::string& out, std::int64_t value);
 void reply_bulk(std::string& out, std::string_view bytes);
-void reply_null(std::string& out);  // the null bulk string, $-1
+void reply_null(std::string& out);                      // the null bulk string, $-1
 void reply_array(std::string& out, std::size_t count);  // header; the elements follow
 
 }  // namespace corobtree::server

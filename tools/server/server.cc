@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include <asio.hpp>
 #include <corobtree/asio.h>
+#include <asio.hpp>
 
 #include "tools/server/connection.h"
 
@@ -36,10 +36,9 @@ struct NetworkServer::Impl {
 void NetworkServer::Impl::accept_next() {
   Worker& w = *workers[next_worker];
   next_worker = (next_worker + 1) % workers.size();
-  acceptor.async_accept(w.ioc,
-                        [this, &w](const asio::error_code& ec, asio::ip::tcp::socket s) {
-                          on_accept(ec, std::move(s), w);
-                        });
+  acceptor.async_accept(w.ioc, [this, &w](const asio::error_code& ec, asio::ip::tcp::socket s) {
+    on_accept(ec, std::move(s), w);
+  });
 }
 
 void NetworkServer::Impl::on_accept(const asio::error_code& ec, asio::ip::tcp::socket socket,

@@ -34,8 +34,8 @@ struct ServerOptions {
   std::uint16_t port = 6379;  // 0: any free port (run() reports it)
   std::size_t threads = 4;
   std::size_t max_clients = 10000;
-  std::chrono::seconds client_timeout{60};  // output stalled this long: close
-  std::chrono::seconds shutdown_grace{5};   // at stop(): close whatever is still open
+  std::chrono::seconds client_timeout{60};               // output stalled this long: close
+  std::chrono::seconds shutdown_grace{5};                // at stop(): close whatever is still open
   std::size_t output_soft_limit = std::size_t{4} << 20;  // stop reading above this
   std::size_t output_hard_limit = std::size_t{1} << 30;  // close above this
   RespLimits resp;
