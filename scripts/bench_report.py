@@ -487,11 +487,11 @@ def redis_lines(results):
         m = min(get_ratios)
         large_note = (f"; with the large data set, ours from disk, redis from RAM: {', '.join(large_get_ratios)}"
                       if large_get_ratios else "")
-        out.append(f"- GET >= 0.8x redis-server: lowest ratio {m:.2f} over the {len(get_ratios)} GET runs above "
-                   f"(highest {max(get_ratios):.2f}): {verdict(m >= 0.8)}{large_note}")
+        out.append(f"- GET >= 0.8x redis-server: lowest ratio {m:.3f} over the {len(get_ratios)} GET runs above "
+                   f"(highest {max(get_ratios):.3f}): {verdict(m >= 0.8)}{large_note}")
     if set_ratios:
         m = min(set_ratios)
-        out.append(f"- durable SET >= 1.0x redis (appendfsync always): lowest ratio {m:.2f} "
+        out.append(f"- durable SET >= 1.0x redis (appendfsync always): lowest ratio {m:.3f} "
                    f"(pipeline 1 and 16): {verdict(m >= 1.0)}")
     if rss_ok:
         out.append(f"- RSS with the large data set <= pool + 64 MiB = {cfg['pool_mb'] + 64} MiB: "
