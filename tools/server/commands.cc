@@ -36,23 +36,37 @@ namespace {
 
 using Handler = Task<void> (*)(CommandContext&, const Command&, std::string*);
 
+using Guard = AsyncSharedMutex::Guard;
+using Mode = AsyncSharedMutex::Mode;
+
 // Locks the stripes in index order (duplicates once), so that two commands
 // locking overlapping sets never wait on each other in a cycle.
-Task<std::vector<AsyncLockGuard>> lock_stripes(CommandContext& ctx,
-                                               std::vector<std::size_t> stripes) {
+Task<std::vector<Guard>> lock_stripes(CommandContext& ctx, std::vector<std::size_t> stripes,
+                                      Mode mode) {
   std::sort(stripes.begin(), stripes.end());
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  std::vector<AsyncLockGuard> guards;
+  std::vector<Guard> guards;
   guards.reserve(stripes.size());
   for (std::size_t s : stripes) {
-    AsyncLockGuard g = co_await ctx.stripe(s).scoped_lock();
-    guards.push_back(std::move(g));
+    AsyncSharedMutex& m = ctx.stripe(s);
+    if (mode == Mode::kExclusive) {
+      Guard g = co_await m.scoped_lock();
+      guards.push_back(std::move(g));
+    } else {
+      Guard g = co_await m.scoped_lock_shared();
+      guards.push_back(std::move(g));
+    }
   }
   co_return guards;
 }
 
-Task<AsyncLockGuard> lock_key(CommandContext& ctx, std::string_view key) {
-  AsyncLockGuard g = co_await ctx.stripe(ctx.stripe_of(key)).scoped_lock();
+Task<Guard> lock_key(CommandContext& ctx, std::string_view key, Mode mode) {
+  AsyncSharedMutex& m = ctx.stripe(ctx.stripe_of(key));
+  if (mode == Mode::kExclusive) {
+    Guard g = co_await m.scoped_lock();
+    co_return g;
+  }
+  Guard g = co_await m.scoped_lock_shared();
   co_return g;
 }
 
@@ -101,12 +115,13 @@ Task<void> cmd_set(CommandContext& ctx, const Command& c, std::string* out) {
     }
   }
   if (nx && xx) throw CommandError(kSyntaxError);
-  AsyncLockGuard guard = co_await lock_key(ctx, c[1]);
-  if (!nx && !xx && !get) {
+  if (!nx && !xx && !get) {  // a blind write: shared with other blind writes
+    Guard shared = co_await lock_key(ctx, c[1], Mode::kShared);
     co_await ctx.db().put(c[1], c[2]);
     reply_simple(*out, "OK");
     co_return;
   }
+  Guard guard = co_await lock_key(ctx, c[1], Mode::kExclusive);
   std::string old;
   const bool existed = co_await ctx.db().get(c[1], old);
   const bool write = (!nx || !existed) && (!xx || existed);
@@ -127,7 +142,7 @@ Task<void> cmd_set(CommandContext& ctx, const Command& c, std::string* out) {
 Task<void> cmd_del(CommandContext& ctx, const Command& c, std::string* out) {
   std::vector<std::size_t> stripes;
   for (std::size_t i = 1; i < c.size(); ++i) stripes.push_back(ctx.stripe_of(c[i]));
-  std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+  std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kExclusive);
   std::set<std::string_view> seen;
   WriteBatch batch;
   std::string value;
@@ -171,7 +186,7 @@ Task<void> cmd_mset(CommandContext& ctx, const Command& c, std::string* out) {
     stripes.push_back(ctx.stripe_of(c[i]));
     batch.put(c[i], c[i + 1]);
   }
-  std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+  std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kShared);
   co_await ctx.db().write(batch);
   reply_simple(*out, "OK");
 }
@@ -185,7 +200,7 @@ std::int64_t parse_integer_arg(std::string_view text) {
 // INCR, INCRBY, DECR and DECRBY: a read-modify-write under the key's stripe.
 Task<void> incr_by(CommandContext& ctx, const std::string& key, std::int64_t delta,
                    std::string* out) {
-  AsyncLockGuard guard = co_await lock_key(ctx, key);
+  Guard guard = co_await lock_key(ctx, key, Mode::kExclusive);
   std::string old;
   const bool existed = co_await ctx.db().get(key, old);
   std::int64_t value = 0;
@@ -273,9 +288,16 @@ const Spec* find_spec(std::string_view lower_name) {
 std::string unknown_command_error(const Command& c) {
   std::string args;
   for (std::size_t i = 1; i < c.size() && args.size() < 128; ++i) {
-    args += "'" + c[i].substr(0, 128 - args.size()) + "' ";
+    const std::size_t n = std::min(c[i].size(), 128 - args.size());
+    args.push_back('\'');
+    args.append(c[i], 0, n);
+    args.append("' ");
   }
-  return "ERR unknown command '" + c[0].substr(0, 128) + "', with args beginning with: " + args;
+  std::string msg = "ERR unknown command '";
+  msg.append(c[0], 0, std::min<std::size_t>(c[0].size(), 128));
+  msg.append("', with args beginning with: ");
+  msg.append(args);
+  return msg;
 }
 
 bool arity_ok(const Spec& s, std::size_t argc) {
@@ -365,7 +387,7 @@ Task<void> execute_group(CommandContext& ctx, const std::vector<Command>* comman
   }
   std::string error;
   try {
-    std::vector<AsyncLockGuard> guards = co_await lock_stripes(ctx, std::move(stripes));
+    std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kShared);
     co_await ctx.db().write(batch);
   } catch (const Error& e) {
     error = std::string("ERR ") + e.what();

@@ -3,17 +3,20 @@
 // pipelined batch to execute_batch() and writes what it appended; tests call
 // the same functions under sync_wait, without sockets.
 //
-// Atomicity: every command that reads a key and then writes it (SET with NX,
-// XX or GET; INCR and friends; DEL, which counts) and every write (SET, MSET,
-// DEL) holds the AsyncMutex of each key's stripe (CommandContext::kStripes
-// of them, locked in index order, so two commands never deadlock) across the
-// read and the commit. Plain reads (GET, MGET, EXISTS, SCAN) take no lock:
-// each sees a committed state of each key. MSET and DEL commit one WriteBatch
-// (all or nothing, also across a crash).
+// Atomicity: each key maps to one of CommandContext::kStripes
+// AsyncSharedMutexes (locked in index order, so two commands never deadlock),
+// held from a command's first read to its commit. Read-modify-writes (SET
+// with NX, XX or GET; INCR and friends; DEL, which counts) hold their stripes
+// exclusively. Blind writes (plain SET, MSET) hold them shared: they exclude
+// the read-modify-writes but not each other, so concurrent SETs of one key
+// still share a log write and an fsync (group commit; the engine orders
+// them). Plain reads (GET, MGET, EXISTS, SCAN) take no lock: each sees a
+// committed state of each key. MSET and DEL commit one WriteBatch (all or
+// nothing, also across a crash).
 //
 // Thread-safety: a CommandContext is shared by every connection on every
 // thread; its members are safe to use concurrently (the stripes are
-// AsyncMutexes, the SCAN table and the counters are synchronized). A batch
+// AsyncSharedMutexes, the SCAN table and the counters are synchronized). A batch
 // runs on the thread that awaits it.
 #pragma once
 
@@ -32,7 +35,7 @@
 
 #include <corobtree/database.h>
 #include <corobtree/task.h>
-#include "io/async_mutex.h"
+#include "io/async_shared_mutex.h"
 #include "tools/server/resp.h"
 
 namespace corobtree::server {
@@ -81,14 +84,14 @@ class CommandContext {
   ServerCounters& counters() noexcept { return counters_; }
   ScanCursors& cursors() noexcept { return cursors_; }
   std::size_t stripe_of(std::string_view key) const noexcept;
-  AsyncMutex& stripe(std::size_t i) noexcept { return stripes_[i]; }
+  AsyncSharedMutex& stripe(std::size_t i) noexcept { return stripes_[i]; }
   std::chrono::steady_clock::time_point started() const noexcept { return started_; }
 
  private:
   Database& db_;
   ServerCounters& counters_;
   ScanCursors cursors_;
-  std::array<AsyncMutex, kStripes> stripes_;
+  std::array<AsyncSharedMutex, kStripes> stripes_;
   std::chrono::steady_clock::time_point started_;
 };
 
