@@ -4,7 +4,8 @@
 Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops});
 when present, buffer_pool_bench.json, btree_bench.json, and peer_bench.json /
 commit_bench.json for the comparison with LMDB, SQLite and RocksDB, and
-thread_bench.json for the thread-scaling table.
+thread_bench.json for the thread-scaling table, and redis_bench.json
+(scripts/redis-bench.sh) for corobtree-server vs redis-server.
 """
 import json
 import os
@@ -405,6 +406,99 @@ def thread_lines(results):
     return out
 
 
+def redis_lines(results):
+    """scripts/redis-bench.sh's comparison: corobtree-server vs redis-server
+    under redis-benchmark, with the issue's targets met or missed."""
+    path = os.path.join(results, "redis_bench.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        data = json.load(f)
+    cfg = data["config"]
+    runs = {(r["mode"], r["pipeline"], r["test"], r["server"]): r for r in data["runs"]}
+    ours, redis = "corobtree-server", "redis-server"
+    out = [
+        "",
+        "### corobtree-server vs redis-server (redis-benchmark)",
+        "",
+        f"redis-benchmark, the same settings for both: {cfg['clients']} clients, "
+        f"--threads {cfg['client_threads']}, -r {cfg['keyspace']:,}, -d {cfg['value_bytes']}; "
+        f"corobtree-server with {cfg['our_threads']} threads and a {cfg['pool_mb']} MiB pool; "
+        f"{cfg.get('redis_version', 'redis-server')} single-threaded. Durable: ours `--durability sync` vs "
+        "redis `appendonly yes` + `appendfsync always`; relaxed: ours `relaxed` vs `appendfsync everysec`. "
+        f"{cfg.get('cpus', '?')} CPUs shared by server and client"
+        + (" (--quick sizes)." if cfg.get("quick") else "."),
+        "",
+        "| mode | pipeline | test | corobtree-server req/s | redis-server req/s | ours / redis | p99 ms ours / redis |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    get_ratios, set_ratios, large_get_ratios = [], [], []
+    for mode in ("durable", "relaxed"):
+        for pipeline in (1, 16):
+            for test in ("set", "get", "mset"):
+                a, b = runs.get((mode, pipeline, test, ours)), runs.get((mode, pipeline, test, redis))
+                if not a or not b:
+                    continue
+                ratio = a["rps"] / b["rps"] if b["rps"] else 0.0
+                if test == "get":
+                    get_ratios.append(ratio)
+                if test == "set" and mode == "durable":
+                    set_ratios.append(ratio)
+                label = "MSET (10 keys)" if test == "mset" else test.upper()
+                out.append(f"| {mode} | {pipeline} | {label} | {a['rps']:,.0f} | {b['rps']:,.0f} | "
+                           f"{ratio:.2f} | {a['p99_ms']:.1f} / {b['p99_ms']:.1f} |")
+    large = data.get("large", {})
+    mib = lambda kib: kib / 1024
+    rss_ok = None
+    if large:
+        out += [
+            "",
+            f"Large data set: {cfg['large_keys']:,} keys x {cfg['large_value_bytes']} bytes (4x our "
+            f"{cfg['pool_mb']} MiB pool), loaded with `redis-cli --pipe`, relaxed mode; then GETs over "
+            "all keys. RSS from /proc/PID/status.",
+            "",
+            "| server | load SET/s | GET P1 req/s | GET P16 req/s | VmRSS after load MiB | "
+            "VmRSS after GETs MiB | VmHWM MiB | files MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name in (ours, redis):
+            e = large.get(name)
+            if not e:
+                continue
+            out.append(f"| {name} | {e['load_sets_per_s']:,.0f} | {e['get_p1']['rps']:,.0f} | "
+                       f"{e['get_p16']['rps']:,.0f} | {mib(e['rss_after_load']['vmrss_kib']):.0f} | "
+                       f"{mib(e['rss_after_get']['vmrss_kib']):.0f} | "
+                       f"{mib(e['rss_after_get']['vmhwm_kib']):.0f} | {mib(e['disk_kib']):.0f} |")
+        if ours in large and redis in large:
+            for p in (1, 16):
+                b = large[redis][f"get_p{p}"]["rps"]
+                if b:
+                    large_get_ratios.append(f"P{p} {large[ours][f'get_p{p}']['rps'] / b:.2f}")
+        if ours in large:
+            e = large[ours]
+            rss_mib = mib(max(e["rss_after_load"]["vmrss_kib"], e["rss_after_get"]["vmrss_kib"]))
+            rss_ok = (rss_mib, rss_mib <= cfg["pool_mb"] + 64, mib(e["rss_after_get"]["vmhwm_kib"]))
+
+    def verdict(ok):
+        return "**met**" if ok else "**missed**"
+
+    out += ["", "Targets (issue 14):", ""]
+    if get_ratios:
+        m = min(get_ratios)
+        large_note = (f"; with the large data set, ours from disk, redis from RAM: {', '.join(large_get_ratios)}"
+                      if large_get_ratios else "")
+        out.append(f"- GET >= 0.8x redis-server: lowest ratio {m:.3f} over the {len(get_ratios)} GET runs above "
+                   f"(highest {max(get_ratios):.3f}): {verdict(m >= 0.8)}{large_note}")
+    if set_ratios:
+        m = min(set_ratios)
+        out.append(f"- durable SET >= 1.0x redis (appendfsync always): lowest ratio {m:.3f} "
+                   f"(pipeline 1 and 16): {verdict(m >= 1.0)}")
+    if rss_ok:
+        out.append(f"- RSS with the large data set <= pool + 64 MiB = {cfg['pool_mb'] + 64} MiB: "
+                   f"VmRSS {rss_ok[0]:.0f} MiB (VmHWM {rss_ok[2]:.0f} MiB): {verdict(rss_ok[1])}")
+    return out
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "results"
     iops, ctx = load_disk(results)
@@ -432,6 +526,7 @@ def main():
     lines += peer_lines(results)
     lines += commit_lines(results)
     lines += thread_lines(results)
+    lines += redis_lines(results)
     text = "\n".join(lines) + "\n"
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(text)

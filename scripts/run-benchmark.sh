@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds Release, runs the Google Benchmark binaries in perf/ (ours,
 # and peer_bench: LMDB, SQLite, RocksDB on the same workloads) and fio on the
-# same file, and writes results/ (JSON, a markdown table, plots).
+# same file, redis-benchmark against corobtree-server and redis-server
+# (scripts/redis-bench.sh), and writes results/ (JSON, a markdown table, plots).
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
 #   --quick   smaller file and shorter runs (under 3 minutes on 2 cores)
 # COROBTREE_BENCH_THREADS=1,2,4 sets thread_bench's thread counts (default 1,2).
@@ -20,7 +21,8 @@ done
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
 ensure_packages cmake ninja-build g++ pkg-config liburing-dev libbenchmark-dev fio python3 \
-  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev libasio-dev
+  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev libasio-dev \
+  redis-server redis-tools python3-redis
 
 BUILD=$ROOT/build-bench
 RESULTS=$ROOT/results
@@ -93,6 +95,9 @@ if [ "$QUICK" -eq 1 ]; then TB_COLD_KEYS=1000000; else TB_COLD_KEYS=${COROBTREE_
 COROBTREE_BENCH_QUICK=$QUICK COROBTREE_COLD_KEYS=$TB_COLD_KEYS "$BUILD/perf/thread_bench" \
   --threads="${COROBTREE_BENCH_THREADS:-1,2}" \
   --benchmark_out="$RESULTS/thread_bench.json" --benchmark_out_format=json
+
+echo "=== corobtree-server vs redis-server: redis-benchmark, durable and relaxed, a data set 4x the pool"
+if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/redis-bench.sh" --quick; else bash "$ROOT/scripts/redis-bench.sh"; fi
 
 # Debian's python3-matplotlib belongs to /usr/bin/python3 (not to a pyenv python).
 PY=/usr/bin/python3
