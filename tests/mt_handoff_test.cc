@@ -356,6 +356,27 @@ void run_reader_waits_for_a_page_another_thread_loads(const BackendConfig& cfg) 
   db.close();
 }
 
+// A database of make_database's keys opened behind a closed-able gate, with
+// the path to one key (`cached`) loaded: a get of it never meets the gate.
+// `raw` stays valid until the destructor of `db` returns.
+struct GatedDatabase {
+  explicit GatedDatabase(const BackendConfig& cfg) : path(dir.file("handoff.db")) {
+    make_database(path, cfg);
+    corobtree::Options options = small_options(cfg);
+    options.wrap_disk = gate_wrapper(gate);
+    db = sync_wait(Database::open(path, options));
+    raw = db.get();
+    BOOST_TEST((sync_wait(raw->get(cached)) == value_of(7, 0)));
+  }
+
+  corobtree::test::TempDir dir;
+  std::string path;
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  std::unique_ptr<Database> db;
+  Database* raw = nullptr;
+  std::string cached = key_of(7);
+};
+
 // Destroying a Database while calls on other threads are in flight: three
 // gets (on three threads) stall at the gate, and a fourth thread destroys the
 // database. The destructor must wait for them: meanwhile the main thread
@@ -365,16 +386,12 @@ void run_reader_waits_for_a_page_another_thread_loads(const BackendConfig& cfg) 
 // or kClosed) and the destructor return. Nothing crashes, and the files reopen.
 void run_destroying_the_database_waits_for_calls_in_flight(const BackendConfig& cfg) {
   Watchdog watchdog("destroying_the_database_waits_for_calls_in_flight");
-  corobtree::test::TempDir dir;
-  const std::string path = dir.file("handoff.db");
-  make_database(path, cfg);
-  auto gate = std::make_shared<Gate>();
-  corobtree::Options options = small_options(cfg);
-  options.wrap_disk = gate_wrapper(gate);
-  std::unique_ptr<Database> db = sync_wait(Database::open(path, options));
-  Database* const raw = db.get();  // stays valid until the destructor returns
-  const std::string cached = key_of(7);
-  BOOST_TEST((sync_wait(raw->get(cached)) == value_of(7, 0)));  // its path is now cached
+  GatedDatabase g(cfg);
+  const std::string& path = g.path;
+  const std::shared_ptr<Gate>& gate = g.gate;
+  std::unique_ptr<Database>& db = g.db;
+  Database* const raw = g.raw;
+  const std::string& cached = g.cached;
 
   constexpr int kCalls = 3;
   std::vector<std::unique_ptr<Seen>> seen;
@@ -501,16 +518,12 @@ Task<void> destroy_on_worker(std::unique_ptr<Database>& db, std::atomic<bool>& d
 void run_destroying_the_database_on_the_thread_of_a_call_in_flight(const BackendConfig& cfg,
                                                                    ReadKind kind) {
   Watchdog watchdog("destroying_the_database_on_the_thread_of_a_call_in_flight");
-  corobtree::test::TempDir dir;
-  const std::string path = dir.file("handoff.db");
-  make_database(path, cfg);
-  auto gate = std::make_shared<Gate>();
-  corobtree::Options options = small_options(cfg);
-  options.wrap_disk = gate_wrapper(gate);
-  std::unique_ptr<Database> db = sync_wait(Database::open(path, options));
-  Database* const raw = db.get();  // stays valid until the destructor returns
-  const std::string cached = key_of(7);
-  BOOST_TEST((sync_wait(raw->get(cached)) == value_of(7, 0)));  // its path is now cached
+  GatedDatabase g(cfg);
+  const std::string& path = g.path;
+  const std::shared_ptr<Gate>& gate = g.gate;
+  std::unique_ptr<Database>& db = g.db;
+  Database* const raw = g.raw;
+  const std::string& cached = g.cached;
 
   Seen seen;
   std::atomic<bool> destroyed{false};
