@@ -1,8 +1,9 @@
 # Installs the build in BUILD_DIR to a fresh prefix, checks that the prefix
-# holds only the public API, the library, the CMake package, corobtree.pc and
-# the corobtree tool, then builds and runs the consumer project in SOURCE_DIR
-# against it twice: with find_package(corobtree) and with pkg-config; with
-# EXPECT_ASIO, also its consumer_asio (corobtree::asio) in the CMake mode.
+# holds only the public API, the library, the CMake package, corobtree.pc,
+# the corobtree tool and (with EXPECT_ASIO) corobtree-server, then builds and
+# runs the consumer project in SOURCE_DIR against it twice: with
+# find_package(corobtree) and with pkg-config; with EXPECT_ASIO, also its
+# consumer_asio (corobtree::asio) in the CMake mode.
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
@@ -17,12 +18,17 @@ foreach(f IN LISTS installed)
      OR f MATCHES "^lib[^/]*/libcorobtree\\.(a|so(\\.[0-9]+)*)$"
      OR f MATCHES "^lib[^/]*/cmake/corobtree/corobtree(Config|ConfigVersion|Targets|Targets-[a-z]+)\\.cmake$"
      OR f MATCHES "^lib[^/]*/pkgconfig/corobtree\\.pc$"
-     OR f STREQUAL "bin/corobtree")
+     OR f STREQUAL "bin/corobtree"
+     OR (EXPECT_ASIO AND f STREQUAL "bin/corobtree-server"))
     continue()
   endif()
   message(FATAL_ERROR "the install prefix holds an unexpected file: ${f}")
 endforeach()
-foreach(f include/corobtree/database.h include/corobtree/version.h)
+set(expected include/corobtree/database.h include/corobtree/version.h bin/corobtree)
+if(EXPECT_ASIO)
+  list(APPEND expected include/corobtree/asio.h bin/corobtree-server)
+endif()
+foreach(f IN LISTS expected)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "the install prefix lacks ${f}")
   endif()
