@@ -32,6 +32,19 @@ class FlagScope {
   bool& flag_;
 };
 
+// Clears Scheduler::wake_on_local_post_ for a scope (run(), prepare_wait():
+// the loop looks at the ready queue itself), then sets it again.
+class InsideTurn {
+ public:
+  explicit InsideTurn(bool& flag) noexcept : flag_(flag) { flag_ = false; }
+  ~InsideTurn() { flag_ = true; }
+  InsideTurn(const InsideTurn&) = delete;
+  InsideTurn& operator=(const InsideTurn&) = delete;
+
+ private:
+  bool& flag_;
+};
+
 }  // namespace
 
 ExternalLoop::ExternalLoop() : scheduler_(&Scheduler::current()) {
@@ -55,6 +68,7 @@ ExternalLoop::ExternalLoop() : scheduler_(&Scheduler::current()) {
   }
   s.external_fd_ = fd;  // a loop attached from now on registers it too
   s.set_driving(true);
+  s.wake_on_local_post_ = true;
   fd_ = fd;
   home_ = s.home();
 }
@@ -64,6 +78,7 @@ ExternalLoop::~ExternalLoop() {
   assert(!running_);
   for (EventLoop* l : s.loops_) l->unregister_eventfd();
   s.external_fd_ = -1;
+  s.wake_on_local_post_ = false;
   s.set_driving(false);
   s.end_sleep(true);  // a declared wait ends here; the next driver starts with a clear eventfd
 }
@@ -72,6 +87,7 @@ std::size_t ExternalLoop::run() {
   Scheduler& s = *scheduler_;
   assert(!running_);
   FlagScope running(running_);
+  InsideTurn inside(s.wake_on_local_post_);
   // The order matters: the eventfd is cleared before the ring is reaped and
   // the inbox looked at, so whatever arrives after those looks makes it
   // readable again.
@@ -90,6 +106,7 @@ std::size_t ExternalLoop::run() {
 
 bool ExternalLoop::prepare_wait() {
   Scheduler& s = *scheduler_;
+  InsideTurn inside(s.wake_on_local_post_);
   s.submit_queued_io();
   if (!s.ready_.empty() || s.inbox_maybe_nonempty()) return false;
   bool io_in_flight = false;

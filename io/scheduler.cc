@@ -65,6 +65,16 @@ class Inbox {
   }
 
   // --- owner thread only ---
+  // A post to the ready queue outside the external loop's turn: ends a
+  // declared wait by writing the eventfd. Without one there is nothing to do
+  // (the next prepare_wait() sees the ready queue).
+  void wake_local() noexcept {
+    if (sleeping_.exchange(false, std::memory_order_seq_cst) && efd_ >= 0) {
+      const std::uint64_t one = 1;
+      while (::write(efd_, &one, sizeof(one)) < 0 && errno == EINTR) {
+      }
+    }
+  }
   bool maybe_nonempty() const noexcept { return nonempty_.load(std::memory_order_acquire); }
   void drain_into(std::deque<std::coroutine_handle<>>& ready) {
     {
@@ -257,7 +267,7 @@ std::size_t Scheduler::live_count() noexcept {
 
 void Scheduler::post(std::coroutine_handle<> h) {
   if (this == detail::t_scheduler) {
-    ready_.push_back(h);
+    post_local(h);
   } else {
     // h may be a coroutine that is running right now (handing itself over):
     // Task's start-inline hand-off must be atomic from here on.
@@ -265,6 +275,8 @@ void Scheduler::post(std::coroutine_handle<> h) {
     (void)inbox_->push(h);
   }
 }
+
+void Scheduler::wake_external_loop() noexcept { inbox_->wake_local(); }
 
 void Scheduler::drain_inbox() { inbox_->drain_into(ready_); }
 

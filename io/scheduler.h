@@ -76,7 +76,10 @@
 // lives on the thread, an outside event loop runs the turns instead of
 // sync_wait: it watches the inbox's eventfd, which every attached ring also
 // signals on each completion (io_uring_register_eventfd), and declares its
-// waits with the same handshake as a sleep (io/external_loop.cc).
+// waits with the same handshake as a sleep (io/external_loop.cc). A local
+// post made outside the loop's run()/prepare_wait() ends a declared wait too
+// (post_local writes the eventfd then): the outside loop may run code of
+// this thread between its turns.
 //
 // Thread-safety: the ready queue, the loops and everything else here belong
 // to the Scheduler's own thread; only post(), detail::post_home() and the
@@ -152,8 +155,16 @@ class Scheduler {
   // REQUIRES (from another thread): this Scheduler's thread has not exited;
   // when that is not sure, use detail::post_home(home(), h).
   void post(std::coroutine_handle<> h);
-  // REQUIRES: called on this Scheduler's thread.
-  void post_local(std::coroutine_handle<> h) { ready_.push_back(h); }
+  // REQUIRES: called on this Scheduler's thread. While an ExternalLoop drives
+  // the thread and the thread is outside ExternalLoop::run()/prepare_wait()
+  // (an initiating function, a plain handler of the outside loop), it also
+  // wakes the inbox, so the outside loop's wait on the eventfd ends (or
+  // prepare_wait() returns false): the one flag test is all the common path pays.
+  void post_local(std::coroutine_handle<> h) {
+    ready_.push_back(h);
+    if (wake_on_local_post_) [[unlikely]]
+      wake_external_loop();
+  }
   // This thread's inbox (stays valid forever; see the preamble).
   detail::Inbox* home() const noexcept { return inbox_; }
 
@@ -254,8 +265,14 @@ class Scheduler {
   // Sleeps in poll(2) on the inbox's eventfd (nothing in flight).
   void sleep_on_inbox();
 
+  // Makes the ExternalLoop's fd readable (or its next prepare_wait() false).
+  void wake_external_loop() noexcept;
+
   std::deque<std::coroutine_handle<>> ready_;
   detail::Inbox* inbox_;
+  // An ExternalLoop drives the thread and the thread is outside its run()
+  // and prepare_wait(): a local post must wake the outside loop.
+  bool wake_on_local_post_ = false;
   bool driving_ = false;
   bool worker_ = false;
   unsigned long_waits_ = 0;  // LongWait guards alive on this thread

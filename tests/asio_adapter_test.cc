@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -33,8 +34,10 @@
 #include <corobtree/error.h>
 #include <corobtree/runtime.h>
 #include <corobtree/sync_wait.h>
+#include "io/event.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/thread_probe.h"
 
 namespace bdata = boost::unit_test::data;
 using corobtree::AsioDriver;
@@ -423,6 +426,59 @@ corobtree::Task<int> doubled_on(corobtree::Runtime* rt, int v) {
   co_return v * 2;
 }
 }  // namespace
+
+namespace {
+corobtree::Task<int> wait_for_event(corobtree::Event* ev) {
+  co_await *ev;
+  co_return 1;
+}
+corobtree::Task<int> set_event(corobtree::Event* ev) {
+  ev->set();
+  co_return 2;
+}
+}  // namespace
+
+// Review finding (lost wake-up): an operation that finishes inside its
+// initiating function after making another operation's coroutine ready (a
+// local post) while the driver is parked in its wait for the eventfd. The
+// waiter must still run and io_context::run() return (a hang fails through
+// the watchdog).
+BOOST_AUTO_TEST_CASE(mode1_op_finishing_at_initiation_wakes_a_local_waiter) {
+  corobtree::test::Watchdog watchdog("mode1_op_finishing_at_initiation_wakes_a_local_waiter",
+                                     std::chrono::seconds(30));
+  asio::io_context ioc;
+  corobtree::Event ev;
+  int got = 0;
+  AsioDriver driver(ioc);
+  const AsioRunner here = AsioRunner::this_thread();
+  corobtree::async_run(here, wait_for_event(&ev), [&](std::exception_ptr, int v) { got += v; });
+  // Later, once the driver has armed its wait: start the setter.
+  asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+  t.async_wait([&](const asio::error_code&) {
+    corobtree::async_run(here, set_event(&ev), [&](std::exception_ptr, int v) { got += v; });
+  });
+  ioc.run();
+  BOOST_CHECK_EQUAL(got, 3);
+  BOOST_CHECK_EQUAL(driver.in_flight(), 0U);
+}
+
+// The same hole through a plain Asio handler (no corobtree operation
+// started): Event::set() on the driver's thread, outside the scheduler's turn.
+BOOST_AUTO_TEST_CASE(plain_handler_setting_an_event_wakes_the_driver) {
+  corobtree::test::Watchdog watchdog("plain_handler_setting_an_event_wakes_the_driver",
+                                     std::chrono::seconds(30));
+  asio::io_context ioc;
+  corobtree::Event ev;
+  int got = 0;
+  AsioDriver driver(ioc);
+  corobtree::async_run(AsioRunner::this_thread(), wait_for_event(&ev),
+                       [&](std::exception_ptr, int v) { got += v; });
+  asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+  t.async_wait([&](const asio::error_code&) { ev.set(); });
+  ioc.run();
+  BOOST_CHECK_EQUAL(got, 1);
+  BOOST_CHECK_EQUAL(driver.in_flight(), 0U);
+}
 
 // Mode 1 with a task that moves to a Runtime's worker: it finishes there, and
 // the operation still completes on the driver's thread (checked by the

@@ -95,6 +95,11 @@ std::size_t drive(ExternalLoop& loop, const Outcome& out) {
 
 Task<void> await_event(Event* e) { co_await *e; }
 
+Task<void> set_event_task(Event* e) {
+  e->set();
+  co_return;
+}
+
 Task<void> ping_pong(std::vector<Event>* events, std::atomic<std::size_t>* reached) {
   for (std::size_t i = 0; i < events->size(); ++i) {
     reached->store(i + 1, std::memory_order_release);
@@ -149,6 +154,55 @@ BOOST_AUTO_TEST_CASE(post_before_prepare_wait_is_seen) {
   BOOST_CHECK(!loop.prepare_wait());
   (void)loop.run();
   BOOST_CHECK(out.done);
+}
+
+// A coroutine of this thread made ready outside run() (by a handler of the
+// outside loop, on this thread): after prepare_wait() it makes the fd
+// readable; before it, prepare_wait() sees it.
+BOOST_AUTO_TEST_CASE(local_post_outside_run_makes_the_fd_readable) {
+  ExternalLoop loop;
+  {
+    Event e;
+    Outcome out;
+    start(await_event(&e), &out);
+    (void)loop.run();
+    BOOST_REQUIRE(!out.done);
+    BOOST_REQUIRE(loop.prepare_wait());
+    BOOST_CHECK_EQUAL(wait_readable(loop.fd(), 0), 0);  // nothing yet
+    e.set();                                            // on this thread, outside run()
+    BOOST_CHECK_EQUAL(wait_readable(loop.fd(), 1000), 1);
+    (void)loop.run();
+    BOOST_CHECK(out.done);
+    BOOST_CHECK_EQUAL(wait_readable(loop.fd(), 0), 0);  // run() cleared it
+  }
+  {
+    Event e;
+    Outcome out;
+    start(await_event(&e), &out);
+    (void)loop.run();
+    BOOST_REQUIRE(!out.done);
+    e.set();  // before prepare_wait()
+    BOOST_CHECK(!loop.prepare_wait());
+    (void)loop.run();
+    BOOST_CHECK(out.done);
+  }
+  // The wake-up leaves nothing behind: the next wait is declared and quiet.
+  {
+    Event e;
+    Outcome out;
+    Outcome setter;
+    start(await_event(&e), &out);
+    (void)loop.run();
+    BOOST_REQUIRE(loop.prepare_wait());
+    start(set_event_task(&e), &setter);  // runs now: outside run(), wakes
+    BOOST_CHECK_EQUAL(wait_readable(loop.fd(), 1000), 1);
+    (void)loop.run();  // resumes the waiter inside run()
+    BOOST_CHECK(out.done);
+    BOOST_CHECK(setter.done);
+    BOOST_REQUIRE(loop.prepare_wait());
+    BOOST_CHECK_EQUAL(wait_readable(loop.fd(), 0), 0);
+  }
+  BOOST_CHECK(loop.idle());
 }
 
 // Many hand-offs, each one waited for in poll(2): a post lost by the sleep

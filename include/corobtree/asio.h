@@ -12,8 +12,10 @@
 //    AsioDriver lets `ioc` drive the thread's corobtree scheduler (through
 //    corobtree::ExternalLoop): a posix::stream_descriptor waits for its
 //    eventfd, which another thread's post (e.g. a database's engine thread
-//    answering a call) or a completion on the thread's io_uring ring makes
-//    readable; the handler then runs the ready coroutines, all on this
+//    answering a call), a completion on the thread's io_uring ring, or a
+//    coroutine of this thread made ready outside the driver's turn (by a task
+//    an initiating function runs inline, by a plain handler setting an Event)
+//    makes readable; the handler then runs the ready coroutines, all on this
 //    thread. No extra thread.
 //  * Mode 2, AsioRunner(runtime): on a corobtree::Runtime's workers (the
 //    operation is spawned there); the result is sent to the handler's executor.
@@ -44,10 +46,13 @@
 //   #include <corobtree/asio.h>
 #pragma once
 
+#include <unistd.h>
+
 #include <asio.hpp>
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -80,9 +85,16 @@ inline AsioDriver*& current_driver() noexcept {
 
 // What the driver's pending Asio handlers hold: cleared when it dies, so a
 // handler that runs later (an aborted wait) touches nothing.
+// `owner` is checked first, so a handler run by a wrong thread reads nothing else.
 struct DriverLink {
   AsioDriver* driver = nullptr;
+  std::thread::id owner = std::this_thread::get_id();
 };
+
+[[noreturn]] inline void throw_wrong_thread() {
+  throw Error(ErrorCode::kInvalidArgument,
+              "AsioDriver: its io_context is run by another thread than the driver's");
+}
 
 }  // namespace detail::asio_adapter
 
@@ -109,16 +121,33 @@ class AsioDriver {
       throw Error(ErrorCode::kInvalidArgument, "AsioDriver: this thread already has one");
     }
     loop_.emplace();
-    wake_.assign(loop_->duplicate_fd());  // the descriptor object closes its own copy
+    const int fd = loop_->duplicate_fd();
+    asio::error_code ec;
+    wake_.assign(fd, ec);  // from here the descriptor object closes its own copy
+    if (ec) {
+      ::close(fd);
+      throw Error(ErrorCode::kIoError, "AsioDriver: cannot watch the eventfd: " + ec.message(),
+                  ec.value());
+    }
     link_->driver = this;
     detail::asio_adapter::current_driver() = this;
   }
 
   ~AsioDriver() {
-    // Wait for this thread's operations, driving the scheduler here.
-    while (in_flight_ > 0) {
-      (void)loop_->run();
-      if (in_flight_ > 0 && loop_->prepare_wait()) loop_->wait();
+    // Wait for this thread's operations, driving the scheduler here. A
+    // failure here (an io_uring error) leaves operations that can never
+    // complete and a destructor that must not throw: terminate, saying why.
+    try {
+      while (in_flight_ > 0) {
+        (void)loop_->run();
+        if (in_flight_ > 0 && loop_->prepare_wait()) loop_->wait();
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "corobtree::~AsioDriver: driving the scheduler failed: %s\n", e.what());
+      std::terminate();
+    } catch (...) {
+      std::fprintf(stderr, "corobtree::~AsioDriver: driving the scheduler failed\n");
+      std::terminate();
     }
     link_->driver = nullptr;
     detail::asio_adapter::current_driver() = nullptr;
@@ -143,6 +172,7 @@ class AsioDriver {
     if (posted_) return;
     posted_ = true;
     asio::post(ioc_, [link = link_] {
+      if (std::this_thread::get_id() != link->owner) detail::asio_adapter::throw_wrong_thread();
       if (AsioDriver* d = link->driver) {
         d->posted_ = false;
         d->step();
@@ -151,13 +181,27 @@ class AsioDriver {
   }
 
  private:
-  // One turn: run what is ready, then either wait for the eventfd (when
-  // operations are in flight and nothing is ready), or come back at once.
+  // One turn (step_once). Leaving by an exception (run() failed: an io_uring
+  // error), it posts the next turn first, so operations in flight are not
+  // stranded: the exception leaves io_context::run() and a later run() goes on.
   void step() {
-    if (std::this_thread::get_id() != owner_) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "AsioDriver: its io_context is run by another thread than the driver's");
+    try {
+      step_once();
+    } catch (...) {
+      rearm_after_failure();
+      throw;
     }
+  }
+  void rearm_after_failure() noexcept {
+    if (in_flight_ == 0) return;
+    try {
+      kick();
+    } catch (...) {  // out of memory posting: the original exception matters more
+    }
+  }
+  // Runs what is ready, then either waits for the eventfd (when operations
+  // are in flight and nothing is ready), or comes back at once.
+  void step_once() {
     (void)loop_->run();
     if (in_flight_ == 0) {
       if (waiting_) wake_.cancel();  // lets io_context::run() return
@@ -171,10 +215,16 @@ class AsioDriver {
     waiting_ = true;
     wake_.async_wait(asio::posix::stream_descriptor::wait_read,
                      [link = link_](const asio::error_code& ec) {
+                       if (std::this_thread::get_id() != link->owner) {
+                         detail::asio_adapter::throw_wrong_thread();
+                       }
                        AsioDriver* d = link->driver;
                        if (d == nullptr) return;
                        d->waiting_ = false;
-                       if (ec && ec != asio::error::operation_aborted) throw asio::system_error(ec);
+                       if (ec && ec != asio::error::operation_aborted) {
+                         d->rearm_after_failure();  // the next turn waits again
+                         throw asio::system_error(ec);
+                       }
                        d->step();
                      });
   }
@@ -183,7 +233,6 @@ class AsioDriver {
   std::optional<ExternalLoop> loop_;  // engaged after the one-driver check
   asio::posix::stream_descriptor wake_;
   std::shared_ptr<detail::asio_adapter::DriverLink> link_;
-  std::thread::id owner_ = std::this_thread::get_id();
   std::size_t in_flight_ = 0;
   bool waiting_ = false;  // an async_wait on wake_ is pending
   bool posted_ = false;   // a step() is posted
@@ -384,7 +433,10 @@ struct Initiate {
       Detached d = run_on_driver<T>(c, std::move(task), driver, driver->home());
       driver->op_started();
       d.handle.resume();
-      if (!c->finished) driver->kick();
+      // Always (coalesced): even when it finished here, it may have made
+      // other coroutines of this thread ready (released a lock, set an event),
+      // and the driver may be parked in its wait for the eventfd.
+      driver->kick();
       return;
     }
     try {

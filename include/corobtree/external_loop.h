@@ -15,12 +15,19 @@
 // the posts of other threads (e.g. a database's engine thread answering a
 // call) from the inbox to the ready queue, and hands the I/O queued by the
 // batch to the kernel. fd() is an eventfd that becomes readable when the
-// thread has work: another thread posts to it, or its ring posts a completion
-// (the eventfd is registered with every ring of the thread,
-// io_uring_register_eventfd). So the outside loop sleeps in its own wait and
-// no extra thread is needed.
+// thread has work, exactly in these cases:
+//  * another thread posts to it (after a prepare_wait() that returned true);
+//  * a coroutine of this thread is made ready on this thread outside run()
+//    and prepare_wait() (by code the outside loop runs between them: a task
+//    an Asio initiating function starts inline, a handler that sets an Event
+//    or releases an AsyncMutex), after a prepare_wait() that returned true;
+//    a post inside run() writes nothing (prepare_wait() comes next and sees
+//    it);
+//  * its ring posts a completion, at any time (the eventfd is registered
+//    with every ring of the thread, io_uring_register_eventfd).
+// So the outside loop sleeps in its own wait and no extra thread is needed.
 //
-// The sleep handshake: another thread writes the eventfd only when the owner
+// The sleep handshake: a post writes the eventfd only when the owner
 // declared itself asleep, so the outside loop must call prepare_wait() right
 // before it waits. prepare_wait() submits the queued I/O and declares the
 // wait; it returns false, declaring nothing, when work is already there (call
