@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -558,4 +559,133 @@ BOOST_DATA_TEST_CASE(incr_races, bdata::make(backends()), backend) {
   BOOST_TEST(s.run({"GET", "by0"}) == bulk(std::to_string(per_key + (per_thread % 2) * 10)));
   BOOST_TEST(s.run({"GET", "by1"}) == bulk(std::to_string(per_key)));
   BOOST_TEST(nx_wins.load() == per_thread);
+}
+
+// A reply over the output limit stops the command as soon as it passes the
+// limit (OutputLimitExceeded, the connection then closes) instead of being
+// built whole: one small MGET could otherwise take the server's memory.
+BOOST_DATA_TEST_CASE(mget_output_limit, bdata::make(backends()), backend) {
+  Server s(backend);
+  const std::string big(256 * 1024, 'v');
+  BOOST_TEST(s.run({"SET", "big", big}) == kOk);
+  s.ctx->set_output_limit(std::size_t{1} << 20);
+  Command mget{"MGET"};
+  for (int i = 0; i < 1500; ++i) mget.push_back("big");
+  std::string out;
+  BOOST_CHECK_THROW(sync_wait(corobtree::server::execute(*s.ctx, mget, &out)),
+                    corobtree::server::OutputLimitExceeded);
+  BOOST_TEST(out.size() <= (std::size_t{1} << 20) + big.size() + 64);
+  // Under the limit it answers as before.
+  BOOST_TEST(s.run({"MGET", "big", "nope"}) == "*2\r\n" + bulk(big) + kNull);
+}
+
+// MATCH patterns are bounded, and a pattern needing more bytes than a key
+// has fails at once; a call's matching work is bounded (it returns early
+// with a cursor).
+BOOST_DATA_TEST_CASE(scan_match_bounded, bdata::make(backends()), backend) {
+  Server s(backend);
+  BOOST_TEST(corobtree::server::glob_min_length("*a?[bc]\\d*") == 4u);
+  BOOST_TEST(corobtree::server::glob_min_length("***") == 0u);
+  BOOST_TEST(corobtree::server::glob_min_length("[^x-z]") == 1u);
+  const std::string long_pattern(s.ctx->max_pattern() + 1, 'a');
+  const std::string r = s.run({"SCAN", "0", "MATCH", long_pattern});
+  BOOST_TEST(r.rfind("-ERR MATCH pattern too long", 0) == 0u, r);
+  const std::size_t key_len = std::min<std::size_t>(s.db->max_key_size(), 200);
+  for (int i = 0; i < 20; ++i) {
+    std::string key(key_len, 'a');
+    key.replace(0, 2, std::to_string(10 + i));
+    BOOST_TEST(s.run({"SET", key, "v"}) == kOk);
+  }
+  // Longer than any key: no match, no work.
+  const std::string impossible = "*" + std::string(key_len + 1, '?');
+  auto t0 = std::chrono::steady_clock::now();
+  auto [cursor, keys] = parse_scan_reply(s.run({"SCAN", "0", "MATCH", impossible, "COUNT", "100"}));
+  BOOST_TEST(cursor == "0");
+  BOOST_TEST(keys.empty());
+  // The worst pattern allowed: each call is bounded, the scan still completes.
+  const std::string worst = "*[" + std::string(s.ctx->max_pattern() - 3, 'b') + "]";
+  const std::vector<std::string> found = scan_all(s, "50", worst);
+  BOOST_TEST(found.empty());
+  const bool quick = std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20);
+  BOOST_TEST(quick);
+  BOOST_TEST(scan_all(s, "50", "1*").size() == 10u);
+  BOOST_TEST(scan_all(s, "50", "2?a*").size() == 10u);
+}
+
+// MGET and EXISTS never see half of an MSET or a multi-key DEL (4 threads).
+BOOST_DATA_TEST_CASE(multi_key_atomicity, bdata::make(backends()), backend) {
+  Server s(backend);
+  constexpr int kKeys = 8;
+  const int rounds = corobtree::test::scaled(1500, 150);
+  std::atomic<int> torn{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        Command c;
+        std::string out;
+        if (t == 0) {
+          c = {"MSET"};
+          for (int k = 0; k < kKeys; ++k) {
+            c.push_back("k" + std::to_string(k));
+            c.push_back(std::to_string(i));
+          }
+        } else if (t == 1) {
+          c = {i % 4 == 0 ? "DEL" : "EXISTS"};
+          for (int k = 0; k < kKeys; ++k) c.push_back("k" + std::to_string(k));
+        } else {
+          c = {"MGET"};
+          for (int k = 0; k < kKeys; ++k) c.push_back("k" + std::to_string(k));
+        }
+        sync_wait(corobtree::server::execute(*s.ctx, c, &out));
+        if (t == 1 && c[0] == "EXISTS" && out != integer(0) && out != integer(kKeys)) ++torn;
+        if (t >= 2) {
+          // The MGET reply's elements ("-" for nil): all the same, or torn.
+          std::vector<std::string> vals;
+          std::size_t pos = out.find("\r\n") + 2;
+          while (pos < out.size()) {
+            const std::size_t eol = out.find("\r\n", pos);
+            const long len = std::stol(out.substr(pos + 1, eol - pos - 1));
+            if (len < 0) {
+              vals.push_back("-");
+              pos = eol + 2;
+            } else {
+              vals.push_back(out.substr(eol + 2, static_cast<std::size_t>(len)));
+              pos = eol + 2 + static_cast<std::size_t>(len) + 2;
+            }
+          }
+          if (vals.size() != kKeys || std::count(vals.begin(), vals.end(), vals[0]) != kKeys)
+            ++torn;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  BOOST_TEST(torn.load() == 0);
+}
+
+// The commands clients commonly send on connecting or use as aliases.
+BOOST_DATA_TEST_CASE(client_compat_commands, bdata::make(backends()), backend) {
+  Server s(backend);
+  BOOST_TEST(s.run({"SETNX", "a", "1"}) == integer(1));
+  BOOST_TEST(s.run({"SETNX", "a", "2"}) == integer(0));
+  BOOST_TEST(s.run({"GET", "a"}) == bulk("1"));
+  BOOST_TEST(s.run({"TYPE", "a"}) == "+string\r\n");
+  BOOST_TEST(s.run({"TYPE", "nope"}) == "+none\r\n");
+  BOOST_TEST(s.run({"SET", "b", "2"}) == kOk);
+  BOOST_TEST(s.run({"UNLINK", "a", "b", "c"}) == integer(2));
+  BOOST_TEST(s.run({"SET", "c", "3"}) == kOk);
+  BOOST_TEST(s.run({"FLUSHDB"}) == kOk);
+  BOOST_TEST(s.run({"DBSIZE"}) == integer(0));
+  BOOST_TEST(s.run({"CLIENT", "SETNAME", "x"}) == kOk);
+  BOOST_TEST(s.run({"CLIENT", "SETINFO", "lib-name", "redis-py"}) == kOk);
+  BOOST_TEST(s.run({"CLIENT", "GETNAME"}) == kNull);
+  BOOST_TEST(s.run({"CLIENT", "KILL", "x"}).rfind("-ERR", 0) == 0u);
+  const std::string hello = s.run({"HELLO"});
+  BOOST_TEST(hello.rfind("*14\r\n$6\r\nserver\r\n", 0) == 0u);
+  BOOST_TEST(s.run({"HELLO", "2"}) == hello);
+  BOOST_TEST(s.run({"HELLO", "3"}).rfind("-NOPROTO", 0) == 0u);
+  BOOST_TEST(s.run({"HELLO", "x"}).rfind("-ERR Protocol version", 0) == 0u);
+  BOOST_TEST(s.run({"CONFIG", "GET"}).rfind("-ERR wrong number", 0) == 0u);
+  BOOST_TEST(s.run({"CONFIG", "GET", "save"}) == "*0\r\n");
 }
