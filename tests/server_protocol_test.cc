@@ -693,3 +693,37 @@ BOOST_DATA_TEST_CASE(client_compat_commands, bdata::make(backends()), backend) {
   BOOST_TEST(s.run({"CONFIG", "GET"}).rfind("-ERR wrong number", 0) == 0u);
   BOOST_TEST(s.run({"CONFIG", "GET", "save"}) == "*0\r\n");
 }
+
+// FLUSHALL ends while another thread keeps inserting ever larger keys (it
+// stops at the last key present when it started).
+BOOST_DATA_TEST_CASE(flushall_ends_under_appends, bdata::make(backends()), backend) {
+  Server s(backend);
+  Command preload{"MSET"};
+  for (int i = 0; i < 3000; ++i) {
+    preload.push_back("a" + std::to_string(100000 + i));
+    preload.push_back("v");
+  }
+  BOOST_TEST(s.run(preload) == kOk);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    std::uint64_t n = 0;
+    while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+      Command mset{"MSET"};
+      for (int i = 0; i < 2000; ++i) {
+        mset.push_back("z" + std::to_string(1000000000 + n++));
+        mset.push_back("v");
+      }
+      std::string out;
+      sync_wait(corobtree::server::execute(*s.ctx, mset, &out));
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(s.run({"FLUSHALL"}) == kOk);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  done.store(true);
+  writer.join();
+  const bool ended_early = took < std::chrono::milliseconds(2500);
+  BOOST_TEST(ended_early);
+  BOOST_TEST(s.run({"EXISTS", "a100000", "a102999"}) == integer(0));
+}

@@ -120,8 +120,13 @@ void Connection::on_read(const asio::error_code& ec, std::size_t n) {
 
 void Connection::start_batch() {
   batch_running_ = true;
+  // The soft limit counts the write in flight too (pump() starts a batch
+  // only below it, so this is at least 1).
+  const std::size_t in_flight = writing_.size() - write_pos_;
+  const std::size_t limit =
+      options_.output_soft_limit > in_flight ? options_.output_soft_limit - in_flight : 1;
   corobtree::async_run(AsioRunner::this_thread(),
-                       execute_batch(ctx_, &pending_, next_, &out_, options_.output_soft_limit),
+                       execute_batch(ctx_, &pending_, next_, &out_, limit),
                        [self = shared_from_this()](std::exception_ptr error, BatchResult result) {
                          self->on_batch(std::move(error), result);
                        });
