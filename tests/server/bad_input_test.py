@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -110,6 +111,13 @@ def main():
     print(f"bad_input_test: seed {args.seed}", flush=True)
     rng = random.Random(args.seed)
     c = harness.Checks()
+    if not harness.is_redis(args.server):
+        # Limits of 0 would refuse every client or close it on its first reply.
+        for opt in ("--max-clients", "--max-output-mb"):
+            r = subprocess.run([args.server, "--db", "/nonexistent/db", opt, "0"],
+                               capture_output=True, timeout=30)
+            c.check(r.returncode == 1 and b"must be positive" in r.stderr,
+                    f"{opt} 0 refused: {r.returncode} {r.stderr[:80]!r}")
     extra = []
     if harness.is_redis(args.server):  # Redis's normal clients have no output limit by default
         extra = ["--client-output-buffer-limit", "normal 64mb 16mb 5"]
