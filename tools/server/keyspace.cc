@@ -102,7 +102,7 @@ Task<void> cmd_scan(CommandContext& ctx, const Command& c, std::string* out) {
   std::size_t examined = 0;
   // Matching costs up to key length x pattern length per key: a call stops
   // early (returning a cursor) once it has spent about kMatchWork on it.
-  constexpr std::size_t kMatchWork = std::size_t{32} << 20;
+  constexpr std::size_t kMatchWork = std::size_t{8} << 20;
   const std::size_t min_len = pattern ? glob_min_length(*pattern) : 0;
   std::size_t work = 0;
   Cursor cursor = ctx.db().cursor(std::move(opts));
