@@ -8,13 +8,18 @@
 //  * every command against a std::map model (random operations, byte-exact
 //    replies), the error replies, INCR and SET NX races from 4 threads (more
 //    threads than cores) with exact results, SCAN exactly-once with and
-//    without MATCH, FLUSHALL, INFO. On io_uring and pread.
+//    without MATCH, FLUSHALL, INFO;
+//  * the fixes of the review: MGET stops at the output limit, MATCH patterns
+//    and matching work are bounded, MGET/EXISTS never see half an MSET/DEL
+//    (4 threads), and FLUSHDB, UNLINK, SETNX, TYPE, CLIENT, HELLO.
+// On io_uring and pread.
 #define BOOST_TEST_MODULE server_protocol
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -558,4 +563,167 @@ BOOST_DATA_TEST_CASE(incr_races, bdata::make(backends()), backend) {
   BOOST_TEST(s.run({"GET", "by0"}) == bulk(std::to_string(per_key + (per_thread % 2) * 10)));
   BOOST_TEST(s.run({"GET", "by1"}) == bulk(std::to_string(per_key)));
   BOOST_TEST(nx_wins.load() == per_thread);
+}
+
+// A reply over the output limit stops the command as soon as it passes the
+// limit (OutputLimitExceeded, the connection then closes) instead of being
+// built whole: one small MGET could otherwise take the server's memory.
+BOOST_DATA_TEST_CASE(mget_output_limit, bdata::make(backends()), backend) {
+  Server s(backend);
+  const std::string big(256 * 1024, 'v');
+  BOOST_TEST(s.run({"SET", "big", big}) == kOk);
+  s.ctx->set_output_limit(std::size_t{1} << 20);
+  Command mget{"MGET"};
+  for (int i = 0; i < 1500; ++i) mget.push_back("big");
+  std::string out;
+  BOOST_CHECK_THROW(sync_wait(corobtree::server::execute(*s.ctx, mget, &out)),
+                    corobtree::server::OutputLimitExceeded);
+  BOOST_TEST(out.size() <= (std::size_t{1} << 20) + big.size() + 64);
+  // Under the limit it answers as before.
+  BOOST_TEST(s.run({"MGET", "big", "nope"}) == "*2\r\n" + bulk(big) + kNull);
+}
+
+// MATCH patterns are bounded, and a pattern needing more bytes than a key
+// has fails at once; a call's matching work is bounded (it returns early
+// with a cursor).
+BOOST_DATA_TEST_CASE(scan_match_bounded, bdata::make(backends()), backend) {
+  Server s(backend);
+  BOOST_TEST(corobtree::server::glob_min_length("*a?[bc]\\d*") == 4u);
+  BOOST_TEST(corobtree::server::glob_min_length("***") == 0u);
+  BOOST_TEST(corobtree::server::glob_min_length("[^x-z]") == 1u);
+  const std::string long_pattern(s.ctx->max_pattern() + 1, 'a');
+  const std::string r = s.run({"SCAN", "0", "MATCH", long_pattern});
+  BOOST_TEST(r.rfind("-ERR MATCH pattern too long", 0) == 0u, r);
+  const std::size_t key_len = std::min<std::size_t>(s.db->max_key_size(), 200);
+  for (int i = 0; i < 20; ++i) {
+    std::string key(key_len, 'a');
+    key.replace(0, 2, std::to_string(10 + i));
+    BOOST_TEST(s.run({"SET", key, "v"}) == kOk);
+  }
+  // Longer than any key: no match, no work.
+  const std::string impossible = "*" + std::string(key_len + 1, '?');
+  auto t0 = std::chrono::steady_clock::now();
+  auto [cursor, keys] = parse_scan_reply(s.run({"SCAN", "0", "MATCH", impossible, "COUNT", "100"}));
+  BOOST_TEST(cursor == "0");
+  BOOST_TEST(keys.empty());
+  // The worst pattern allowed: each call is bounded, the scan still completes.
+  const std::string worst = "*[" + std::string(s.ctx->max_pattern() - 3, 'b') + "]";
+  const std::vector<std::string> found = scan_all(s, "50", worst);
+  BOOST_TEST(found.empty());
+  const bool quick = std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20);
+  BOOST_TEST(quick);
+  BOOST_TEST(scan_all(s, "50", "1*").size() == 10u);
+  BOOST_TEST(scan_all(s, "50", "2?a*").size() == 10u);
+}
+
+// MGET and EXISTS never see half of an MSET or a multi-key DEL (4 threads).
+BOOST_DATA_TEST_CASE(multi_key_atomicity, bdata::make(backends()), backend) {
+  Server s(backend);
+  constexpr int kKeys = 8;
+  const int rounds = corobtree::test::scaled(1500, 150);
+  std::atomic<int> torn{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        Command c;
+        std::string out;
+        if (t == 0) {
+          c = {"MSET"};
+          for (int k = 0; k < kKeys; ++k) {
+            c.push_back("k" + std::to_string(k));
+            c.push_back(std::to_string(i));
+          }
+        } else if (t == 1) {
+          c = {i % 4 == 0 ? "DEL" : "EXISTS"};
+          for (int k = 0; k < kKeys; ++k) c.push_back("k" + std::to_string(k));
+        } else {
+          c = {"MGET"};
+          for (int k = 0; k < kKeys; ++k) c.push_back("k" + std::to_string(k));
+        }
+        sync_wait(corobtree::server::execute(*s.ctx, c, &out));
+        if (t == 1 && c[0] == "EXISTS" && out != integer(0) && out != integer(kKeys)) ++torn;
+        if (t >= 2) {
+          // The MGET reply's elements ("-" for nil): all the same, or torn.
+          std::vector<std::string> vals;
+          std::size_t pos = out.find("\r\n") + 2;
+          while (pos < out.size()) {
+            const std::size_t eol = out.find("\r\n", pos);
+            const long len = std::stol(out.substr(pos + 1, eol - pos - 1));
+            if (len < 0) {
+              vals.push_back("-");
+              pos = eol + 2;
+            } else {
+              vals.push_back(out.substr(eol + 2, static_cast<std::size_t>(len)));
+              pos = eol + 2 + static_cast<std::size_t>(len) + 2;
+            }
+          }
+          if (vals.size() != kKeys || std::count(vals.begin(), vals.end(), vals[0]) != kKeys)
+            ++torn;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  BOOST_TEST(torn.load() == 0);
+}
+
+// The commands clients commonly send on connecting or use as aliases.
+BOOST_DATA_TEST_CASE(client_compat_commands, bdata::make(backends()), backend) {
+  Server s(backend);
+  BOOST_TEST(s.run({"SETNX", "a", "1"}) == integer(1));
+  BOOST_TEST(s.run({"SETNX", "a", "2"}) == integer(0));
+  BOOST_TEST(s.run({"GET", "a"}) == bulk("1"));
+  BOOST_TEST(s.run({"TYPE", "a"}) == "+string\r\n");
+  BOOST_TEST(s.run({"TYPE", "nope"}) == "+none\r\n");
+  BOOST_TEST(s.run({"SET", "b", "2"}) == kOk);
+  BOOST_TEST(s.run({"UNLINK", "a", "b", "c"}) == integer(2));
+  BOOST_TEST(s.run({"SET", "c", "3"}) == kOk);
+  BOOST_TEST(s.run({"FLUSHDB"}) == kOk);
+  BOOST_TEST(s.run({"DBSIZE"}) == integer(0));
+  BOOST_TEST(s.run({"CLIENT", "SETNAME", "x"}) == kOk);
+  BOOST_TEST(s.run({"CLIENT", "SETINFO", "lib-name", "redis-py"}) == kOk);
+  BOOST_TEST(s.run({"CLIENT", "GETNAME"}) == kNull);
+  BOOST_TEST(s.run({"CLIENT", "KILL", "x"}).rfind("-ERR", 0) == 0u);
+  const std::string hello = s.run({"HELLO"});
+  BOOST_TEST(hello.rfind("*14\r\n$6\r\nserver\r\n", 0) == 0u);
+  BOOST_TEST(s.run({"HELLO", "2"}) == hello);
+  BOOST_TEST(s.run({"HELLO", "3"}).rfind("-NOPROTO", 0) == 0u);
+  BOOST_TEST(s.run({"HELLO", "x"}).rfind("-ERR Protocol version", 0) == 0u);
+  BOOST_TEST(s.run({"CONFIG", "GET"}).rfind("-ERR wrong number", 0) == 0u);
+  BOOST_TEST(s.run({"CONFIG", "GET", "save"}) == "*0\r\n");
+}
+
+// FLUSHALL ends while another thread keeps inserting ever larger keys (it
+// stops at the last key present when it started).
+BOOST_DATA_TEST_CASE(flushall_ends_under_appends, bdata::make(backends()), backend) {
+  Server s(backend);
+  Command preload{"MSET"};
+  for (int i = 0; i < 3000; ++i) {
+    preload.push_back("a" + std::to_string(100000 + i));
+    preload.push_back("v");
+  }
+  BOOST_TEST(s.run(preload) == kOk);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    std::uint64_t n = 0;
+    while (!done.load() && std::chrono::steady_clock::now() < deadline) {
+      Command mset{"MSET"};
+      for (int i = 0; i < 2000; ++i) {
+        mset.push_back("z" + std::to_string(1000000000 + n++));
+        mset.push_back("v");
+      }
+      std::string out;
+      sync_wait(corobtree::server::execute(*s.ctx, mset, &out));
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(s.run({"FLUSHALL"}) == kOk);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  done.store(true);
+  writer.join();
+  const bool ended_early = took < std::chrono::milliseconds(2500);
+  BOOST_TEST(ended_early);
+  BOOST_TEST(s.run({"EXISTS", "a100000", "a102999"}) == integer(0));
 }

@@ -8,11 +8,15 @@ any limit, a huge argument count with few arguments sent, a partial frame left
 hanging, a client that disconnects mid-pipeline (FIN and RST), a slow client
 that never reads its replies (the server's VmRSS stays bounded, others keep
 answering, the server closes it after --client-timeout), random garbage bytes, unknown commands, wrong arities and bad
-arguments (error reply, connection still usable)."""
+arguments (error reply, connection still usable), a partial command with no
+more input (closed after --client-timeout), commands read before the peer went
+away (they still run), and a second SIGTERM during shutdown (ends the server)."""
 import os
 import random
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -107,6 +111,13 @@ def main():
     print(f"bad_input_test: seed {args.seed}", flush=True)
     rng = random.Random(args.seed)
     c = harness.Checks()
+    if not harness.is_redis(args.server):
+        # Limits of 0 would refuse every client or close it on its first reply.
+        for opt in ("--max-clients", "--max-output-mb"):
+            r = subprocess.run([args.server, "--db", "/nonexistent/db", opt, "0"],
+                               capture_output=True, timeout=30)
+            c.check(r.returncode == 1 and b"must be positive" in r.stderr,
+                    f"{opt} 0 refused: {r.returncode} {r.stderr[:80]!r}")
     extra = []
     if harness.is_redis(args.server):  # Redis's normal clients have no output limit by default
         extra = ["--client-output-buffer-limit", "normal 64mb 16mb 5"]
@@ -208,6 +219,33 @@ def main():
         bad("NUL bytes", b"\x00" * 1000 + b"\r\n", allow_open=True)
         hanging.close()
         healthy("partial frame closed")
+        # A partial command with no more input: closed after --client-timeout.
+        stuck = Conn(port)
+        stuck.send(b"*2\r\n$3\r\nGET\r\n$100000\r\n" + b"x" * 1000)
+        stuck.s.settimeout(CLIENT_TIMEOUT + 5)
+        try:
+            closed = stuck.s.recv(64) == b""
+        except socket.timeout:
+            closed = False
+        except OSError:
+            closed = True
+        c.check(closed, f"partial command closed within --client-timeout {CLIENT_TIMEOUT} s + 5 s")
+        stuck.close()
+        # Commands already read run even when the peer is gone before their
+        # replies are written (the batch stopped at the output soft limit).
+        gone = Conn(port)
+        gone.send(b"".join(resp(b"GET", b"big") for _ in range(30)) + resp(b"SET", b"after-close", b"1"))
+        gone.close()  # replies arriving now get an RST: the server's writes fail
+        check = Conn(port)
+        deadline = time.monotonic() + 10
+        got = None
+        while time.monotonic() < deadline:
+            got = check.call(b"GET", b"after-close")
+            if got == b"1":
+                break
+            time.sleep(0.1)
+        c.check(got == b"1", f"commands read before the peer went away ran: {got!r}")
+        check.close()
 
         # Disconnects mid-pipeline, with a FIN and with an RST.
         for how in ("FIN", "RST"):
@@ -301,6 +339,35 @@ def main():
         healthy("slow client gone")
         rc = srv.terminate()
         c.check(rc == 0, f"SIGTERM exit status {rc}")
+        if not harness.is_redis(args.server):
+            # A second SIGTERM ends the server at once (by the signal's default
+            # action), even while the first one waits for a client that never
+            # reads (shutdown grace 5 s).
+            srv.start()
+            slow = socket.create_connection((harness.HOST, srv.port))
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.sendall(b"".join(resp(b"GET", b"big") for _ in range(20)))
+            time.sleep(0.5)
+            proc = srv.proc
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            draining = proc.poll() is None
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(3)
+            except Exception:
+                rc = None
+            print(f"  second SIGTERM: draining {draining}, exit {rc}", flush=True)
+            # Killed by the signal (the default action), not a clean exit after the grace.
+            c.check(rc is not None and (not draining or (rc == -signal.SIGTERM and
+                                                         time.monotonic() - t0 < 2.5)),
+                    f"second SIGTERM ends the server (draining {draining}, exit {rc})")
+            if rc is None:
+                srv.kill()
+            else:
+                srv.proc = None
+            slow.close()
     c.finish("bad_input_test")
 
 

@@ -28,6 +28,10 @@ CommandContext::CommandContext(Database& db, ServerCounters& counters)
       cursors_(kScanCursors),
       started_(std::chrono::steady_clock::now()) {}
 
+std::size_t CommandContext::max_pattern() const noexcept {
+  return std::max<std::size_t>(256, 4 * db_.max_key_size());
+}
+
 std::size_t CommandContext::stripe_of(std::string_view key) const noexcept {
   return std::hash<std::string_view>{}(key) % kStripes;
 }
@@ -155,7 +159,20 @@ Task<void> cmd_del(CommandContext& ctx, const Command& c, std::string* out) {
   reply_integer(*out, static_cast<std::int64_t>(batch.size()));
 }
 
+// The stripes of c[1..], locked shared (MGET, EXISTS: never half of an MSET or DEL).
+Task<std::vector<Guard>> lock_keys_shared(CommandContext& ctx, const Command& c) {
+  std::vector<std::size_t> stripes;
+  for (std::size_t i = 1; i < c.size(); ++i) stripes.push_back(ctx.stripe_of(c[i]));
+  std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kShared);
+  co_return guards;
+}
+
+void check_output(CommandContext& ctx, const std::string* out) {
+  if (out->size() > ctx.output_limit()) throw OutputLimitExceeded();
+}
+
 Task<void> cmd_exists(CommandContext& ctx, const Command& c, std::string* out) {
+  std::vector<Guard> guards = co_await lock_keys_shared(ctx, c);
   std::int64_t n = 0;
   std::string value;
   for (std::size_t i = 1; i < c.size(); ++i) {
@@ -166,6 +183,7 @@ Task<void> cmd_exists(CommandContext& ctx, const Command& c, std::string* out) {
 }
 
 Task<void> cmd_mget(CommandContext& ctx, const Command& c, std::string* out) {
+  std::vector<Guard> guards = co_await lock_keys_shared(ctx, c);
   reply_array(*out, c.size() - 1);
   std::string value;
   for (std::size_t i = 1; i < c.size(); ++i) {
@@ -175,6 +193,7 @@ Task<void> cmd_mget(CommandContext& ctx, const Command& c, std::string* out) {
     } else {
       reply_null(*out);
     }
+    check_output(ctx, out);
   }
 }
 
@@ -186,7 +205,7 @@ Task<void> cmd_mset(CommandContext& ctx, const Command& c, std::string* out) {
     stripes.push_back(ctx.stripe_of(c[i]));
     batch.put(c[i], c[i + 1]);
   }
-  std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kShared);
+  std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kExclusive);
   co_await ctx.db().write(batch);
   reply_simple(*out, "OK");
 }
@@ -243,6 +262,65 @@ Task<void> cmd_select(CommandContext&, const Command& c, std::string* out) {
 // that tools which ask (redis-benchmark) go on; other subcommands are errors.
 Task<void> cmd_config(CommandContext&, const Command& c, std::string* out) {
   if (ascii_lower(c[1]) != "get") throw CommandError("ERR CONFIG supports only GET here");
+  if (c.size() < 3) throw CommandError("ERR wrong number of arguments for 'config|get' command");
+  reply_array(*out, 0);
+  co_return;
+}
+
+// SETNX key value: SET NX answering 1 (set) or 0.
+Task<void> cmd_setnx(CommandContext& ctx, const Command& c, std::string* out) {
+  Guard guard = co_await lock_key(ctx, c[1], Mode::kExclusive);
+  std::string old;
+  const bool existed = co_await ctx.db().get(c[1], old);
+  if (!existed) co_await ctx.db().put(c[1], c[2]);
+  reply_integer(*out, existed ? 0 : 1);
+}
+
+// TYPE key: every value is a string.
+Task<void> cmd_type(CommandContext& ctx, const Command& c, std::string* out) {
+  std::string value;
+  const bool found = co_await ctx.db().get(c[1], value);
+  reply_simple(*out, found ? "string" : "none");
+}
+
+// CLIENT SETNAME, SETINFO (accepted, not kept) and GETNAME (nil).
+Task<void> cmd_client(CommandContext&, const Command& c, std::string* out) {
+  const std::string sub = ascii_lower(c[1]);
+  if (sub == "setname" && c.size() == 3) {
+    reply_simple(*out, "OK");
+  } else if (sub == "setinfo" && c.size() == 4) {
+    reply_simple(*out, "OK");
+  } else if (sub == "getname" && c.size() == 2) {
+    reply_null(*out);
+  } else {
+    throw CommandError("ERR CLIENT supports only SETNAME, SETINFO and GETNAME here");
+  }
+  co_return;
+}
+
+// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only.
+Task<void> cmd_hello(CommandContext&, const Command& c, std::string* out) {
+  if (c.size() > 1) {
+    std::int64_t v = 0;
+    if (!parse_int64(c[1], v)) {
+      throw CommandError("ERR Protocol version is not an integer or out of range");
+    }
+    if (v != 2) throw CommandError("NOPROTO sorry, this protocol version is not supported");
+  }
+  reply_array(*out, 14);
+  reply_bulk(*out, "server");
+  reply_bulk(*out, "redis");
+  reply_bulk(*out, "version");
+  reply_bulk(*out, "7.0.0");
+  reply_bulk(*out, "proto");
+  reply_integer(*out, 2);
+  reply_bulk(*out, "id");
+  reply_integer(*out, 0);
+  reply_bulk(*out, "mode");
+  reply_bulk(*out, "standalone");
+  reply_bulk(*out, "role");
+  reply_bulk(*out, "master");
+  reply_bulk(*out, "modules");
   reply_array(*out, 0);
   co_return;
 }
@@ -265,16 +343,19 @@ struct Spec {
 };
 
 constexpr Spec kCommands[] = {
-    {"get", 2, cmd_get, 1, 1, 1},          {"set", -3, cmd_set, 1, 1, 1},
-    {"mget", -2, cmd_mget, 1, 0, 1},       {"mset", -3, cmd_mset, 1, 0, 2},
-    {"del", -2, cmd_del, 1, 0, 1},         {"exists", -2, cmd_exists, 1, 0, 1},
-    {"incr", 2, cmd_incr, 1, 1, 1},        {"decr", 2, cmd_decr, 1, 1, 1},
-    {"incrby", 3, cmd_incrby, 1, 1, 1},    {"decrby", 3, cmd_decrby, 1, 1, 1},
-    {"ping", -1, cmd_ping, 0, 0, 1},       {"echo", 2, cmd_echo, 0, 0, 1},
-    {"scan", -2, cmd_scan, 0, 0, 1},       {"dbsize", 1, cmd_dbsize, 0, 0, 1},
-    {"info", -1, cmd_info, 0, 0, 1},       {"flushall", -1, cmd_flushall, 0, 0, 1},
-    {"select", 2, cmd_select, 0, 0, 1},    {"config", -2, cmd_config, 0, 0, 1},
-    {"command", -1, cmd_command, 0, 0, 1}, {"quit", -1, nullptr, 0, 0, 1},
+    {"get", 2, cmd_get, 1, 1, 1},           {"set", -3, cmd_set, 1, 1, 1},
+    {"mget", -2, cmd_mget, 1, 0, 1},        {"mset", -3, cmd_mset, 1, 0, 2},
+    {"del", -2, cmd_del, 1, 0, 1},          {"exists", -2, cmd_exists, 1, 0, 1},
+    {"incr", 2, cmd_incr, 1, 1, 1},         {"decr", 2, cmd_decr, 1, 1, 1},
+    {"incrby", 3, cmd_incrby, 1, 1, 1},     {"decrby", 3, cmd_decrby, 1, 1, 1},
+    {"ping", -1, cmd_ping, 0, 0, 1},        {"echo", 2, cmd_echo, 0, 0, 1},
+    {"scan", -2, cmd_scan, 0, 0, 1},        {"dbsize", 1, cmd_dbsize, 0, 0, 1},
+    {"info", -1, cmd_info, 0, 0, 1},        {"flushall", -1, cmd_flushall, 0, 0, 1},
+    {"select", 2, cmd_select, 0, 0, 1},     {"config", -2, cmd_config, 0, 0, 1},
+    {"command", -1, cmd_command, 0, 0, 1},  {"quit", -1, nullptr, 0, 0, 1},
+    {"flushdb", -1, cmd_flushall, 0, 0, 1}, {"unlink", -2, cmd_del, 1, 0, 1},
+    {"setnx", 3, cmd_setnx, 1, 1, 1},       {"type", 2, cmd_type, 1, 1, 1},
+    {"client", -2, cmd_client, 0, 0, 1},    {"hello", -1, cmd_hello, 0, 0, 1},
 };
 
 const Spec* find_spec(std::string_view lower_name) {
@@ -385,9 +466,15 @@ Task<void> execute_group(CommandContext& ctx, const std::vector<Command>* comman
       batch.put(c[k], c[k + 1]);
     }
   }
+  // Separate SETs need no atomicity towards readers (Redis gives none); an
+  // MSET among them does (MGET never sees half of it).
+  Mode mode = Mode::kShared;
+  for (std::size_t i = first; i < last; ++i) {
+    if ((*commands)[i].size() > 3) mode = Mode::kExclusive;
+  }
   std::string error;
   try {
-    std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), Mode::kShared);
+    std::vector<Guard> guards = co_await lock_stripes(ctx, std::move(stripes), mode);
     co_await ctx.db().write(batch);
   } catch (const Error& e) {
     error = std::string("ERR ") + e.what();

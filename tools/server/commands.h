@@ -10,9 +10,12 @@
 // exclusively. Blind writes (plain SET, MSET) hold them shared: they exclude
 // the read-modify-writes but not each other, so concurrent SETs of one key
 // still share a log write and an fsync (group commit; the engine orders
-// them). Plain reads (GET, MGET, EXISTS, SCAN) take no lock: each sees a
+// them). MSET and DEL, which write several keys, hold their stripes
+// exclusively, and MGET and EXISTS hold theirs shared: a multi-key read never
+// sees half of a multi-key write. GET and SCAN take no lock: each sees a
 // committed state of each key. MSET and DEL commit one WriteBatch (all or
-// nothing, also across a crash).
+// nothing, also across a crash). A pipelined run of separate SETs is one
+// commit but, as in Redis, not atomic for readers.
 //
 // Thread-safety: a CommandContext is shared by every connection on every
 // thread; its members are safe to use concurrently (the stripes are
@@ -26,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -39,6 +43,14 @@
 #include "tools/server/resp.h"
 
 namespace corobtree::server {
+
+// Thrown by a command whose reply would take the connection's output past
+// CommandContext::output_limit(); execute() lets it through, and the
+// connection is then closed (counted in output_limit_closes).
+class OutputLimitExceeded : public std::exception {
+ public:
+  const char* what() const noexcept override { return "client output limit exceeded"; }
+};
 
 // What INFO reports about the server itself; the network layer fills it in.
 struct ServerCounters {
@@ -86,6 +98,12 @@ class CommandContext {
   std::size_t stripe_of(std::string_view key) const noexcept;
   AsyncSharedMutex& stripe(std::size_t i) noexcept { return stripes_[i]; }
   std::chrono::steady_clock::time_point started() const noexcept { return started_; }
+  // The most output a connection may hold (ServerOptions::output_hard_limit);
+  // a command whose reply passes it throws OutputLimitExceeded.
+  std::size_t output_limit() const noexcept { return output_limit_; }
+  void set_output_limit(std::size_t bytes) noexcept { output_limit_ = bytes; }
+  // The longest SCAN MATCH pattern accepted.
+  std::size_t max_pattern() const noexcept;
 
  private:
   Database& db_;
@@ -93,6 +111,7 @@ class CommandContext {
   ScanCursors cursors_;
   std::array<AsyncSharedMutex, kStripes> stripes_;
   std::chrono::steady_clock::time_point started_;
+  std::size_t output_limit_ = SIZE_MAX;
 };
 
 // Runs one command, appending its reply (an error reply for a bad command or

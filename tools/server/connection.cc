@@ -29,8 +29,10 @@ Connection::Connection(asio::ip::tcp::socket socket, Worker& worker, CommandCont
       ctx_(ctx),
       options_(options),
       stall_timer_(worker.ioc),
+      input_timer_(worker.ioc),
       grace_timer_(worker.ioc),
-      parser_(options.resp) {}
+      parser_(options.resp),
+      last_input_(std::chrono::steady_clock::now()) {}
 
 void Connection::start() {
   asio::error_code ignored;
@@ -69,6 +71,7 @@ void Connection::pump() {
     protocol_error_.reset();
     closing_ = true;
   }
+  if (discard_output_) out_.clear();
   if (!write_in_flight_ && !out_.empty()) start_write();
   const bool idle = !batch_running_ && !commands_pending() && !write_in_flight_ && out_.empty();
   if (idle && (closing_ || eof_ || stopping_)) {
@@ -83,6 +86,7 @@ void Connection::pump() {
 
 void Connection::start_read() {
   reading_ = true;
+  if (!parser_.idle()) arm_input_timer();  // a partial command: bound the wait for the rest
   socket_.async_read_some(asio::buffer(read_buf_),
                           [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
                             self->on_read(ec, n);
@@ -92,6 +96,7 @@ void Connection::start_read() {
 void Connection::on_read(const asio::error_code& ec, std::size_t n) {
   reading_ = false;
   if (closed_) return;
+  last_input_ = std::chrono::steady_clock::now();
   if (ec) {
     eof_ = true;  // EOF, a reset, or our own shutdown_receive
     pump();
@@ -107,6 +112,7 @@ void Connection::on_read(const asio::error_code& ec, std::size_t n) {
     ctx_.counters().protocol_errors.fetch_add(1, std::memory_order_relaxed);
     protocol_error_ = e.what();
   } catch (const std::bad_alloc&) {
+    ctx_.counters().protocol_errors.fetch_add(1, std::memory_order_relaxed);
     protocol_error_ = "out of memory";
   }
   pump();
@@ -114,8 +120,13 @@ void Connection::on_read(const asio::error_code& ec, std::size_t n) {
 
 void Connection::start_batch() {
   batch_running_ = true;
+  // The soft limit counts the write in flight too (pump() starts a batch
+  // only below it, so this is at least 1).
+  const std::size_t in_flight = writing_.size() - write_pos_;
+  const std::size_t limit =
+      options_.output_soft_limit > in_flight ? options_.output_soft_limit - in_flight : 1;
   corobtree::async_run(AsioRunner::this_thread(),
-                       execute_batch(ctx_, &pending_, next_, &out_, options_.output_soft_limit),
+                       execute_batch(ctx_, &pending_, next_, &out_, limit),
                        [self = shared_from_this()](std::exception_ptr error, BatchResult result) {
                          self->on_batch(std::move(error), result);
                        });
@@ -124,11 +135,20 @@ void Connection::start_batch() {
 void Connection::on_batch(std::exception_ptr error, BatchResult result) {
   batch_running_ = false;
   if (closed_) return;
-  if (error) {  // execute() turns command failures into replies: this is unexpected
+  if (error) {
+    // execute() turns command failures into replies; what gets here is a
+    // reply over the hard output limit (or something unexpected).
+    try {
+      std::rethrow_exception(error);
+    } catch (const OutputLimitExceeded&) {
+      ctx_.counters().output_limit_closes.fetch_add(1, std::memory_order_relaxed);
+    } catch (...) {
+    }
     close();
     return;
   }
   next_ = result.next;
+  if (discard_output_) out_.clear();  // the peer is gone: the rest only runs
   if (result.quit) {
     pending_.clear();
     next_ = 0;
@@ -163,9 +183,16 @@ void Connection::start_write() {
 
 void Connection::on_write(const asio::error_code& ec, std::size_t n) {
   if (closed_) return;
-  if (ec) {  // the peer is gone: nothing more can be delivered
+  if (ec) {
+    // The peer is gone: nothing more can be delivered, but the commands
+    // already read still run (their replies discarded), then it closes.
     write_in_flight_ = false;
-    close();
+    writing_.clear();
+    write_pos_ = 0;
+    out_.clear();
+    eof_ = true;
+    discard_output_ = true;
+    pump();
     return;
   }
   write_pos_ += n;
@@ -202,6 +229,24 @@ void Connection::arm_stall_timer() {
   });
 }
 
+// Closes the connection when its parser holds part of a command and no input
+// arrives for client_timeout.
+void Connection::arm_input_timer() {
+  if (input_timer_armed_) return;
+  input_timer_armed_ = true;
+  input_timer_.expires_at(last_input_ + options_.client_timeout);
+  input_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    self->input_timer_armed_ = false;
+    if (ec || self->closed_ || !self->reading_ || self->parser_.idle()) return;
+    if (std::chrono::steady_clock::now() - self->last_input_ >= self->options_.client_timeout) {
+      self->ctx_.counters().timed_out_clients.fetch_add(1, std::memory_order_relaxed);
+      self->close();
+      return;
+    }
+    self->arm_input_timer();
+  });
+}
+
 void Connection::close() {
   if (closed_) return;
   closed_ = true;
@@ -209,6 +254,7 @@ void Connection::close() {
   asio::error_code ignored;
   socket_.close(ignored);
   stall_timer_.cancel();
+  input_timer_.cancel();
   grace_timer_.cancel();
   // A batch still running finishes (its writes commit); its replies are dropped.
   if (!batch_running_) {

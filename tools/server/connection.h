@@ -10,7 +10,10 @@
 // closes after QUIT or a protocol error once its output is written, when
 // the peer goes away (after the commands already read have run, so their
 // writes are done whether or not the reply arrives), when the output stalls
-// for client_timeout, or when it exceeds the hard limit.
+// for client_timeout, when it holds part of a command and no input arrives
+// for client_timeout, or when a reply would take it past the hard limit. When
+// a write fails (the peer is gone), the commands already read still run,
+// their replies dropped, before it closes.
 //
 // Thread-safety: a Connection and its Worker's connection set belong to the
 // worker's thread; Worker::ioc is thread-safe as asio::io_context is.
@@ -69,6 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start_write();
   void on_write(const asio::error_code& ec, std::size_t n);
   void arm_stall_timer();
+  void arm_input_timer();
   void close();
 
   asio::ip::tcp::socket socket_;
@@ -76,6 +80,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   CommandContext& ctx_;
   const ServerOptions& options_;
   asio::steady_timer stall_timer_;
+  asio::steady_timer input_timer_;
   asio::steady_timer grace_timer_;
   RespParser parser_;
   std::array<char, 64 * 1024> read_buf_;
@@ -86,12 +91,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string writing_;                        // the write in flight: writing_[write_pos_..]
   std::size_t write_pos_ = 0;
   std::chrono::steady_clock::time_point last_progress_;
+  std::chrono::steady_clock::time_point last_input_;  // the last read completed
   bool reading_ = false;
   bool batch_running_ = false;
   bool write_in_flight_ = false;
   bool stall_timer_armed_ = false;
-  bool eof_ = false;      // the peer closed its side (or the read failed)
-  bool closing_ = false;  // QUIT or a protocol error: close once written
+  bool input_timer_armed_ = false;
+  bool discard_output_ = false;  // a write failed: run what was read, drop the replies
+  bool eof_ = false;             // the peer closed its side (or the read failed)
+  bool closing_ = false;         // QUIT or a protocol error: close once written
   bool stopping_ = false;
   bool closed_ = false;
 };

@@ -54,7 +54,40 @@ bool match_one(std::string_view pattern, std::size_t p, char c, std::size_t& nex
   return matched != negate;
 }
 
+// The index after the element of `pattern` at `p` (not '*'), as match_one.
+std::size_t element_end(std::string_view pattern, std::size_t p) noexcept {
+  const std::size_t n = pattern.size();
+  if (pattern[p] == '\\') return p + 1 < n ? p + 2 : p + 1;
+  if (pattern[p] != '[') return p + 1;
+  std::size_t i = p + 1;
+  if (i < n && pattern[i] == '^') ++i;
+  while (i < n && pattern[i] != ']') {
+    if (pattern[i] == '\\' && i + 1 < n) {
+      i += 2;
+    } else if (i + 2 < n && pattern[i + 1] == '-' && pattern[i + 2] != ']') {
+      i += 3;
+    } else {
+      ++i;
+    }
+  }
+  return i < n ? i + 1 : i;
+}
+
 }  // namespace
+
+std::size_t glob_min_length(std::string_view pattern) noexcept {
+  std::size_t count = 0;
+  std::size_t p = 0;
+  while (p < pattern.size()) {
+    if (pattern[p] == '*') {
+      ++p;
+      continue;
+    }
+    p = element_end(pattern, p);
+    ++count;
+  }
+  return count;
+}
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept {
   std::size_t p = 0;

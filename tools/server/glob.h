@@ -7,10 +7,15 @@
 // Thread-safety: a pure function.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 namespace corobtree::server {
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+
+// The fewest bytes a text matching `pattern` has (its elements other than
+// `*`): a shorter text never matches.
+std::size_t glob_min_length(std::string_view pattern) noexcept;
 
 }  // namespace corobtree::server

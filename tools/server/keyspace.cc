@@ -74,6 +74,10 @@ Task<void> cmd_scan(CommandContext& ctx, const Command& c, std::string* out) {
     const std::string opt = ascii_lower(c[i]);
     if (i + 1 >= c.size()) throw CommandError(kSyntaxError);
     if (opt == "match") {
+      if (c[i + 1].size() > ctx.max_pattern()) {
+        throw CommandError("ERR MATCH pattern too long: " + std::to_string(c[i + 1].size()) +
+                           " bytes (at most " + std::to_string(ctx.max_pattern()) + ")");
+      }
       pattern = c[i + 1];
     } else if (opt == "count") {
       if (!parse_int64(c[i + 1], count)) throw CommandError(kNotInteger);
@@ -96,12 +100,22 @@ Task<void> cmd_scan(CommandContext& ctx, const Command& c, std::string* out) {
   std::vector<std::string> keys;
   std::string last_key;
   std::size_t examined = 0;
+  // Matching costs up to key length x pattern length per key: a call stops
+  // early (returning a cursor) once it has spent about kMatchWork on it.
+  constexpr std::size_t kMatchWork = std::size_t{8} << 20;
+  const std::size_t min_len = pattern ? glob_min_length(*pattern) : 0;
+  std::size_t work = 0;
   Cursor cursor = ctx.db().cursor(std::move(opts));
   bool ok = co_await cursor.first();
   while (ok) {
     const std::string_view key = cursor.key();
-    if (type_ok && (!pattern || glob_match(*pattern, key))) keys.emplace_back(key);
-    if (++examined == budget) {
+    bool match = type_ok;
+    if (match && pattern) {
+      match = key.size() >= min_len && glob_match(*pattern, key);
+      if (key.size() >= min_len) work += (key.size() + 1) * pattern->size();
+    }
+    if (match) keys.emplace_back(key);
+    if (++examined == budget || work >= kMatchWork) {
       last_key.assign(key);
       break;
     }
@@ -126,9 +140,11 @@ Task<void> cmd_info(CommandContext& ctx, const Command& c, std::string* out) {
   co_return;
 }
 
-// FLUSHALL [ASYNC|SYNC]: erases every key, in batches of up to 1000 keys in
-// key order (each batch one atomic commit), starting after the previous
-// batch's last key so that it ends even under concurrent writes.
+// FLUSHALL [ASYNC|SYNC] (and FLUSHDB): erases every key up to the last key
+// present when it starts, in batches of up to 1000 keys in key order (each
+// batch one atomic commit), each starting after the previous batch's last
+// key, so that it ends even while others insert keys; keys written
+// meanwhile may survive.
 Task<void> cmd_flushall(CommandContext& ctx, const Command& c, std::string* out) {
   if (c.size() > 2) throw CommandError(kSyntaxError);
   if (c.size() == 2) {
@@ -136,10 +152,22 @@ Task<void> cmd_flushall(CommandContext& ctx, const Command& c, std::string* out)
     if (mode != "async" && mode != "sync") throw CommandError(kSyntaxError);
   }
   constexpr std::size_t kBatch = 1000;
+  std::optional<std::string> end;  // the last key at the start, plus "\0"
+  {
+    ScanOptions ropts;
+    ropts.reverse = true;
+    Cursor last_cursor = ctx.db().cursor(std::move(ropts));
+    const bool any = co_await last_cursor.first();
+    if (any) {
+      end.emplace(last_cursor.key());
+      end->push_back('\0');
+    }
+  }
   std::optional<std::string> from;
-  for (;;) {
+  while (end) {
     ScanOptions opts;
     opts.lower = from;
+    opts.upper = end;
     WriteBatch batch;
     std::string last;
     Cursor cursor = ctx.db().cursor(std::move(opts));

@@ -34,8 +34,9 @@ constexpr const char* kUsage =
     "  --io auto|uring|pread   I/O backend (default auto; COROBTREE_IO overrides)\n"
     "  --max-bulk-bytes N      largest argument accepted (default 536870912)\n"
     "  --max-clients N         connections beyond this get an error (default 10000)\n"
-    "  --client-timeout S      close a client whose replies make no progress for S\n"
-    "                          seconds (default 60)\n"
+    "  --client-timeout S      close a client whose replies make no progress, or\n"
+    "                          which sent part of a command and then nothing, for\n"
+    "                          S seconds (default 60)\n"
     "  --max-output-mb N       close a client whose unsent replies exceed N MiB\n"
     "                          (default 1024)\n"
     "  --help                  this text\n"
@@ -104,11 +105,13 @@ int main(int argc, char** argv) {
         if (so.resp.max_bulk == 0) throw UsageError("--max-bulk-bytes must be positive");
       } else if (name == "--max-clients") {
         so.max_clients = parse_number(name, value, 1u << 30);
+        if (so.max_clients == 0) throw UsageError("--max-clients must be positive");
       } else if (name == "--client-timeout") {
         so.client_timeout = std::chrono::seconds(parse_number(name, value, 1u << 30));
         if (so.client_timeout.count() == 0) throw UsageError("--client-timeout must be positive");
       } else if (name == "--max-output-mb") {
         so.output_hard_limit = parse_number(name, value, std::uint64_t{1} << 30) << 20;
+        if (so.output_hard_limit == 0) throw UsageError("--max-output-mb must be positive");
       } else {
         throw UsageError("unknown option " + name);
       }
@@ -136,7 +139,6 @@ int main(int argc, char** argv) {
   try {
     NetworkServer server(*db, counters, so);
     server.run([&](std::uint16_t port) {
-      counters.port = port;
       std::printf("corobtree-server ready on %s:%u\n", so.bind.c_str(), unsigned{port});
       std::fflush(stdout);
     });

@@ -16,7 +16,9 @@ namespace corobtree::server {
 
 struct NetworkServer::Impl {
   Impl(Database& db, ServerCounters& counters, ServerOptions opts)
-      : options(std::move(opts)), ctx(db, counters), acceptor(control), signals(control) {}
+      : options(std::move(opts)), ctx(db, counters), acceptor(control), signals(control) {
+    ctx.set_output_limit(options.output_hard_limit);
+  }
 
   void accept_next();
   void on_accept(const asio::error_code& ec, asio::ip::tcp::socket socket, Worker& w);
@@ -78,7 +80,10 @@ void NetworkServer::Impl::stop_all() {
   stopped = true;
   asio::error_code ignored;
   acceptor.close(ignored);
+  // Removes Asio's handlers (the default action comes back): a second
+  // SIGTERM or SIGINT ends the process even if a command holds it up.
   signals.cancel(ignored);
+  signals.clear(ignored);
   retry_timer->cancel();
   for (auto& w : workers) {
     Worker* wp = w.get();
@@ -103,10 +108,14 @@ void NetworkServer::run_impl(std::unique_ptr<ReadyBase> ready) {
   s.acceptor.bind(endpoint);
   s.acceptor.listen(asio::socket_base::max_listen_connections);
   s.retry_timer = std::make_unique<asio::steady_timer>(s.control);
+  // Before any connection can ask INFO for it.
+  s.ctx.counters().port = s.acceptor.local_endpoint().port();
   s.signals.add(SIGTERM);
   s.signals.add(SIGINT);
   s.signals.async_wait([&s](const asio::error_code& ec, int) {
-    if (!ec) s.stop_all();
+    if (ec) return;
+    std::fprintf(stderr, "corobtree-server: stopping (a second signal ends it at once)\n");
+    s.stop_all();
   });
 
   const std::size_t n = s.options.threads == 0 ? 1 : s.options.threads;

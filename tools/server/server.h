@@ -9,8 +9,11 @@
 // command in it and runs them in order as one task (execute_batch), then
 // writes the replies. It stops reading while its unsent output exceeds
 // output_soft_limit, closes when its output makes no progress for
-// client_timeout or exceeds output_hard_limit, and closes after a protocol
-// error (answered with "-ERR Protocol error: ...") or QUIT.
+// client_timeout, when it holds part of a command and receives nothing for
+// client_timeout, or when a reply would pass output_hard_limit, and closes
+// after a protocol error (answered with "-ERR Protocol error: ...") or QUIT.
+// The first SIGTERM or SIGINT starts a clean stop and restores the default
+// actions, so a second one ends the process at once.
 //
 // Thread-safety: run() and stop() may be called from different threads;
 // stop() may be called more than once. Everything else is internal: each
