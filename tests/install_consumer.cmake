@@ -38,8 +38,10 @@ file(GLOB headers "${prefix}/include/corobtree/*.h")
 foreach(h IN LISTS headers)
   file(STRINGS "${h}" includes REGEX "^#include")
   foreach(line IN LISTS includes)
-    # corobtree/asio.h is the Asio adapter: it includes Asio itself.
-    if(h MATCHES "/asio\\.h$" AND line STREQUAL "#include <asio.hpp>")
+    # corobtree/asio.h is the Asio adapter: it includes Asio itself (and
+    # POSIX's unistd.h, to close a descriptor Asio refused).
+    if(h MATCHES "/asio\\.h$" AND (line STREQUAL "#include <asio.hpp>"
+                                    OR line STREQUAL "#include <unistd.h>"))
       continue()
     endif()
     if(NOT line MATCHES "^#include <(corobtree/[a-z_]+\\.h|[a-z_]+)>$")
