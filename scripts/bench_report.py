@@ -422,7 +422,8 @@ def redis_lines(results):
         "### corobtree-server vs redis-server (redis-benchmark)",
         "",
         f"redis-benchmark, the same settings for both: {cfg['clients']} clients, "
-        f"--threads {cfg['client_threads']}, -r {cfg['keyspace']:,}, -d {cfg['value_bytes']}; "
+        f"{cfg['client_threads']} client thread{'s' if cfg['client_threads'] > 1 else ''}, "
+        f"-r {cfg['keyspace']:,}, -d {cfg['value_bytes']}; "
         f"corobtree-server with {cfg['our_threads']} threads and a {cfg['pool_mb']} MiB pool; "
         f"{cfg.get('redis_version', 'redis-server')} single-threaded. Durable: ours `--durability sync` vs "
         "redis `appendonly yes` + `appendfsync always`; relaxed: ours `relaxed` vs `appendfsync everysec`. "
