@@ -1345,3 +1345,45 @@ BOOST_DATA_TEST_CASE(multi_megabyte_values_round_trip, matrix_x_degrees(), cfg, 
   require_valid(db, "after erasing multi-MB values");
   BOOST_REQUIRE_EQUAL(db.count(), 0u);
 }
+
+// ---- eviction keeps the tree's upper levels ---------------------------------
+
+// A full scan of a tree many times the pool reads every leaf through the
+// engine (none is cached); plain LRU would then have evicted the root and the
+// inner pages, read only at the scan's start. With leaf-averse eviction
+// (LruReplacer's kept class, docs/engine.md "Inner pages stay") a lookup
+// afterwards misses only its leaf: exactly one disk read. Then random gets,
+// each at most one miss, and the tree still matches after reopening.
+BOOST_DATA_TEST_CASE(a_scan_keeps_the_inner_pages, bdata::make(corobtree::test::all_backends()),
+                     backend) {
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("keep.db");
+  corobtree::test::DbConfig cfg{backend, 32};
+  const int n = 8000;
+  {
+    auto db = BlockingDatabase::open(path, cfg.options());
+    corobtree::WriteBatch batch;
+    for (int i = 0; i < n; ++i)
+      batch.put(key_of(i), std::string(100, static_cast<char>('a' + i % 26)));
+    db.write(batch);
+    db.close();
+  }
+  auto db = BlockingDatabase::open(path, cfg.options());
+  const corobtree::DatabaseStats before_scan = db.stats();
+  BOOST_REQUIRE_GE(before_scan.height, 3u);  // a root and inner pages above the leaves
+  BOOST_REQUIRE_GT(before_scan.pages, 4 * cfg.pool_pages);
+  BOOST_REQUIRE_EQUAL(db.scan({}).size(), static_cast<std::size_t>(n));
+  const std::uint64_t misses = db.stats().pool.misses;
+  BOOST_REQUIRE(db.get(key_of(0)) == std::string(100, 'a'));  // the first leaf: evicted long ago
+  BOOST_TEST(db.stats().pool.misses - misses == 1u, "a lookup after the scan missed "
+                                                        << db.stats().pool.misses - misses
+                                                        << " pages, not only its leaf");
+  std::mt19937_64 rng(corobtree::test::test_seed("a_scan_keeps_the_inner_pages"));
+  for (int i = 0; i < 200; ++i) {
+    const int k = static_cast<int>(rng() % n);
+    const std::uint64_t m = db.stats().pool.misses;
+    BOOST_REQUIRE(db.get(key_of(k)) == std::string(100, static_cast<char>('a' + k % 26)));
+    BOOST_REQUIRE_LE(db.stats().pool.misses - m, 1u);
+  }
+  require_valid(db, "after the scan and the gets");
+}

@@ -22,10 +22,9 @@ Task<std::optional<std::string>> Database::get(std::string_view key) { return ho
 bool Database::try_get_cached(std::string_view key, std::string& value, bool& found) {
   return host_->try_get_cached(key, value, found);
 }
-detail::InFlight Database::enter() { return detail::InFlight(*host_); }
-bool Database::get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
-                          bool& found) {
-  return host_->get_cached(call, key, value, found);
+bool Database::enter_get_cached(detail::InFlight& call, std::string_view key, std::string& value,
+                                bool& found) {
+  return host_->enter_get_cached(call, key, value, found);
 }
 Task<bool> Database::get_from_engine(detail::InFlight call, std::string_view key,
                                      std::string& value) {

@@ -104,6 +104,14 @@ bool DatabaseHost::try_get_cached(std::string_view key, std::string& value, bool
   return get_cached(call, key, value, found);
 }
 
+bool DatabaseHost::enter_get_cached(detail::InFlight& call, std::string_view key,
+                                    std::string& value, bool& found) {
+  call = detail::InFlight(*this);
+  if (!get_cached(call, key, value, found)) return false;
+  call.release();
+  return true;
+}
+
 bool DatabaseHost::get_cached(const detail::InFlight& /*call*/, std::string_view key,
                               std::string& value, bool& found) {
   impl_->tree().check_key(key);

@@ -68,6 +68,9 @@ class DatabaseHost {
   // try_get_cached for a call already counted (`call`).
   bool get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
                   bool& found);
+  // Counts a call in `call`, then get_cached; a hit ends the count (true).
+  bool enter_get_cached(detail::InFlight& call, std::string_view key, std::string& value,
+                        bool& found);
   // A get into `value` through the engine thread (after get_cached failed),
   // which takes over the call's count.
   Task<bool> get_from_engine(detail::InFlight call, std::string_view key, std::string& value);

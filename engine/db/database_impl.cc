@@ -40,6 +40,10 @@ class DatabaseImpl::Hooks final : public PageHooks {
     page::stamp_checksum(id, p);
   }
   void set_store(const PageImageStore* store) noexcept { store_ = store; }
+  // The tree's upper levels: few pages, on every lookup's path.
+  bool keep_longer(std::span<const std::byte> p) const noexcept override {
+    return page::type(p.data()) == PageType::kInner;
+  }
 
  private:
   std::string path_;

@@ -68,13 +68,18 @@ void BufferPool::pin(FrameId f) noexcept {
   }
 }
 
+bool BufferPool::keep_longer(FrameId f) noexcept {
+  return hooks_ != nullptr &&
+         hooks_->keep_longer(std::span<const std::byte>(frame(f).data, page_size_));
+}
+
 void BufferPool::unpin(FrameId f) noexcept {
   Frame& fr = frame(f);
   if (--fr.pins != 0) return;
   --stats_.pinned;
   if (!direct()) {
     if (fr.evicting) return;  // its evictor decides what happens next
-    replacer_.record_unpinned(f);
+    replacer_.record_unpinned(f, keep_longer(f));
     wake_frame_waiters();
     return;
   }
@@ -266,7 +271,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     // do not reach the replacer); bounded, so a pool of hot frames still evicts.
     for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
       if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
-      replacer_.record_unpinned(*victim);
+      replacer_.record_unpinned(*victim, replacer_.kept(*victim));
       victim = replacer_.victim();
     }
     if (!victim) {
@@ -291,7 +296,7 @@ Task<FrameId> BufferPool::acquire_frame() {
       fr.evicting = false;
       if (error || fr.pins > 0 || fr.dirty) {
         // Failed, or used again meanwhile: the page stays; it is evictable again once unpinned.
-        if (fr.pins == 0) replacer_.record_unpinned(f);
+        if (fr.pins == 0) replacer_.record_unpinned(f, keep_longer(f));
         if (error) std::rethrow_exception(error);
         continue;
       }
@@ -455,7 +460,7 @@ void BufferPool::reset_stats() noexcept {
 double BufferPool::metadata_bytes_per_frame() const noexcept {
   const std::size_t frames = frame_count() == 0 ? 1 : frame_count();
   const std::size_t bytes = frame_count() * sizeof(Frame) +
-                            replacer_.capacity() * 2 * sizeof(FrameId) + table_.bytes() +
+                            replacer_.capacity() * (2 * sizeof(FrameId) + 1) + table_.bytes() +
                             free_frames_.capacity() * sizeof(FrameId);
   return static_cast<double>(bytes) / static_cast<double>(frames);
 }

@@ -1,14 +1,13 @@
 // BufferPool: caches disk blocks in a fixed set of frames, over a DiskManager.
 //
 // fetch_page(id) returns a PageGuard that pins the page's frame until the
-// guard dies; an unpinned frame is evictable, least recently unpinned first
-// (LruReplacer). A miss suspends only the task that missed; tasks that miss
-// on the same page share one disk read. A dirty victim is written back before
-// its frame is reused, and stays findable in the page table until that write
-// completes, so nobody can read the stale copy from disk meanwhile (a fetch
-// during the write-back pins the frame and cancels the eviction). When every
-// frame is pinned, a fetch waits for an unpin; if nothing could ever unpin,
-// the thread's Scheduler reports Error(kDeadlock) naming this wait.
+// guard dies; an unpinned frame is evictable, least recently unpinned first,
+// pages that PageHooks::keep_longer names after the others (LruReplacer). A miss suspends only the
+// task that missed; tasks that miss on the same page share one disk read. A dirty victim is written
+// back before its frame is reused, and stays findable in the page table until that write completes,
+// so nobody can read the stale copy from disk meanwhile (a fetch during the write-back pins the
+// frame and cancels the eviction). When every frame is pinned, a fetch waits for an unpin; if
+// nothing could ever unpin, the thread's Scheduler reports Error(kDeadlock) naming this wait.
 //
 // pool_pages == 0 is the direct mode (the seed's "without buffer pool"
 // baseline) through the same code: each pinned page gets a transient frame,
@@ -92,6 +91,9 @@ class PageHooks {
   virtual ~PageHooks() = default;
   virtual void after_read(BlockId id, std::span<const std::byte> page) = 0;
   virtual void before_write(BlockId id, std::span<std::byte> page) = 0;
+  // Asked when a cached page becomes evictable: true keeps it in the pool
+  // longer than ordinary pages (LruReplacer: the B+tree's inner pages).
+  virtual bool keep_longer(std::span<const std::byte> /*page*/) const noexcept { return false; }
 };
 
 // Pins one page while alive. Move-only.
@@ -264,6 +266,8 @@ class BufferPool {
   Task<void> direct_write_back(FrameId f);
   void pin(FrameId f) noexcept;
   void unpin(FrameId f) noexcept;
+  // Whether frame f's page goes to the replacer's kept class (hooks_).
+  bool keep_longer(FrameId f) noexcept;
   void free_frame(FrameId f) noexcept;
   void note_dirty(FrameId f) noexcept;
   // Pooled mode: makes frame f's page visible to optimistic readers / hides

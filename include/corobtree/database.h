@@ -166,11 +166,12 @@ class COROBTREE_EXPORT Database {
 
  private:
   explicit Database(std::unique_ptr<DatabaseHost> host) noexcept;
-  // Counts a call as in flight; throws Error(kClosed) once ~Database started.
-  detail::InFlight enter();
-  // get(key, value)'s two parts, for a call counted by `call`.
-  bool get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
-                  bool& found);
+  // get(key, value)'s lock-free part, in one call: counts the call in `call`
+  // (Error(kClosed) once ~Database started), then answers a cached hit (true:
+  // `found`, `value`; the count has ended) or leaves the count in `call` for
+  // get_from_engine (false).
+  bool enter_get_cached(detail::InFlight& call, std::string_view key, std::string& value,
+                        bool& found);
   Task<bool> get_from_engine(detail::InFlight call, std::string_view key, std::string& value);
   std::unique_ptr<DatabaseHost> host_;
 };
@@ -179,12 +180,7 @@ class COROBTREE_EXPORT Database {
 class [[nodiscard]] Database::GetInto {
  public:
   // The call counts as in flight from here (see corobtree/in_flight.h).
-  bool await_ready() {
-    call_ = db_->enter();
-    if (!db_->get_cached(call_, key_, *value_, found_)) return false;
-    call_.release();
-    return true;
-  }
+  bool await_ready() { return db_->enter_get_cached(call_, key_, *value_, found_); }
   bool await_suspend(std::coroutine_handle<> awaiting) {
     task_ = db_->get_from_engine(std::move(call_), key_, *value_);
     engine_.emplace(std::move(task_).operator co_await());
