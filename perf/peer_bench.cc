@@ -1,4 +1,4 @@
-// Peer benchmarks: LMDB, SQLite (WAL) and RocksDB on btree_bench's cached
+// Peer benchmarks: LMDB, SQLite (WAL), RocksDB and LevelDB on btree_bench's cached
 // workloads, and on durable single-key commits from concurrent threads.
 // Each peer is built in only when its library was found (perf/CMakeLists.txt).
 //

@@ -3,7 +3,7 @@
 
 Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops});
 when present, buffer_pool_bench.json, btree_bench.json, and peer_bench.json /
-commit_bench.json for the comparison with LMDB, SQLite and RocksDB, and
+commit_bench.json for the comparison with LMDB, SQLite, RocksDB and LevelDB, and
 thread_bench.json for the thread-scaling table, and redis_bench.json
 (scripts/redis-bench.sh) for corobtree-server vs redis-server.
 """
@@ -120,7 +120,7 @@ def btree_lines(results):
     return out
 
 
-PEERS = ("lmdb", "sqlite", "rocksdb")
+PEERS = ("lmdb", "sqlite", "rocksdb", "leveldb")
 # (label, unit, our benchmark, the peers' family): the pairs of the same workload.
 CACHED_PAIRS = (
     ("random gets", "gets/s", "BM_RandomGet", "BM_PeerGet"),
@@ -184,7 +184,7 @@ def peer_lines(results):
         f"One thread, everything cached, {', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys "
         "(8-byte keys, 100-byte values), the same keys, seeds and batches as btree_bench. "
         "LMDB with MDB_NOSYNC, SQLite in WAL mode with synchronous=NORMAL and a 1 GiB cache, "
-        "RocksDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
+        "RocksDB and LevelDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
         "checkpoints, every 1000 pages, still do; corobtree, with Durability::kRelaxed, writes each batch's operations to its log and syncs only at its checkpoints). "
         "us / peer > 1: corobtree is faster."
     )
@@ -216,7 +216,7 @@ def peer_lines(results):
         "durable before the writer's next, into a store preloaded with the same 100,000 random "
         "keys: corobtree with N writer tasks on one thread; "
         "the peers with N threads (SQLite in WAL mode with synchronous=FULL, one connection "
-        "per thread; LMDB with its default syncs; RocksDB with sync=true, group commit). "
+        "per thread; LMDB with its default syncs; RocksDB and LevelDB with sync=true, group commit). "
         "us / peer > 1: corobtree is faster.",
     ]
     if commit_rows is None:
@@ -340,7 +340,7 @@ def thread_lines(results):
         f"each thread running its loop (gets, or a Cursor's seek and next) in one coroutine; "
         f"corobtree_blocking: BlockingDatabase::get, or ::scan of 100 into a vector, per call; "
         f"LMDB: one env, a read transaction per thread; "
-        f"RocksDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
+        f"RocksDB, LevelDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
         f"{', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys (8-byte keys, 100-byte values), "
         "all in memory; inserts: each thread fills its own key range, one commit per 1000 "
         "keys, no sync. Durable commits: corobtree with W writer tasks per thread, the peers "
