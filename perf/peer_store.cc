@@ -22,7 +22,8 @@ std::string peer_temp_path(std::string_view peer, std::string_view tag) {
 }
 
 void remove_peer_files(const std::string& path) {
-  // SQLite's WAL and shared-memory index, LMDB's lock file; RocksDB's and LevelDB's are directories.
+  // SQLite's WAL and shared-memory index, LMDB's lock file; RocksDB's and LevelDB's are
+  // directories.
   for (const char* suffix : {"", "-wal", "-shm", "-journal", "-lock"}) {
     std::error_code ec;  // best effort: a leftover file is no reason to fail a benchmark
     std::filesystem::remove_all(path + suffix, ec);
