@@ -202,6 +202,30 @@ def peer_lines(results):
             + " |"
         )
 
+    # The seed's searches: microseconds per search (lower is faster), so the ratio is peer / us.
+    our_seed = next((b for b in load_rows(results, "btree_bench.json") or []
+                     if b["name"].startswith("BM_SeedSearch/uring_pool256")), None)
+    us = rate(our_seed, "us_per_search")
+    times = [rate(peer.get(("BM_PeerSeedSearch", p)), "us_per_search") for p in peers]
+    if us is not None or any(t is not None for t in times):
+        def fmt_us(v):
+            return "n/a" if v is None else f"{v:.3f}"
+
+        out.append(
+            "| seed searches, 20k keys, cached | µs/search | " + fmt_us(us) + " | "
+            + " | ".join(fmt_us(t) for t in times)
+            + " | "
+            + " | ".join(fmt_ratio(t, us) for t in times)
+            + " |"
+        )
+        out += [
+            "",
+            "Seed searches: the seed's shape (20,000 even keys of [0, 40000) put in random order, "
+            "50,000 gets of uniform keys, half present); corobtree's row is btree_bench's "
+            "BM_SeedSearch/uring_pool256 (values: the keys in decimal), the peers' values are "
+            "100 bytes. Time per search, so its ratio is peer / us (> 1: corobtree is faster).",
+        ]
+
     our_commits = {}
     commit_rows = load_rows(results, "commit_bench.json")
     for b in commit_rows or []:
