@@ -1,6 +1,7 @@
 // BTree: lookups, inserts and splits, page allocation, overflow chains.
 #include "engine/btree/btree.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <corobtree/error.h>
@@ -482,12 +483,45 @@ Task<bool> BTree::insert_into_leaf(std::vector<Latched>& path, std::vector<std::
   co_return leaf_underfull;
 }
 
+void BTree::prefetch_leaves(std::span<const SortedOp> ops) {
+  const BlockId root = state_.root;
+  const std::uint32_t height = state_.height;
+  if (height < 2 || height > kMaxHeight) return;
+  std::vector<BlockId>& leaves = prefetch_ids_;
+  leaves.clear();
+  for (const SortedOp& op : ops) {
+    BlockId id = root;
+    for (std::uint32_t depth = 0; depth + 1 < height && id != kInvalidBlockId; ++depth) {
+      std::byte* p = const_cast<std::byte*>(pool_.peek(id));
+      // A page in the pool passed page::verify() when it was read: a hint
+      // only follows what such a page holds.
+      if (p == nullptr || page::type(p) != PageType::kInner) {
+        id = kInvalidBlockId;
+        break;
+      }
+      const Node n(std::span<std::byte>(p, page_size_));
+      id = n.child(n.child_index(op.key));
+    }
+    if (id == kInvalidBlockId || (!leaves.empty() && leaves.back() == id)) continue;
+    pool_.prefetch_slot(id);
+    leaves.push_back(id);
+  }
+  // The header and the slot array (the cells are where a search leads).
+  for (const BlockId id : leaves) pool_.prefetch_page(id, 192);
+}
+
 Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
   const WriteWindow window(*this);
   bool changed = false;
   std::optional<std::string> upper;
+  constexpr std::size_t kPrefetchGroup = 64;
+  std::size_t prefetched = ops.size() < kPrefetchGroup / 2 ? ops.size() : 0;
   std::size_t i = 0;
   while (i < ops.size()) {
+    if (i >= prefetched) {
+      prefetched = std::min(ops.size(), i + kPrefetchGroup);
+      prefetch_leaves(ops.subspan(i, prefetched - i));
+    }
     const SortedOp& op = ops[i++];
     if (op.erase) {
       const bool found = co_await erase_locked(op.key);

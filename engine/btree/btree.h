@@ -191,6 +191,12 @@ class BTree {
   Task<void> free_overflow(BlockId first);
   Task<std::vector<std::byte>> make_leaf_cell(std::string_view key, std::string_view value);
 
+  // Prefetch hints for apply_sorted_locked: walks the cached inner levels to
+  // the leaf of each key of `ops` (no latch: the writer mutex is held and it
+  // does not suspend), then starts loading those leaves' page-table entries,
+  // frames and first lines together, so that their cache misses overlap.
+  void prefetch_leaves(std::span<const SortedOp> ops);
+
   // Policy.
   bool leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept;
   bool inner_fits(const Node& n, std::uint32_t cell_size) const noexcept;
@@ -215,6 +221,8 @@ class BTree {
   void expect_node(const PageGuard& page, BlockId from, std::uint32_t depth,
                    std::uint32_t height) const;
   void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
+
+  std::vector<BlockId> prefetch_ids_;  // prefetch_leaves' scratch
 
   void open_window() noexcept;
   void close_window() noexcept;

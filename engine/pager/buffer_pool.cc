@@ -189,6 +189,22 @@ bool BufferPool::try_fetch_cached(BlockId id, PageGuard& out) noexcept {
   return true;
 }
 
+const std::byte* BufferPool::peek(BlockId id) noexcept {
+  if (direct() || closed_) return nullptr;
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f || frame(*f).loading) return nullptr;
+  return frame(*f).data;
+}
+
+void BufferPool::prefetch_page(BlockId id, std::uint32_t bytes) noexcept {
+  if (direct() || closed_) return;
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f) return;
+  __builtin_prefetch(&fixed_frames_[*f]);
+  const std::byte* data = arena_.data() + std::size_t{*f} * page_size_;  // the frame's page
+  for (std::uint32_t at = 0; at < bytes && at < page_size_; at += 64) __builtin_prefetch(data + at);
+}
+
 Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
   check_usable();
   rethrow_deferred();
