@@ -14,7 +14,7 @@
 // BM_PeerGet/<peer>  = BM_RandomGet: random gets of present keys (gets/s, CPU).
 // BM_PeerScan/<peer> = BM_Scan100: seek to a random key and read 100 entries
 //     (entries/s, CPU). Both run for at least 1 s (quick: 0.5 s).
-// BM_PeerSeedSearch/<peer> = BM_SeedSearch/uring_pool256 (the seed's shape),
+// BM_PeerSeedSearch/<peer> = BM_SeedSearch/uring_cached (the seed's shape),
 //     cached: the 20,000 even keys of [0, 40000) put in btree_bench's random
 //     order (batches of 1000, untimed), read through once, then rounds of
 //     50,000 gets of uniform keys from [0, 40000), about half present
