@@ -94,9 +94,9 @@ void expect_equal(Database& db, const Model& model, const std::string& where) {
 }
 
 void run(const DbConfig& cfg, std::uint32_t page_size, std::uint32_t min_degree, int batches) {
-  const auto seed = corobtree::test::test_seed("batch order " + cfg.name() + " page " +
-                                               std::to_string(page_size) + " t=" +
-                                               std::to_string(min_degree));
+  const auto seed =
+      corobtree::test::test_seed("batch order " + cfg.name() + " page " +
+                                 std::to_string(page_size) + " t=" + std::to_string(min_degree));
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
   const std::string path = dir.file("batch.db");
@@ -119,8 +119,8 @@ void run(const DbConfig& cfg, std::uint32_t page_size, std::uint32_t min_degree,
       }
     }
     if (b % (batches / 3) == batches / 3 - 1) {
-      const std::string where = "after batch " + std::to_string(b) + " (seed " +
-                                std::to_string(seed) + ")";
+      const std::string where =
+          "after batch " + std::to_string(b) + " (seed " + std::to_string(seed) + ")";
       const auto report = sync_wait(db->validate());
       BOOST_REQUIRE_MESSAGE(report.ok(), where << ": " << report.summary());
       expect_equal(*db, model, where);
