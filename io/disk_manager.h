@@ -192,6 +192,9 @@ class FileDiskManager : public DiskManager {
   std::uint32_t page_size_;
   bool direct_io_;
   std::uint64_t block_count_;
+  // Blocks [block_count_, reserved_) are fallocated past the end of the file
+  // (FALLOC_FL_KEEP_SIZE): growing into them finds the space already there.
+  std::uint64_t reserved_ = 0;
   bool poisoned_ = false;
   FileLock lock_;  // held from open to close() when DiskOptions::lock_file
 };

@@ -25,7 +25,8 @@
 //                          of uniform keys from [0, 40000) (about half present,
 //                          through get(key, value) into one reused string),
 //                          with a 256-frame pool or none (pool_pages = 0, the
-//                          direct mode), on io_uring and on pread (buffered
+//                          direct mode; uring_cached: 4096 frames, all
+//                          cached), on io_uring and on pread (buffered
 //                          files). The inserts are checkpointed before the
 //                          searches. us_per_search, hit_rate, hits and misses
 //                          cover the search rounds only.
@@ -398,6 +399,12 @@ BENCHMARK_CAPTURE(BM_SeedSearch, pread_pool256, IoBackend::kPread, 256)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_SeedSearch, pread_direct, IoBackend::kPread, 0)
+    ->MinTime(read_min_time())
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+// Everything cached (4096 frames; the tree has about 470 pages): the row that
+// bench_report.py sets beside peer_bench's BM_PeerSeedSearch.
+BENCHMARK_CAPTURE(BM_SeedSearch, uring_cached, IoBackend::kUring, 4096)
     ->MinTime(read_min_time())
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -1,4 +1,4 @@
-// Peer benchmarks: LMDB, SQLite (WAL) and RocksDB on btree_bench's cached
+// Peer benchmarks: LMDB, SQLite (WAL), RocksDB and LevelDB on btree_bench's cached
 // workloads, and on durable single-key commits from concurrent threads.
 // Each peer is built in only when its library was found (perf/CMakeLists.txt).
 //
@@ -14,6 +14,12 @@
 // BM_PeerGet/<peer>  = BM_RandomGet: random gets of present keys (gets/s, CPU).
 // BM_PeerScan/<peer> = BM_Scan100: seek to a random key and read 100 entries
 //     (entries/s, CPU). Both run for at least 1 s (quick: 0.5 s).
+// BM_PeerSeedSearch/<peer> = BM_SeedSearch/uring_cached (the seed's shape),
+//     cached: the 20,000 even keys of [0, 40000) put in btree_bench's random
+//     order (batches of 1000, untimed), read through once, then rounds of
+//     50,000 gets of uniform keys from [0, 40000), about half present
+//     (us_per_search; real time). The peers' values are make_value's 100
+//     bytes (PeerStore's only values), btree_bench's the keys in decimal.
 // The N-key store of the reads is loaded once per peer with its bulk path,
 //     then read through once so that everything is cached.
 // BM_PeerCommit/<peer>/writers:W: W threads (1, 8, 64), each committing
@@ -185,6 +191,53 @@ void BM_PeerScan(benchmark::State& state, const Peer& peer) {
   state.counters["keys"] = static_cast<double>(key_count());
 }
 
+// ---- the seed's searches --------------------------------------------------------
+
+constexpr std::uint64_t kSeedInserts = 20'000;
+constexpr std::uint64_t kSeedKeySpace = 2 * kSeedInserts;  // even keys inserted
+constexpr std::uint64_t kSeedSearches = 50'000;
+
+void BM_PeerSeedSearch(benchmark::State& state, const Peer& peer) {
+  std::uint64_t found = 0;
+  std::uint64_t bad = 0;
+  double seconds = 0;
+  try {
+    std::unique_ptr<PeerStore> store = open_fresh(peer, "seed", PeerMode::kCached);
+    // btree_bench's order: the even keys shuffled with seed 3.
+    std::vector<std::uint64_t> order(kSeedInserts);
+    for (std::uint64_t i = 0; i < kSeedInserts; ++i) order[i] = 2 * i;
+    SplitMix64 shuffle(3);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
+    const std::span<const std::uint64_t> all(order);
+    for (std::size_t i = 0; i < all.size(); i += kBatchSize) {
+      store->put_batch(all.subspan(i, std::min(kBatchSize, all.size() - i)));
+    }
+    store->warm();
+    SplitMix64 rng(5);
+    for (auto _ : state) {
+      const auto t0 = Clock::now();
+      for (std::uint64_t i = 0; i < kSeedSearches; ++i) {
+        const std::uint64_t k = rng.below(kSeedKeySpace);
+        const bool present = store->get(k);
+        if (present) ++found;
+        if (present != (k % 2 == 0)) ++bad;
+      }
+      seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    if (bad != 0)
+      state.SkipWithError("a search found an absent key, missed a present one or misread");
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+  const std::uint64_t searches = static_cast<std::uint64_t>(state.iterations()) * kSeedSearches;
+  state.SetItemsProcessed(static_cast<std::int64_t>(searches));
+  state.counters["us_per_search"] =
+      searches > 0 ? seconds * 1e6 / static_cast<double>(searches) : 0.0;
+  state.counters["found"] = static_cast<double>(found);
+  state.counters["found_rate"] =
+      searches > 0 ? static_cast<double>(found) / static_cast<double>(searches) : 0.0;
+}
+
 // ---- durable commits ---------------------------------------------------------
 
 struct CommitRun {
@@ -294,6 +347,10 @@ void register_benchmarks() {
         ->MinTime(read_min_time());
     benchmark::RegisterBenchmark(("BM_PeerScan/" + name).c_str(), BM_PeerScan, peer)
         ->MinTime(read_min_time());
+    benchmark::RegisterBenchmark(("BM_PeerSeedSearch/" + name).c_str(), BM_PeerSeedSearch, peer)
+        ->MinTime(read_min_time())
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
     for (const int writers : {1, 8, 64}) {
       benchmark::RegisterBenchmark(
           ("BM_PeerCommit/" + name + "/writers:" + std::to_string(writers)).c_str(), BM_PeerCommit,

@@ -22,7 +22,8 @@ std::string peer_temp_path(std::string_view peer, std::string_view tag) {
 }
 
 void remove_peer_files(const std::string& path) {
-  // SQLite's WAL and shared-memory index, LMDB's lock file; RocksDB's is a directory.
+  // SQLite's WAL and shared-memory index, LMDB's lock file; RocksDB's and LevelDB's are
+  // directories.
   for (const char* suffix : {"", "-wal", "-shm", "-journal", "-lock"}) {
     std::error_code ec;  // best effort: a leftover file is no reason to fail a benchmark
     std::filesystem::remove_all(path + suffix, ec);
@@ -49,6 +50,9 @@ std::vector<Peer> available_peers() {
 #endif
 #ifdef COROBTREE_PEER_ROCKSDB
   p.push_back({"rocksdb", open_rocksdb});
+#endif
+#ifdef COROBTREE_PEER_LEVELDB
+  p.push_back({"leveldb", open_leveldb});
 #endif
   return p;
 }

@@ -1,4 +1,5 @@
-// The interface peer_bench and thread_bench drive each peer engine (LMDB, SQLite, RocksDB)
+// The interface peer_bench and thread_bench drive each peer engine (LMDB, SQLite, RocksDB,
+// LevelDB)
 // through, so every peer runs exactly the workloads of btree_bench: the same
 // 8-byte big-endian keys (perf/bench_common.h), 100-byte values, batch shapes
 // and random sequences.
@@ -105,9 +106,10 @@ class PeerFiles {
 std::unique_ptr<PeerStore> open_lmdb(const std::string& path, PeerMode mode);
 std::unique_ptr<PeerStore> open_sqlite(const std::string& path, PeerMode mode);
 std::unique_ptr<PeerStore> open_rocksdb(const std::string& path, PeerMode mode);
+std::unique_ptr<PeerStore> open_leveldb(const std::string& path, PeerMode mode);
 
 struct Peer {
-  const char* name;  // "lmdb", "sqlite", "rocksdb"
+  const char* name;  // "lmdb", "sqlite", "rocksdb", "leveldb"
   std::unique_ptr<PeerStore> (*open)(const std::string& path, PeerMode mode);
 };
 // The peers built in, in that order (none when no peer library was found).

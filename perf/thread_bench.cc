@@ -1,4 +1,4 @@
-// Thread scaling: corobtree and the peers (LMDB, SQLite in WAL mode, RocksDB;
+// Thread scaling: corobtree and the peers (LMDB, SQLite in WAL mode, RocksDB, LevelDB;
 // each only when its library was found) with the same thread counts in the
 // same run, for the scaling table of bench_report.py.
 //

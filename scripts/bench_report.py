@@ -3,7 +3,7 @@
 
 Reads disk_bench.json (Google Benchmark) and fio_randread.json ({qd: iops});
 when present, buffer_pool_bench.json, btree_bench.json, and peer_bench.json /
-commit_bench.json for the comparison with LMDB, SQLite and RocksDB, and
+commit_bench.json for the comparison with LMDB, SQLite, RocksDB and LevelDB, and
 thread_bench.json for the thread-scaling table, and redis_bench.json
 (scripts/redis-bench.sh) for corobtree-server vs redis-server.
 """
@@ -120,7 +120,7 @@ def btree_lines(results):
     return out
 
 
-PEERS = ("lmdb", "sqlite", "rocksdb")
+PEERS = ("lmdb", "sqlite", "rocksdb", "leveldb")
 # (label, unit, our benchmark, the peers' family): the pairs of the same workload.
 CACHED_PAIRS = (
     ("random gets", "gets/s", "BM_RandomGet", "BM_PeerGet"),
@@ -184,7 +184,7 @@ def peer_lines(results):
         f"One thread, everything cached, {', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys "
         "(8-byte keys, 100-byte values), the same keys, seeds and batches as btree_bench. "
         "LMDB with MDB_NOSYNC, SQLite in WAL mode with synchronous=NORMAL and a 1 GiB cache, "
-        "RocksDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
+        "RocksDB and LevelDB with sync=false and a 1 GiB block cache: commits do not sync (SQLite's WAL "
         "checkpoints, every 1000 pages, still do; corobtree, with Durability::kRelaxed, writes each batch's operations to its log and syncs only at its checkpoints). "
         "us / peer > 1: corobtree is faster."
     )
@@ -202,6 +202,30 @@ def peer_lines(results):
             + " |"
         )
 
+    # The seed's searches: microseconds per search (lower is faster), so the ratio is peer / us.
+    our_seed = next((b for b in load_rows(results, "btree_bench.json") or []
+                     if b["name"].startswith("BM_SeedSearch/uring_cached")), None)
+    us = rate(our_seed, "us_per_search")
+    times = [rate(peer.get(("BM_PeerSeedSearch", p)), "us_per_search") for p in peers]
+    if us is not None or any(t is not None for t in times):
+        def fmt_us(v):
+            return "n/a" if v is None else f"{v:.3f}"
+
+        out.append(
+            "| seed searches, 20k keys, cached | µs/search | " + fmt_us(us) + " | "
+            + " | ".join(fmt_us(t) for t in times)
+            + " | "
+            + " | ".join(fmt_ratio(t, us) for t in times)
+            + " |"
+        )
+        out += [
+            "",
+            "Seed searches: the seed's shape (20,000 even keys of [0, 40000) put in random order, "
+            "50,000 gets of uniform keys, half present); corobtree's figure is btree_bench's "
+            "BM_SeedSearch/uring_cached (all pages cached; values: the keys in decimal), the peers' values are "
+            "100 bytes. Time per search, so its ratio is peer / us (> 1: corobtree is faster).",
+        ]
+
     our_commits = {}
     commit_rows = load_rows(results, "commit_bench.json")
     for b in commit_rows or []:
@@ -216,7 +240,7 @@ def peer_lines(results):
         "durable before the writer's next, into a store preloaded with the same 100,000 random "
         "keys: corobtree with N writer tasks on one thread; "
         "the peers with N threads (SQLite in WAL mode with synchronous=FULL, one connection "
-        "per thread; LMDB with its default syncs; RocksDB with sync=true, group commit). "
+        "per thread; LMDB with its default syncs; RocksDB and LevelDB with sync=true, group commit). "
         "us / peer > 1: corobtree is faster.",
     ]
     if commit_rows is None:
@@ -340,7 +364,7 @@ def thread_lines(results):
         f"each thread running its loop (gets, or a Cursor's seek and next) in one coroutine; "
         f"corobtree_blocking: BlockingDatabase::get, or ::scan of 100 into a vector, per call; "
         f"LMDB: one env, a read transaction per thread; "
-        f"RocksDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
+        f"RocksDB, LevelDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
         f"{', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys (8-byte keys, 100-byte values), "
         "all in memory; inserts: each thread fills its own key range, one commit per 1000 "
         "keys, no sync. Durable commits: corobtree with W writer tasks per thread, the peers "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: builds Release, runs the Google Benchmark binaries in perf/ (ours,
-# and peer_bench: LMDB, SQLite, RocksDB on the same workloads) and fio on the
+# and peer_bench: LMDB, SQLite, RocksDB, LevelDB on the same workloads) and fio on the
 # same file, redis-benchmark against corobtree-server and redis-server
 # (scripts/redis-bench.sh), and writes results/ (JSON, a markdown table, plots).
 # On a fresh Debian 12 machine, run as root, it first installs what is missing.
@@ -21,7 +21,7 @@ done
 # shellcheck source=scripts/lib/deps.sh
 . "$ROOT/scripts/lib/deps.sh"
 ensure_packages cmake ninja-build g++ pkg-config liburing-dev libbenchmark-dev fio python3 \
-  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev libasio-dev \
+  python3-matplotlib liblmdb-dev libsqlite3-dev librocksdb-dev libleveldb-dev libasio-dev \
   redis-server redis-tools python3-redis
 
 BUILD=$ROOT/build-bench
@@ -80,7 +80,7 @@ run_quickable() {
     rm -f "$RESULTS/$1.json"
   fi
 }
-echo "=== peer_bench: LMDB, SQLite (WAL), RocksDB: btree_bench's cached workloads; durable commits"
+echo "=== peer_bench: LMDB, SQLite (WAL), RocksDB, LevelDB: btree_bench's cached workloads; durable commits"
 run_quickable peer_bench
 echo "=== commit_bench: our durable commits, 1/8/64 writer tasks"
 run_quickable commit_bench

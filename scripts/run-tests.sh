@@ -31,7 +31,7 @@ done
 . "$ROOT/scripts/lib/deps.sh"
 # The peers' libraries let the perf smoke run build and exercise peer_bench.
 ensure_packages cmake ninja-build g++ clang clang-format clang-tidy pkg-config liburing-dev \
-  libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev \
+  libboost-test-dev libbenchmark-dev liblmdb-dev libsqlite3-dev librocksdb-dev libleveldb-dev \
   clang-14 libclang-rt-14-dev libasio-dev redis-tools python3-redis
 
 declare -a SUMMARY=()

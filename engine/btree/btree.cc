@@ -1,6 +1,7 @@
 // BTree: lookups, inserts and splits, page allocation, overflow chains.
 #include "engine/btree/btree.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <corobtree/error.h>
@@ -197,6 +198,17 @@ Task<BTree::Latched> BTree::latch_page(BlockId id, Mode mode) {
   l.page = co_await pool_.fetch_page(id);
   l.latch = co_await l.page.latch().scoped(mode);
   co_return l;
+}
+
+bool BTree::try_latch_cached(BlockId id, Mode mode, Latched& out) {
+  PageGuard page;
+  if (!pool_.try_fetch_cached(id, page)) return false;
+  AsyncSharedMutex& latch = page.latch();
+  const bool locked = mode == Mode::kExclusive ? latch.try_lock() : latch.try_lock_shared();
+  if (!locked) return false;
+  out.page = std::move(page);
+  out.latch = AsyncSharedMutex::Guard(&latch, mode);
+  return true;
 }
 
 BlockId BTree::checked_child_for(PageGuard& inner, std::string_view key) const {
@@ -411,13 +423,17 @@ Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
 // that cannot split, for an erase (cell_size == 0) one that survives whatever
 // a rebalance below may do to it.
 Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_size,
-                                    std::vector<Latched>& path,
-                                    AsyncSharedMutex::Guard& root_guard) {
+                                    std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard,
+                                    std::optional<std::string>* upper) {
+  if (upper != nullptr) upper->reset();
   root_guard = co_await root_latch_.scoped_lock();
   const BlockId root_id = state_.root;
   const std::uint32_t height = state_.height;  // only this writer changes it
   check_tree_state(root_id, height);
-  Latched root = co_await latch_page(root_id, Mode::kExclusive);
+  Latched root;
+  if (!try_latch_cached(root_id, Mode::kExclusive, root)) {
+    root = co_await latch_page(root_id, Mode::kExclusive);
+  }
   expect_node(root.page, root_id, 0, height);
   path.push_back(std::move(root));
   for (std::uint32_t depth = 1;; ++depth) {  // a cycle ends at the leaf level
@@ -432,8 +448,12 @@ Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_siz
     if (depth == height) break;  // n is a leaf
     const std::uint32_t idx = n.child_index(key);
     path.back().child_idx = idx;
+    if (upper != nullptr && idx < n.count()) upper->emplace(n.key(idx));  // deeper: tighter
     const BlockId child_id = checked_child(path, idx);
-    Latched child = co_await latch_page(child_id, Mode::kExclusive);
+    Latched child;
+    if (!try_latch_cached(child_id, Mode::kExclusive, child)) {
+      child = co_await latch_page(child_id, Mode::kExclusive);
+    }
     expect_node(child.page, parent, depth, height);
     path.push_back(std::move(child));
   }
@@ -461,6 +481,98 @@ Task<bool> BTree::insert_into_leaf(std::vector<Latched>& path, std::vector<std::
   if (old_overflow != kInvalidBlockId) co_await free_overflow(old_overflow);
   const bool leaf_underfull = underflows(n) && leaf.page.page_id() != state_.root;
   co_return leaf_underfull;
+}
+
+void BTree::prefetch_leaves(std::span<const SortedOp> ops) {
+  const BlockId root = state_.root;
+  const std::uint32_t height = state_.height;
+  if (height < 2 || height > kMaxHeight) return;
+  std::vector<BlockId>& leaves = prefetch_ids_;
+  leaves.clear();
+  for (const SortedOp& op : ops) {
+    BlockId id = root;
+    for (std::uint32_t depth = 0; depth + 1 < height && id != kInvalidBlockId; ++depth) {
+      std::byte* p = const_cast<std::byte*>(pool_.peek(id));
+      // A page in the pool passed page::verify() when it was read: a hint
+      // only follows what such a page holds.
+      if (p == nullptr || page::type(p) != PageType::kInner) {
+        id = kInvalidBlockId;
+        break;
+      }
+      const Node n(std::span<std::byte>(p, page_size_));
+      id = n.child(n.child_index(op.key));
+    }
+    if (id == kInvalidBlockId || (!leaves.empty() && leaves.back() == id)) continue;
+    pool_.prefetch_slot(id);
+    leaves.push_back(id);
+  }
+  // The header and the slot array (the cells are where a search leads).
+  for (const BlockId id : leaves) pool_.prefetch_page(id, 192);
+}
+
+Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
+  const WriteWindow window(*this);
+  bool changed = false;
+  std::optional<std::string> upper;
+  constexpr std::size_t kPrefetchGroup = 64;
+  std::size_t prefetched = ops.size() < kPrefetchGroup / 2 ? ops.size() : 0;
+  std::size_t i = 0;
+  while (i < ops.size()) {
+    if (i >= prefetched) {
+      prefetched = std::min(ops.size(), i + kPrefetchGroup);
+      prefetch_leaves(ops.subspan(i, prefetched - i));
+    }
+    const SortedOp& op = ops[i++];
+    if (op.erase) {
+      const bool found = co_await erase_locked(op.key);
+      if (found) changed = true;
+      continue;
+    }
+    check_key(op.key);
+    check_value(op.value);
+    std::vector<std::byte> cell = co_await make_leaf_cell(op.key, op.value);
+    const auto cell_size = static_cast<std::uint32_t>(cell.size());
+    std::vector<Latched> path;
+    AsyncSharedMutex::Guard root_guard;
+    co_await descend_exclusive(op.key, cell_size, path, root_guard, &upper);
+    // Without a split the leaf keeps its range, bounded by `upper`.
+    const bool no_split = leaf_fits(Node(path.back().page.data()), cell_size);
+    bool shrank = co_await insert_into_leaf(path, std::move(cell), op.key);
+    changed = true;
+    std::string_view last = op.key;
+    // The run: puts of inline values that fit the latched leaf, no descent.
+    while (no_split && !shrank && i < ops.size()) {
+      const SortedOp& next = ops[i];
+      if (next.erase || (upper && compare_keys(next.key, *upper) >= 0)) break;
+      check_key(next.key);
+      check_value(next.value);
+      const std::uint32_t size = Node::leaf_cell_size(next.key.size(), next.value.size());
+      Latched& leaf = path.back();
+      Node n(leaf.page.data());
+      if (size > max_cell_ || !leaf_fits(n, size)) break;
+      const std::uint32_t pos = n.lower_bound(next.key);
+      const bool replace = pos < n.count() && n.key(pos) == next.key;
+      if (replace && n.value(pos).overflow) break;  // its chain is freed on the general path
+      const std::vector<std::byte> next_cell = Node::leaf_cell(next.key, next.value);
+      leaf.page.mark_dirty();
+      if (replace) {
+        n.remove(pos);
+      } else {
+        ++state_.key_count;
+      }
+      n.insert_cell(pos, next_cell);
+      shrank = underflows(n) && leaf.page.page_id() != state_.root;
+      last = next.key;
+      ++i;
+    }
+    if (shrank) {
+      // A smaller value replaced a larger one and left the leaf underfull.
+      path.clear();
+      root_guard.unlock();
+      co_await fix_underflow(last);
+    }
+  }
+  co_return changed;
 }
 
 namespace {

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,6 +69,18 @@ class BTree {
   Task<void> put_locked(std::string_view key, std::string_view value);
   // Returns whether the key was present.
   Task<bool> erase_locked(std::string_view key);
+  // One operation of a batch for apply_sorted_locked (views into the caller's bytes).
+  struct SortedOp {
+    std::string_view key;
+    std::string_view value;
+    bool erase = false;
+  };
+  // Applies `ops`, whose keys strictly increase, as put_locked / erase_locked
+  // one after the other would; returns whether the tree changed. A run of puts
+  // whose keys fall into the leaf that the run's first put descended to, and
+  // whose cells fit it, goes into that leaf while it stays latched, without a
+  // descent each.
+  Task<bool> apply_sorted_locked(std::span<const SortedOp> ops);
   // Builds the tree bottom-up from strictly increasing keys into packed
   // leaves. REQUIRES: the tree is empty. Throws kInvalidArgument on unsorted input.
   Task<void> bulk_load_locked(const std::vector<std::pair<std::string, std::string>>& sorted);
@@ -153,14 +166,20 @@ class BTree {
   bool try_descend_cached(std::string_view key, Latched& out);
   Task<std::string> read_value(const Node& leaf, BlockId leaf_id, std::uint32_t pos);
   Task<Latched> latch_page(BlockId id, AsyncSharedMutex::Mode mode);
+  // latch_page without a coroutine: false (holding nothing) unless the page is
+  // cached and its latch free.
+  bool try_latch_cached(BlockId id, AsyncSharedMutex::Mode mode, Latched& out);
 
   // Writes (writer mutex held).
   // Returns true when the leaf is left underfull (an update shrank a value).
   Task<bool> insert_into_leaf(std::vector<Latched>& path, std::vector<std::byte> cell,
                               std::string_view key);
   // Exclusive descent; cell_size > 0 for an insert of that leaf cell, 0 for an erase.
+  // With `upper`, sets it to the leaf's exclusive upper bound: the smallest
+  // separator right of the path (nullopt for the rightmost leaf).
   Task<void> descend_exclusive(std::string_view key, std::uint32_t cell_size,
-                               std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard);
+                               std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard,
+                               std::optional<std::string>* upper = nullptr);
   // Rebalances the leaf holding `key` if it is underfull.
   Task<void> fix_underflow(std::string_view key);
   Task<void> split_and_insert(std::vector<Latched>& path, std::size_t level,
@@ -171,6 +190,12 @@ class BTree {
   Task<BlockId> write_overflow(std::string_view value);
   Task<void> free_overflow(BlockId first);
   Task<std::vector<std::byte>> make_leaf_cell(std::string_view key, std::string_view value);
+
+  // Prefetch hints for apply_sorted_locked: walks the cached inner levels to
+  // the leaf of each key of `ops` (no latch: the writer mutex is held and it
+  // does not suspend), then starts loading those leaves' page-table entries,
+  // frames and first lines together, so that their cache misses overlap.
+  void prefetch_leaves(std::span<const SortedOp> ops);
 
   // Policy.
   bool leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept;
@@ -196,6 +221,8 @@ class BTree {
   void expect_node(const PageGuard& page, BlockId from, std::uint32_t depth,
                    std::uint32_t height) const;
   void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
+
+  std::vector<BlockId> prefetch_ids_;  // prefetch_leaves' scratch
 
   void open_window() noexcept;
   void close_window() noexcept;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <corobtree/error.h>
 #include "engine/format/meta.h"
@@ -337,21 +338,31 @@ void DatabaseImpl::stop_if_changed(const Before& b, std::exception_ptr error) {
   if (changed) stop(error);
 }
 
+// A batch of several operations is applied in key order: sorted stably by
+// key, only the last operation on each key kept (what applying them in batch
+// order would leave), then handed to the tree, which inserts runs of keys into
+// one leaf without descending for each. Replay applies a logged batch the same way.
 Task<bool> DatabaseImpl::apply_locked(const WriteBatch& batch) {
   // Optimistic readers see the batch whole or not at all.
   const BTree::WriteWindow window(*tree_);
-  bool changed = false;
   BatchReader reader = WriteBatchInternal::reader(batch);
+  std::vector<BTree::SortedOp>& ops = sorted_ops_;
+  ops.clear();
   BatchOp op;
-  while (reader.next(op)) {
-    if (op.kind == OpKind::kPut) {
-      co_await tree_->put_locked(op.key, op.value);
-      changed = true;
-    } else {
-      const bool found = co_await tree_->erase_locked(op.key);
-      if (found) changed = true;
+  while (reader.next(op)) ops.push_back({op.key, op.value, op.kind == OpKind::kErase});
+  if (ops.size() > 1) {
+    std::stable_sort(ops.begin(), ops.end(),
+                     [](const BTree::SortedOp& a, const BTree::SortedOp& b) {
+                       return compare_keys(a.key, b.key) < 0;
+                     });
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (i + 1 < ops.size() && ops[i + 1].key == ops[i].key) continue;  // a later one wins
+      ops[kept++] = ops[i];
     }
+    ops.resize(kept);
   }
+  const bool changed = co_await tree_->apply_sorted_locked(ops);
   co_return changed;
 }
 

@@ -165,6 +165,8 @@ class DatabaseImpl final : private LoggedTree {
   // A backup is copying the data file: nothing may write it (no checkpoint).
   bool backup_running_ = false;
   Condition backup_done_;  // notified when backup_running_ turns false
+  // apply_locked's sorted operations (writer mutex held), kept for their capacity.
+  std::vector<BTree::SortedOp> sorted_ops_;
 };
 
 }  // namespace corobtree

@@ -35,6 +35,7 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
       arena_(pool_pages * disk.page_size()),
       replacer_(pool_pages),
       table_(pool_pages == 0 ? 64 : pool_pages) {
+  arena_.advise_huge_pages();  // frames are read at random: fewer TLB misses
   free_frames_.reserve(pool_pages);
   dirty_list_.reserve(pool_pages);
   if (pool_pages > 0) {
@@ -191,6 +192,22 @@ bool BufferPool::try_fetch_cached(BlockId id, PageGuard& out) noexcept {
   ++stats_.hits;
   out = PageGuard(this, *f);
   return true;
+}
+
+const std::byte* BufferPool::peek(BlockId id) noexcept {
+  if (direct() || closed_) return nullptr;
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f || frame(*f).loading) return nullptr;
+  return frame(*f).data;
+}
+
+void BufferPool::prefetch_page(BlockId id, std::uint32_t bytes) noexcept {
+  if (direct() || closed_) return;
+  const std::optional<FrameId> f = table_.find(id);
+  if (!f) return;
+  __builtin_prefetch(&fixed_frames_[*f]);
+  const std::byte* data = arena_.data() + std::size_t{*f} * page_size_;  // the frame's page
+  for (std::uint32_t at = 0; at < bytes && at < page_size_; at += 64) __builtin_prefetch(data + at);
 }
 
 Task<PageGuard> BufferPool::fetch_slow(BlockId id) {

@@ -188,6 +188,16 @@ class BufferPool {
   // flush_all(), then DiskManager::sync(); afterwards every call throws kClosed.
   Task<void> close();
 
+  // Hints for a writer about to visit many pages (pooled mode; nothing in
+  // direct mode), on the engine thread: no pin, no statistics, no LRU touch.
+  // peek: the bytes of cached page `id` (not being read), or null; valid
+  // until the caller next suspends. prefetch_slot: starts loading the page
+  // table's entry for `id`; prefetch_page, after it: the frame's header and
+  // the first `bytes` of the page, if it is cached.
+  const std::byte* peek(BlockId id) noexcept;
+  void prefetch_slot(BlockId id) const noexcept { table_.prefetch(id); }
+  void prefetch_page(BlockId id, std::uint32_t bytes) noexcept;
+
   BufferPoolStats stats() const noexcept;
   void reset_stats() noexcept;  // all counters but `pinned`
   std::size_t pool_pages() const noexcept { return pool_pages_; }
