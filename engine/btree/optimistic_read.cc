@@ -1,5 +1,6 @@
 #include "engine/btree/optimistic_read.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -241,7 +242,9 @@ Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) 
 
 Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
                std::vector<std::pair<std::string, std::string>>& out) {
-  out.clear();
+  // The pairs already in `out` are overwritten in place (their strings'
+  // capacity reused) and the rest appended; `n` counts this attempt's.
+  std::size_t n = 0;
   const std::string_view lower = options.lower ? std::string_view(*options.lower) : "";
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
@@ -250,9 +253,9 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
   std::uint32_t pos = 0;
   if (options.lower && !v.bound(lower, /*upper=*/false, pos)) return torn_or_bad(leaf);
   for (bool first_leaf = true;; first_leaf = false) {
-    const std::size_t before = out.size();
+    const std::size_t before = n;
     bool done = false;
-    for (; pos < v.count() && out.size() < limit; ++pos) {
+    for (; pos < v.count() && n < limit; ++pos) {
       std::string_view k;
       if (!v.key(pos, k)) return torn_or_bad(leaf);
       if (options.upper && compare_keys(k, *options.upper) >= 0) {
@@ -260,18 +263,25 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
         break;
       }
       // Out of order: torn, or a damaged file (the engine's path reports it).
-      if (!out.empty() && compare_keys(out.back().first, k) >= 0) return torn_or_bad(leaf);
+      if (n > 0 && compare_keys(out[n - 1].first, k) >= 0) return torn_or_bad(leaf);
       std::string_view value;
       bool overflow = false;
       if (!v.value(pos, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
-      out.emplace_back(std::string(k), std::string(value));
+      if (n < out.size()) {
+        out[n].first.assign(k);
+        out[n].second.assign(value);
+      } else {
+        if (n == 0) out.reserve(std::min<std::size_t>(limit, 128));
+        out.emplace_back(std::string(k), std::string(value));
+      }
+      ++n;
     }
     const BlockId next = v.link0();
     if (!BufferPool::read_valid(leaf)) return Step::kRetry;
-    if (done || out.size() >= limit || next == kInvalidBlockId) break;
+    if (done || n >= limit || next == kInvalidBlockId) break;
     // A leaf after the first holds keys (a valid tree's do): anything else
     // could be a cycle of empty leaves, which the engine's path bounds.
-    if (!first_leaf && out.size() == before) return Step::kFallback;
+    if (!first_leaf && n == before) return Step::kFallback;
     if (!r.unchanged()) return Step::kRetry;
     if (!r.pool().read_begin(next, leaf)) return Step::kFallback;
     prefetch_page(leaf.data, r.page_size());
@@ -279,7 +289,9 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
     if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
     pos = 0;
   }
-  return r.unchanged() ? Step::kOk : Step::kRetry;
+  if (!r.unchanged()) return Step::kRetry;
+  out.resize(n);
+  return Step::kOk;
 }
 
 // From slot `pos` of leaf `id` (its frame `leaf`, checked view `v`): walks
@@ -302,13 +314,25 @@ Step copy_leaf_from(Reader& r, BufferPool::OptimisticPage leaf, PageView v, Bloc
     id = next;
     pos = 0;
   }
-  for (std::uint32_t i = 0; i < v.count(); ++i) {
-    std::string_view value;
-    bool overflow = false;
-    if (!v.value(i, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
-  }
+  // Copy first (one sequential pass over the frame), then check the copy,
+  // which no writer can tear: a bad cell in a validated copy is damage.
   out.page.assign(leaf.data, leaf.data + r.page_size());  // reuses out.page's capacity
   if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  PageView copy(out.page.data(), r.page_size());
+  if (!copy.check(PageType::kLeaf) || pos > copy.count()) return Step::kFallback;
+  for (std::uint32_t i = 0; i < copy.count(); ++i) {
+    std::string_view value;
+    bool overflow = false;
+    std::string_view key;
+    if (!copy.key(i, key) || !copy.value(i, value, overflow)) return Step::kFallback;
+  }
+  // A cursor reads on into the next leaf: ask for its lines now, so that its
+  // copy, a few dozen steps later, does not wait for memory.
+  BufferPool::OptimisticPage right;
+  const BlockId next = copy.link0();
+  if (next != kInvalidBlockId && r.pool().read_begin(next, right)) {
+    prefetch_page(right.data, r.page_size());
+  }
   out.leaf_id = id;
   out.pos = pos;
   out.found = true;

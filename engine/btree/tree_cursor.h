@@ -56,9 +56,11 @@ class TreeCursor {
   bool try_next_cached(bool& moved);
   bool try_prev_cached(bool& moved);
 
-  bool valid() const noexcept { return valid_; }
-  std::string_view key() const noexcept;
-  std::string_view value() const noexcept;
+  bool valid() const noexcept { return win_.valid; }
+  std::string_view key() const noexcept { return entries_[win_.pos].key; }
+  std::string_view value() const noexcept { return entries_[win_.pos].value; }
+  // The decoded leaf copy and position, for the public Cursor's inline steps.
+  detail::CursorWindow& window() noexcept { return win_; }
 
  private:
   Task<bool> seek_ge(std::string_view key);                  // first entry >= key
@@ -67,6 +69,9 @@ class TreeCursor {
   Task<bool> step_up();                                      // to the next larger key
   Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
+  // Decodes page_ (and overflow_values_) into entries_ and sets the window's
+  // inline range. After every change of page_.
+  void decode();
   bool in_bounds() noexcept;
   // One entry up or down within the leaf copy; false at its edge.
   bool try_step_in_copy(bool up, bool& moved);
@@ -86,11 +91,10 @@ class TreeCursor {
   // lock-free path made it (engine-path copies have none): while no writer
   // has entered since, the copy's right link still names the next leaf.
   std::optional<std::uint64_t> copy_seq_;
-  std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
-  std::vector<bool> has_overflow_;
-  BlockId leaf_id_ = kInvalidBlockId;  // the leaf page_ copies
-  std::uint32_t pos_ = 0;
-  bool valid_ = false;
+  std::vector<std::string> overflow_values_;  // per slot, when a value is in overflow pages
+  std::vector<detail::CursorEntry> entries_;  // page_'s entries, decoded
+  BlockId leaf_id_ = kInvalidBlockId;         // the leaf page_ copies
+  detail::CursorWindow win_;                  // position (pos, valid) in entries_
 };
 
 }  // namespace corobtree
