@@ -365,6 +365,64 @@ Step next_leaf_once(Reader& r, std::uint64_t seq, BlockId next, LeafCopy& out) {
   return copy_leaf_from(r, leaf, v, next, 0, out);
 }
 
+Step leaves_near_once(Reader& r, std::string_view key, bool at_end, bool reverse, std::size_t max,
+                      std::vector<BlockId>& out) {
+  out.clear();
+  const std::uint32_t height = r.tree().published_height();
+  BlockId id = r.tree().published_root();
+  if (height == 1) return r.unchanged() ? Step::kOk : Step::kRetry;
+  if (height == 0 || height > 64) return Step::kFallback;
+  // The leaves' grandparent and the parent's index in it (height >= 3): the
+  // list goes on into the parent's neighbour.
+  BufferPool::OptimisticPage grand;
+  PageView grand_view(nullptr, 0);
+  std::uint32_t grand_idx = 0;
+  for (std::uint32_t depth = 0;; ++depth) {
+    BufferPool::OptimisticPage pg;
+    if (!r.pool().read_begin(id, pg)) return Step::kFallback;
+    PageView v(pg.data, r.page_size());
+    if (!v.check(PageType::kInner)) return torn_or_bad(pg);
+    std::uint32_t idx = v.count();
+    if (!at_end && !v.bound(key, /*upper=*/true, idx)) return torn_or_bad(pg);
+    if (depth + 2 < height) {
+      if (depth + 3 == height) {
+        grand = pg;
+        grand_view = v;
+        grand_idx = idx;
+      }
+      BlockId child = kInvalidBlockId;
+      if (!v.child(idx, child)) return torn_or_bad(pg);
+      if (!BufferPool::read_valid(pg)) return Step::kRetry;
+      id = child;
+      continue;
+    }
+    // The leaves' parent: children idx +- 1, 2, ...; then, once, those of
+    // its neighbour in scan direction.
+    for (int parents = 0; parents < 2; ++parents) {
+      for (std::uint32_t k = parents == 0 ? 1 : 0; out.size() < max; ++k) {
+        if (reverse ? idx < k : idx + k > v.count()) break;
+        const std::uint32_t c = reverse ? idx - k : idx + k;
+        BlockId child = kInvalidBlockId;
+        if (!v.child(c, child)) return torn_or_bad(pg);
+        out.push_back(child);
+      }
+      if (!BufferPool::read_valid(pg)) return Step::kRetry;
+      if (out.size() >= max || grand.word == nullptr || parents == 1) break;
+      if (reverse ? grand_idx == 0 : grand_idx >= grand_view.count()) break;
+      BlockId next = kInvalidBlockId;
+      if (!grand_view.child(reverse ? grand_idx - 1 : grand_idx + 1, next)) {
+        return torn_or_bad(grand);
+      }
+      if (!BufferPool::read_valid(grand)) return Step::kRetry;
+      if (!r.pool().read_begin(next, pg)) break;  // not cached: the list ends here
+      v = PageView(pg.data, r.page_size());
+      if (!v.check(PageType::kInner)) return torn_or_bad(pg);
+      idx = reverse ? v.count() : 0;
+    }
+    return r.unchanged() ? Step::kOk : Step::kRetry;
+  }
+}
+
 template <typename Once>
 Optimistic run(BTree& tree, Once once) {
   if (!tree.optimistic_enabled()) return Optimistic::kFallback;
@@ -396,6 +454,11 @@ Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
 
 Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out) {
   return run(tree, [&](Reader& r) { return next_leaf_once(r, seq, next, out); });
+}
+
+Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,
+                                  std::size_t max, std::vector<BlockId>& out) {
+  return run(tree, [&](Reader& r) { return leaves_near_once(r, key, at_end, reverse, max, out); });
 }
 
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

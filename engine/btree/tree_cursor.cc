@@ -1,7 +1,9 @@
 #include "engine/btree/tree_cursor.h"
 
 #include "engine/btree/optimistic_read.h"
+#include "engine/pager/buffer_pool.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <corobtree/error.h>
@@ -10,8 +12,8 @@ namespace corobtree {
 
 using Mode = AsyncSharedMutex::Mode;
 
-TreeCursor::TreeCursor(BTree& tree, ScanOptions options)
-    : tree_(tree), options_(std::move(options)) {
+TreeCursor::TreeCursor(BTree& tree, ScanOptions options, std::uint32_t readahead)
+    : tree_(tree), options_(std::move(options)), readahead_(readahead) {
   win_.forward = !options_.reverse;
 }
 
@@ -73,6 +75,36 @@ Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
     overflow_values_[i] = std::move(v);
   }
   decode();
+}
+
+void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
+  readahead_trigger_ = kInvalidBlockId;
+  BufferPool& pool = tree_.pool();
+  const std::size_t window = std::min<std::size_t>(readahead_, pool.pool_pages() / 8);
+  if (window == 0) return;
+  if (optimistic_leaves_near(tree_, key, at_end, reverse, window, ahead_) != Optimistic::kDone) {
+    return;
+  }
+  // Consecutive blocks (the layout bulk_load and compact leave) go as one
+  // read per run of up to kMaxRun pages; a reverse list descends.
+  constexpr std::size_t kMaxRun = 32;
+  bool started = false;
+  for (std::size_t i = 0; i < ahead_.size();) {
+    std::size_t j = i + 1;
+    while (j < ahead_.size() && j - i < kMaxRun &&
+           ahead_[j] == (reverse ? ahead_[j - 1] - 1 : ahead_[j - 1] + 1)) {
+      ++j;
+    }
+    const BlockId lowest = reverse ? ahead_[j - 1] : ahead_[i];
+    started = pool.prefetch(lowest, static_cast<std::uint32_t>(j - i)) > 0 || started;
+    i = j;
+  }
+  // The reads of the last window may still be in flight although this one
+  // started none: keep triggering until two windows in a row started nothing.
+  idle_windows_ = started ? 0 : idle_windows_ + 1;
+  if (idle_windows_ < 2 && !reverse && !ahead_.empty()) {
+    readahead_trigger_ = ahead_[ahead_.size() / 2];
+  }
 }
 
 bool TreeCursor::in_bounds() noexcept {
@@ -189,6 +221,7 @@ Task<bool> TreeCursor::step_up() {
     co_return true;
   }
   const std::string last(key());
+  read_ahead(last, /*at_end=*/false, /*reverse=*/false);
   const bool ok = co_await seek_gt(last);
   if (ok && compare_keys(last, key()) >= 0) [[unlikely]] {
     fail("a forward step did not move past the previous key (keys out of order)");
@@ -206,6 +239,7 @@ Task<bool> TreeCursor::step_down() {
     co_return true;
   }
   const std::string first_key(key());
+  read_ahead(first_key, /*at_end=*/false, /*reverse=*/true);
   const bool ok = co_await seek_lt(first_key, false);
   if (ok && compare_keys(key(), first_key) >= 0) [[unlikely]] {
     fail("a backward step did not move before the previous key (keys out of order)");
@@ -333,6 +367,11 @@ bool TreeCursor::try_next_cached(bool& moved) {
   // after this one (like seek_gt).
   // Only from the copy's last entry: try_step_in_copy also declines keys out
   // of order within the copy, which the engine's path must report.
+  // Onto read-ahead's trigger: the engine's path reads the next window ahead.
+  if (readahead_trigger_ != kInvalidBlockId && win_.valid &&
+      Node(std::span<std::byte>(page_)).next() == readahead_trigger_) {
+    return false;
+  }
   if (copy_seq_ && win_.valid && win_.pos + 1 >= entries_.size()) {
     const BlockId next = Node(std::span<std::byte>(page_)).next();
     const std::string_view last = key();

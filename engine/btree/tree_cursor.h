@@ -35,7 +35,9 @@ namespace corobtree {
 
 class TreeCursor {
  public:
-  TreeCursor(BTree& tree, ScanOptions options = {});
+  // `readahead`: leaves to read ahead of a cursor that moves from leaf to
+  // leaf through pages that are not cached (0: none; see read_ahead()).
+  TreeCursor(BTree& tree, ScanOptions options = {}, std::uint32_t readahead = 0);
 
   // Positions at the first entry in scan order (the last one if reverse).
   Task<bool> first();
@@ -69,6 +71,15 @@ class TreeCursor {
   Task<bool> step_up();                                      // to the next larger key
   Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
+  // Read-ahead, as the cursor leaves the leaf holding `key` (`at_end`: the
+  // last leaf) in scan direction: asks the pool to read the next leaves
+  // (those after it in its parent and the parent's neighbour, at most
+  // min(readahead_, pool / 8)) without waiting. While windows start reads
+  // (this one or the one before), the middle leaf of the window becomes
+  // readahead_trigger_: the lock-free path hands the move onto it to the
+  // engine, which reads the next window ahead, so reads stay in flight while
+  // the cursor consumes cached leaves. Best effort: nothing here fails.
+  void read_ahead(std::string_view key, bool at_end, bool reverse);
   // Decodes page_ (and overflow_values_) into entries_ and sets the window's
   // inline range. After every change of page_.
   void decode();
@@ -95,6 +106,10 @@ class TreeCursor {
   std::vector<detail::CursorEntry> entries_;  // page_'s entries, decoded
   BlockId leaf_id_ = kInvalidBlockId;         // the leaf page_ copies
   detail::CursorWindow win_;                  // position (pos, valid) in entries_
+  std::uint32_t readahead_;
+  BlockId readahead_trigger_ = kInvalidBlockId;
+  std::uint32_t idle_windows_ = 2;  // read-ahead windows in a row that started no read
+  std::vector<BlockId> ahead_;      // read_ahead()'s scratch
 };
 
 }  // namespace corobtree
