@@ -44,7 +44,7 @@ Task<std::unique_ptr<DiskManager>> DatabaseImpl::build_packed_copy(std::string t
   meta = log_->meta();  // the database id and checkpoint LSN stay
   PackedTreeWriter writer(*out, tree_->state().minimum_degree, meta.checkpoint_lsn);
   {
-    TreeCursor c(*tree_, ScanOptions{}, options_.readahead_leaves);
+    TreeCursor c(*tree_, ScanOptions{});  // no read-ahead: each read's error is compact()'s
     bool ok = co_await c.first();
     while (ok) {
       co_await writer.add(c.key(), c.value());

@@ -9,9 +9,12 @@
 // seen. key() and value() stay valid until the cursor moves.
 //
 // Thread-safety: one task at a time, on any thread. Steps within the cursor's
-// leaf copy, and forward cursors' seeks and moves to the next leaf when the
-// pages are cached, run on the calling thread without a lock; the others run
-// on the database's engine thread. REQUIRES: the Database outlives the cursor.
+// leaf copy (done inline, touching only the cursor), and forward cursors'
+// seeks and moves to the next leaf when the pages are cached, run on the
+// calling thread without a lock; the others run on the database's engine
+// thread. On a cold tree, a cursor that moves from leaf to leaf reads the
+// next leaves ahead (Options::readahead_leaves). REQUIRES: the Database
+// outlives the cursor.
 #pragma once
 
 #include <coroutine>

@@ -50,7 +50,7 @@ struct Options {
   // of 4 KiB). The frames' memory is reserved at open but only takes RAM as
   // pages are loaded into it.
   std::size_t pool_bytes = std::size_t{64} << 20;
-  // Read-ahead of a cursor (and of scan, compact) that moves from leaf to
+  // Read-ahead of a cursor (and of Database::scan) that moves from leaf to
   // leaf through pages that are not cached: up to this many of the next
   // leaves are read in the background, consecutive blocks as one read (at
   // most 1/8 of the pool; 0: off; io_uring only: the pread backend's reads
