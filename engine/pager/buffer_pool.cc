@@ -269,13 +269,13 @@ std::optional<FrameId> BufferPool::take_clean_frame() noexcept {
   // acquire_frame's second chance, bounded likewise.
   for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
     if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
-    replacer_.record_unpinned(*victim);
+    replacer_.record_unpinned(*victim, replacer_.kept(*victim));
     victim = replacer_.victim();
   }
   if (!victim) return std::nullopt;
   Frame& v = frame(*victim);
   if (v.dirty) {
-    replacer_.record_unpinned(*victim);  // stays; a fetch writes it back
+    replacer_.record_unpinned(*victim, replacer_.kept(*victim));  // stays; a fetch writes it back
     return std::nullopt;
   }
   unpublish(*victim);
