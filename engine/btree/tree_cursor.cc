@@ -87,7 +87,7 @@ void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
   }
   // Consecutive blocks (the layout bulk_load and compact leave) go as one
   // read per run of up to kMaxRun pages; a reverse list descends.
-  constexpr std::size_t kMaxRun = 32;
+  constexpr std::size_t kMaxRun = 64;
   bool started = false;
   for (std::size_t i = 0; i < ahead_.size();) {
     std::size_t j = i + 1;

@@ -55,7 +55,7 @@ struct Options {
   // leaves are read in the background, consecutive blocks as one read (at
   // most 1/8 of the pool; 0: off; io_uring only: the pread backend's reads
   // are synchronous).
-  std::uint32_t readahead_leaves = 64;
+  std::uint32_t readahead_leaves = 256;
   std::uint32_t minimum_degree = 0;      // new files only: t > 0 caps nodes at 2t-1 keys
   IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides
   bool direct_io = false;                // O_DIRECT for the data file
