@@ -41,7 +41,7 @@ using corobtree::test::BackendConfig;
 
 namespace {
 
-constexpr int kKeys = 12000;           // about 250 leaves of 4 KiB
+constexpr int kKeys = 12000;            // about 250 leaves of 4 KiB
 constexpr std::size_t kPoolPages = 64;  // read-ahead window: 64 / 8 = 8 leaves
 using Model = std::map<std::string, std::string>;
 
@@ -165,8 +165,8 @@ BOOST_DATA_TEST_CASE(cold_walks_match_the_model, bdata::make(corobtree::test::al
     const std::size_t limit = round % 6 == 5 ? 100 : SIZE_MAX;
     const auto got = sync_wait(walk(db.get(), range, from, limit));
     const auto want = expect(model, range, from, limit);
-    BOOST_REQUIRE_MESSAGE(got == want, "round " << round << ": " << got.size() << " entries, want "
-                                                << want.size());
+    BOOST_REQUIRE_MESSAGE(
+        got == want, "round " << round << ": " << got.size() << " entries, want " << want.size());
   }
   // Database::scan's engine path reads ahead too.
   sync_wait(db->close());
@@ -224,9 +224,8 @@ BOOST_DATA_TEST_CASE(a_failed_prefetch_never_fails_the_walk_by_itself,
   std::unique_ptr<Database> db = sync_wait(Database::open(path, o));
   plan->fail_at = plan->ops() + 5;
   plan->persistent = true;
-  BOOST_CHECK_EXCEPTION(sync_wait(walk(db.get(), all, std::nullopt, SIZE_MAX)), corobtree::Error,
-                        [](const corobtree::Error& e) {
-                          return e.code() == corobtree::ErrorCode::kIoError;
-                        });
+  BOOST_CHECK_EXCEPTION(
+      sync_wait(walk(db.get(), all, std::nullopt, SIZE_MAX)), corobtree::Error,
+      [](const corobtree::Error& e) { return e.code() == corobtree::ErrorCode::kIoError; });
   db.reset();  // no close: its reads fail too
 }
