@@ -80,8 +80,11 @@ Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
 void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
   readahead_trigger_ = kInvalidBlockId;
   BufferPool& pool = tree_.pool();
-  const std::size_t window = std::min<std::size_t>(readahead_, pool.pool_pages() / 8);
-  if (window == 0) return;
+  const std::size_t cap = std::min<std::size_t>(readahead_, pool.pool_pages() / 8);
+  if (cap == 0) return;
+  // The window starts small (a short scan reads little more than it needs)
+  // and doubles with each window that starts reads, up to `cap`.
+  const std::size_t window = std::min(cap, ra_window_ == 0 ? kFirstWindow : 2 * ra_window_);
   if (optimistic_leaves_near(tree_, key, at_end, reverse, window, ahead_) != Optimistic::kDone) {
     return;
   }
@@ -102,6 +105,7 @@ void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
   // The reads of the last window may still be in flight although this one
   // started none: keep triggering until two windows in a row started nothing.
   idle_windows_ = started ? 0 : idle_windows_ + 1;
+  ra_window_ = idle_windows_ < 2 ? window : 0;
   if (idle_windows_ < 2 && !reverse && !ahead_.empty()) {
     readahead_trigger_ = ahead_[ahead_.size() / 2];
   }

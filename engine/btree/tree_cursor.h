@@ -73,7 +73,8 @@ class TreeCursor {
   Task<void> snapshot(BTree::Latched& leaf);
   // Read-ahead, as the cursor leaves the leaf holding `key` (`at_end`: the
   // last leaf) in scan direction: asks the pool to read the next leaves
-  // (those after it in its parent and the parent's neighbour, at most
+  // (those after it in its parent and the parent's neighbour: 8 at first,
+  // twice the last window's while reading ahead, at most
   // min(readahead_, pool / 8)) without waiting. While windows start reads
   // (this one or the one before), the middle leaf of the window becomes
   // readahead_trigger_: the lock-free path hands the move onto it to the
@@ -109,7 +110,9 @@ class TreeCursor {
   std::uint32_t readahead_;
   BlockId readahead_trigger_ = kInvalidBlockId;
   std::uint32_t idle_windows_ = 2;  // read-ahead windows in a row that started no read
-  std::vector<BlockId> ahead_;      // read_ahead()'s scratch
+  static constexpr std::size_t kFirstWindow = 8;
+  std::size_t ra_window_ = 0;   // the last window's size while reading ahead (0: idle)
+  std::vector<BlockId> ahead_;  // read_ahead()'s scratch
 };
 
 }  // namespace corobtree

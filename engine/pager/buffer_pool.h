@@ -324,6 +324,8 @@ class BufferPool {
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   DrainLatch prefetches_;         // prefetch() reads in flight
+  static constexpr std::size_t kRunBuffers = 8;
+  std::vector<AlignedBuffer> run_buffers_;  // prefetch()'s spare run buffers
   std::uint64_t dirty_marks_ = 0;
   std::uint64_t deadlock_epoch_ = 0;   // bumped when the Scheduler breaks a frame wait
   std::exception_ptr deferred_error_;  // direct-mode write-back failure
