@@ -282,6 +282,16 @@ Task<void> DiskManager::write_blocks(BlockId first, std::span<const std::byte> d
   co_await when_all(std::move(writes));
 }
 
+Task<void> DiskManager::read_blocks(BlockId first, std::span<std::byte> out) {
+  const std::uint32_t ps = page_size();
+  std::vector<Task<void>> reads;
+  reads.reserve(out.size() / ps);
+  for (std::size_t i = 0; i * ps < out.size(); ++i) {
+    reads.push_back(read_block(first + i, out.subspan(i * ps, ps)));
+  }
+  co_await when_all(std::move(reads));
+}
+
 Task<void> FileDiskManager::write_blocks(BlockId first, std::span<const std::byte> data) {
   if (direct_io_ || data.empty()) {
     co_await DiskManager::write_blocks(first, data);

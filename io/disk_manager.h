@@ -102,6 +102,10 @@ class DiskManager {
   // REQUIRES: data.size() is a multiple of page_size(). The default writes
   // them one by one, all in flight at once.
   virtual Task<void> write_blocks(BlockId first, std::span<const std::byte> data);
+  // Reads out.size() / page_size() consecutive blocks from `first` into
+  // `out`. REQUIRES: out.size() is a multiple of page_size(). The default
+  // reads them one by one, all in flight at once; io_uring makes it one read.
+  virtual Task<void> read_blocks(BlockId first, std::span<std::byte> out);
 
   // Appends n zeroed blocks and returns the first id.
   virtual BlockId allocate_blocks(std::uint64_t n) = 0;

@@ -26,6 +26,29 @@ Task<void> UringDiskManager::read_block(BlockId id, std::span<std::byte> out) {
   ++stats_.reads;
 }
 
+Task<void> UringDiskManager::read_blocks(BlockId first, std::span<std::byte> out) {
+  const std::uint64_t n = out.size() / page_size();
+  if (n <= 1 || (direct_io() && !is_direct_io_aligned(out.data()))) {
+    co_await DiskManager::read_blocks(first, out);
+    co_return;
+  }
+  check_read(first, page_size());
+  check_read(first + n - 1, page_size());
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const int res = co_await loop_->read(native_handle(), out.data() + done,
+                                         static_cast<std::uint32_t>(out.size() - done),
+                                         offset_of(first) + done);
+    if (res < 0) throw errno_error(-res, "read", path(), first + done / page_size());
+    if (res == 0) {  // the tail block at EOF
+      std::memset(out.data() + done, 0, out.size() - done);
+      break;
+    }
+    done += static_cast<std::size_t>(res);
+  }
+  stats_.reads += n;
+}
+
 Task<void> UringDiskManager::write_block(BlockId id, std::span<const std::byte> data) {
   check_write(id, data.size());
   AlignedBuffer bounce;

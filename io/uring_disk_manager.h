@@ -27,6 +27,8 @@ class UringDiskManager final : public FileDiskManager {
 
   Task<void> read_block(BlockId id, std::span<std::byte> out) override;
   Task<void> write_block(BlockId id, std::span<const std::byte> data) override;
+  // One read for the run (blocks past the file's end throw, as read_block).
+  Task<void> read_blocks(BlockId first, std::span<std::byte> out) override;
   Task<void> sync() override;
   IoBackend backend() const noexcept override { return IoBackend::kUring; }
 

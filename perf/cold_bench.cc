@@ -20,6 +20,17 @@
 //   frames, the default before pool_bytes, the level above the leaves, ~1,500
 //   pages, did not fit, and a lookup cost ~1.66 reads; here it costs ~1).
 //
+// BM_ColdScan/<variant>  a cold full scan: opens the database as above
+//   (O_DIRECT, the default pool: nothing of it cached) and reads every entry
+//   in key order with one Cursor on one thread, one iteration. Variants:
+//   uring (read-ahead on: Options::readahead_leaves' default), uring_no_ra
+//   (readahead_leaves = 0) and pread (whose read-ahead does nothing). The
+//   variants without read-ahead stop after a few seconds (kSlowScanSeconds;
+//   counter complete = 0). items_per_second = entries/s; MB_per_s = bytes of
+//   the pages read (leaves, mostly) per second; readahead_reads, disk_reads.
+//   scripts/cold-bench.sh compares MB_per_s with fio's sequential 128 KiB
+//   O_DIRECT reads of the same file.
+//
 // The pool keeps the upper levels, so the misses are mostly leaves.
 //   COROBTREE_BENCH_SMOKE=1 ./cold_bench --benchmark_min_time=0.01
 #include <benchmark/benchmark.h>
@@ -27,6 +38,7 @@
 #include "perf/bench_common.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +52,7 @@
 #include <utility>
 #include <vector>
 
+#include <corobtree/cursor.h>
 #include <corobtree/database.h>
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
@@ -181,8 +194,93 @@ void BM_ColdGet(benchmark::State& state, IoBackend backend, std::size_t pool_pag
   state.counters["peak_rss_mib"] = peak_rss_mib();
 }
 
+// ---- the cold full scan -------------------------------------------------------
+
+constexpr double kSlowScanSeconds = 4.0;
+constexpr double kFullScanSeconds = 60.0;  // a cap, far above a full scan's time
+
+Task<void> scan_all(Database& db, double seconds, std::uint64_t& entries, bool& complete) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                        std::chrono::duration<double>(seconds));
+  corobtree::Cursor cursor = db.cursor();
+  bool ok = co_await cursor.first();
+  complete = false;
+  while (ok) {
+    benchmark::DoNotOptimize(cursor.value().data());
+    if ((++entries & 4095) == 0 && Clock::now() > deadline) co_return;
+    ok = co_await cursor.next();
+  }
+  complete = true;
+}
+
+void BM_ColdScan(benchmark::State& state, IoBackend backend, std::uint32_t readahead,
+                 double seconds) {
+  std::string error;
+  const std::string path = ensure_cold_db(error);
+  if (path.empty()) {
+    state.SkipWithError(error.c_str());
+    for (auto _ : state) {
+    }
+    return;
+  }
+  Options o;
+  o.direct_io = true;
+  o.pool_pages = kColdPoolPages;
+  o.backend = backend;
+  o.create_if_missing = false;
+  o.readahead_leaves = readahead;
+  std::uint64_t entries = 0;
+  bool complete = false;
+  corobtree::DatabaseStats before;
+  corobtree::DatabaseStats after;
+  double elapsed = 0;
+  for (auto _ : state) {
+    // Opened inside the timing loop's iteration but outside the timed part:
+    // a fresh pool each time (O_DIRECT: no page cache either).
+    state.PauseTiming();
+    std::unique_ptr<Database> db = corobtree::sync_wait(Database::open(path, o));
+    before = db->stats();
+    state.ResumeTiming();
+    const auto start = std::chrono::steady_clock::now();
+    corobtree::sync_wait(scan_all(*db, seconds, entries, complete));
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.PauseTiming();
+    after = db->stats();
+    if (after.backend != backend) state.SkipWithError("the database fell back to another backend");
+    corobtree::sync_wait(db->close());
+    db.reset();
+    state.ResumeTiming();
+  }
+  if (complete && entries != cold_key_count()) state.SkipWithError("the scan missed entries");
+  const std::uint64_t reads = after.pool.disk_reads - before.pool.disk_reads;
+  state.SetItemsProcessed(static_cast<std::int64_t>(entries));
+  state.counters["entries"] = static_cast<double>(entries);
+  state.counters["complete"] = complete ? 1.0 : 0.0;
+  state.counters["disk_reads"] = static_cast<double>(reads);
+  state.counters["readahead_reads"] =
+      static_cast<double>(after.pool.readahead_reads - before.pool.readahead_reads);
+  state.counters["MB_per_s"] =
+      elapsed > 0 ? static_cast<double>(reads) * after.page_size / elapsed / 1e6 : 0.0;
+  state.counters["seconds"] = elapsed;
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(BM_ColdScan, uring, IoBackend::kUring, Options{}.readahead_leaves,
+                  kFullScanSeconds)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ColdScan, uring_no_ra, IoBackend::kUring, 0, kSlowScanSeconds)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ColdScan, pread, IoBackend::kPread, Options{}.readahead_leaves,
+                  kSlowScanSeconds)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ColdGet, uring, IoBackend::kUring, kColdPoolPages)
     ->ArgName("tasks")
     ->Arg(1)

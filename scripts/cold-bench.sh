@@ -3,8 +3,10 @@
 # perf/cold_bench (a >1 GiB database, the default 64 MiB pool, O_DIRECT, io_uring and
 # pread, 1..128 concurrent lookup tasks on one thread), then fio 4 KiB random
 # O_DIRECT reads (io_uring engine) on the same database file at the same queue
-# depths, and writes results/cold_bench.json, results/fio_cold.json ({"qd":
-# iops}), results/cold.md (the comparison table) and results/cold_qd.png.
+# depths, then fio sequential 128 KiB O_DIRECT reads for the cold full scan
+# (BM_ColdScan), and writes results/cold_bench.json, results/fio_cold.json
+# ({"qd": iops}), results/fio_seq.json ({"MBps": ...}), results/cold.md (the
+# comparison tables) and results/cold_qd.png.
 #   --quick   smoke-size database (50,000 keys) and 2 s fio runs
 # COROBTREE_COLD_DB picks the database path (default
 # $TMPDIR/corobtree-cold-<keys>.db); it is built once and reused.
@@ -64,6 +66,15 @@ for qd in 1 4 16 64 128; do
 done
 printf '\n}\n' >>"$FIO_JSON"
 
+# The cold full scan's ceiling: sequential 128 KiB O_DIRECT reads of the file.
+echo "=== fio: sequential 128 KiB O_DIRECT reads (io_uring engine, queue depth 8) of the database file"
+fio --name=coldseq --filename="$COROBTREE_COLD_DB" --readonly --rw=read --bs=128k \
+  --direct=1 --ioengine=io_uring --iodepth=8 --runtime="$FIO_SECONDS" --time_based \
+  --output-format=json 2>/dev/null |
+  /usr/bin/python3 -c 'import json,sys; print(json.dumps({"MBps": json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 1e6}))' \
+  >"$RESULTS/fio_seq.json"
+cat "$RESULTS/fio_seq.json"
+
 /usr/bin/python3 - "$RESULTS" <<'PY'
 import json, os, sys
 
@@ -78,6 +89,8 @@ reads = {}  # disk reads per lookup
 extra = {}
 for b in bench["benchmarks"]:
     if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
+        continue
+    if not b["name"].startswith("BM_ColdGet/"):
         continue
     parts = b["name"].split("/")  # BM_ColdGet/<variant>/tasks:N/real_time
     variant, n = parts[1], int(parts[2].split(":")[1])
@@ -119,6 +132,23 @@ rows = [
        f"{b['completions_per_enter']:.1f}" if "max_in_flight" in b else "")
     for (variant, n), b in sorted(extra.items())
 ]
+# The cold full scan (BM_ColdScan/<variant>) against fio's sequential reads.
+seq_path = os.path.join(results, "fio_seq.json")
+fio_seq = json.load(open(seq_path))["MBps"] if os.path.exists(seq_path) else None
+scan_rows = [b for b in bench["benchmarks"]
+             if b["name"].startswith("BM_ColdScan/") and not b.get("error_occurred")]
+if scan_rows:
+    rows += ["", "Cold full scan: one Cursor over the whole database, first() to the end, O_DIRECT, "
+             "64 MiB pool (variants without read-ahead stop after 4 s); MB/s = pages read x page "
+             "size / time; fio = sequential 128 KiB O_DIRECT reads at queue depth 8.", "",
+             "| variant | entries/s | MB/s | whole file | fio MB/s | ours/fio |",
+             "|---|---:|---:|---|---:|---:|"]
+    for b in scan_rows:
+        variant = b["name"].split("/")[1]
+        mbps = b.get("MB_per_s", 0.0)
+        rows.append(f"| {variant} | {fmt(b['items_per_second'])} | {mbps:,.0f} | "
+                    f"{'yes' if b.get('complete') else 'no'} | {fmt(fio_seq)} | "
+                    f"{pct(mbps, fio_seq)} |")
 table = "\n".join(lines + [""] + rows) + "\n"
 with open(os.path.join(results, "cold.md"), "w") as f:
     f.write(table)

@@ -111,7 +111,7 @@ fi
 # they share). Only those targets are built; any report fails the test
 # (halt_on_error), so the phase passes with 0 reports.
 TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test mt_differential_test
-  mt_handoff_test cursor_concurrency_test external_loop_test asio_adapter_test
+  mt_handoff_test cursor_concurrency_test cursor_readahead_test external_loop_test asio_adapter_test
   server_protocol_test)
 echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
 cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -1,5 +1,6 @@
 #include "engine/btree/optimistic_read.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -241,7 +242,9 @@ Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) 
 
 Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
                std::vector<std::pair<std::string, std::string>>& out) {
-  out.clear();
+  // The pairs already in `out` are overwritten in place (their strings'
+  // capacity reused) and the rest appended; `n` counts this attempt's.
+  std::size_t n = 0;
   const std::string_view lower = options.lower ? std::string_view(*options.lower) : "";
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
@@ -250,9 +253,9 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
   std::uint32_t pos = 0;
   if (options.lower && !v.bound(lower, /*upper=*/false, pos)) return torn_or_bad(leaf);
   for (bool first_leaf = true;; first_leaf = false) {
-    const std::size_t before = out.size();
+    const std::size_t before = n;
     bool done = false;
-    for (; pos < v.count() && out.size() < limit; ++pos) {
+    for (; pos < v.count() && n < limit; ++pos) {
       std::string_view k;
       if (!v.key(pos, k)) return torn_or_bad(leaf);
       if (options.upper && compare_keys(k, *options.upper) >= 0) {
@@ -260,18 +263,25 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
         break;
       }
       // Out of order: torn, or a damaged file (the engine's path reports it).
-      if (!out.empty() && compare_keys(out.back().first, k) >= 0) return torn_or_bad(leaf);
+      if (n > 0 && compare_keys(out[n - 1].first, k) >= 0) return torn_or_bad(leaf);
       std::string_view value;
       bool overflow = false;
       if (!v.value(pos, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
-      out.emplace_back(std::string(k), std::string(value));
+      if (n < out.size()) {
+        out[n].first.assign(k);
+        out[n].second.assign(value);
+      } else {
+        if (n == 0) out.reserve(std::min<std::size_t>(limit, 128));
+        out.emplace_back(std::string(k), std::string(value));
+      }
+      ++n;
     }
     const BlockId next = v.link0();
     if (!BufferPool::read_valid(leaf)) return Step::kRetry;
-    if (done || out.size() >= limit || next == kInvalidBlockId) break;
+    if (done || n >= limit || next == kInvalidBlockId) break;
     // A leaf after the first holds keys (a valid tree's do): anything else
     // could be a cycle of empty leaves, which the engine's path bounds.
-    if (!first_leaf && out.size() == before) return Step::kFallback;
+    if (!first_leaf && n == before) return Step::kFallback;
     if (!r.unchanged()) return Step::kRetry;
     if (!r.pool().read_begin(next, leaf)) return Step::kFallback;
     prefetch_page(leaf.data, r.page_size());
@@ -279,7 +289,9 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
     if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
     pos = 0;
   }
-  return r.unchanged() ? Step::kOk : Step::kRetry;
+  if (!r.unchanged()) return Step::kRetry;
+  out.resize(n);
+  return Step::kOk;
 }
 
 // From slot `pos` of leaf `id` (its frame `leaf`, checked view `v`): walks
@@ -302,13 +314,25 @@ Step copy_leaf_from(Reader& r, BufferPool::OptimisticPage leaf, PageView v, Bloc
     id = next;
     pos = 0;
   }
-  for (std::uint32_t i = 0; i < v.count(); ++i) {
-    std::string_view value;
-    bool overflow = false;
-    if (!v.value(i, value, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
-  }
+  // Copy first (one sequential pass over the frame), then check the copy,
+  // which no writer can tear: a bad cell in a validated copy is damage.
   out.page.assign(leaf.data, leaf.data + r.page_size());  // reuses out.page's capacity
   if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  PageView copy(out.page.data(), r.page_size());
+  if (!copy.check(PageType::kLeaf) || pos > copy.count()) return Step::kFallback;
+  for (std::uint32_t i = 0; i < copy.count(); ++i) {
+    std::string_view value;
+    bool overflow = false;
+    std::string_view key;
+    if (!copy.key(i, key) || !copy.value(i, value, overflow)) return Step::kFallback;
+  }
+  // A cursor reads on into the next leaf: ask for its lines now, so that its
+  // copy, a few dozen steps later, does not wait for memory.
+  BufferPool::OptimisticPage right;
+  const BlockId next = copy.link0();
+  if (next != kInvalidBlockId && r.pool().read_begin(next, right)) {
+    prefetch_page(right.data, r.page_size());
+  }
   out.leaf_id = id;
   out.pos = pos;
   out.found = true;
@@ -339,6 +363,64 @@ Step next_leaf_once(Reader& r, std::uint64_t seq, BlockId next, LeafCopy& out) {
   PageView v(leaf.data, r.page_size());
   if (!v.check(PageType::kLeaf)) return torn_or_bad(leaf);
   return copy_leaf_from(r, leaf, v, next, 0, out);
+}
+
+Step leaves_near_once(Reader& r, std::string_view key, bool at_end, bool reverse, std::size_t max,
+                      std::vector<BlockId>& out) {
+  out.clear();
+  const std::uint32_t height = r.tree().published_height();
+  BlockId id = r.tree().published_root();
+  if (height == 1) return r.unchanged() ? Step::kOk : Step::kRetry;
+  if (height == 0 || height > 64) return Step::kFallback;
+  // The leaves' grandparent and the parent's index in it (height >= 3): the
+  // list goes on into the parent's neighbour.
+  BufferPool::OptimisticPage grand;
+  PageView grand_view(nullptr, 0);
+  std::uint32_t grand_idx = 0;
+  for (std::uint32_t depth = 0;; ++depth) {
+    BufferPool::OptimisticPage pg;
+    if (!r.pool().read_begin(id, pg)) return Step::kFallback;
+    PageView v(pg.data, r.page_size());
+    if (!v.check(PageType::kInner)) return torn_or_bad(pg);
+    std::uint32_t idx = v.count();
+    if (!at_end && !v.bound(key, /*upper=*/true, idx)) return torn_or_bad(pg);
+    if (depth + 2 < height) {
+      if (depth + 3 == height) {
+        grand = pg;
+        grand_view = v;
+        grand_idx = idx;
+      }
+      BlockId child = kInvalidBlockId;
+      if (!v.child(idx, child)) return torn_or_bad(pg);
+      if (!BufferPool::read_valid(pg)) return Step::kRetry;
+      id = child;
+      continue;
+    }
+    // The leaves' parent: children idx +- 1, 2, ...; then, once, those of
+    // its neighbour in scan direction.
+    for (int parents = 0; parents < 2; ++parents) {
+      for (std::uint32_t k = parents == 0 ? 1 : 0; out.size() < max; ++k) {
+        if (reverse ? idx < k : idx + k > v.count()) break;
+        const std::uint32_t c = reverse ? idx - k : idx + k;
+        BlockId child = kInvalidBlockId;
+        if (!v.child(c, child)) return torn_or_bad(pg);
+        out.push_back(child);
+      }
+      if (!BufferPool::read_valid(pg)) return Step::kRetry;
+      if (out.size() >= max || grand.word == nullptr || parents == 1) break;
+      if (reverse ? grand_idx == 0 : grand_idx >= grand_view.count()) break;
+      BlockId next = kInvalidBlockId;
+      if (!grand_view.child(reverse ? grand_idx - 1 : grand_idx + 1, next)) {
+        return torn_or_bad(grand);
+      }
+      if (!BufferPool::read_valid(grand)) return Step::kRetry;
+      if (!r.pool().read_begin(next, pg)) break;  // not cached: the list ends here
+      v = PageView(pg.data, r.page_size());
+      if (!v.check(PageType::kInner)) return torn_or_bad(pg);
+      idx = reverse ? v.count() : 0;
+    }
+    return r.unchanged() ? Step::kOk : Step::kRetry;
+  }
 }
 
 template <typename Once>
@@ -372,6 +454,11 @@ Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
 
 Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out) {
   return run(tree, [&](Reader& r) { return next_leaf_once(r, seq, next, out); });
+}
+
+Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,
+                                  std::size_t max, std::vector<BlockId>& out) {
+  return run(tree, [&](Reader& r) { return leaves_near_once(r, key, at_end, reverse, max, out); });
 }
 
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

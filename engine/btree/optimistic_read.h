@@ -77,4 +77,12 @@ Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out);
 // (then seek past the copy's last key instead).
 Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out);
 
+// Read-ahead's list (TreeCursor): the ids of up to `max` leaves after
+// (`reverse`: before) the leaf whose range holds `key` (`at_end`: the last
+// leaf), nearest first, from that leaf's parent only (none past the parent's
+// edge, none in a one-leaf tree). `out` keeps its capacity. kFallback when an
+// inner page on the way is not cached or a writer kept interfering.
+Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,
+                                  std::size_t max, std::vector<BlockId>& out);
+
 }  // namespace corobtree

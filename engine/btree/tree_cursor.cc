@@ -1,7 +1,9 @@
 #include "engine/btree/tree_cursor.h"
 
 #include "engine/btree/optimistic_read.h"
+#include "engine/pager/buffer_pool.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <corobtree/error.h>
@@ -10,31 +12,60 @@ namespace corobtree {
 
 using Mode = AsyncSharedMutex::Mode;
 
-TreeCursor::TreeCursor(BTree& tree, ScanOptions options)
-    : tree_(tree), options_(std::move(options)) {}
+TreeCursor::TreeCursor(BTree& tree, ScanOptions options, std::uint32_t readahead)
+    : tree_(tree), options_(std::move(options)), readahead_(readahead) {
+  win_.forward = !options_.reverse;
+}
 
 void TreeCursor::fail(const std::string& why) {
-  valid_ = false;
+  win_.valid = false;
   tree_.corrupt(leaf_id_, why);
 }
 
-std::string_view TreeCursor::key() const noexcept {
-  Node n(std::span<std::byte>(const_cast<std::byte*>(page_.data()), page_.size()));
-  return n.key(pos_);
-}
-
-std::string_view TreeCursor::value() const noexcept {
-  if (has_overflow_[pos_]) return overflow_values_[pos_];
-  Node n(std::span<std::byte>(const_cast<std::byte*>(page_.data()), page_.size()));
-  return n.value(pos_).inline_bytes;
+void TreeCursor::decode() {
+  const Node n(std::span<std::byte>(page_.data(), page_.size()));
+  const std::uint32_t count = n.count();
+  entries_.resize(count);
+  const std::byte* const p = page_.data();
+  const char* const c = reinterpret_cast<const char*>(p);
+  bool ordered = true;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    // Node::key and Node::value, inline (a page the engine or a validated
+    // lock-free copy checked).
+    const std::uint32_t off = n.cell_offset(i);
+    const std::uint32_t klen = LeafCell::KeyLength::get(p + off);
+    const std::uint32_t at = off + LeafCell::kFixed;
+    detail::CursorEntry& e = entries_[i];
+    e.key = std::string_view(c + at, klen);
+    if ((LeafCell::Flags::get(p + off) & LeafCell::kOverflow) != 0) {
+      e.value = overflow_values_[i];
+    } else {
+      e.value = std::string_view(c + at + klen, LeafCell::ValueLength::get(p + off));
+    }
+    if (i > 0 && compare_keys(entries_[i - 1].key, e.key) >= 0) ordered = false;
+  }
+  win_.entries = entries_.data();
+  // Inline steps only where the engine's per-step checks would pass: keys in
+  // order (else the engine's path reports the damage) and within bounds.
+  std::uint32_t lo = 0;
+  std::uint32_t end = count;
+  if (options_.lower) lo = n.lower_bound(*options_.lower);
+  if (options_.upper) end = n.lower_bound(*options_.upper);
+  if (!ordered || end == 0 || lo >= end) {
+    win_.lo = 1;
+    win_.hi = 0;
+  } else {
+    win_.lo = lo;
+    win_.hi = end - 1;
+  }
 }
 
 Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
   const auto bytes = leaf.page.data();
   page_.assign(bytes.begin(), bytes.end());
   leaf_id_ = leaf.page.page_id();
+  win_.valid = false;  // until decoded
   Node n(std::span<std::byte>(page_.data(), page_.size()));
-  has_overflow_.assign(n.count(), false);
   overflow_values_.clear();
   for (std::uint32_t i = 0; i < n.count(); ++i) {
     if (!n.value(i).overflow) continue;
@@ -42,16 +73,50 @@ Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
     // Under the leaf latch: the chain is stable.
     std::string v = co_await tree_.read_value(n, leaf_id_, i);
     overflow_values_[i] = std::move(v);
-    has_overflow_[i] = true;
+  }
+  decode();
+}
+
+void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
+  readahead_trigger_ = kInvalidBlockId;
+  BufferPool& pool = tree_.pool();
+  const std::size_t cap = std::min<std::size_t>(readahead_, pool.pool_pages() / 8);
+  if (cap == 0) return;
+  // The window starts small (a short scan reads little more than it needs)
+  // and doubles with each window that starts reads, up to `cap`.
+  const std::size_t window = std::min(cap, ra_window_ == 0 ? kFirstWindow : 2 * ra_window_);
+  if (optimistic_leaves_near(tree_, key, at_end, reverse, window, ahead_) != Optimistic::kDone) {
+    return;
+  }
+  // Consecutive blocks (the layout bulk_load and compact leave) go as one
+  // read per run of up to kMaxRun pages; a reverse list descends.
+  constexpr std::size_t kMaxRun = 64;
+  bool started = false;
+  for (std::size_t i = 0; i < ahead_.size();) {
+    std::size_t j = i + 1;
+    while (j < ahead_.size() && j - i < kMaxRun &&
+           ahead_[j] == (reverse ? ahead_[j - 1] - 1 : ahead_[j - 1] + 1)) {
+      ++j;
+    }
+    const BlockId lowest = reverse ? ahead_[j - 1] : ahead_[i];
+    started = pool.prefetch(lowest, static_cast<std::uint32_t>(j - i)) > 0 || started;
+    i = j;
+  }
+  // The reads of the last window may still be in flight although this one
+  // started none: keep triggering until two windows in a row started nothing.
+  idle_windows_ = started ? 0 : idle_windows_ + 1;
+  ra_window_ = idle_windows_ < 2 ? window : 0;
+  if (idle_windows_ < 2 && !reverse && !ahead_.empty()) {
+    readahead_trigger_ = ahead_[ahead_.size() / 2];
   }
 }
 
 bool TreeCursor::in_bounds() noexcept {
-  if (!valid_) return false;
+  if (!win_.valid) return false;
   const std::string_view k = key();
-  if (options_.lower && k < *options_.lower) valid_ = false;
-  if (options_.upper && k >= *options_.upper) valid_ = false;
-  return valid_;
+  if (options_.lower && k < *options_.lower) win_.valid = false;
+  if (options_.upper && k >= *options_.upper) win_.valid = false;
+  return win_.valid;
 }
 
 Task<bool> TreeCursor::seek_ge(std::string_view key) {
@@ -67,7 +132,7 @@ Task<bool> TreeCursor::seek_ge(std::string_view key) {
     const BlockId from = leaf.page.page_id();
     const BlockId next = Node(leaf.page.data()).next();
     if (next == kInvalidBlockId) {
-      valid_ = false;
+      win_.valid = false;
       co_return false;
     }
     tree_.check_link(from, next, "next leaf");
@@ -78,8 +143,8 @@ Task<bool> TreeCursor::seek_ge(std::string_view key) {
     pos = 0;
   }
   co_await snapshot(leaf);
-  pos_ = pos;
-  valid_ = true;
+  win_.pos = pos;
+  win_.valid = true;
   co_return true;
 }
 
@@ -122,15 +187,15 @@ Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
     const std::uint32_t pos = unbounded ? leaf.count() : leaf.lower_bound(key);
     if (pos > 0) {
       co_await snapshot(path.back());
-      pos_ = pos - 1;
-      valid_ = true;
+      win_.pos = pos - 1;
+      win_.valid = true;
       co_return true;
     }
     // Nothing smaller here: go up to an ancestor where we can step left.
     path.pop_back();
     while (!path.empty() && path.back().child_idx == 0) path.pop_back();
     if (path.empty()) {
-      valid_ = false;
+      win_.valid = false;
       co_return false;
     }
     // Then down the rightmost edge of the left neighbour subtree.
@@ -151,16 +216,16 @@ Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
 }
 
 Task<bool> TreeCursor::step_up() {
-  if (!valid_) co_return false;
-  Node n(std::span<std::byte>(page_.data(), page_.size()));
-  if (pos_ + 1 < n.count()) {
-    if (compare_keys(n.key(pos_), n.key(pos_ + 1)) >= 0) [[unlikely]] {
-      fail("keys out of order at slot " + std::to_string(pos_ + 1));
+  if (!win_.valid) co_return false;
+  if (win_.pos + 1 < entries_.size()) {
+    if (compare_keys(entries_[win_.pos].key, entries_[win_.pos + 1].key) >= 0) [[unlikely]] {
+      fail("keys out of order at slot " + std::to_string(win_.pos + 1));
     }
-    ++pos_;
+    ++win_.pos;
     co_return true;
   }
   const std::string last(key());
+  read_ahead(last, /*at_end=*/false, /*reverse=*/false);
   const bool ok = co_await seek_gt(last);
   if (ok && compare_keys(last, key()) >= 0) [[unlikely]] {
     fail("a forward step did not move past the previous key (keys out of order)");
@@ -169,16 +234,16 @@ Task<bool> TreeCursor::step_up() {
 }
 
 Task<bool> TreeCursor::step_down() {
-  if (!valid_) co_return false;
-  if (pos_ > 0) {
-    Node n(std::span<std::byte>(page_.data(), page_.size()));
-    if (compare_keys(n.key(pos_ - 1), n.key(pos_)) >= 0) [[unlikely]] {
-      fail("keys out of order at slot " + std::to_string(pos_));
+  if (!win_.valid) co_return false;
+  if (win_.pos > 0) {
+    if (compare_keys(entries_[win_.pos - 1].key, entries_[win_.pos].key) >= 0) [[unlikely]] {
+      fail("keys out of order at slot " + std::to_string(win_.pos));
     }
-    --pos_;
+    --win_.pos;
     co_return true;
   }
   const std::string first_key(key());
+  read_ahead(first_key, /*at_end=*/false, /*reverse=*/true);
   const bool ok = co_await seek_lt(first_key, false);
   if (ok && compare_keys(key(), first_key) >= 0) [[unlikely]] {
     fail("a backward step did not move before the previous key (keys out of order)");
@@ -247,7 +312,7 @@ bool TreeCursor::install_copy(Optimistic result, LeafCopy& copy, bool& moved) {
   }
   if (!copy.found) {
     spare_ = std::move(copy.page);
-    valid_ = false;
+    win_.valid = false;
     copy_seq_.reset();
     moved = false;
     return true;
@@ -256,11 +321,10 @@ bool TreeCursor::install_copy(Optimistic result, LeafCopy& copy, bool& moved) {
   page_ = std::move(copy.page);
   leaf_id_ = copy.leaf_id;
   copy_seq_ = copy.seq;
-  Node n(std::span<std::byte>(page_.data(), page_.size()));
-  has_overflow_.assign(n.count(), false);  // the lock-free path takes no leaf with overflow values
-  overflow_values_.clear();
-  pos_ = copy.pos;
-  valid_ = true;
+  overflow_values_.clear();  // the lock-free path takes no leaf with overflow values
+  decode();
+  win_.pos = copy.pos;
+  win_.valid = true;
   moved = in_bounds();
   return true;
 }
@@ -285,15 +349,16 @@ bool TreeCursor::try_seek_cached(std::string_view key, bool& moved) {
 }
 
 bool TreeCursor::try_step_in_copy(bool up, bool& moved) {
-  if (!valid_) {
+  if (!win_.valid) {
     moved = false;
     return true;
   }
-  Node n(std::span<std::byte>(page_.data(), page_.size()));
-  if (up ? pos_ + 1 >= n.count() : pos_ == 0) return false;  // another leaf
-  const std::uint32_t lo = up ? pos_ : pos_ - 1;
-  if (compare_keys(n.key(lo), n.key(lo + 1)) >= 0) return false;  // the engine's path reports it
-  pos_ = up ? pos_ + 1 : pos_ - 1;
+  if (up ? win_.pos + 1 >= entries_.size() : win_.pos == 0) return false;  // another leaf
+  const std::uint32_t lo = up ? win_.pos : win_.pos - 1;
+  if (compare_keys(entries_[lo].key, entries_[lo + 1].key) >= 0) {
+    return false;  // the engine's path reports it
+  }
+  win_.pos = up ? win_.pos + 1 : win_.pos - 1;
   moved = in_bounds();
   return true;
 }
@@ -306,7 +371,12 @@ bool TreeCursor::try_next_cached(bool& moved) {
   // after this one (like seek_gt).
   // Only from the copy's last entry: try_step_in_copy also declines keys out
   // of order within the copy, which the engine's path must report.
-  if (copy_seq_ && valid_ && pos_ + 1 >= Node(std::span<std::byte>(page_)).count()) {
+  // Onto read-ahead's trigger: the engine's path reads the next window ahead.
+  if (readahead_trigger_ != kInvalidBlockId && win_.valid &&
+      Node(std::span<std::byte>(page_)).next() == readahead_trigger_) {
+    return false;
+  }
+  if (copy_seq_ && win_.valid && win_.pos + 1 >= entries_.size()) {
     const BlockId next = Node(std::span<std::byte>(page_)).next();
     const std::string_view last = key();
     LeafCopy copy;
@@ -325,7 +395,7 @@ bool TreeCursor::try_next_cached(bool& moved) {
   probe.push_back('\0');
   const std::string last(key());
   if (!try_seek_ge_cached(probe, moved)) return false;
-  if (valid_ && compare_keys(last, key()) >= 0) {
+  if (win_.valid && compare_keys(last, key()) >= 0) {
     fail("a forward step did not move past the previous key (keys out of order)");
   }
   return true;

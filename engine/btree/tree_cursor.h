@@ -35,7 +35,9 @@ namespace corobtree {
 
 class TreeCursor {
  public:
-  TreeCursor(BTree& tree, ScanOptions options = {});
+  // `readahead`: leaves to read ahead of a cursor that moves from leaf to
+  // leaf through pages that are not cached (0: none; see read_ahead()).
+  TreeCursor(BTree& tree, ScanOptions options = {}, std::uint32_t readahead = 0);
 
   // Positions at the first entry in scan order (the last one if reverse).
   Task<bool> first();
@@ -56,9 +58,11 @@ class TreeCursor {
   bool try_next_cached(bool& moved);
   bool try_prev_cached(bool& moved);
 
-  bool valid() const noexcept { return valid_; }
-  std::string_view key() const noexcept;
-  std::string_view value() const noexcept;
+  bool valid() const noexcept { return win_.valid; }
+  std::string_view key() const noexcept { return entries_[win_.pos].key; }
+  std::string_view value() const noexcept { return entries_[win_.pos].value; }
+  // The decoded leaf copy and position, for the public Cursor's inline steps.
+  detail::CursorWindow& window() noexcept { return win_; }
 
  private:
   Task<bool> seek_ge(std::string_view key);                  // first entry >= key
@@ -67,6 +71,19 @@ class TreeCursor {
   Task<bool> step_up();                                      // to the next larger key
   Task<bool> step_down();                                    // to the next smaller key
   Task<void> snapshot(BTree::Latched& leaf);
+  // Read-ahead, as the cursor leaves the leaf holding `key` (`at_end`: the
+  // last leaf) in scan direction: asks the pool to read the next leaves
+  // (those after it in its parent and the parent's neighbour: 8 at first,
+  // twice the last window's while reading ahead, at most
+  // min(readahead_, pool / 8)) without waiting. While windows start reads
+  // (this one or the one before), the middle leaf of the window becomes
+  // readahead_trigger_: the lock-free path hands the move onto it to the
+  // engine, which reads the next window ahead, so reads stay in flight while
+  // the cursor consumes cached leaves. Best effort: nothing here fails.
+  void read_ahead(std::string_view key, bool at_end, bool reverse);
+  // Decodes page_ (and overflow_values_) into entries_ and sets the window's
+  // inline range. After every change of page_.
+  void decode();
   bool in_bounds() noexcept;
   // One entry up or down within the leaf copy; false at its edge.
   bool try_step_in_copy(bool up, bool& moved);
@@ -86,11 +103,16 @@ class TreeCursor {
   // lock-free path made it (engine-path copies have none): while no writer
   // has entered since, the copy's right link still names the next leaf.
   std::optional<std::uint64_t> copy_seq_;
-  std::vector<std::string> overflow_values_;  // per slot, when the value is in overflow pages
-  std::vector<bool> has_overflow_;
-  BlockId leaf_id_ = kInvalidBlockId;  // the leaf page_ copies
-  std::uint32_t pos_ = 0;
-  bool valid_ = false;
+  std::vector<std::string> overflow_values_;  // per slot, when a value is in overflow pages
+  std::vector<detail::CursorEntry> entries_;  // page_'s entries, decoded
+  BlockId leaf_id_ = kInvalidBlockId;         // the leaf page_ copies
+  detail::CursorWindow win_;                  // position (pos, valid) in entries_
+  std::uint32_t readahead_;
+  BlockId readahead_trigger_ = kInvalidBlockId;
+  std::uint32_t idle_windows_ = 2;  // read-ahead windows in a row that started no read
+  static constexpr std::size_t kFirstWindow = 8;
+  std::size_t ra_window_ = 0;   // the last window's size while reading ahead (0: idle)
+  std::vector<BlockId> ahead_;  // read_ahead()'s scratch
 };
 
 }  // namespace corobtree

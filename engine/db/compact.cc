@@ -44,7 +44,7 @@ Task<std::unique_ptr<DiskManager>> DatabaseImpl::build_packed_copy(std::string t
   meta = log_->meta();  // the database id and checkpoint LSN stay
   PackedTreeWriter writer(*out, tree_->state().minimum_degree, meta.checkpoint_lsn);
   {
-    TreeCursor c(*tree_, ScanOptions{});
+    TreeCursor c(*tree_, ScanOptions{});  // no read-ahead: each read's error is compact()'s
     bool ok = co_await c.first();
     while (ok) {
       co_await writer.add(c.key(), c.value());
@@ -95,6 +95,7 @@ Task<void> DatabaseImpl::compact() {
 
   // No read may span the swap: wait for those in flight, hold off new ones.
   const AsyncSharedMutex::Guard readers = co_await tree_->read_gate().scoped_lock();
+  co_await pool_->readahead_drained();      // discard_all wants no read in flight
   const BTree::WriteWindow window(*tree_);  // and lock-free readers retry until it ends
   try {
     copy->rename_to(path_);

@@ -49,6 +49,10 @@ Task<std::vector<std::pair<std::string, std::string>>> Database::scan(ScanOption
                                                                       std::size_t limit) {
   return host_->scan(std::move(options), limit);
 }
+bool Database::try_scan_cached(const ScanOptions& options, std::size_t limit,
+                               std::vector<std::pair<std::string, std::string>>& out) {
+  return host_->try_scan_cached(options, limit, out);
+}
 Task<ValidationReport> Database::validate() {
   return host_->run(&host_->impl(), &DatabaseImpl::validate);
 }
@@ -64,7 +68,7 @@ std::uint32_t Database::max_key_size() const noexcept { return host_->max_key_si
 const std::string& Database::path() const noexcept { return host_->path(); }
 
 Cursor::Cursor(std::unique_ptr<TreeCursor> impl, DatabaseHost* host) noexcept
-    : impl_(std::move(impl)), host_(host) {}
+    : impl_(std::move(impl)), window_(&impl_->window()), host_(host) {}
 Cursor::Cursor(Cursor&&) noexcept = default;
 Cursor& Cursor::operator=(Cursor&&) noexcept = default;
 Cursor::~Cursor() = default;
@@ -87,8 +91,5 @@ Task<bool> Cursor::on_engine(detail::InFlight call, Step step, std::string_view 
   return host_->cursor_step_on_engine(std::move(call), impl_.get(),
                                       engine_step(static_cast<int>(step)), key);
 }
-bool Cursor::valid() const noexcept { return impl_->valid(); }
-std::string_view Cursor::key() const noexcept { return impl_->key(); }
-std::string_view Cursor::value() const noexcept { return impl_->value(); }
 
 }  // namespace corobtree

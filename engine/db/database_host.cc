@@ -139,6 +139,12 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseHost::scan(ScanOp
   co_return out;
 }
 
+bool DatabaseHost::try_scan_cached(const ScanOptions& options, std::size_t limit,
+                                   std::vector<std::pair<std::string, std::string>>& out) {
+  const detail::InFlight call(*this);
+  return optimistic_scan(impl_->tree(), options, limit, out) == Optimistic::kDone;
+}
+
 bool DatabaseHost::try_cursor_step(const detail::InFlight& /*call*/, TreeCursor* cursor,
                                    DatabaseImpl::CursorStep step, std::string_view key,
                                    bool& moved) {

@@ -76,6 +76,9 @@ class DatabaseHost {
   Task<bool> get_from_engine(detail::InFlight call, std::string_view key, std::string& value);
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit);
+  // The lock-free part of scan() on the calling thread (counted while it runs).
+  bool try_scan_cached(const ScanOptions& options, std::size_t limit,
+                       std::vector<std::pair<std::string, std::string>>& out);
 
   // The lock-free part of a cursor step of a counted call, on the calling
   // thread: true when the cursor's leaf copy or (forward cursors) the cached

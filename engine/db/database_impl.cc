@@ -471,7 +471,7 @@ Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std:
 }
 
 std::unique_ptr<TreeCursor> DatabaseImpl::cursor(ScanOptions options) {
-  return std::make_unique<TreeCursor>(*tree_, std::move(options));
+  return std::make_unique<TreeCursor>(*tree_, std::move(options), options_.readahead_leaves);
 }
 
 Task<bool> DatabaseImpl::cursor_step(TreeCursor* c, CursorStep step, std::string_view key) {
@@ -489,7 +489,7 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOp
                                                                           std::size_t limit) {
   check_open();
   std::vector<std::pair<std::string, std::string>> out;
-  TreeCursor c(*tree_, std::move(options));
+  TreeCursor c(*tree_, std::move(options), options_.readahead_leaves);
   bool ok = co_await c.first();
   while (ok && out.size() < limit) {
     out.emplace_back(std::string(c.key()), std::string(c.value()));

@@ -27,6 +27,10 @@ class ReplaceableDisk final : public ForwardingDiskManager {
   Task<void> write_blocks(BlockId first, std::span<const std::byte> data) override {
     return inner().write_blocks(first, data);
   }
+  // One read for a run of blocks, as the file itself does it.
+  Task<void> read_blocks(BlockId first, std::span<std::byte> out) override {
+    return inner().read_blocks(first, out);
+  }
 };
 
 }  // namespace corobtree

@@ -1,5 +1,6 @@
 #include "engine/pager/buffer_pool.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -269,6 +270,135 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
   }
 }
 
+Task<void> PageStore::read_pages(BlockId first, std::uint32_t page_size, std::span<std::byte> out) {
+  for (std::size_t i = 0; i * page_size < out.size(); ++i) {
+    co_await read_page(first + i, out.subspan(i * page_size, page_size));
+  }
+}
+
+std::optional<FrameId> BufferPool::take_clean_frame() noexcept {
+  if (!free_frames_.empty()) {
+    const FrameId f = free_frames_.back();
+    free_frames_.pop_back();
+    return f;
+  }
+  std::optional<FrameId> victim = replacer_.victim();
+  // acquire_frame's second chance, bounded likewise.
+  for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
+    if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
+    replacer_.record_unpinned(*victim, replacer_.kept(*victim));
+    victim = replacer_.victim();
+  }
+  if (!victim) return std::nullopt;
+  Frame& v = frame(*victim);
+  if (v.dirty) {
+    replacer_.record_unpinned(*victim, replacer_.kept(*victim));  // stays; a fetch writes it back
+    return std::nullopt;
+  }
+  unpublish(*victim);
+  table_.erase(v.page_id);
+  v.page_id = kInvalidBlockId;
+  ++stats_.evictions;
+  return victim;
+}
+
+std::uint32_t BufferPool::prefetch(BlockId first, std::uint32_t count) {
+  if (direct() || closed_ || deferred_error_ || disk_.backend() == IoBackend::kPread) return 0;
+  std::vector<FrameId> frames;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const BlockId id = first + i;
+    if (table_.find(id)) {  // cached or loading: skipped at the start, else the run ends
+      if (frames.empty()) continue;
+      break;
+    }
+    const std::optional<FrameId> f = take_clean_frame();
+    if (!f) break;
+    if (frames.empty()) frames.reserve(count - i);
+    Frame& fr = frame(*f);
+    fr.page_id = id;
+    fr.loading = true;
+    fr.dirty = false;
+    table_.insert(id, *f);
+    pin(*f);
+    frames.push_back(*f);
+  }
+  const auto started = static_cast<std::uint32_t>(frames.size());
+  if (started == 0) return 0;
+  stats_.readahead_reads += started;
+  prefetches_.enter();
+  spawn(prefetch_read(std::move(frames)));
+  return started;
+}
+
+Task<void> BufferPool::prefetch_read(std::vector<FrameId> frames) {
+  const BlockId first = frame(frames.front()).page_id;
+  const std::size_t n = frames.size();
+  bool ok = true;
+  try {
+    if (n == 1) {
+      Frame& fr = frame(frames.front());
+      co_await store_read(first, std::span<std::byte>(fr.data, page_size_));
+    } else {
+      // One read for the run, then a copy into each frame (frames are not
+      // adjacent). Run buffers are reused: a fresh one costs page faults.
+      AlignedBuffer run;
+      if (!run_buffers_.empty() && run_buffers_.back().size() >= n * page_size_) {
+        run = std::move(run_buffers_.back());
+        run_buffers_.pop_back();
+      } else {
+        run = AlignedBuffer(n * page_size_);
+      }
+      const std::span<std::byte> bytes = run.span().first(n * page_size_);
+      std::exception_ptr error;
+      try {
+        if (store_) {
+          co_await store_->read_pages(first, page_size_, bytes);
+        } else {
+          co_await disk_.read_blocks(first, bytes);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+          std::memcpy(frame(frames[i]).data, run.data() + i * page_size_, page_size_);
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (run_buffers_.size() < kRunBuffers) run_buffers_.push_back(std::move(run));
+      if (error) std::rethrow_exception(error);
+    }
+  } catch (...) {
+    ok = false;  // dropped: the next fetch reads the pages itself and reports the error
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const FrameId f = frames[i];
+    Frame& fr = frame(f);
+    const BlockId id = first + i;
+    bool good = ok;
+    if (good && hooks_) {
+      try {
+        hooks_->after_read(id, std::span<const std::byte>(fr.data, page_size_));
+      } catch (...) {
+        good = false;  // a damaged page: its fetch reads it again and reports it
+      }
+    }
+    fr.loading = false;
+    fr.io_done.notify_all();  // sharers retry: on error they find no entry and read themselves
+    if (good) {
+      ++stats_.disk_reads;
+      try {
+        publish(f);
+      } catch (...) {  // no directory segment: cached, only not for optimistic readers
+      }
+      unpin(f);
+    } else {
+      table_.erase(id);
+      fr.pins = 0;
+      --stats_.pinned;
+      free_frame(f);
+    }
+  }
+  prefetches_.leave();
+}
+
 Task<FrameId> BufferPool::acquire_frame() {
   for (;;) {
     if (!free_frames_.empty()) {
@@ -421,6 +551,7 @@ Task<void> BufferPool::flush_all() {
   check_usable();
   // Let direct-mode write-backs finish first; then rewrite whatever is dirty.
   co_await direct_writebacks_.drained();
+  co_await prefetches_.drained();
   // Whatever failed in the background is retried below and reported from here.
   deferred_error_ = nullptr;
   std::vector<Task<void>> writes;

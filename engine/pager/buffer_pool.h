@@ -81,6 +81,9 @@ class PageStore {
   virtual ~PageStore() = default;
   virtual Task<void> read_page(BlockId id, std::span<std::byte> out) = 0;
   virtual Task<void> write_page(BlockId id, std::span<const std::byte> page) = 0;
+  // Pages first, first + 1, ... (out.size() / page_size of them) into `out`;
+  // the default reads them one by one.
+  virtual Task<void> read_pages(BlockId first, std::uint32_t page_size, std::span<std::byte> out);
 };
 
 // Hooks through which the engine's page format sees every transfer: verify a
@@ -170,6 +173,20 @@ class BufferPool {
   // Pins page `id`, reading it on a miss. Errors: those of DiskManager reads
   // (and of a dirty victim's write-back), kClosed after close().
   FetchAwaiter fetch_page(BlockId id) noexcept { return FetchAwaiter(*this, id); }
+  // Read-ahead: starts reading pages first .. first + count - 1 (consecutive
+  // blocks) into frames, as one read where the disk can, and returns at once
+  // how many pages it started: pages at the start that are cached or being
+  // loaded are skipped, the run ends at the next such page, and where no frame is free or clean and
+  // evictable (it never writes back or waits). 0 in direct mode, with the
+  // pread backend (its reads are synchronous: a read-ahead would only delay
+  // the caller), and after close() or a deferred error. The pages are pinned
+  // while their read is in flight (a fetch of one shares the read), then
+  // unpinned as any fetched page. A failed read is dropped: its pages are
+  // not cached, and the next fetch reads them again and reports the error.
+  // flush_all() waits for the reads.
+  std::uint32_t prefetch(BlockId first, std::uint32_t count = 1);
+  // Returns once no prefetch() read is in flight.
+  Task<void> readahead_drained() { return prefetches_.drained(); }
   // Allocates a new zeroed block on disk and pins it (already dirty).
   Task<PageGuard> new_page();
   // Drops the page from the pool without writing it (the caller frees the
@@ -274,6 +291,10 @@ class BufferPool {
   Task<FrameId> acquire_frame();
   Task<void> write_frame(FrameId f);  // REQUIRES: pinned or chosen victim
   Task<void> direct_write_back(FrameId f);
+  // prefetch()'s read of `frames` (pinned, loading, consecutive pages).
+  Task<void> prefetch_read(std::vector<FrameId> frames);
+  // A frame now, without waiting or writing: a free one or a clean victim.
+  std::optional<FrameId> take_clean_frame() noexcept;
   void pin(FrameId f) noexcept;
   void unpin(FrameId f) noexcept;
   // Whether frame f's page goes to the replacer's kept class (hooks_).
@@ -312,6 +333,9 @@ class BufferPool {
   std::unique_ptr<std::atomic<bool>[]> referenced_;
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
+  DrainLatch prefetches_;         // prefetch() reads in flight
+  static constexpr std::size_t kRunBuffers = 8;
+  std::vector<AlignedBuffer> run_buffers_;  // prefetch()'s spare run buffers
   std::uint64_t dirty_marks_ = 0;
   std::uint64_t deadlock_epoch_ = 0;   // bumped when the Scheduler breaks a frame wait
   std::exception_ptr deferred_error_;  // direct-mode write-back failure

@@ -68,6 +68,8 @@ class BlockingDatabase {
   }
   std::vector<std::pair<std::string, std::string>> scan(ScanOptions options = {},
                                                         std::size_t limit = SIZE_MAX) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (db_->try_scan_cached(options, limit, out)) return out;
     return sync_wait(db_->scan(std::move(options), limit));
   }
   ValidationReport validate() { return sync_wait(db_->validate()); }

@@ -9,12 +9,16 @@
 // seen. key() and value() stay valid until the cursor moves.
 //
 // Thread-safety: one task at a time, on any thread. Steps within the cursor's
-// leaf copy, and forward cursors' seeks and moves to the next leaf when the
-// pages are cached, run on the calling thread without a lock; the others run
-// on the database's engine thread. REQUIRES: the Database outlives the cursor.
+// leaf copy (done inline, touching only the cursor), and forward cursors'
+// seeks and moves to the next leaf when the pages are cached, run on the
+// calling thread without a lock; the others run on the database's engine
+// thread. On a cold tree, a cursor that moves from leaf to leaf reads the
+// next leaves ahead (Options::readahead_leaves). REQUIRES: the Database
+// outlives the cursor.
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +38,30 @@ struct ScanOptions {
 
 class TreeCursor;
 class DatabaseHost;
+
+namespace detail {
+
+// One entry of a cursor's leaf copy, decoded once per leaf.
+struct CursorEntry {
+  std::string_view key;
+  std::string_view value;
+};
+
+// What a Cursor's inline steps read and move: the decoded entries of its
+// leaf copy (owned by the TreeCursor) and the slots [lo, hi] that a step may
+// reach without the engine: in bounds, with every key of the copy in order.
+// A step that stays in there touches only the cursor's memory, so it is not
+// counted as a call in flight (the Database outlives the cursor anyway).
+struct CursorWindow {
+  const CursorEntry* entries = nullptr;
+  std::uint32_t pos = 0;
+  std::uint32_t lo = 1;  // lo > hi: no inline step
+  std::uint32_t hi = 0;
+  bool valid = false;
+  bool forward = true;  // next() moves to larger keys
+};
+
+}  // namespace detail
 
 class COROBTREE_EXPORT Cursor {
  public:
@@ -57,12 +85,36 @@ class COROBTREE_EXPORT Cursor {
   Move next();
   // Moves one entry against scan order.
   Move prev();
-  bool valid() const noexcept;
-  std::string_view key() const noexcept;
-  std::string_view value() const noexcept;
+  bool valid() const noexcept { return window_->valid; }
+  // Empty when the cursor is not valid.
+  std::string_view key() const noexcept {
+    return window_->valid ? window_->entries[window_->pos].key : std::string_view();
+  }
+  std::string_view value() const noexcept {
+    return window_->valid ? window_->entries[window_->pos].value : std::string_view();
+  }
 
  private:
   enum class Step : unsigned char { kFirst, kSeek, kNext, kPrev };
+  // A next() or prev() within the window (true: done, the cursor is on an
+  // entry), or of an invalid cursor (`moved` false).
+  bool step_inline(Step step, bool& moved) noexcept {
+    detail::CursorWindow& w = *window_;
+    if (step != Step::kNext && step != Step::kPrev) return false;
+    if (!w.valid) {
+      moved = false;
+      return true;
+    }
+    if ((step == Step::kNext) == w.forward) {
+      if (w.pos >= w.hi || w.pos < w.lo) return false;
+      ++w.pos;
+    } else {
+      if (w.pos <= w.lo || w.pos > w.hi) return false;
+      --w.pos;
+    }
+    moved = true;
+    return true;
+  }
   // Counts a move as in flight (see corobtree/in_flight.h); throws
   // Error(kClosed) once the Database's destructor started.
   detail::InFlight enter();
@@ -72,13 +124,16 @@ class COROBTREE_EXPORT Cursor {
   Task<bool> on_engine(detail::InFlight call, Step step, std::string_view key);
 
   std::unique_ptr<TreeCursor> impl_;
-  DatabaseHost* host_;  // where the cursor's steps run
+  detail::CursorWindow* window_;  // impl_'s
+  DatabaseHost* host_;            // where the cursor's steps run
 };
 
 class [[nodiscard]] Cursor::Move {
  public:
-  // The move counts as in flight from here.
+  // A step within the cursor's leaf copy is done here; any other move counts
+  // as in flight from here.
   bool await_ready() {
+    if (cursor_->step_inline(step_, moved_)) return true;
     call_ = cursor_->enter();
     if (!cursor_->try_cached(call_, step_, key_, moved_)) return false;
     call_.release();

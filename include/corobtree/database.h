@@ -108,6 +108,11 @@ class COROBTREE_EXPORT Database {
   // Up to `limit` pairs of the range in scan order.
   Task<std::vector<std::pair<std::string, std::string>>> scan(ScanOptions options,
                                                               std::size_t limit = SIZE_MAX);
+  // The lock-free part of scan(), on the calling thread and without waiting:
+  // true when the cached pages answered (`out` holds the pairs, its capacity
+  // reused); false when the answer needs the engine (`out` unspecified).
+  bool try_scan_cached(const ScanOptions& options, std::size_t limit,
+                       std::vector<std::pair<std::string, std::string>>& out);
 
   // Every invariant of the tree and the free list, each page's checksum, and
   // both meta pages (a damaged copy is a problem even while the other serves).

@@ -50,6 +50,12 @@ struct Options {
   // of 4 KiB). The frames' memory is reserved at open but only takes RAM as
   // pages are loaded into it.
   std::size_t pool_bytes = std::size_t{64} << 20;
+  // Read-ahead of a cursor (and of Database::scan) that moves from leaf to
+  // leaf through pages that are not cached: up to this many of the next
+  // leaves are read in the background (8 at first, doubling while the cursor
+  // goes on), consecutive blocks as one read (at most 1/8 of the pool; 0: off; io_uring only: the
+  // pread backend's reads are synchronous).
+  std::uint32_t readahead_leaves = 512;
   std::uint32_t minimum_degree = 0;      // new files only: t > 0 caps nodes at 2t-1 keys
   IoBackend backend = IoBackend::kAuto;  // COROBTREE_IO overrides
   bool direct_io = false;                // O_DIRECT for the data file
