@@ -329,6 +329,52 @@ THREAD_WORKLOADS = (
 THREAD_ENGINES = ("corobtree", "corobtree_blocking") + PEERS
 
 
+def checkpoint_commit_lines(results):
+    """Commit latency over runs that include checkpoints (issue 13: p99 <= 3x p50)."""
+    rows = load_rows(results, "commit_bench.json")
+    if not rows:
+        return []
+    runs = {}  # (variant, writers) -> row
+    for b in rows:
+        m = re.match(r"BM_(CheckpointCommit|CheckpointCommitRelaxed)/writers:(\d+)", b["name"])
+        if m and not b.get("error_occurred"):
+            runs[(m.group(1), int(m.group(2)))] = b
+    if not runs:
+        return []
+    out = [
+        "",
+        "### Commit latency across checkpoints",
+        "",
+        "commit_bench's BM_CheckpointCommit (durable, io_uring) and BM_CheckpointCommitRelaxed: "
+        "the durable-commit workload above with `wal_checkpoint_bytes` = 1 MiB, so that "
+        "checkpoints fall due every few hundred commits; a checkpoint holds the writer mutex while "
+        "it copies pages into the data file, so the commits behind it wait. "
+        "Latency of every commit in the window, in µs. Target: p99 <= 3x p50.",
+        "",
+        "| durability | writers | commits/s | checkpoints | p50 | p99 | p99.9 | max | p99 / p50 | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for variant, label in (("CheckpointCommit", "sync"), ("CheckpointCommitRelaxed", "relaxed")):
+        for w in sorted(wr for (v, wr) in runs if v == variant):
+            b = runs[(variant, w)]
+            ratio = b.get("p99_over_p50", 0.0)
+            out.append(
+                f"| {label} | {w} | {b.get('commits_per_s', 0):,.0f} | {b.get('checkpoints', 0):.0f} "
+                f"| {b.get('p50_us', 0):,.0f} | {b.get('p99_us', 0):,.0f} | {b.get('p999_us', 0):,.0f} "
+                f"| {b.get('max_us', 0):,.0f} | {ratio:.1f}x | {'met' if 0 < ratio <= 3 else 'missed'} |"
+            )
+    return out
+
+
+# thread_bench's workloads: (family regex key, label, unit).
+THREAD_WORKLOADS = (
+    ("Get", "cached gets", "gets/s"),
+    ("Scan", "scans of 100", "entries/s"),
+    ("Insert", "inserts, batches of 1000", "inserts/s"),
+)
+THREAD_ENGINES = ("corobtree", "corobtree_blocking") + PEERS
+
+
 def thread_lines(results):
     """The scaling table of thread_bench.json: rows workload x engine, columns T."""
     rows = load_rows(results, "thread_bench.json")
@@ -550,6 +596,7 @@ def main():
     lines += btree_lines(results)
     lines += peer_lines(results)
     lines += commit_lines(results)
+    lines += checkpoint_commit_lines(results)
     lines += thread_lines(results)
     lines += redis_lines(results)
     text = "\n".join(lines) + "\n"

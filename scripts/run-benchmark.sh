@@ -82,7 +82,7 @@ run_quickable() {
 }
 echo "=== peer_bench: LMDB, SQLite (WAL), RocksDB, LevelDB: btree_bench's cached workloads; durable commits"
 run_quickable peer_bench
-echo "=== commit_bench: our durable commits, 1/8/64 writer tasks"
+echo "=== commit_bench: our durable commits, 1/8/64 writer tasks (also across checkpoints)"
 run_quickable commit_bench
 
 echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
