@@ -254,7 +254,10 @@ std::string SalvageReport::summary() const {
   line("meta_pages_valid", num(meta_pages_valid) + " of 2");
   line("meta_key_count", num(meta_key_count));
   std::string ids;
-  for (const std::uint64_t id : unreadable_ids) ids += (ids.empty() ? "" : " ") + num(id);
+  for (const std::uint64_t id : unreadable_ids) {
+    if (!ids.empty()) ids += ' ';
+    ids += num(id);  // not `sep + num(id)`: GCC 12 -O2 warns (-Wrestrict) on that insert
+  }
   if (unreadable_ids.size() < pages_unreadable) ids += " ...";
   line("pages_unreadable", num(pages_unreadable) + (ids.empty() ? "" : " (" + ids + ")"));
   line("pages_unreadable_free", num(unreadable_free));
