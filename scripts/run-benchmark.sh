@@ -39,6 +39,10 @@ fi
 export COROBTREE_BENCH_FILE=${COROBTREE_BENCH_FILE:-${TMPDIR:-/tmp}/corobtree-bench-${FILE_MB}m.dat}
 export COROBTREE_BENCH_FILE_MB=$FILE_MB
 
+# The build just wrote its objects: their write-back would compete with the
+# first reads for the disk (seen: io_uring at 1/5 of fio in the first minute).
+sync
+sleep 5
 echo "=== disk_bench: 4 KiB random O_DIRECT reads, io_uring vs pread ($FILE_MB MiB file)"
 "$BUILD/perf/disk_bench" --benchmark_min_time="$MIN_TIME" \
   --benchmark_out="$RESULTS/disk_bench.json" --benchmark_out_format=json
