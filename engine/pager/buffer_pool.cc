@@ -276,19 +276,25 @@ Task<void> PageStore::read_pages(BlockId first, std::uint32_t page_size, std::sp
   }
 }
 
+std::optional<FrameId> BufferPool::pick_victim() noexcept {
+  std::optional<FrameId> victim = replacer_.victim();
+  // Second chance for frames that optimistic readers used since (their hits
+  // do not reach the replacer); bounded, so a pool of hot frames still evicts.
+  for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
+    if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
+    replacer_.record_unpinned(*victim, replacer_.kept(*victim));
+    victim = replacer_.victim();
+  }
+  return victim;
+}
+
 std::optional<FrameId> BufferPool::take_clean_frame() noexcept {
   if (!free_frames_.empty()) {
     const FrameId f = free_frames_.back();
     free_frames_.pop_back();
     return f;
   }
-  std::optional<FrameId> victim = replacer_.victim();
-  // acquire_frame's second chance, bounded likewise.
-  for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
-    if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
-    replacer_.record_unpinned(*victim, replacer_.kept(*victim));
-    victim = replacer_.victim();
-  }
+  const std::optional<FrameId> victim = pick_victim();
   if (!victim) return std::nullopt;
   Frame& v = frame(*victim);
   if (v.dirty) {
@@ -413,14 +419,7 @@ Task<FrameId> BufferPool::acquire_frame() {
       fr.data = transient_.emplace_back(page_size_).data();
       co_return f;
     }
-    std::optional<FrameId> victim = replacer_.victim();
-    // Second chance for frames that optimistic readers used since (their hits
-    // do not reach the replacer); bounded, so a pool of hot frames still evicts.
-    for (std::size_t spins = 0; victim && spins < pool_pages_; ++spins) {
-      if (!referenced_[*victim].exchange(false, std::memory_order_relaxed)) break;
-      replacer_.record_unpinned(*victim, replacer_.kept(*victim));
-      victim = replacer_.victim();
-    }
+    const std::optional<FrameId> victim = pick_victim();
     if (!victim) {
       ++stats_.free_frame_waits;
       co_await wait_for_a_frame();

@@ -289,6 +289,9 @@ class BufferPool {
 
   Task<PageGuard> fetch_slow(BlockId id);
   Task<FrameId> acquire_frame();
+  // The replacer's victim after the second chance of referenced frames
+  // (acquire_frame, take_clean_frame); nullopt when nothing is evictable.
+  std::optional<FrameId> pick_victim() noexcept;
   Task<void> write_frame(FrameId f);  // REQUIRES: pinned or chosen victim
   Task<void> direct_write_back(FrameId f);
   // prefetch()'s read of `frames` (pinned, loading, consecutive pages).
