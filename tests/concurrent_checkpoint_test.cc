@@ -291,8 +291,7 @@ std::uint64_t crash_run(const std::string& path, IoBackend backend, std::uint64_
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers, bdata::make(kBackends),
-                     backend) {
+BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers, bdata::make(kBackends), backend) {
   const std::uint64_t seed = corobtree::test::test_seed("concurrent checkpoint power loss");
   TempDir dir(fast_base());
   const std::string path = dir.file("p.db");
