@@ -93,11 +93,11 @@ run_ctest gcc-pread "$BUILD/gcc" COROBTREE_IO=pread COROBTREE_TEST_SCALE=0.5
 
 build "$BUILD/asan" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCOROBTREE_SANITIZE=ON \
   -DCOROBTREE_BUILD_PERF=OFF
-# Long randomized workloads run at a quarter of their size under the sanitizers
+# Long randomized workloads run at 15% of their size under the sanitizers
 # and at half size in the pread and clang passes (the full size runs in the
 # gcc pass).
 run_ctest gcc-asan-ubsan "$BUILD/asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 COROBTREE_TEST_SCALE=0.25
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 COROBTREE_TEST_SCALE=0.15
 
 if [ "$QUICK" -eq 0 ]; then
   # The shared library here: the examples and the install test link libcorobtree.so.

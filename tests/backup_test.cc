@@ -55,12 +55,6 @@
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
-namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
-  return os << backend_name(b);
-}
-}  // namespace corobtree
-
 namespace bdata = boost::unit_test::data;
 namespace fs = std::filesystem;
 using corobtree::BlockingDatabase;
@@ -77,8 +71,6 @@ using corobtree::WriteBatch;
 using corobtree::test::TempDir;
 
 namespace {
-
-const std::vector<IoBackend> kBackends = {IoBackend::kUring, IoBackend::kPread};
 
 using Model = std::map<std::string, std::string>;
 
@@ -290,7 +282,8 @@ Task<void> run_load(Load* load, std::string dest, std::uint64_t seed) {
 }  // namespace
 
 BOOST_DATA_TEST_CASE(backup_during_a_write_load_equals_a_commit_in_between,
-                     bdata::make(kBackends) * bdata::make({false, true}), backend, small_log) {
+                     bdata::make(corobtree::test::io_backends()) * bdata::make({false, true}),
+                     backend, small_log) {
   const std::uint64_t seed = corobtree::test::test_seed("backup_during_a_write_load");
   std::mt19937_64 rng(seed);
   TempDir dir;
@@ -407,7 +400,8 @@ Task<void> backup_with_checkpoint_and_close(Database* db, std::string dest, bool
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(checkpoint_and_close_wait_for_a_backup, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(checkpoint_and_close_wait_for_a_backup,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   const std::string dest = dir.file("copy.db");
@@ -442,7 +436,8 @@ BOOST_DATA_TEST_CASE(checkpoint_and_close_wait_for_a_backup, bdata::make(kBacken
   db.close();
 }
 
-BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   BlockingDatabase db = BlockingDatabase::open(path, options_for(backend));
@@ -526,7 +521,7 @@ bool only_database_files(const fs::path& dir) {
 }  // namespace
 
 BOOST_DATA_TEST_CASE(a_failing_destination_leaves_nothing_and_the_database_keeps_working,
-                     bdata::make(kBackends), backend) {
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   const std::string dest = dir.file("copy.db");
@@ -612,8 +607,8 @@ int failing_backup_in_child(const std::string& path, const std::string& dest, Io
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(a_read_only_directory_fails_the_backup_cleanly, bdata::make(kBackends),
-                     backend) {
+BOOST_DATA_TEST_CASE(a_read_only_directory_fails_the_backup_cleanly,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   ::chmod(dir.path().c_str(), 0777);
   const std::string path = dir.file("a.db");
@@ -631,7 +626,8 @@ BOOST_DATA_TEST_CASE(a_read_only_directory_fails_the_backup_cleanly, bdata::make
   BOOST_TEST(code == 0);
 }
 
-BOOST_DATA_TEST_CASE(a_file_size_limit_fails_the_backup_cleanly, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(a_file_size_limit_fails_the_backup_cleanly,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   const int code = corobtree::test::run_in_child([&] {
@@ -662,7 +658,8 @@ Task<void> backup_then_bulk_load(Database* db, std::string dest,
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(an_empty_database_backs_up, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(an_empty_database_backs_up, bdata::make(corobtree::test::io_backends()),
+                     backend) {
   TempDir dir;
   const std::string dest = dir.file("copy.db");
   const std::string path = dir.file("a.db");
@@ -755,7 +752,8 @@ Task<void> two_backups(Database* db, std::string a, std::string b) {
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(two_backups_at_once_run_one_after_the_other, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(two_backups_at_once_run_one_after_the_other,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("a.db");
   Model model;

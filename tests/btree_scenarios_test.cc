@@ -1085,7 +1085,7 @@ BOOST_DATA_TEST_CASE(bulk_load_50k_sorted_pairs, matrix_x_degrees(), cfg, degree
   const std::string path = dir.file("bulk.db");
   // 50k everywhere but with t = 3 on the configurations doing real I/O
   // (tall trees of 5-key nodes make every full scan and validate() slow there).
-  const int n = corobtree::test::scaled(t > 0 && slow(cfg) ? 10000 : 50000, 10000);
+  const int n = corobtree::test::scaled(t > 0 && slow(cfg) ? 10000 : 50000, 2500);
   Pairs pairs;
   Model model;
   for (int i = 0; i < n; ++i) {

@@ -40,15 +40,10 @@
 #include "engine/pager/buffer_pool.h"
 #include "io/aligned_buffer.h"
 #include "io/disk_manager.h"
+#include "tests/support/backends.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
-
-namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
-  return os << backend_name(b);
-}
-}  // namespace corobtree
 
 namespace bdata = boost::unit_test::data;
 using corobtree::AlignedBuffer;
@@ -80,14 +75,6 @@ const std::vector<IoBackend> kBackends = {IoBackend::kUring, IoBackend::kPread};
 constexpr std::uint32_t kPage = 4096;
 constexpr std::uint64_t kDatabaseId = 0xfeedbeef;
 constexpr BlockId kBlocks = 10;
-
-std::string fast_base() {
-  struct stat st;
-  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  return std::filesystem::temp_directory_path().string();
-}
 
 corobtree::DiskOptions disk_options(IoBackend backend) {
   corobtree::DiskOptions o;
@@ -406,7 +393,7 @@ void fill(BlockingDatabase& db, int n) {
 // durable, it finished the checkpoint from them.
 BOOST_DATA_TEST_CASE(a_power_loss_during_a_checkpoint, bdata::make(kBackends), backend) {
   const std::uint64_t seed = corobtree::test::test_seed("checkpoint power loss");
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("sweep.db");
   constexpr int kKeys = 300;
   const auto remove_db = [&] {

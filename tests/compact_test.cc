@@ -35,16 +35,11 @@
 #include <corobtree/yield.h>
 #include "io/disk_manager.h"
 #include "io/forwarding_disk.h"
+#include "tests/support/backends.h"
 #include "tests/support/db_matrix.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
-
-namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
-  return os << backend_name(b);
-}
-}  // namespace corobtree
 
 namespace std {  // lets Boost.Test print optional values in failed checks
 inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional<std::string>& v) {
@@ -75,14 +70,6 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 const std::vector<IoBackend> kBackends = {IoBackend::kUring, IoBackend::kPread};
 
 // /dev/shm when it exists: fsync is free there (the fault layer models it).
-std::string fast_base() {
-  struct stat st;
-  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
 
 std::uint64_t file_size(const std::string& path) {
   std::error_code ec;
@@ -171,7 +158,7 @@ BOOST_DATA_TEST_CASE(ninety_percent_deleted_shrinks_to_a_fresh_load, bdata::make
                      backend) {
   const std::uint64_t seed = corobtree::test::test_seed("ninety_percent_deleted");
   std::mt19937_64 rng(seed);
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("big.db");
   Options o;
   o.backend = backend;
@@ -235,7 +222,7 @@ BOOST_DATA_TEST_CASE(compact_keeps_every_pair, bdata::make(corobtree::test::db_m
   const std::uint64_t seed = corobtree::test::test_seed("compact_keeps_every_pair " + cfg.name());
   for (const std::uint32_t t : {0u, 3u}) {
     std::mt19937_64 rng(seed + t);
-    TempDir dir(fast_base());
+    TempDir dir(corobtree::test::fast_temp_base());
     const std::string path = dir.file("c.db");
     Options o = cfg.options(t);
     o.page_size = 1024;  // a deeper tree, and many overflow chains
@@ -294,7 +281,7 @@ BOOST_DATA_TEST_CASE(compact_keeps_every_pair, bdata::make(corobtree::test::db_m
 BOOST_AUTO_TEST_CASE(packed_copies_of_every_shape_validate) {
   const std::uint64_t seed = corobtree::test::test_seed("packed_copies_of_every_shape");
   std::mt19937_64 rng(seed);
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::uint64_t copies = 0;
   for (const std::uint32_t page : {512u, 4096u}) {
     for (const std::uint32_t t : {0u, 2u, 3u, 6u}) {
@@ -350,7 +337,7 @@ BOOST_AUTO_TEST_CASE(packed_copies_of_every_shape_validate) {
 }
 
 BOOST_DATA_TEST_CASE(small_empty_and_read_only_databases, bdata::make(kBackends), backend) {
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   Options o;
   o.backend = backend;
   o.pool_pages = 16;
@@ -521,7 +508,7 @@ BOOST_DATA_TEST_CASE(reads_cursors_and_writes_during_compaction, bdata::make(kBa
   const std::uint64_t seed = corobtree::test::test_seed("reads_cursors_and_writes_during");
   for (const std::size_t pool : {std::size_t{16}, std::size_t{0}, std::size_t{4096}}) {
     std::mt19937_64 rng(seed);
-    TempDir dir(fast_base());
+    TempDir dir(corobtree::test::fast_temp_base());
     const std::string path = dir.file("busy.db");
     Options o;
     o.backend = backend;
@@ -701,7 +688,7 @@ RunResult run_steps(const std::string& path, Options o, const std::vector<Step>&
 BOOST_DATA_TEST_CASE(an_io_error_during_compaction_changes_nothing, bdata::make(kBackends),
                      backend) {
   const std::uint64_t seed = corobtree::test::test_seed("an_io_error_during_compaction");
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string tpl = dir.file("template.db");
   const std::string path = dir.file("e.db");
   const Options o = sweep_options(backend, 16);
@@ -804,7 +791,7 @@ const std::vector<SweepConfig> kSweeps = {
 // commit (and perhaps the one in flight), whichever file the name reached.
 BOOST_DATA_TEST_CASE(power_loss_at_every_point_of_a_compaction, bdata::make(kSweeps), cfg) {
   const std::uint64_t seed = corobtree::test::test_seed("power_loss_compaction " + cfg.name());
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string tpl = dir.file("template.db");
   const std::string path = dir.file("p.db");
   const Options o = sweep_options(cfg.backend, cfg.pool_pages);

@@ -38,15 +38,13 @@
 #include <corobtree/write_batch.h>
 #include <corobtree/yield.h>
 
+#include "tests/support/backends.h"
 #include "tests/support/fault_disk.h"
 #include "tests/support/random.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
-  return os << backend_name(b);
-}
 inline std::ostream& boost_test_print_type(std::ostream& os, Durability d) {
   return os << (d == Durability::kSync ? "sync" : "relaxed");
 }
@@ -65,16 +63,6 @@ using corobtree::WriteBatch;
 using corobtree::test::TempDir;
 
 namespace {
-
-const std::vector<IoBackend> kBackends = {IoBackend::kUring, IoBackend::kPread};
-
-std::string fast_base() {
-  struct stat st;
-  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  return std::filesystem::temp_directory_path().string();
-}
 
 Options small_options(IoBackend backend, Durability durability) {
   Options o;
@@ -174,11 +162,11 @@ void require_equals(BlockingDatabase& db, const std::vector<Model>& models, cons
 }  // namespace
 
 BOOST_DATA_TEST_CASE(writers_commit_across_checkpoints,
-                     bdata::make(kBackends) *
+                     bdata::make(corobtree::test::io_backends()) *
                          bdata::make({Durability::kRelaxed, Durability::kSync}),
                      backend, durability) {
   const std::uint64_t seed = corobtree::test::test_seed("writers_commit_across_checkpoints");
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("c.db");
   const Options o = small_options(backend, durability);
   Load load;
@@ -291,9 +279,10 @@ std::uint64_t crash_run(const std::string& path, IoBackend backend, std::uint64_
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers, bdata::make(kBackends), backend) {
+BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   const std::uint64_t seed = corobtree::test::test_seed("concurrent checkpoint power loss");
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("p.db");
   const auto fresh_load = [] {
     CrashLoad l;

@@ -36,12 +36,6 @@ inline std::ostream& boost_test_print_type(std::ostream& os, const std::optional
 }
 }  // namespace std
 
-namespace corobtree {
-inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
-  return os << backend_name(b);
-}
-}  // namespace corobtree
-
 namespace bdata = boost::unit_test::data;
 using corobtree::BlockingDatabase;
 using corobtree::Database;
@@ -61,14 +55,6 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 // Files of these tests live in /dev/shm when it exists: fsync is free there,
 // and what a sync means is modelled by the fault layer anyway.
-std::string fast_base() {
-  struct stat st;
-  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
 
 struct Op {
   enum Kind { kPut, kErase, kBatch } kind;
@@ -291,7 +277,7 @@ std::uint64_t count_ops(const std::string& path, const Options& o, const std::ve
 
 BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
   const std::uint64_t seed = corobtree::test::test_seed("power_loss_sweep " + cfg.name());
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("crash.db");
   const std::vector<Op> ops = make_workload(seed, 140);
   const Options options = base_options(cfg.backend, cfg.pool_pages);
@@ -342,7 +328,7 @@ BOOST_DATA_TEST_CASE(power_loss_sweep, bdata::make(kPowerLossSweeps), cfg) {
 
 BOOST_DATA_TEST_CASE(error_sweep, bdata::make(kErrorSweeps), cfg) {
   const std::uint64_t seed = corobtree::test::test_seed("error_sweep " + cfg.name());
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("errors.db");
   const std::vector<Op> ops = make_workload(seed, 120);
   const Options options = base_options(cfg.backend, cfg.pool_pages);
@@ -414,10 +400,9 @@ corobtree::Task<void> run_writers(Database& db, int writers, int commits) {
 
 }  // namespace
 
-const std::vector<IoBackend> kBothBackends = {IoBackend::kUring, IoBackend::kPread};
-
 // Concurrent committers share fsyncs; each commit still returns only when durable.
-BOOST_DATA_TEST_CASE(group_commit_shares_fsyncs, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(group_commit_shares_fsyncs, bdata::make(corobtree::test::io_backends()),
+                     backend) {
   TempDir dir;
   const std::string path = dir.file("group.db");
   auto db = corobtree::sync_wait(Database::open(path, plain_options(backend)));
@@ -442,7 +427,8 @@ BOOST_DATA_TEST_CASE(group_commit_shares_fsyncs, bdata::make(kBothBackends), bac
 
 // Relaxed commits are written but not synced: they survive the process
 // (dropped without close), and take no fsync.
-BOOST_DATA_TEST_CASE(relaxed_commits_survive_a_process_crash, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(relaxed_commits_survive_a_process_crash,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("relaxed.db");
   Options o = plain_options(backend);
@@ -460,7 +446,8 @@ BOOST_DATA_TEST_CASE(relaxed_commits_survive_a_process_crash, bdata::make(kBothB
 
 // The log is checkpointed by size, so it stays bounded; the data file then
 // holds the state, and a clean close removes the log.
-BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(corobtree::test::io_backends()),
+                     backend) {
   TempDir dir;
   const std::string path = dir.file("ckpt.db");
   Options o = plain_options(backend);
@@ -485,9 +472,9 @@ BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(kBothBackends), ba
 
 // A batch's pages do not reach the data file before its commit, even when the
 // pool has to evict them mid-batch; after a crash the batch is all or nothing.
-BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file, bdata::make(kBothBackends),
-                     backend) {
-  TempDir dir(fast_base());
+BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file,
+                     bdata::make(corobtree::test::io_backends()), backend) {
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("batch.db");
   Options o = plain_options(backend);
   o.page_size = 1024;
@@ -528,7 +515,8 @@ BOOST_DATA_TEST_CASE(uncommitted_batch_never_reaches_the_data_file, bdata::make(
 
 // Recovery ignores a torn tail and garbage after the last commit, and a log
 // that belongs to another database.
-BOOST_DATA_TEST_CASE(torn_tail_and_foreign_logs_are_ignored, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(torn_tail_and_foreign_logs_are_ignored,
+                     bdata::make(corobtree::test::io_backends()), backend) {
   TempDir dir;
   const std::string path = dir.file("tail.db");
   Options o = plain_options(backend);
@@ -569,8 +557,9 @@ BOOST_DATA_TEST_CASE(torn_tail_and_foreign_logs_are_ignored, bdata::make(kBothBa
 
 // After a failed write the database stops: every call names the failure;
 // close() writes nothing; reopening recovers the acknowledged commits.
-BOOST_DATA_TEST_CASE(a_failed_write_stops_the_database, bdata::make(kBothBackends), backend) {
-  TempDir dir(fast_base());
+BOOST_DATA_TEST_CASE(a_failed_write_stops_the_database, bdata::make(corobtree::test::io_backends()),
+                     backend) {
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("stop.db");
   auto plan = std::make_shared<FaultPlan>(3);
   Options o = plain_options(backend);
@@ -601,9 +590,10 @@ BOOST_DATA_TEST_CASE(a_failed_write_stops_the_database, bdata::make(kBothBackend
 
 // A bulk load is one transaction too: cut by a power loss anywhere, the
 // database afterwards is empty or holds every pair.
-BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(kBothBackends), backend) {
+BOOST_DATA_TEST_CASE(bulk_load_is_all_or_nothing, bdata::make(corobtree::test::io_backends()),
+                     backend) {
   const std::uint64_t seed = corobtree::test::test_seed("bulk_load_is_all_or_nothing");
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   const std::string path = dir.file("bulk.db");
   std::vector<std::pair<std::string, std::string>> pairs;
   for (int i = 0; i < 3000; ++i) pairs.emplace_back(key_of(i), "bulk" + std::to_string(i));

@@ -68,13 +68,6 @@ const std::vector<BackendConfig> kBackends = {{IoBackend::kUring, false},
 
 // Files live in /dev/shm when it exists: fsync is free there, and these
 // tests test what salvage reads, not the disk.
-std::string fast_base() {
-  struct stat st;
-  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
-    return "/dev/shm";
-  }
-  return std::filesystem::temp_directory_path().string();
-}
 
 corobtree::Options options_for(IoBackend b) {
   corobtree::Options o;
@@ -222,7 +215,7 @@ void require_subset(const Model& out, const Model& model) {
 
 BOOST_DATA_TEST_CASE(damaged_pages_lose_only_their_keys, bdata::make(kBackends), config) {
   const IoBackend backend = config.backend;
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::mt19937_64 build_rng(20261127);
   const std::string intact = dir.file("intact.db");
   const Model model = build(intact, backend, build_rng);
@@ -363,7 +356,7 @@ Model random_model(std::mt19937_64& rng, int n) {
 // rewrote them. Salvage changes neither file.
 BOOST_DATA_TEST_CASE(log_transactions_are_replayed, bdata::make(kBackends), config) {
   const IoBackend backend = config.backend;
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::mt19937_64 rng(damage_seed(77, "log transactions"));
   const std::string path = dir.file("a.db");
   Model model = random_model(rng, corobtree::test::scaled(4000, 500));
@@ -442,7 +435,7 @@ BOOST_DATA_TEST_CASE(log_transactions_are_replayed, bdata::make(kBackends), conf
 // file (here, the bulk load's): salvage takes the pages from the log's images.
 BOOST_DATA_TEST_CASE(an_unfinished_checkpoint_comes_from_the_log, bdata::make(kBackends), config) {
   const IoBackend backend = config.backend;
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::mt19937_64 rng(damage_seed(78, "unfinished checkpoint"));
   const std::string path = dir.file("a.db");
   const Model model = random_model(rng, corobtree::test::scaled(3000, 500));
@@ -494,7 +487,7 @@ std::string code_name(ErrorCode c) { return std::string(corobtree::error_code_na
 BOOST_DATA_TEST_CASE(bad_files_give_errors_or_partial_results, bdata::make(kBackends), config) {
   const IoBackend backend = config.backend;
   const corobtree::SalvageOptions so = salvage_options(backend);
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::mt19937_64 rng(damage_seed(79, "bad files"));
   const std::string path = dir.file("a.db");
   const Model model = random_model(rng, corobtree::test::scaled(6000, 1000));
@@ -577,7 +570,7 @@ BOOST_DATA_TEST_CASE(bad_files_give_errors_or_partial_results, bdata::make(kBack
 // buggy file): salvage never crashes, and what it writes validates.
 BOOST_DATA_TEST_CASE(restamped_garbage_never_crashes_it, bdata::make(kBackends), config) {
   const IoBackend backend = config.backend;
-  TempDir dir(fast_base());
+  TempDir dir(corobtree::test::fast_temp_base());
   std::mt19937_64 rng(damage_seed(80, "restamped garbage"));
   const std::string path = dir.file("a.db");
   const Model model = random_model(rng, 800);

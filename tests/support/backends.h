@@ -27,4 +27,15 @@ std::ostream& operator<<(std::ostream& os, const BackendConfig& c);
 // pass is the one without the variable.
 std::vector<BackendConfig> all_backends();
 
+// The two backends alone, for tests that set the rest of the Options
+// themselves: BOOST_DATA_TEST_CASE(name, bdata::make(io_backends()), backend).
+inline std::vector<IoBackend> io_backends() { return {IoBackend::kUring, IoBackend::kPread}; }
+
 }  // namespace corobtree::test
+
+namespace corobtree {
+// How Boost.Test names an IoBackend in a data test case's label.
+inline std::ostream& boost_test_print_type(std::ostream& os, IoBackend b) {
+  return os << backend_name(b);
+}
+}  // namespace corobtree

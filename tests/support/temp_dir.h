@@ -7,6 +7,10 @@
 
 namespace corobtree::test {
 
+// /dev/shm when it is a writable directory (fsync costs nothing there), else
+// $TMPDIR (or /tmp): for tests whose subject is not the disk's speed.
+std::string fast_temp_base();
+
 class TempDir {
  public:
   TempDir();
