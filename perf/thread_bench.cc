@@ -24,9 +24,9 @@
 //   engines: corobtree (one BlockingDatabase shared by the threads; each
 //   thread runs its loop in one coroutine under sync_wait on its Database),
 //   corobtree_blocking (gets and scans: BlockingDatabase::get, or ::scan of
-//   100 entries into a vector, per call, sync_wait included), and each peer with a PeerSession per
-//   thread (LMDB: a read transaction per thread, one env; RocksDB: one DB; SQLite: a connection per
-//   thread).
+//   100 entries into a reused vector, per call, sync_wait included), and each peer with a
+//   PeerSession per thread (LMDB: a read transaction per thread, one env; RocksDB: one DB; SQLite:
+//   a connection per thread).
 // Durable commits (thread_commit.cc):
 //   BM_ThreadCommit/corobtree/threads:T/writers:W  T threads, each running W
 //       writer tasks (when_all under sync_wait) of single durable puts

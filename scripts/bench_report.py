@@ -408,7 +408,7 @@ def thread_lines(results):
         "",
         f"thread_bench, one run: T threads share one database (corobtree: one BlockingDatabase, "
         f"each thread running its loop (gets, or a Cursor's seek and next) in one coroutine; "
-        f"corobtree_blocking: BlockingDatabase::get, or ::scan of 100 into a vector, per call; "
+        f"corobtree_blocking: BlockingDatabase::get into a reused string, or ::scan of 100 into a reused vector, per call; "
         f"LMDB: one env, a read transaction per thread; "
         f"RocksDB, LevelDB: one DB; SQLite in WAL mode: a connection per thread). Cached: "
         f"{', '.join(f'{k:,}' for k in sorted(keys)) or '?'} keys (8-byte keys, 100-byte values), "

@@ -899,6 +899,53 @@ BOOST_DATA_TEST_CASE(cursor_random_walks_match_the_model, matrix_x_degrees(), cf
   }
 }
 
+// BlockingDatabase::scan(options, limit, out): one vector reused by scans of
+// every length, forward and reverse, equals the owned scan and the model; it
+// shrinks to what a scan found (nothing, for an empty range).
+BOOST_DATA_TEST_CASE(blocking_scans_into_a_reused_vector, bdata::make(corobtree::test::db_matrix()),
+                     cfg) {
+  const auto seed = corobtree::test::test_seed("blocking_scans_into_a_reused_vector " + cfg.name());
+  std::mt19937_64 rng(seed);
+  corobtree::test::TempDir dir;
+  auto db = BlockingDatabase::open(dir.file("reuse.db"), cfg.options());
+  Model model;
+  for (int i = 0; i < 600; ++i) {
+    const std::string k = key_of(2 * i);
+    const std::string v =
+        rng() % 100 == 0 ? random_bytes(rng, 3000) : random_bytes(rng, rng() % 90);
+    db.put(k, v);
+    model[k] = v;
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int round = 0; round < 200; ++round) {
+    ScanOptions so;
+    int a = static_cast<int>(rng() % 1300);
+    int b = static_cast<int>(rng() % 1300);
+    if (b < a) std::swap(a, b);
+    so.lower = key_of(a);
+    so.upper = key_of(b);
+    so.reverse = rng() % 4 == 0;
+    const std::size_t limit = round % 10 == 0 ? SIZE_MAX : 1 + rng() % 120;
+    std::vector<std::pair<std::string, std::string>> want;
+    if (so.reverse) {
+      for (auto it = model.lower_bound(*so.upper); it != model.begin() && want.size() < limit;) {
+        --it;
+        if (it->first < *so.lower) break;
+        want.push_back(*it);
+      }
+    } else {
+      for (auto it = model.lower_bound(*so.lower);
+           it != model.end() && it->first < *so.upper && want.size() < limit; ++it) {
+        want.push_back(*it);
+      }
+    }
+    db.scan(so, limit, out);
+    BOOST_REQUIRE_MESSAGE(out == want, "round " << round << " (seed " << seed << "): got "
+                                                << out.size() << " want " << want.size());
+    BOOST_REQUIRE(db.scan(so, limit) == want);
+  }
+}
+
 BOOST_DATA_TEST_CASE(cursor_bounds_and_empty_ranges, matrix_x_degrees(), cfg, degree) {
   const std::uint32_t t = degree;  // minimum degree: 3 (classic bounds) or 0 (byte-filled)
   corobtree::test::TempDir dir;

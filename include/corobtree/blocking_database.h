@@ -69,8 +69,17 @@ class BlockingDatabase {
   std::vector<std::pair<std::string, std::string>> scan(ScanOptions options = {},
                                                         std::size_t limit = SIZE_MAX) {
     std::vector<std::pair<std::string, std::string>> out;
-    if (db_->try_scan_cached(options, limit, out)) return out;
-    return sync_wait(db_->scan(std::move(options), limit));
+    scan(std::move(options), limit, out);
+    return out;
+  }
+  // The same scan into `out`, which ends up holding exactly the entries found.
+  // The pairs already in `out` are overwritten in place, so a scan of a cached
+  // range reuses their strings' capacity: called again with the same vector,
+  // it allocates nothing once the vector has held as many pairs that long.
+  void scan(ScanOptions options, std::size_t limit,
+            std::vector<std::pair<std::string, std::string>>& out) {
+    if (db_->try_scan_cached(options, limit, out)) return;
+    out = sync_wait(db_->scan(std::move(options), limit));
   }
   ValidationReport validate() { return sync_wait(db_->validate()); }
   void checkpoint() { sync_wait(db_->checkpoint()); }
