@@ -282,16 +282,23 @@ def peer_lines(results):
     return out
 
 
+def variant_runs(rows, pattern):
+    """{(variant, writers): row} for the rows whose name matches `pattern`
+    (group 1 the variant, group 2 the writer count)."""
+    runs = {}
+    for b in rows:
+        m = re.match(pattern, b["name"])
+        if m:
+            runs[(m.group(1), int(m.group(2)))] = b
+    return runs
+
+
 def commit_lines(results):
     """Our commit variants side by side, with the group commit's average group."""
     rows = load_rows(results, "commit_bench.json")
     if not rows:
         return []
-    runs = {}  # (variant, writers) -> row
-    for b in rows:
-        m = re.match(r"BM_(DurableCommit|DurableCommitPread|RelaxedCommit)/writers:(\d+)", b["name"])
-        if m:
-            runs[(m.group(1), int(m.group(2)))] = b
+    runs = variant_runs(rows, r"BM_(DurableCommit|DurableCommitPread|RelaxedCommit)/writers:(\d+)")
 
     def cell(variant, w, key, fmt):
         b = runs.get((variant, w))
@@ -320,25 +327,13 @@ def commit_lines(results):
     return out
 
 
-# thread_bench's workloads: (family regex key, label, unit).
-THREAD_WORKLOADS = (
-    ("Get", "cached gets", "gets/s"),
-    ("Scan", "scans of 100", "entries/s"),
-    ("Insert", "inserts, batches of 1000", "inserts/s"),
-)
-THREAD_ENGINES = ("corobtree", "corobtree_blocking") + PEERS
-
-
 def checkpoint_commit_lines(results):
     """Commit latency over runs that include checkpoints (issue 13: p99 <= 3x p50)."""
     rows = load_rows(results, "commit_bench.json")
     if not rows:
         return []
-    runs = {}  # (variant, writers) -> row
-    for b in rows:
-        m = re.match(r"BM_(CheckpointCommit|CheckpointCommitRelaxed)/writers:(\d+)", b["name"])
-        if m and not b.get("error_occurred"):
-            runs[(m.group(1), int(m.group(2)))] = b
+    runs = {k: b for k, b in variant_runs(rows, r"BM_(CheckpointCommit|CheckpointCommitRelaxed)/writers:(\d+)").items()
+            if not b.get("error_occurred")}
     if not runs:
         return []
     out = [
