@@ -21,8 +21,9 @@
 //
 // The last two measure commit latency across checkpoints (issue 13, point 6:
 // p99 <= 3x p50): with a 1 MiB threshold a checkpoint falls due every few
-// hundred commits (a group write pads to a 4 KiB block), so the window holds
-// many of them (the `checkpoints` counter), and p99_us / p999_us / max_us /
+// thousand commits (about 250 log bytes each; the log is not padded to a
+// block per group write), so the window holds some of them (the `checkpoints`
+// counter: few with 1 writer), and p99_us / p999_us / max_us /
 // p99_over_p50 show what a commit waits while one runs (a checkpoint holds
 // the writer mutex while it copies pages into the data file).
 //
@@ -211,7 +212,7 @@ void report(benchmark::State& state, CommitRun& run, int writers) {
   state.counters["log_writes"] = writes;
   state.counters["commits_per_write"] = writes > 0 ? commits / writes : 0.0;
   state.counters["page_records_per_commit"] = commits > 0 ? pages / commits : 0.0;
-  // Page images only (the commit records and padding add a little).
+  // Page images only (the commit records add a little).
   state.counters["log_mb_per_s"] =
       run.seconds > 0 ? pages * (page_bytes + 32) / run.seconds / 1e6 : 0.0;
   // Page reads under the writer mutex (the default pool does not hold the tree).

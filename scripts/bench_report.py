@@ -342,7 +342,7 @@ def checkpoint_commit_lines(results):
         "",
         "commit_bench's BM_CheckpointCommit (durable, io_uring) and BM_CheckpointCommitRelaxed: "
         "the durable-commit workload above with `wal_checkpoint_bytes` = 1 MiB, so that "
-        "checkpoints fall due every few hundred commits; a checkpoint holds the writer mutex while "
+        "checkpoints fall due every few thousand commits; a checkpoint holds the writer mutex while "
         "it copies pages into the data file, so the commits behind it wait. "
         "Latency of every commit in the window, in µs. Target: p99 <= 3x p50.",
         "",

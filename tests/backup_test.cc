@@ -290,7 +290,7 @@ BOOST_DATA_TEST_CASE(backup_during_a_write_load_equals_a_commit_in_between,
   const std::string path = dir.file("a.db");
   const std::string dest = dir.file("copy.db");
   Options o = options_for(backend);
-  if (small_log) o.wal_checkpoint_bytes = 4096;  // due after every commit or two
+  if (small_log) o.wal_checkpoint_bytes = 256;  // due after every commit or two
 
   Load load;
   load.writers = 4;

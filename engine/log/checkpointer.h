@@ -21,7 +21,7 @@
 // another order. The db layer supplies the tree through LoggedTree (the log
 // layer does not see engine/btree).
 //
-// Record types this level writes (RecordLog writes padding, 3;
+// Record types this level writes (RecordLog's padding, 3, is no longer written;
 // PageImageStore page images, 1): operations 4, commit 2, checkpoint 5,
 // recovery mark 6.
 //

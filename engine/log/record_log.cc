@@ -91,6 +91,7 @@ Task<std::unique_ptr<RecordLog>> RecordLog::resume(std::unique_ptr<DiskManager> 
     co_await l.file_->read_block(block, buf.span());
     l.tail_.assign(buf.data(), buf.data() + within);
   }
+  l.kept_ = within;
   l.salt_ = scan.salt;
   l.base_lsn_ = scan.base_lsn;
   l.chain_ = scan.chain;
@@ -108,6 +109,7 @@ void RecordLog::start_generation() {
   chain_ = chain_seed(salt_, database_id_);
   header_due_ = true;
   tail_base_ = writing_base_ = page_size_;
+  kept_ = 0;
   tail_.clear();
   writing_.clear();
 }
@@ -172,14 +174,6 @@ void RecordLog::note_logged(std::uint64_t n) noexcept {
   durable_commit_ = std::max(durable_commit_, n);
 }
 
-void RecordLog::pad_to_block() {
-  const std::uint64_t end = tail_base_ + tail_.size();
-  std::uint64_t rem = page_size_ - end % page_size_;
-  if (rem == page_size_) return;
-  if (rem < RecordHeader::kSize) rem += page_size_;
-  append_raw(kPaddingType, 0, 0, {}, rem - RecordHeader::kSize);
-}
-
 // ---- writing -------------------------------------------------------------------
 
 void RecordLog::end_flush(AsyncLockGuard& turn) noexcept {
@@ -188,12 +182,22 @@ void RecordLog::end_flush(AsyncLockGuard& turn) noexcept {
 }
 
 Task<void> RecordLog::write_tail() {
-  if (tail_.empty() && !header_due_) co_return;
-  pad_to_block();
+  if (tail_.size() == kept_ && !header_due_) co_return;
+  // The write ends with zeros up to the block boundary. The next write
+  // starts with that last block again, holding the same bytes before the
+  // point where it appends: a torn rewrite cannot damage them (sectors are
+  // written whole), so records need not be padded to a block each write.
+  const std::size_t used = tail_.size();
+  const std::size_t partial = used % page_size_;
   writing_base_ = tail_base_;
   writing_ = std::move(tail_);
   tail_ = {};
-  tail_base_ += writing_.size();
+  if (partial > 0) {
+    tail_.assign(writing_.end() - static_cast<std::ptrdiff_t>(partial), writing_.end());
+    writing_.resize(used - partial + page_size_);  // zero-filled
+  }
+  tail_base_ += used - partial;
+  kept_ = partial;
   const std::uint64_t first = writing_base_ / page_size_;
   const std::uint64_t n = writing_.size() / page_size_;
   std::vector<std::byte> header;
@@ -215,7 +219,11 @@ Task<void> RecordLog::write_tail() {
   header_due_ = false;
   ++stats_.writes;
   writing_.clear();
-  if (tail_.empty()) std::swap(tail_, writing_);  // reuse the capacity
+  if (tail_.size() == kept_ && tail_.capacity() < writing_.capacity()) {
+    writing_.assign(tail_.begin(), tail_.end());
+    std::swap(tail_, writing_);  // reuse the capacity
+    writing_.clear();
+  }
 }
 
 Task<void> RecordLog::grow(std::uint64_t need) {

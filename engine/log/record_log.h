@@ -23,11 +23,13 @@
 // Errors: a failed write or sync makes the log unusable (failure()); every
 // later append, wait or reset rethrows that error. Reopening recovers.
 //
-// Invariants: bytes before tail_base() are in the file (or being written from
-// writing_); every write of the tail ends with padding to a block boundary,
-// so a block holding acknowledged records is never written again within its
-// generation (the one exception: resume() rewrites the scan's last block
-// with the same bytes before the point where it appends).
+// Invariants: bytes before tail_base_ are in the file (or being written from
+// writing_); tail_base_ is a block boundary. Writes are whole blocks: a write
+// ends with zeros up to the block boundary, and the next write (or, after a
+// scan, resume()'s first) rewrites that block with the same bytes before the
+// point where it appends, so acknowledged records are never changed (a torn
+// rewrite leaves them as they were: sectors are written whole). Only older
+// versions wrote padding records (kPaddingType); a scan still skips them.
 //
 // Thread-safety: loop-affine: every call on the thread of the database's loop.
 #pragma once
@@ -51,7 +53,8 @@ namespace corobtree {
 
 class RecordLog {
  public:
-  // The record type RecordLog writes itself, to pad a write to a block boundary.
+  // Padding records, which earlier versions wrote to end each write at a block
+  // boundary; a scan skips them. Clients must not use this type.
   static constexpr std::uint16_t kPaddingType = 3;
   // Payloads may be up to max(kMaxPayload, 2 * page size) bytes; clients
   // split larger data into several records.
@@ -182,7 +185,6 @@ class RecordLog {
 
   void append_raw(std::uint16_t type, std::uint64_t lsn, std::uint64_t page,
                   std::span<const std::byte> payload, std::size_t zero_bytes);
-  void pad_to_block();
   void start_generation();
   void encode_header(std::span<std::byte> block) const;
   void check_failed() const;
@@ -210,9 +212,12 @@ class RecordLog {
   std::uint32_t chain_ = 0;     // CRC of the last appended record
   bool header_due_ = true;      // the header of this generation is not written yet
 
-  // Appended bytes not yet written: file offsets [tail_base_, tail_base_ + tail_.size()).
+  // Appended bytes from the block at tail_base_ on: file offsets
+  // [tail_base_, tail_base_ + tail_.size()). The first kept_ of them (less
+  // than a block) are in the file already: the next write rewrites that block.
   std::uint64_t tail_base_ = 0;
   std::vector<std::byte> tail_;
+  std::size_t kept_ = 0;
   // The tail being written now (kept readable until the write completes).
   std::uint64_t writing_base_ = 0;
   std::vector<std::byte> writing_;
