@@ -235,7 +235,8 @@ BOOST_DATA_TEST_CASE(a_failed_prefetch_never_fails_the_walk_by_itself,
 // reads the parents ahead too, so its lists go on through them and nearly
 // every leaf is read ahead. (When each list stopped at its parent's edge,
 // the read-ahead went idle and started over at every parent: the walk's own
-// fetches then read at least a leaf per parent.)
+// fetches then read at least a leaf per parent.) Then the same walk in
+// reverse, cold again.
 BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
                      bdata::make(corobtree::test::all_backends()), backend) {
   corobtree::test::Watchdog watchdog("parents " + backend.name());
@@ -270,6 +271,23 @@ BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
     BOOST_TEST(reads - ahead <= 16);  // the first leaves and the root's path, little else
   } else {
     BOOST_TEST(ahead == 0);
+  }
+  // Reverse, cold again: the parents before the list are read ahead too.
+  sync_wait(db->close());
+  db = sync_wait(Database::open(path, o));
+  const corobtree::DatabaseStats cold = db->stats();
+  ScanOptions reverse;
+  reverse.reverse = true;
+  const auto back = sync_wait(walk(db.get(), reverse, std::nullopt, SIZE_MAX));
+  BOOST_REQUIRE(back == expect(model, reverse, std::nullopt, SIZE_MAX));
+  const corobtree::DatabaseStats end = db->stats();
+  const std::uint64_t back_reads = end.pool.disk_reads - cold.pool.disk_reads;
+  const std::uint64_t back_ahead = end.pool.readahead_reads - cold.pool.readahead_reads;
+  BOOST_TEST_MESSAGE(backend.name() << " reverse: " << back_reads << " pages read, " << back_ahead
+                                    << " by read-ahead");
+  if (backend.backend == corobtree::IoBackend::kUring) {
+    BOOST_TEST(back_reads >= back_ahead);
+    BOOST_TEST(back_reads - back_ahead <= 16);
   }
   sync_wait(db->close());
 }
