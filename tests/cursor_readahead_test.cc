@@ -235,8 +235,9 @@ BOOST_DATA_TEST_CASE(a_failed_prefetch_never_fails_the_walk_by_itself,
 // reads the parents ahead too, so its lists go on through them and nearly
 // every leaf is read ahead. (When each list stopped at its parent's edge,
 // the read-ahead went idle and started over at every parent: the walk's own
-// fetches then read at least a leaf per parent.) Then the same walk in
-// reverse, cold again.
+// fetches then read at least a leaf per parent.) No page is read twice: a
+// page read ahead is not evicted before the walk reaches it. Then the same
+// walk in reverse, cold again.
 BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
                      bdata::make(corobtree::test::all_backends()), backend) {
   corobtree::test::Watchdog watchdog("parents " + backend.name());
@@ -268,7 +269,8 @@ BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
                                     << " by read-ahead, " << after.pages << " pages");
   if (backend.backend == corobtree::IoBackend::kUring) {
     BOOST_TEST(reads >= ahead);
-    BOOST_TEST(reads - ahead <= 16);  // the first leaves and the root's path, little else
+    BOOST_TEST(reads - ahead <= 16);   // the first leaves and the root's path, little else
+    BOOST_TEST(reads <= after.pages);  // and no page twice (none evicted before it was reached)
   } else {
     BOOST_TEST(ahead == 0);
   }
@@ -288,6 +290,7 @@ BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
   if (backend.backend == corobtree::IoBackend::kUring) {
     BOOST_TEST(back_reads >= back_ahead);
     BOOST_TEST(back_reads - back_ahead <= 16);
+    BOOST_TEST(back_reads <= end.pages);
   }
   sync_wait(db->close());
 }
