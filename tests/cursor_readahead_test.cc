@@ -229,3 +229,68 @@ BOOST_DATA_TEST_CASE(a_failed_prefetch_never_fails_the_walk_by_itself,
       [](const corobtree::Error& e) { return e.code() == corobtree::ErrorCode::kIoError; });
   db.reset();  // no close: its reads fail too
 }
+
+// A cold forward walk over a tree of many parents (long keys: few children
+// per inner page, height 4) with windows larger than the first: read-ahead
+// reads the parents ahead too, so its lists go on through them and nearly
+// every leaf is read ahead. (When each list stopped at its parent's edge,
+// the read-ahead went idle and started over at every parent: the walk's own
+// fetches then read at least a leaf per parent.) No page is read twice: a
+// page read ahead is not evicted before the walk reaches it. Then the same
+// walk in reverse, cold again.
+BOOST_DATA_TEST_CASE(read_ahead_goes_on_through_the_parents,
+                     bdata::make(corobtree::test::all_backends()), backend) {
+  corobtree::test::Watchdog watchdog("parents " + backend.name());
+  corobtree::test::TempDir dir;
+  const std::string path = dir.file("parents.db");
+  corobtree::Options o = options_for(backend);
+  o.pool_pages = 512;  // windows of up to 64 leaves; the tree is a few times the pool
+  const auto long_key = [](int i) { return key_of(i) + std::string(180, 'p'); };
+  Model model;
+  std::vector<std::pair<std::string, std::string>> load;
+  for (int i = 0; i < 20000; ++i) {
+    load.emplace_back(long_key(i), "v" + std::to_string(i));
+    model.emplace(load.back());
+  }
+  {
+    std::unique_ptr<Database> db = sync_wait(Database::open(path, o));
+    sync_wait(db->bulk_load(load));
+    sync_wait(db->close());
+  }
+  std::unique_ptr<Database> db = sync_wait(Database::open(path, o));
+  const corobtree::DatabaseStats before = db->stats();
+  BOOST_REQUIRE(before.height >= 4);  // parents under grandparents
+  const auto got = sync_wait(walk(db.get(), {}, std::nullopt, SIZE_MAX));
+  BOOST_REQUIRE(got == expect(model, {}, std::nullopt, SIZE_MAX));
+  const corobtree::DatabaseStats after = db->stats();
+  const std::uint64_t reads = after.pool.disk_reads - before.pool.disk_reads;
+  const std::uint64_t ahead = after.pool.readahead_reads - before.pool.readahead_reads;
+  BOOST_TEST_MESSAGE(backend.name() << ": " << reads << " pages read, " << ahead
+                                    << " by read-ahead, " << after.pages << " pages");
+  if (backend.backend == corobtree::IoBackend::kUring) {
+    BOOST_TEST(reads >= ahead);
+    BOOST_TEST(reads - ahead <= 16);   // the first leaves and the root's path, little else
+    BOOST_TEST(reads <= after.pages);  // and no page twice (none evicted before it was reached)
+  } else {
+    BOOST_TEST(ahead == 0);
+  }
+  // Reverse, cold again: the parents before the list are read ahead too.
+  sync_wait(db->close());
+  db = sync_wait(Database::open(path, o));
+  const corobtree::DatabaseStats cold = db->stats();
+  ScanOptions reverse;
+  reverse.reverse = true;
+  const auto back = sync_wait(walk(db.get(), reverse, std::nullopt, SIZE_MAX));
+  BOOST_REQUIRE(back == expect(model, reverse, std::nullopt, SIZE_MAX));
+  const corobtree::DatabaseStats end = db->stats();
+  const std::uint64_t back_reads = end.pool.disk_reads - cold.pool.disk_reads;
+  const std::uint64_t back_ahead = end.pool.readahead_reads - cold.pool.readahead_reads;
+  BOOST_TEST_MESSAGE(backend.name() << " reverse: " << back_reads << " pages read, " << back_ahead
+                                    << " by read-ahead");
+  if (backend.backend == corobtree::IoBackend::kUring) {
+    BOOST_TEST(back_reads >= back_ahead);
+    BOOST_TEST(back_reads - back_ahead <= 16);
+    BOOST_TEST(back_reads <= end.pages);
+  }
+  sync_wait(db->close());
+}

@@ -365,9 +365,13 @@ Step next_leaf_once(Reader& r, std::uint64_t seq, BlockId next, LeafCopy& out) {
   return copy_leaf_from(r, leaf, v, next, 0, out);
 }
 
+// Parents read_ahead asks for at most per list (leaves_near_once).
+constexpr std::size_t kParentsAhead = 16;
+
 Step leaves_near_once(Reader& r, std::string_view key, bool at_end, bool reverse, std::size_t max,
-                      std::vector<BlockId>& out) {
+                      std::vector<BlockId>& out, std::vector<BlockId>& uncached_parents) {
   out.clear();
+  uncached_parents.clear();
   const std::uint32_t height = r.tree().published_height();
   BlockId id = r.tree().published_root();
   if (height == 1) return r.unchanged() ? Step::kOk : Step::kRetry;
@@ -396,10 +400,13 @@ Step leaves_near_once(Reader& r, std::string_view key, bool at_end, bool reverse
       id = child;
       continue;
     }
-    // The leaves' parent: children idx +- 1, 2, ...; then, once, those of
-    // its neighbour in scan direction.
-    for (int parents = 0; parents < 2; ++parents) {
-      for (std::uint32_t k = parents == 0 ? 1 : 0; out.size() < max; ++k) {
+    // The leaves' parent: children idx +- 1, 2, ...; then those of the
+    // parent's neighbours in scan direction while they are cached (within
+    // the grandparent). After each parent the next one is looked at even
+    // when the list is full, so that a cold scan reads it well before it
+    // gets there (`uncached_parents`).
+    for (bool first = true;; first = false) {
+      for (std::uint32_t k = first ? 1 : 0; out.size() < max; ++k) {
         if (reverse ? idx < k : idx + k > v.count()) break;
         const std::uint32_t c = reverse ? idx - k : idx + k;
         BlockId child = kInvalidBlockId;
@@ -407,14 +414,26 @@ Step leaves_near_once(Reader& r, std::string_view key, bool at_end, bool reverse
         out.push_back(child);
       }
       if (!BufferPool::read_valid(pg)) return Step::kRetry;
-      if (out.size() >= max || grand.word == nullptr || parents == 1) break;
+      if (grand.word == nullptr) break;
       if (reverse ? grand_idx == 0 : grand_idx >= grand_view.count()) break;
+      grand_idx = reverse ? grand_idx - 1 : grand_idx + 1;
       BlockId next = kInvalidBlockId;
-      if (!grand_view.child(reverse ? grand_idx - 1 : grand_idx + 1, next)) {
-        return torn_or_bad(grand);
-      }
+      if (!grand_view.child(grand_idx, next)) return torn_or_bad(grand);
       if (!BufferPool::read_valid(grand)) return Step::kRetry;
-      if (!r.pool().read_begin(next, pg)) break;  // not cached: the list ends here
+      if (!r.pool().read_begin(next, pg)) {  // not cached: the list ends here
+        // It and the next few parents that are not cached either.
+        uncached_parents.push_back(next);
+        for (std::uint32_t g = grand_idx; uncached_parents.size() < kParentsAhead;) {
+          if (reverse ? g == 0 : g >= grand_view.count()) break;
+          g = reverse ? g - 1 : g + 1;
+          if (!grand_view.child(g, next)) return torn_or_bad(grand);
+          BufferPool::OptimisticPage probe;
+          if (!r.pool().read_begin(next, probe)) uncached_parents.push_back(next);
+        }
+        if (!BufferPool::read_valid(grand)) return Step::kRetry;
+        break;
+      }
+      if (out.size() >= max) break;
       v = PageView(pg.data, r.page_size());
       if (!v.check(PageType::kInner)) return torn_or_bad(pg);
       idx = reverse ? v.count() : 0;
@@ -457,8 +476,11 @@ Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, Le
 }
 
 Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,
-                                  std::size_t max, std::vector<BlockId>& out) {
-  return run(tree, [&](Reader& r) { return leaves_near_once(r, key, at_end, reverse, max, out); });
+                                  std::size_t max, std::vector<BlockId>& out,
+                                  std::vector<BlockId>& uncached_parents) {
+  return run(tree, [&](Reader& r) {
+    return leaves_near_once(r, key, at_end, reverse, max, out, uncached_parents);
+  });
 }
 
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

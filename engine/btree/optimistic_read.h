@@ -79,10 +79,16 @@ Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, Le
 
 // Read-ahead's list (TreeCursor): the ids of up to `max` leaves after
 // (`reverse`: before) the leaf whose range holds `key` (`at_end`: the last
-// leaf), nearest first, from that leaf's parent only (none past the parent's
-// edge, none in a one-leaf tree). `out` keeps its capacity. kFallback when an
-// inner page on the way is not cached or a writer kept interfering.
+// leaf), nearest first, from that leaf's parent and then its neighbours
+// while they are cached (none past the grandparent's edge, none in a one-leaf
+// tree). `out` keeps its capacity. kFallback when an inner page on the way is
+// not cached or a writer kept interfering. `uncached_parents`: when the
+// parent after the last one listed is not cached, it and the next few (up to
+// 16, within the grandparent) that are not cached either, so that the caller
+// can read them ahead and a later list goes on into them (else empty; keeps
+// its capacity).
 Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,
-                                  std::size_t max, std::vector<BlockId>& out);
+                                  std::size_t max, std::vector<BlockId>& out,
+                                  std::vector<BlockId>& uncached_parents);
 
 }  // namespace corobtree

@@ -85,8 +85,21 @@ void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
   // The window starts small (a short scan reads little more than it needs)
   // and doubles with each window that starts reads, up to `cap`.
   const std::size_t window = std::min(cap, ra_window_ == 0 ? kFirstWindow : 2 * ra_window_);
-  if (optimistic_leaves_near(tree_, key, at_end, reverse, window, ahead_) != Optimistic::kDone) {
+  if (optimistic_leaves_near(tree_, key, at_end, reverse, window, ahead_, parents_) !=
+      Optimistic::kDone) {
     return;
+  }
+  // The parents after the list are not cached (a cold scan reaches them only
+  // when it gets there), so the list cannot go on into them: read them too,
+  // once the cursor is past its first window (a short scan reads no more
+  // than it needs), so that later windows go on into them and the reads do
+  // not run dry at every parent.
+  if (window <= kFirstWindow) parents_.clear();
+  for (std::size_t i = 0; i < parents_.size();) {  // consecutive pages as one read
+    std::size_t j = i + 1;
+    while (j < parents_.size() && parents_[j] == parents_[j - 1] + 1) ++j;
+    pool.prefetch(parents_[i], static_cast<std::uint32_t>(j - i));
+    i = j;
   }
   // Consecutive blocks (the layout bulk_load and compact leave) go as one
   // read per run of up to kMaxRun pages; a reverse list descends.
@@ -104,10 +117,10 @@ void TreeCursor::read_ahead(std::string_view key, bool at_end, bool reverse) {
   }
   // The reads of the last window may still be in flight although this one
   // started none: keep triggering until two windows in a row started nothing.
-  idle_windows_ = started ? 0 : idle_windows_ + 1;
+  idle_windows_ = started || !parents_.empty() ? 0 : idle_windows_ + 1;
   ra_window_ = idle_windows_ < 2 ? window : 0;
   if (idle_windows_ < 2 && !reverse && !ahead_.empty()) {
-    readahead_trigger_ = ahead_[ahead_.size() / 2];
+    readahead_trigger_ = ahead_[ahead_.size() / 4];
   }
 }
 

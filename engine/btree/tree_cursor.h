@@ -73,10 +73,12 @@ class TreeCursor {
   Task<void> snapshot(BTree::Latched& leaf);
   // Read-ahead, as the cursor leaves the leaf holding `key` (`at_end`: the
   // last leaf) in scan direction: asks the pool to read the next leaves
-  // (those after it in its parent and the parent's neighbour: 8 at first,
+  // (those after it in its parent and the cached neighbours: 8 at first,
   // twice the last window's while reading ahead, at most
-  // min(readahead_, pool / 8)) without waiting. While windows start reads
-  // (this one or the one before), the middle leaf of the window becomes
+  // min(readahead_, pool / 8)) without waiting, and (past the first window)
+  // the parents after the list that are not cached, so that later lists go
+  // on through them. While windows start reads (this one or the one before)
+  // or wait for such parents, the leaf a quarter into the window becomes
   // readahead_trigger_: the lock-free path hands the move onto it to the
   // engine, which reads the next window ahead, so reads stay in flight while
   // the cursor consumes cached leaves. Best effort: nothing here fails.
@@ -111,8 +113,9 @@ class TreeCursor {
   BlockId readahead_trigger_ = kInvalidBlockId;
   std::uint32_t idle_windows_ = 2;  // read-ahead windows in a row that started no read
   static constexpr std::size_t kFirstWindow = 8;
-  std::size_t ra_window_ = 0;   // the last window's size while reading ahead (0: idle)
-  std::vector<BlockId> ahead_;  // read_ahead()'s scratch
+  std::size_t ra_window_ = 0;     // the last window's size while reading ahead (0: idle)
+  std::vector<BlockId> ahead_;    // read_ahead()'s scratch: leaves
+  std::vector<BlockId> parents_;  // and their parents not cached yet
 };
 
 }  // namespace corobtree

@@ -394,6 +394,11 @@ Task<void> BufferPool::prefetch_read(std::vector<FrameId> frames) {
         publish(f);
       } catch (...) {  // no directory segment: cached, only not for optimistic readers
       }
+      // The second chance a use gives (the cursor is on its way): else, when
+      // the replacer next wraps round a pool of leaves that the cursor's
+      // optimistic reads marked, it passes over all of them and evicts the
+      // pages read ahead and not reached yet, which are then read again.
+      referenced_[f].store(true, std::memory_order_relaxed);
       unpin(f);
     } else {
       table_.erase(id);
