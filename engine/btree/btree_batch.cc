@@ -123,13 +123,13 @@ Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
   std::optional<std::string> finger_upper;
   std::vector<Latched> path;
   path.reserve(8);
-  std::vector<std::byte> scratch;         // an inline value's cell
-  std::vector<std::byte> overflow_cell;   // or one whose value went to overflow pages
+  std::vector<std::byte> scratch;        // an inline value's cell
+  std::vector<std::byte> overflow_cell;  // or one whose value went to overflow pages
   constexpr std::size_t kPrefetchGroup = 64;
   constexpr std::size_t kProbeAhead = 8;  // operations between the two steps
   std::size_t prefetched = ops.size() < kPrefetchGroup / 2 ? ops.size() : 0;
   prefetch_leaf_of_.clear();  // none for a small batch
-  std::size_t group = 0;  // the first operation of the group prefetch_leaf_of_ describes
+  std::size_t group = 0;      // the first operation of the group prefetch_leaf_of_ describes
   std::size_t i = 0;
   while (i < ops.size()) {
     if (i >= prefetched) {
