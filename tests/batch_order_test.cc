@@ -4,10 +4,11 @@
 // puts and erases in random order, against a std::map that applies each
 // batch's operations in batch order. Values of every size (empty, inline,
 // overflow) and updates that shrink a value (underfull leaves inside a run).
-// Periodically validate() and compare every entry; then reopen, both after a
-// close and after dropping the database unclosed (the log's batches are
-// replayed through the same sorted path), and compare again. On every backend
-// and pool size. Prints its seed; `-- --seed=N` replays a run.
+// Point reads every 40 batches; halfway validate(), compare every entry, close
+// and reopen; at the end compare, drop the database unclosed (the open replays
+// the log's batches through the same sorted path), reopen, compare and
+// validate. On every backend and pool size. Prints its seed; `-- --seed=N`
+// replays a run. COROBTREE_TEST_SCALE scales the number of batches.
 #define BOOST_TEST_MODULE batch_order
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -118,24 +119,22 @@ void run(const DbConfig& cfg, std::uint32_t page_size, std::uint32_t min_degree,
         if (got) BOOST_REQUIRE_MESSAGE(*got == it->second, "get value (seed " << seed << ")");
       }
     }
-    if (b % (batches / 3) == batches / 3 - 1) {
+    // Halfway: validate, compare, close and reopen (the end drops it unclosed).
+    if (b == batches / 2 - 1) {
       const std::string where =
           "after batch " + std::to_string(b) + " (seed " + std::to_string(seed) + ")";
       const auto report = sync_wait(db->validate());
       BOOST_REQUIRE_MESSAGE(report.ok(), where << ": " << report.summary());
       expect_equal(*db, model, where);
-      if (b % 2 == 0) {
-        sync_wait(db->close());
-      } else {
-        db.reset();  // unclosed: the next open replays the log's batches
-      }
+      sync_wait(db->close());
       db = sync_wait(Database::open(path, o));
       expect_equal(*db, model, where + ", reopened");
       const auto again = sync_wait(db->validate());
       BOOST_REQUIRE_MESSAGE(again.ok(), where << ", reopened: " << again.summary());
     }
   }
-  db.reset();  // unclosed once more
+  expect_equal(*db, model, "at the end (seed " + std::to_string(seed) + ")");
+  db.reset();  // unclosed: the open replays the log's batches
   db = sync_wait(Database::open(path, o));
   expect_equal(*db, model, "at the end, reopened (seed " + std::to_string(seed) + ")");
   const auto report = sync_wait(db->validate());
@@ -144,9 +143,12 @@ void run(const DbConfig& cfg, std::uint32_t page_size, std::uint32_t min_degree,
   sync_wait(db->close());
 }
 
+// All cases together take about 8 s in a Debug build on a loaded 2-core
+// machine; each still fails when the dedupe keeps the first operation of a key
+// or a run ignores its leaf's upper bound. COROBTREE_TEST_SCALE scales it.
 int batches_for(const DbConfig& cfg) {
-  const int n = (cfg.pool_pages == 0 || cfg.backend.direct_io) ? 60 : 300;
-  return std::max(corobtree::test::scaled(n, 60), 6);
+  const int n = (cfg.pool_pages == 0 || cfg.backend.direct_io) ? 30 : 80;
+  return std::max(corobtree::test::scaled(n), 6);
 }
 
 }  // namespace

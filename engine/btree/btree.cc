@@ -408,7 +408,7 @@ Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
   std::vector<Latched> path;
   AsyncSharedMutex::Guard root_guard;
   co_await descend_exclusive(key, cell_size, path, root_guard);
-  const bool shrank = co_await insert_into_leaf(path, std::move(cell), key);
+  const bool shrank = co_await insert_into_leaf(path, cell, key);
   if (shrank) {
     // A smaller value replaced a larger one and left the leaf underfull; the
     // insert descent did not keep what a rebalance needs, so descend again.
@@ -424,8 +424,10 @@ Task<void> BTree::put_locked(std::string_view key, std::string_view value) {
 // a rebalance below may do to it.
 Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_size,
                                     std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard,
-                                    std::optional<std::string>* upper) {
+                                    std::optional<std::string>* upper,
+                                    std::optional<std::string>* parent_upper) {
   if (upper != nullptr) upper->reset();
+  if (parent_upper != nullptr) parent_upper->reset();
   root_guard = co_await root_latch_.scoped_lock();
   const BlockId root_id = state_.root;
   const std::uint32_t height = state_.height;  // only this writer changes it
@@ -442,12 +444,15 @@ Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_siz
     const bool is_root = parent == state_.root;
     const bool safe = cell_size > 0 ? safe_for_insert(n, cell_size) : safe_for_erase(n, is_root);
     if (safe) {
-      path.erase(path.begin(), path.end() - 1);
+      // With parent_upper, a safe leaf keeps its parent latched too.
+      const std::ptrdiff_t keep = parent_upper != nullptr && depth == height && depth > 1 ? 2 : 1;
+      path.erase(path.begin(), path.end() - keep);
       root_guard.unlock();
     }
     if (depth == height) break;  // n is a leaf
     const std::uint32_t idx = n.child_index(key);
     path.back().child_idx = idx;
+    if (parent_upper != nullptr && depth + 1 == height && upper != nullptr) *parent_upper = *upper;
     if (upper != nullptr && idx < n.count()) upper->emplace(n.key(idx));  // deeper: tighter
     const BlockId child_id = checked_child(path, idx);
     Latched child;
@@ -459,7 +464,7 @@ Task<void> BTree::descend_exclusive(std::string_view key, std::uint32_t cell_siz
   }
 }
 
-Task<bool> BTree::insert_into_leaf(std::vector<Latched>& path, std::vector<std::byte> cell,
+Task<bool> BTree::insert_into_leaf(std::vector<Latched>& path, std::span<const std::byte> cell,
                                    std::string_view key) {
   Latched& leaf = path.back();
   Node n(leaf.page.data());
@@ -476,111 +481,23 @@ Task<bool> BTree::insert_into_leaf(std::vector<Latched>& path, std::vector<std::
   if (leaf_fits(n, static_cast<std::uint32_t>(cell.size()))) {
     n.insert_cell(pos, cell);
   } else {
-    co_await split_and_insert(path, path.size() - 1, std::move(cell), pos);
+    std::vector<std::byte> copy(cell.begin(), cell.end());
+    co_await split_and_insert(path, path.size() - 1, std::move(copy), pos);
   }
   if (old_overflow != kInvalidBlockId) co_await free_overflow(old_overflow);
   const bool leaf_underfull = underflows(n) && leaf.page.page_id() != state_.root;
   co_return leaf_underfull;
 }
 
-void BTree::prefetch_leaves(std::span<const SortedOp> ops) {
-  const BlockId root = state_.root;
-  const std::uint32_t height = state_.height;
-  if (height < 2 || height > kMaxHeight) return;
-  std::vector<BlockId>& leaves = prefetch_ids_;
-  leaves.clear();
-  for (const SortedOp& op : ops) {
-    BlockId id = root;
-    for (std::uint32_t depth = 0; depth + 1 < height && id != kInvalidBlockId; ++depth) {
-      std::byte* p = const_cast<std::byte*>(pool_.peek(id));
-      // A page in the pool passed page::verify() when it was read: a hint
-      // only follows what such a page holds.
-      if (p == nullptr || page::type(p) != PageType::kInner) {
-        id = kInvalidBlockId;
-        break;
-      }
-      const Node n(std::span<std::byte>(p, page_size_));
-      id = n.child(n.child_index(op.key));
-    }
-    if (id == kInvalidBlockId || (!leaves.empty() && leaves.back() == id)) continue;
-    pool_.prefetch_slot(id);
-    leaves.push_back(id);
-  }
-  // The header and the slot array (the cells are where a search leads).
-  for (const BlockId id : leaves) pool_.prefetch_page(id, 192);
-}
-
-Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
-  const WriteWindow window(*this);
-  bool changed = false;
-  std::optional<std::string> upper;
-  constexpr std::size_t kPrefetchGroup = 64;
-  std::size_t prefetched = ops.size() < kPrefetchGroup / 2 ? ops.size() : 0;
-  std::size_t i = 0;
-  while (i < ops.size()) {
-    if (i >= prefetched) {
-      prefetched = std::min(ops.size(), i + kPrefetchGroup);
-      prefetch_leaves(ops.subspan(i, prefetched - i));
-    }
-    const SortedOp& op = ops[i++];
-    if (op.erase) {
-      const bool found = co_await erase_locked(op.key);
-      if (found) changed = true;
-      continue;
-    }
-    check_key(op.key);
-    check_value(op.value);
-    std::vector<std::byte> cell = co_await make_leaf_cell(op.key, op.value);
-    const auto cell_size = static_cast<std::uint32_t>(cell.size());
-    std::vector<Latched> path;
-    AsyncSharedMutex::Guard root_guard;
-    co_await descend_exclusive(op.key, cell_size, path, root_guard, &upper);
-    // Without a split the leaf keeps its range, bounded by `upper`.
-    const bool no_split = leaf_fits(Node(path.back().page.data()), cell_size);
-    bool shrank = co_await insert_into_leaf(path, std::move(cell), op.key);
-    changed = true;
-    std::string_view last = op.key;
-    // The run: puts of inline values that fit the latched leaf, no descent.
-    while (no_split && !shrank && i < ops.size()) {
-      const SortedOp& next = ops[i];
-      if (next.erase || (upper && compare_keys(next.key, *upper) >= 0)) break;
-      check_key(next.key);
-      check_value(next.value);
-      const std::uint32_t size = Node::leaf_cell_size(next.key.size(), next.value.size());
-      Latched& leaf = path.back();
-      Node n(leaf.page.data());
-      if (size > max_cell_ || !leaf_fits(n, size)) break;
-      const std::uint32_t pos = n.lower_bound(next.key);
-      const bool replace = pos < n.count() && n.key(pos) == next.key;
-      if (replace && n.value(pos).overflow) break;  // its chain is freed on the general path
-      const std::vector<std::byte> next_cell = Node::leaf_cell(next.key, next.value);
-      leaf.page.mark_dirty();
-      if (replace) {
-        n.remove(pos);
-      } else {
-        ++state_.key_count;
-      }
-      n.insert_cell(pos, next_cell);
-      shrank = underflows(n) && leaf.page.page_id() != state_.root;
-      last = next.key;
-      ++i;
-    }
-    if (shrank) {
-      // A smaller value replaced a larger one and left the leaf underfull.
-      path.clear();
-      root_guard.unlock();
-      co_await fix_underflow(last);
-    }
-  }
-  co_return changed;
-}
-
 namespace {
 
 // Rebuilds node `n` (of `type`, keeping its links) from `cells`.
-void rebuild(Node& n, std::span<std::byte> bytes, PageType type,
-             const std::vector<std::vector<std::byte>>& cells, std::size_t from, std::size_t to,
-             BlockId link0, BlockId link1) {
+// A node's cells as views: into a copy of its page (the node is rebuilt in
+// place) and into the cell being inserted.
+using CellViews = std::vector<std::span<const std::byte>>;
+
+void rebuild(Node& n, std::span<std::byte> bytes, PageType type, const CellViews& cells,
+             std::size_t from, std::size_t to, BlockId link0, BlockId link1) {
   Node::init(bytes, type);
   n.set_link0(link0);
   n.set_link1(link1);
@@ -589,20 +506,19 @@ void rebuild(Node& n, std::span<std::byte> bytes, PageType type,
 }
 
 // Do cells [from, to) fit one node of `usable` bytes?
-bool fit(const std::vector<std::vector<std::byte>>& cells, std::size_t from, std::size_t to,
-         std::uint32_t usable) {
+bool fit(const CellViews& cells, std::size_t from, std::size_t to, std::uint32_t usable) {
   std::uint64_t bytes = 0;
   for (std::size_t i = from; i < to; ++i) bytes += cells[i].size() + page::kSlotSize;
   return bytes <= usable;
 }
 
-std::vector<std::vector<std::byte>> cells_of(const Node& n) {
-  std::vector<std::vector<std::byte>> cells;
-  cells.reserve(n.count() + 1);
-  for (std::uint32_t i = 0; i < n.count(); ++i) {
-    auto c = n.cell(i);
-    cells.emplace_back(c.begin(), c.end());
-  }
+// The cells of the node in `page`, as views into `copy`, which receives a copy of the page.
+CellViews cells_of(std::span<const std::byte> page, std::vector<std::byte>& copy) {
+  copy.assign(page.begin(), page.end());
+  const Node c(std::span<std::byte>(copy.data(), copy.size()));
+  CellViews cells;
+  cells.reserve(c.count() + 1);
+  for (std::uint32_t i = 0; i < c.count(); ++i) cells.push_back(c.cell(i));
   return cells;
 }
 
@@ -615,8 +531,9 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
   Latched& cur = path[level];
   Node n(cur.page.data());
   const bool leaf = n.is_leaf();
-  std::vector<std::vector<std::byte>> cells = cells_of(n);
-  cells.insert(cells.begin() + pos, std::move(cell));
+  std::vector<std::byte> copy;
+  CellViews cells = cells_of(cur.page.data(), copy);
+  cells.insert(cells.begin() + pos, std::span<const std::byte>(cell));
   const std::size_t total = cells.size();
 
   // Split point: by count when the classic key limit forced the split, else
@@ -677,7 +594,7 @@ Task<void> BTree::split_and_insert(std::vector<Latched>& path, std::size_t level
     }
   } else {
     // cells[m] moves up: its key is the separator, its child becomes right's leftmost.
-    const std::vector<std::byte>& up = cells[m];
+    const std::span<const std::byte> up = cells[m];
     const std::uint32_t klen = le::load<std::uint16_t>(up.data(), 0);
     sep.assign(reinterpret_cast<const char*>(up.data() + Node::kInnerCellOverhead), klen);
     const BlockId up_child = le::load<std::uint64_t>(up.data(), 2);

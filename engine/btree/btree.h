@@ -172,14 +172,22 @@ class BTree {
 
   // Writes (writer mutex held).
   // Returns true when the leaf is left underfull (an update shrank a value).
-  Task<bool> insert_into_leaf(std::vector<Latched>& path, std::vector<std::byte> cell,
+  Task<bool> insert_into_leaf(std::vector<Latched>& path, std::span<const std::byte> cell,
                               std::string_view key);
+  // The put of `cell` (for `key`) into the latched leaf when it needs neither
+  // a split nor the freeing of an overflow chain; false (nothing changed)
+  // otherwise. Sets `shrank` as insert_into_leaf's result.
+  bool put_in_leaf(Latched& leaf, std::span<const std::byte> cell, std::string_view key,
+                   bool& shrank);
   // Exclusive descent; cell_size > 0 for an insert of that leaf cell, 0 for an erase.
   // With `upper`, sets it to the leaf's exclusive upper bound: the smallest
-  // separator right of the path (nullopt for the rightmost leaf).
+  // separator right of the path (nullopt for the rightmost leaf). With
+  // `parent_upper` too (and height >= 2), the path keeps the leaf's parent
+  // even when the leaf is safe, and it gets the parent's upper bound.
   Task<void> descend_exclusive(std::string_view key, std::uint32_t cell_size,
                                std::vector<Latched>& path, AsyncSharedMutex::Guard& root_guard,
-                               std::optional<std::string>* upper = nullptr);
+                               std::optional<std::string>* upper = nullptr,
+                               std::optional<std::string>* parent_upper = nullptr);
   // Rebalances the leaf holding `key` if it is underfull.
   Task<void> fix_underflow(std::string_view key);
   Task<void> split_and_insert(std::vector<Latched>& path, std::size_t level,
@@ -196,6 +204,10 @@ class BTree {
   // does not suspend), then starts loading those leaves' page-table entries,
   // frames and first lines together, so that their cache misses overlap.
   void prefetch_leaves(std::span<const SortedOp> ops);
+  // The second step, a few operations before a leaf is searched (its header
+  // and slots have arrived by then): the cells that the first three steps of
+  // its binary search read.
+  void prefetch_probes(BlockId leaf);
 
   // Policy.
   bool leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept;
@@ -222,7 +234,8 @@ class BTree {
                    std::uint32_t height) const;
   void expect_type(const PageGuard& page, BlockId from, PageType want, const char* what) const;
 
-  std::vector<BlockId> prefetch_ids_;  // prefetch_leaves' scratch
+  std::vector<BlockId> prefetch_ids_;      // prefetch_leaves' scratch
+  std::vector<BlockId> prefetch_leaf_of_;  // the leaf of each operation of the group
 
   void open_window() noexcept;
   void close_window() noexcept;

@@ -82,14 +82,20 @@ void Node::compact() noexcept {
 }
 
 std::vector<std::byte> Node::leaf_cell(std::string_view key, std::string_view value) {
-  std::vector<std::byte> c(kLeafCellOverhead + key.size() + value.size());
+  std::vector<std::byte> c;
+  leaf_cell_into(c, key, value);
+  return c;
+}
+
+void Node::leaf_cell_into(std::vector<std::byte>& c, std::string_view key, std::string_view value) {
+  c.resize(kLeafCellOverhead + key.size() + value.size());
   LeafCell::KeyLength::set(c.data(), static_cast<std::uint16_t>(key.size()));
   LeafCell::Flags::set(c.data(), 0);
+  LeafCell::Reserved::set(c.data(), 0);
   LeafCell::ValueLength::set(c.data(), static_cast<std::uint32_t>(value.size()));
   std::memcpy(c.data() + kLeafCellOverhead, key.data(), key.size());
   if (!value.empty())
     std::memcpy(c.data() + kLeafCellOverhead + key.size(), value.data(), value.size());
-  return c;
 }
 
 std::vector<std::byte> Node::leaf_overflow_cell(std::string_view key, std::uint32_t length,

@@ -151,6 +151,9 @@ class Node {
 
   // Cell builders.
   static std::vector<std::byte> leaf_cell(std::string_view key, std::string_view value);
+  // leaf_cell into `out`, which it resizes (reused, it stops allocating).
+  static void leaf_cell_into(std::vector<std::byte>& out, std::string_view key,
+                             std::string_view value);
   static std::vector<std::byte> leaf_overflow_cell(std::string_view key, std::uint32_t length,
                                                    BlockId first_page);
   static std::vector<std::byte> inner_cell(std::string_view key, BlockId child);

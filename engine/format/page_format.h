@@ -48,8 +48,9 @@ struct PageHeader {
 // A leaf cell: the key, then the value inline or the first overflow page.
 struct LeafCell {
   using KeyLength = Field<std::uint16_t, 0>;
-  using Flags = Field<std::uint8_t, 2>;             // kOverflow: the value is in overflow pages
-  using ValueLength = Field<std::uint32_t, 4>;      // byte 3 is reserved (0)
+  using Flags = Field<std::uint8_t, 2>;     // kOverflow: the value is in overflow pages
+  using Reserved = Field<std::uint8_t, 3>;  // 0
+  using ValueLength = Field<std::uint32_t, 4>;
   static constexpr std::uint32_t kFixed = 8;        // the key starts here
   static constexpr std::uint32_t kOverflowRef = 8;  // bytes of the u64 first overflow page
   static constexpr std::uint8_t kOverflow = 1;
