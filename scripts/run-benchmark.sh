@@ -41,8 +41,14 @@ export COROBTREE_BENCH_FILE_MB=$FILE_MB
 
 # The build just wrote its objects: their write-back would compete with the
 # first reads for the disk (seen: io_uring at 1/5 of fio in the first minute).
+# Even after sync this VM's disk serves the first 20-30 s of reads at a
+# fraction of its rate (seen twice: 600-4,000 IOPS, then 80,000): 30 s of
+# untimed random reads first, so that every row below meets the same disk.
 sync
 sleep 5
+fio --name=warmup --filename="$COROBTREE_BENCH_FILE" --size="${FILE_MB}m" --rw=randread --bs=4k --direct=1 \
+  --ioengine=io_uring --iodepth=32 --runtime=30 --time_based --output-format=terse \
+  >/dev/null 2>&1 || true
 echo "=== disk_bench: 4 KiB random O_DIRECT reads, io_uring vs pread ($FILE_MB MiB file)"
 "$BUILD/perf/disk_bench" --benchmark_min_time="$MIN_TIME" \
   --benchmark_out="$RESULTS/disk_bench.json" --benchmark_out_format=json
