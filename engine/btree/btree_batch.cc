@@ -164,7 +164,7 @@ Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
     const bool below = !finger_upper || compare_keys(op.key, *finger_upper) < 0;
     if (finger.page && below) {
       // One level down from the finger: the leaf of a key in its range.
-      path.push_back(std::move(finger));
+      path.push_back(std::exchange(finger, Latched()));
       parent_upper = std::exchange(finger_upper, std::nullopt);
       Node parent(path.back().page.data());
       const std::uint32_t idx = parent.child_index(op.key);
