@@ -292,6 +292,16 @@ Task<void> DiskManager::read_blocks(BlockId first, std::span<std::byte> out) {
   co_await when_all(std::move(reads));
 }
 
+Task<void> DiskManager::read_blocks_into(BlockId first, std::span<std::byte* const> pages) {
+  const std::uint32_t ps = page_size();
+  std::vector<Task<void>> reads;
+  reads.reserve(pages.size());
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    reads.push_back(read_block(first + i, std::span<std::byte>(pages[i], ps)));
+  }
+  co_await when_all(std::move(reads));
+}
+
 Task<void> FileDiskManager::write_blocks(BlockId first, std::span<const std::byte> data) {
   if (direct_io_ || data.empty()) {
     co_await DiskManager::write_blocks(first, data);

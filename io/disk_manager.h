@@ -106,6 +106,12 @@ class DiskManager {
   // `out`. REQUIRES: out.size() is a multiple of page_size(). The default
   // reads them one by one, all in flight at once; io_uring makes it one read.
   virtual Task<void> read_blocks(BlockId first, std::span<std::byte> out);
+  // Reads pages.size() consecutive blocks from `first`, block first + i into
+  // pages[i] (page_size() bytes each, anywhere: a scattered read, e.g. into a
+  // buffer pool's frames). The default reads them one by one, all in flight
+  // at once; io_uring makes it one vectored read when every page is aligned
+  // for O_DIRECT (or the file is buffered).
+  virtual Task<void> read_blocks_into(BlockId first, std::span<std::byte* const> pages);
 
   // Appends n zeroed blocks and returns the first id.
   virtual BlockId allocate_blocks(std::uint64_t n) = 0;

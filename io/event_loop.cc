@@ -106,6 +106,17 @@ EventLoop::OpAwaiter EventLoop::read(int fd, void* buf, std::uint32_t len,
   return OpAwaiter(*this, op);
 }
 
+EventLoop::OpAwaiter EventLoop::readv(int fd, const struct iovec* iov, unsigned count,
+                                      std::uint64_t offset) noexcept {
+  Operation op;
+  op.opcode = IORING_OP_READV;
+  op.fd = fd;
+  op.buf = reinterpret_cast<char*>(const_cast<struct iovec*>(iov));
+  op.len = count;  // iovecs, not bytes
+  op.offset = offset;
+  return OpAwaiter(*this, op);
+}
+
 EventLoop::OpAwaiter EventLoop::write(int fd, const void* buf, std::uint32_t len,
                                       std::uint64_t offset) noexcept {
   Operation op;
@@ -155,6 +166,10 @@ void EventLoop::queue_to_sq(Operation* op) noexcept {
       break;
     case IORING_OP_WRITE:
       io_uring_prep_write(sqe, op->fd, op->buf + op->done, remaining, op->offset + op->done);
+      break;
+    case IORING_OP_READV:  // never resubmitted after a transfer: done stays 0
+      io_uring_prep_readv(sqe, op->fd, reinterpret_cast<const struct iovec*>(op->buf), op->len,
+                          op->offset);
       break;
     default: io_uring_prep_fsync(sqe, op->fd, op->fsync_flags); break;
   }
@@ -336,6 +351,8 @@ bool EventLoop::handle_completion(Operation* op, int res) noexcept {
     op->result = res;
   } else if (op->opcode == IORING_OP_FSYNC) {
     op->result = 0;
+  } else if (op->opcode == IORING_OP_READV) {
+    op->result = res;  // short or not: the caller goes on (len counts iovecs)
   } else {
     op->done += static_cast<std::uint32_t>(res);
     if (res == 0 && op->opcode == IORING_OP_WRITE && op->done < op->len) {

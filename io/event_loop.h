@@ -45,6 +45,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/uio.h>
 
 #include <coroutine>
 #include <cstddef>
@@ -126,6 +127,11 @@ class EventLoop final {
 
   // REQUIRES: buf stays valid until the awaiting coroutine resumes.
   OpAwaiter read(int fd, void* buf, std::uint32_t len, std::uint64_t offset) noexcept;
+  // A vectored read into `count` buffers (IORING_OP_READV). Unlike read(), a
+  // short transfer is not resubmitted: it returns the bytes transferred, and
+  // the caller reads the rest. REQUIRES: iov[0 .. count) and the buffers stay
+  // valid until the awaiting coroutine resumes; count <= IOV_MAX.
+  OpAwaiter readv(int fd, const struct iovec* iov, unsigned count, std::uint64_t offset) noexcept;
   OpAwaiter write(int fd, const void* buf, std::uint32_t len, std::uint64_t offset) noexcept;
   // datasync: fdatasync semantics (IORING_FSYNC_DATASYNC).
   OpAwaiter fsync(int fd, bool datasync = false) noexcept;

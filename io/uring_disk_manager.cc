@@ -1,6 +1,11 @@
 #include "io/uring_disk_manager.h"
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <vector>
+
+#include <sys/uio.h>
 
 #include "io/aligned_buffer.h"
 #include "io/event_loop.h"
@@ -45,6 +50,48 @@ Task<void> UringDiskManager::read_blocks(BlockId first, std::span<std::byte> out
       break;
     }
     done += static_cast<std::size_t>(res);
+  }
+  stats_.reads += n;
+}
+
+Task<void> UringDiskManager::read_blocks_into(BlockId first, std::span<std::byte* const> pages) {
+  const std::size_t n = pages.size();
+  bool aligned = true;
+  for (std::size_t i = 0; i < n && aligned && direct_io(); ++i) {
+    aligned = is_direct_io_aligned(pages[i]);
+  }
+  if (n <= 1 || !aligned) {
+    co_await DiskManager::read_blocks_into(first, pages);
+    co_return;
+  }
+  check_read(first, page_size());
+  check_read(first + n - 1, page_size());
+  std::vector<iovec> iov(n);
+  for (std::size_t i = 0; i < n; ++i) iov[i] = iovec{pages[i], page_size()};
+  // A short read goes on from where it stopped: whole iovecs done are
+  // skipped, a partly filled one is trimmed.
+  std::size_t at = 0;  // the first iovec not filled yet
+  std::uint64_t offset = offset_of(first);
+  while (at < n) {
+    const auto count = static_cast<unsigned>(std::min<std::size_t>(n - at, IOV_MAX));
+    const int res = co_await loop_->readv(native_handle(), iov.data() + at, count, offset);
+    if (res < 0) {
+      throw errno_error(-res, "read", path(), first + (offset - offset_of(first)) / page_size());
+    }
+    // End of file: the tail block is zero-padded (as read_block does). With
+    // O_DIRECT a transfer stops off a sector boundary only at the end.
+    constexpr int kSector = 512;
+    const bool eof = res == 0 || (direct_io() && res % kSector != 0);
+    auto left = static_cast<std::size_t>(res);
+    offset += left;
+    while (at < n && left >= iov[at].iov_len) left -= iov[at++].iov_len;
+    if (at < n && left > 0) {
+      iov[at].iov_base = static_cast<std::byte*>(iov[at].iov_base) + left;
+      iov[at].iov_len -= left;
+    }
+    if (eof) {
+      for (; at < n; ++at) std::memset(iov[at].iov_base, 0, iov[at].iov_len);
+    }
   }
   stats_.reads += n;
 }

@@ -29,6 +29,8 @@ class UringDiskManager final : public FileDiskManager {
   Task<void> write_block(BlockId id, std::span<const std::byte> data) override;
   // One read for the run (blocks past the file's end throw, as read_block).
   Task<void> read_blocks(BlockId first, std::span<std::byte> out) override;
+  // One vectored read for the run (pages not aligned for O_DIRECT: one by one).
+  Task<void> read_blocks_into(BlockId first, std::span<std::byte* const> pages) override;
   Task<void> sync() override;
   IoBackend backend() const noexcept override { return IoBackend::kUring; }
 

@@ -31,6 +31,9 @@ class ReplaceableDisk final : public ForwardingDiskManager {
   Task<void> read_blocks(BlockId first, std::span<std::byte> out) override {
     return inner().read_blocks(first, out);
   }
+  Task<void> read_blocks_into(BlockId first, std::span<std::byte* const> pages) override {
+    return inner().read_blocks_into(first, pages);
+  }
 };
 
 }  // namespace corobtree

@@ -44,17 +44,16 @@ Task<void> PageImageStore::read_page(BlockId id, std::span<std::byte> out) {
   co_await log_.read(it->second, out);
 }
 
-Task<void> PageImageStore::read_pages(BlockId first, std::uint32_t page_size,
-                                      std::span<std::byte> out) {
+Task<void> PageImageStore::read_pages_into(BlockId first, std::uint32_t page_size,
+                                           std::span<std::byte* const> pages) {
   follow_generation();
-  const std::size_t n = out.size() / page_size;
   bool logged = false;
-  for (std::size_t i = 0; i < n && !logged; ++i) logged = index_.count(first + i) != 0;
+  for (std::size_t i = 0; i < pages.size() && !logged; ++i) logged = index_.count(first + i) != 0;
   if (!logged) {
-    co_await data_.read_blocks(first, out);
+    co_await data_.read_blocks_into(first, pages);
     co_return;
   }
-  co_await PageStore::read_pages(first, page_size, out);
+  co_await PageStore::read_pages_into(first, page_size, pages);
 }
 
 Task<void> PageImageStore::write_page(BlockId id, std::span<const std::byte> page) {

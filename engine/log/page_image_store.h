@@ -48,7 +48,8 @@ class PageImageStore final : public PageStore {
   // PageStore: the newest logged image of `id`, else the data file's copy.
   Task<void> read_page(BlockId id, std::span<std::byte> out) override;
   // One read of the data file when the log holds none of the pages.
-  Task<void> read_pages(BlockId first, std::uint32_t page_size, std::span<std::byte> out) override;
+  Task<void> read_pages_into(BlockId first, std::uint32_t page_size,
+                             std::span<std::byte* const> pages) override;
   // Appends an image of `id` (stamped by the pool's hooks already).
   Task<void> write_page(BlockId id, std::span<const std::byte> page) override;
 

@@ -270,9 +270,10 @@ Task<PageGuard> BufferPool::fetch_slow(BlockId id) {
   }
 }
 
-Task<void> PageStore::read_pages(BlockId first, std::uint32_t page_size, std::span<std::byte> out) {
-  for (std::size_t i = 0; i * page_size < out.size(); ++i) {
-    co_await read_page(first + i, out.subspan(i * page_size, page_size));
+Task<void> PageStore::read_pages_into(BlockId first, std::uint32_t page_size,
+                                      std::span<std::byte* const> pages) {
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    co_await read_page(first + i, std::span<std::byte>(pages[i], page_size));
   }
 }
 
@@ -345,31 +346,15 @@ Task<void> BufferPool::prefetch_read(std::vector<FrameId> frames) {
       Frame& fr = frame(frames.front());
       co_await store_read(first, std::span<std::byte>(fr.data, page_size_));
     } else {
-      // One read for the run, then a copy into each frame (frames are not
-      // adjacent). Run buffers are reused: a fresh one costs page faults.
-      AlignedBuffer run;
-      if (!run_buffers_.empty() && run_buffers_.back().size() >= n * page_size_) {
-        run = std::move(run_buffers_.back());
-        run_buffers_.pop_back();
+      // One vectored read for the run, straight into the frames.
+      std::vector<std::byte*> pages(n);
+      for (std::size_t i = 0; i < n; ++i) pages[i] = frame(frames[i]).data;
+      const std::span<std::byte* const> into(pages);
+      if (store_) {
+        co_await store_->read_pages_into(first, page_size_, into);
       } else {
-        run = AlignedBuffer(n * page_size_);
+        co_await disk_.read_blocks_into(first, into);
       }
-      const std::span<std::byte> bytes = run.span().first(n * page_size_);
-      std::exception_ptr error;
-      try {
-        if (store_) {
-          co_await store_->read_pages(first, page_size_, bytes);
-        } else {
-          co_await disk_.read_blocks(first, bytes);
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-          std::memcpy(frame(frames[i]).data, run.data() + i * page_size_, page_size_);
-        }
-      } catch (...) {
-        error = std::current_exception();
-      }
-      if (run_buffers_.size() < kRunBuffers) run_buffers_.push_back(std::move(run));
-      if (error) std::rethrow_exception(error);
     }
   } catch (...) {
     ok = false;  // dropped: the next fetch reads the pages itself and reports the error

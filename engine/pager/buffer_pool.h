@@ -81,9 +81,10 @@ class PageStore {
   virtual ~PageStore() = default;
   virtual Task<void> read_page(BlockId id, std::span<std::byte> out) = 0;
   virtual Task<void> write_page(BlockId id, std::span<const std::byte> page) = 0;
-  // Pages first, first + 1, ... (out.size() / page_size of them) into `out`;
-  // the default reads them one by one.
-  virtual Task<void> read_pages(BlockId first, std::uint32_t page_size, std::span<std::byte> out);
+  // Pages first, first + 1, ... into scattered buffers (page_size bytes
+  // each): page first + i into pages[i]; the default reads them one by one.
+  virtual Task<void> read_pages_into(BlockId first, std::uint32_t page_size,
+                                     std::span<std::byte* const> pages);
 };
 
 // Hooks through which the engine's page format sees every transfer: verify a
@@ -337,8 +338,6 @@ class BufferPool {
   Condition frame_released_;      // an unpin or a freed frame
   DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
   DrainLatch prefetches_;         // prefetch() reads in flight
-  static constexpr std::size_t kRunBuffers = 8;
-  std::vector<AlignedBuffer> run_buffers_;  // prefetch()'s spare run buffers
   std::uint64_t dirty_marks_ = 0;
   std::uint64_t deadlock_epoch_ = 0;   // bumped when the Scheduler breaks a frame wait
   std::exception_ptr deferred_error_;  // direct-mode write-back failure
