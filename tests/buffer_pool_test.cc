@@ -209,6 +209,35 @@ BOOST_DATA_TEST_CASE(concurrent_misses_share_one_read, bdata::make(corobtree::te
   BOOST_TEST(fx.dm->stats().reads == 1u);  // setup only wrote
 }
 
+// prefetch() reads a run of consecutive pages with one read straight into
+// frames that are neither adjacent nor in order (victims of a full pool):
+// each page must land in its own frame.
+BOOST_DATA_TEST_CASE(prefetch_reads_a_run_into_scattered_frames,
+                     bdata::make(corobtree::test::all_backends()), cfg) {
+  Fixture fx(cfg, 32);
+  BufferPool pool(*fx.dm, 16);
+  sync_wait(touch_all(pool, {21, 16, 30, 18, 25, 17, 29, 19, 27, 20, 31, 23, 28, 22, 26, 24}));
+  const std::uint64_t reads_before = fx.dm->stats().reads;
+  const std::uint32_t started = pool.prefetch(0, 10);
+  sync_wait(pool.readahead_drained());
+  if (cfg.backend == corobtree::IoBackend::kPread) {
+    BOOST_TEST(started == 0u);  // synchronous reads: read-ahead does nothing
+    return;
+  }
+  BOOST_TEST(started == 10u);
+  BOOST_TEST(pool.stats().readahead_reads == 10u);
+  BOOST_TEST(fx.dm->stats().reads - reads_before == 10u);
+  const std::uint64_t misses = pool.stats().misses;
+  for (BlockId id = 0; id < 10; ++id) {
+    BOOST_TEST_CONTEXT("page " << id) {
+      BOOST_TEST(cached(pool, id));
+      BOOST_TEST(sync_wait(read_stamp(pool, id)) == id * 1000);
+    }
+  }
+  BOOST_TEST(pool.stats().misses == misses);
+  BOOST_TEST(fx.dm->stats().reads - reads_before == 10u);
+}
+
 BOOST_DATA_TEST_CASE(fetch_waits_for_a_pinned_frame_then_succeeds,
                      bdata::make(corobtree::test::all_backends()), cfg) {
   Fixture fx(cfg, 4);
