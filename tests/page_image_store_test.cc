@@ -139,6 +139,35 @@ BOOST_DATA_TEST_CASE(reads_fall_back_to_the_data_file, corobtree::test::all_back
   BOOST_TEST(fx.store->next_lsn() == fx.log->last_commit() + 1);
 }
 
+// read_pages_into (the pool's read-ahead): a run the log holds none of comes
+// from the data file in one read, a run with a logged page page by page, each
+// page from where its newest copy is; scattered into buffers in any order.
+BOOST_DATA_TEST_CASE(a_scattered_run_reads_each_page_from_its_newest_copy,
+                     corobtree::test::all_backends(), cfg) {
+  Fixture fx(cfg);
+  fx.write(6, 1);
+  constexpr std::size_t kRun = 6;
+  AlignedBuffer arena(kRun * kPage);
+  std::vector<std::byte*> pages(kRun);
+  for (std::size_t i = 0; i < kRun; ++i) pages[i] = arena.data() + (kRun - 1 - i) * kPage;
+  const std::uint64_t data_reads = fx.data->stats().reads;
+  sync_wait(fx.store->read_pages_into(8, kPage, pages));  // 8 .. 13: none logged
+  BOOST_TEST(fx.data->stats().reads - data_reads == kRun);
+  for (std::size_t i = 0; i < kRun; ++i) {
+    BOOST_TEST_CONTEXT("page " << 8 + i) {
+      BOOST_TEST(std::memcmp(pages[i], page_of(8 + i, 0).data(), kPage) == 0);
+    }
+  }
+  std::memset(arena.data(), 0, arena.size());
+  sync_wait(fx.store->read_pages_into(3, kPage, pages));  // 3 .. 8: 6 is logged
+  for (std::size_t i = 0; i < kRun; ++i) {
+    BOOST_TEST_CONTEXT("page " << 3 + i) {
+      const int version = 3 + i == 6 ? 1 : 0;
+      BOOST_TEST(std::memcmp(pages[i], page_of(3 + i, version).data(), kPage) == 0);
+    }
+  }
+}
+
 BOOST_DATA_TEST_CASE(copy_writes_the_newest_images_into_the_data_file,
                      corobtree::test::all_backends(), cfg) {
   Fixture fx(cfg);
