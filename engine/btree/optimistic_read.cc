@@ -8,6 +8,7 @@
 #include "engine/btree/node.h"
 #include "engine/format/page_format.h"
 #include "engine/pager/buffer_pool.h"
+#include "engine/pager/view_pins.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define COROBTREE_TSAN 1
@@ -240,6 +241,44 @@ Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) 
   return Step::kOk;
 }
 
+// get_once() that pins the leaf's buffer instead of copying the value.
+Step get_pinned_once(Reader& r, std::string_view key, PinnedValue& out, bool& found) {
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  std::uint32_t pos = 0;
+  const Step s = find(r, key, leaf, v, pos);
+  if (s != Step::kOk) return s;
+  std::string_view bytes;
+  bool hit = false;
+  if (pos < v.count()) {
+    std::string_view k;
+    if (!v.key(pos, k)) return torn_or_bad(leaf);
+    if (k == key) {
+      bool overflow = false;
+      if (!v.value(pos, bytes, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+      hit = true;
+    }
+  }
+  if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  if (!hit) {
+    found = false;
+    return Step::kOk;
+  }
+  // Pin, then validate again, seq_cst (engine/pager/view_pins.h): if nothing
+  // changed, every later writer or reuse of the frame sees the pin first.
+  ViewPins* pins = r.pool().view_pins();
+  if (pins == nullptr) return Step::kFallback;
+  const std::uint32_t slot = pins->claim(leaf.data);
+  if (slot == ViewPins::kNoSlot) return Step::kFallback;
+  if (!BufferPool::view_valid(leaf) || r.tree().window_seq_after_pin() != r.seq()) {
+    pins->release(slot);
+    return Step::kRetry;
+  }
+  detail::PinAccess::set_pinned(out, pins, slot, bytes);
+  found = true;
+  return Step::kOk;
+}
+
 Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
                std::vector<std::pair<std::string, std::string>>& out) {
   // The pairs already in `out` are overwritten in place (their strings'
@@ -465,6 +504,10 @@ Optimistic run(BTree& tree, Once once) {
 
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found) {
   return run(tree, [&](Reader& r) { return get_once(r, key, value, found); });
+}
+
+Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue& out, bool& found) {
+  return run(tree, [&](Reader& r) { return get_pinned_once(r, key, out, found); });
 }
 
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
