@@ -46,6 +46,7 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
     owner_.resize(pool_pages);
     pins_ = new ViewPins();
     named_.reserve(ViewPins::kSlots);  // scans in a write window never allocate
+    still_named_.reserve(ViewPins::kSlots);
   }
   for (std::size_t i = 0; i < pool_pages; ++i) {
     fixed_frames_[i].data = arena_.data() + i * page_size_;
@@ -121,11 +122,12 @@ std::uint32_t BufferPool::take_spare_buffer() {
   if (spare_.empty() && !detached_.empty()) {
     // Detached buffers that no view names any more (and that no write in
     // flight from their old frame may still read) become spares.
-    pins_->named(named_);
-    std::sort(named_.begin(), named_.end());
+    // Its own list: unshare_viewed() may be walking named_.
+    pins_->named(still_named_);
+    std::sort(still_named_.begin(), still_named_.end());
     std::size_t kept = 0;
     for (const Detached& d : detached_) {
-      const bool named = std::binary_search(named_.begin(), named_.end(),
+      const bool named = std::binary_search(still_named_.begin(), still_named_.end(),
                                             static_cast<const std::byte*>(buffer_data(d.buf)));
       if (named || frame(d.from).writing) {
         detached_[kept++] = d;

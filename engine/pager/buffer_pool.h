@@ -388,10 +388,11 @@ class BufferPool {
   std::vector<FrameId> owner_;
   std::vector<std::uint32_t> spare_;
   std::vector<Detached> detached_;
-  std::vector<const std::byte*> named_;  // scratch for ViewPins::named
-  Condition frame_released_;             // an unpin or a freed frame
-  DrainLatch direct_writebacks_;         // direct-mode write-backs in flight
-  DrainLatch prefetches_;                // prefetch() reads in flight
+  std::vector<const std::byte*> named_;        // scratch: unshare_viewed's scan
+  std::vector<const std::byte*> still_named_;  // scratch: take_spare_buffer's scan
+  Condition frame_released_;                   // an unpin or a freed frame
+  DrainLatch direct_writebacks_;               // direct-mode write-backs in flight
+  DrainLatch prefetches_;                      // prefetch() reads in flight
   static constexpr std::size_t kRunBuffers = 8;
   std::vector<AlignedBuffer> run_buffers_;  // prefetch()'s spare run buffers
   std::uint64_t dirty_marks_ = 0;
