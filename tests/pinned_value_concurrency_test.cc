@@ -169,7 +169,8 @@ BOOST_DATA_TEST_CASE(readers_pin_while_the_engine_writes, bdata::make(cases()), 
         const std::string before(g.view());
         db.put(key_of(k), value_of(k, ++version, 5));
         // Checked after the join (a failed REQUIRE here would leave threads).
-        if (g.view() != before) writer_failure = "the writer's own pin of " + key_of(k) + " changed";
+        if (g.view() != before)
+          writer_failure = "the writer's own pin of " + key_of(k) + " changed";
       }
     }
   }
