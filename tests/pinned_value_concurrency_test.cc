@@ -109,6 +109,7 @@ std::string read_loop(BlockingDatabase& db, std::uint64_t seed, const std::atomi
     if (n % 8 == 0) {
       found = db.get_pinned(key, h.guard);
     } else if (!db.async().try_get_pinned(key, h.guard, found)) {
+      h.expected.clear();  // the guard was reset
       continue;
     }
     if (!found) {

@@ -242,7 +242,10 @@ Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) 
 }
 
 // get_once() that pins the leaf's buffer instead of copying the value.
-Step get_pinned_once(Reader& r, std::string_view key, PinnedValue& out, bool& found) {
+// `slot`: the caller's pin slot, claimed on the first hit (or taken over
+// from the guard) and kept across attempts; on a hit it names the buffer.
+Step get_pinned_once(Reader& r, std::string_view key, std::uint32_t& slot, std::string_view& view,
+                     bool& found) {
   BufferPool::OptimisticPage leaf;
   PageView v(nullptr, 0);
   std::uint32_t pos = 0;
@@ -268,13 +271,16 @@ Step get_pinned_once(Reader& r, std::string_view key, PinnedValue& out, bool& fo
   // changed, every later writer or reuse of the frame sees the pin first.
   ViewPins* pins = r.pool().view_pins();
   if (pins == nullptr) return Step::kFallback;
-  const std::uint32_t slot = pins->claim(leaf.data);
-  if (slot == ViewPins::kNoSlot) return Step::kFallback;
+  if (slot == ViewPins::kNoSlot) {
+    slot = pins->claim(leaf.data);
+    if (slot == ViewPins::kNoSlot) return Step::kFallback;
+  } else {
+    pins->repoint(slot, leaf.data);
+  }
   if (!BufferPool::view_valid(leaf) || r.tree().window_seq_after_pin() != r.seq()) {
-    pins->release(slot);
     return Step::kRetry;
   }
-  detail::PinAccess::set_pinned(out, pins, slot, bytes);
+  view = bytes;
   found = true;
   return Step::kOk;
 }
@@ -507,7 +513,20 @@ Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value,
 }
 
 Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue& out, bool& found) {
-  return run(tree, [&](Reader& r) { return get_pinned_once(r, key, out, found); });
+  // A guard that pins already lends its slot: one store names the new
+  // buffer (instead of a release and a claim).
+  ViewPins* pins = tree.pool().view_pins();
+  std::uint32_t slot =
+      pins == nullptr ? ViewPins::kNoSlot : detail::PinAccess::take_slot(out, pins);
+  std::string_view view;
+  const Optimistic result =
+      run(tree, [&](Reader& r) { return get_pinned_once(r, key, slot, view, found); });
+  if (result == Optimistic::kDone && found) {
+    detail::PinAccess::set_pinned(out, pins, slot, view);
+  } else if (slot != ViewPins::kNoSlot) {
+    pins->release(slot);
+  }
+  return result;
 }
 
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {

@@ -54,7 +54,8 @@ Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value,
 // optimistic_get() without the copy: kDone: `found` says whether `key`
 // exists; if it does, `out` pins the leaf's buffer and views the value in it
 // (include/corobtree/pinned_value.h). kFallback also when every pin slot is
-// in use; `out` is then untouched.
+// in use. Except on a hit, `out` ends up reset (a pin it held is reused or
+// released).
 Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue& out, bool& found);
 
 // kDone: `out` holds up to `limit` pairs of the range in scan order.

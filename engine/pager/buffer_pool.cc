@@ -115,6 +115,7 @@ void BufferPool::detach_buffer(FrameId f, bool copy) {
   fr.buf = nb;
   fr.data = data;
   frame_data_[f].store(data, std::memory_order_release);
+  if (fr.published) publish(f);  // with kMovedBit (a new version: readers retry)
   ++stats_.view_relocations;
 }
 
@@ -197,7 +198,7 @@ void BufferPool::unpin(FrameId f) noexcept {
 void BufferPool::publish(FrameId f) {
   if (direct()) return;
   Frame& fr = frame(f);
-  fr.published = directory_.set(fr.page_id, f);
+  fr.published = directory_.set(fr.page_id, fr.buf == f ? f : f | kMovedBit);
 }
 
 void BufferPool::unpublish(FrameId f) noexcept {

@@ -269,11 +269,15 @@ class BufferPool {
     if (word == nullptr) return false;
     const std::uint64_t w = word->load(std::memory_order_acquire);
     if (!PageDirectory::cached(w)) return false;
-    const FrameId f = PageDirectory::frame_of(w);
+    const FrameId raw = PageDirectory::frame_of(w);
+    const FrameId f = raw & ~kMovedBit;
     if (f >= pool_pages_) return false;
     std::atomic<bool>& ref = referenced_[f];
     if (!ref.load(std::memory_order_relaxed)) ref.store(true, std::memory_order_relaxed);
-    out = OptimisticPage{frame_data_[f].load(std::memory_order_acquire), word, w};
+    // Frames on their own arena slot (the rule) need no load to find it.
+    const std::byte* data = (raw & kMovedBit) == 0 ? arena_.data() + std::size_t{f} * page_size_
+                                                   : frame_data_[f].load(std::memory_order_acquire);
+    out = OptimisticPage{data, word, w};
     return true;
   }
   // True when the pool did not move the page since read_begin (what was read
@@ -377,6 +381,9 @@ class BufferPool {
   // for read_begin); the pins; buffers beyond the arena; per buffer the frame
   // using it (kNoFrame: spare or detached); spare and detached buffers.
   static constexpr FrameId kNoFrame = UINT32_MAX;
+  // Published with a frame's id in the directory when its page is not in the
+  // frame's own arena slot (read_begin then loads frame_data_).
+  static constexpr FrameId kMovedBit = FrameId{1} << 31;
   struct Detached {
     std::uint32_t buf;
     FrameId from;  // while it is writing, its write may still read the buffer

@@ -52,6 +52,11 @@ class ViewPins {
 
   // Any thread: a slot naming `buffer`, or kNoSlot when all are in use.
   std::uint32_t claim(const std::byte* buffer) noexcept;
+  // Any thread: the claimed `slot` names `buffer` instead (what it named
+  // before is no longer pinned).
+  void repoint(std::uint32_t slot, const std::byte* buffer) noexcept {
+    slots_[slot].store(reinterpret_cast<std::uintptr_t>(buffer), std::memory_order_seq_cst);
+  }
   // Any thread: frees the slot. May delete this table (see orphan()).
   void release(std::uint32_t slot) noexcept;
 
@@ -88,6 +93,17 @@ class PinAccess {
     out.pins_ = pins;
     out.slot_ = slot;
     out.view_ = view;
+  }
+  // The slot of `out` if it pins a buffer of `pins` (`out` is left empty,
+  // the slot still claimed), else kNoSlot (`out` reset).
+  static std::uint32_t take_slot(PinnedValue& out, const ViewPins* pins) noexcept {
+    if (out.pins_ != pins || pins == nullptr) {
+      out.reset();
+      return ViewPins::kNoSlot;
+    }
+    out.pins_ = nullptr;
+    out.view_ = {};
+    return out.slot_;
   }
   // The guard owns `value` (the engine's path, or no pin possible).
   static void set_copy(PinnedValue& out, std::string&& value) noexcept {

@@ -102,7 +102,7 @@ class COROBTREE_EXPORT Database {
   // while the guard lives, whatever writers do meanwhile); otherwise it
   // holds a copy (include/corobtree/pinned_value.h). A miss resets it.
   // try_get_pinned is the lock-free part (true: answered; false: the engine
-  // must, `value` untouched); get_pinned falls back to the engine's get.
+  // must, `value` reset); get_pinned falls back to the engine's get.
   // `key` must stay valid until the task finishes.
   bool try_get_pinned(std::string_view key, PinnedValue& value, bool& found);
   Task<bool> get_pinned(std::string_view key, PinnedValue& value);
