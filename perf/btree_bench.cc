@@ -17,6 +17,9 @@
 //                          figure excludes sync_wait's per-call cost.
 // BM_RandomGetInto         the same through get(key, value) into one reused
 //                          string: a cached hit allocates nothing.
+// BM_RandomGetPinned       the same through try_get_pinned into one PinnedValue
+//                          (get_pinned if that cannot answer): the value is
+//                          viewed in the pool's page, not copied.
 // BM_Scan100               seek to a random key and read 100 entries with one
 //                          Cursor (entries/s).
 // BM_SeedSearch            the seed project's shape: 20,000 single puts of the
@@ -56,6 +59,7 @@
 #include <vector>
 
 #include <corobtree/database.h>
+#include <corobtree/pinned_value.h>
 #include <corobtree/sync_wait.h>
 #include <corobtree/task.h>
 #include "io/disk_manager.h"
@@ -254,6 +258,29 @@ Task<void> random_get_into_loop(Database& db, std::uint64_t n, benchmark::State&
   }
 }
 
+Task<void> random_get_pinned_loop(Database& db, std::uint64_t n, benchmark::State& state,
+                                  std::uint64_t& bad) {
+  SplitMix64 rng(11);
+  corobtree::PinnedValue value;
+  for (auto _ : state) {
+    const std::uint64_t k = rng.below(n);
+    const Key key(k);
+    bool present = false;
+    if (!db.try_get_pinned(key.view(), value, present)) {
+      present = co_await db.get_pinned(key.view(), value);
+    }
+    if (!present || !value_matches(value.view(), k)) ++bad;
+  }
+}
+
+void BM_RandomGetPinned(benchmark::State& state) {
+  Database& db = shared_db();
+  std::uint64_t bad = 0;
+  corobtree::sync_wait(random_get_pinned_loop(db, key_count(), state, bad));
+  if (bad != 0) state.SkipWithError("a get missed a present key or returned a wrong value");
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_RandomGetInto(benchmark::State& state) {
   Database& db = shared_db();
   std::uint64_t bad = 0;
@@ -385,6 +412,7 @@ BENCHMARK(BM_RandomInsertBatch1000)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RandomGet)->MinTime(read_min_time());
 BENCHMARK(BM_RandomGetInto)->MinTime(read_min_time());
+BENCHMARK(BM_RandomGetPinned)->MinTime(read_min_time());
 BENCHMARK(BM_Scan100)->MinTime(read_min_time());
 BENCHMARK_CAPTURE(BM_SeedSearch, uring_pool256, IoBackend::kUring, 256)
     ->MinTime(read_min_time())

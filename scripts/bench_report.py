@@ -125,6 +125,7 @@ PEERS = ("lmdb", "sqlite", "rocksdb", "leveldb")
 CACHED_PAIRS = (
     ("random gets", "gets/s", "BM_RandomGet", "BM_PeerGet"),
     ("random gets into a reused string", "gets/s", "BM_RandomGetInto", "BM_PeerGet"),
+    ("random gets, value pinned (no copy)", "gets/s", "BM_RandomGetPinned", "BM_PeerGet"),
     ("random inserts, batches of 1000", "inserts/s", "BM_RandomInsertBatch1000", "BM_PeerInsertBatch"),
     ("scans of 100", "entries/s", "BM_Scan100", "BM_PeerScan"),
 )

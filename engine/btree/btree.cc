@@ -35,9 +35,12 @@ BTree::BTree(BufferPool& pool, TreeState state)
 
 void BTree::open_window() noexcept {
   if (window_depth_++ != 0) return;
-  window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // seq_cst, then the scan for pinned views: a reader that pins a page
+  // buffer after the scan sees the odd number (engine/pager/view_pins.h).
+  window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   // Readers that see any write of the window also see the odd number.
   std::atomic_thread_fence(std::memory_order_release);
+  pool_.unshare_viewed();
 }
 
 void BTree::close_window() noexcept {

@@ -120,6 +120,10 @@ class BTree {
     BTree* tree_;
   };
   std::uint64_t window_seq() const noexcept { return window_seq_.load(std::memory_order_acquire); }
+  // window_seq() for a reader that has just pinned a view (engine/pager/view_pins.h).
+  std::uint64_t window_seq_after_pin() const noexcept {
+    return window_seq_.load(std::memory_order_seq_cst);
+  }
   // The tree's root and height as of the last closed window (any thread).
   BlockId published_root() const noexcept { return pub_root_.load(std::memory_order_relaxed); }
   std::uint32_t published_height() const noexcept {

@@ -8,6 +8,7 @@
 #include "engine/btree/node.h"
 #include "engine/format/page_format.h"
 #include "engine/pager/buffer_pool.h"
+#include "engine/pager/view_pins.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define COROBTREE_TSAN 1
@@ -240,6 +241,50 @@ Step get_once(Reader& r, std::string_view key, std::string& value, bool& found) 
   return Step::kOk;
 }
 
+// get_once() that pins the leaf's buffer instead of copying the value.
+// `slot`: the caller's pin slot, claimed on the first hit (or taken over
+// from the guard) and kept across attempts; on a hit it names the buffer.
+Step get_pinned_once(Reader& r, std::string_view key, std::uint32_t& slot, std::string_view& view,
+                     bool& found) {
+  BufferPool::OptimisticPage leaf;
+  PageView v(nullptr, 0);
+  std::uint32_t pos = 0;
+  const Step s = find(r, key, leaf, v, pos);
+  if (s != Step::kOk) return s;
+  std::string_view bytes;
+  bool hit = false;
+  if (pos < v.count()) {
+    std::string_view k;
+    if (!v.key(pos, k)) return torn_or_bad(leaf);
+    if (k == key) {
+      bool overflow = false;
+      if (!v.value(pos, bytes, overflow)) return overflow ? Step::kFallback : torn_or_bad(leaf);
+      hit = true;
+    }
+  }
+  if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+  if (!hit) {
+    found = false;
+    return Step::kOk;
+  }
+  // Pin, then validate again, seq_cst (engine/pager/view_pins.h): if nothing
+  // changed, every later writer or reuse of the frame sees the pin first.
+  ViewPins* pins = r.pool().view_pins();
+  if (pins == nullptr) return Step::kFallback;
+  if (slot == ViewPins::kNoSlot) {
+    slot = pins->claim(leaf.data);
+    if (slot == ViewPins::kNoSlot) return Step::kFallback;
+  } else {
+    pins->repoint(slot, leaf.data);
+  }
+  if (!BufferPool::view_valid(leaf) || r.tree().window_seq_after_pin() != r.seq()) {
+    return Step::kRetry;
+  }
+  view = bytes;
+  found = true;
+  return Step::kOk;
+}
+
 Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
                std::vector<std::pair<std::string, std::string>>& out) {
   // The pairs already in `out` are overwritten in place (their strings'
@@ -465,6 +510,23 @@ Optimistic run(BTree& tree, Once once) {
 
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found) {
   return run(tree, [&](Reader& r) { return get_once(r, key, value, found); });
+}
+
+Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue& out, bool& found) {
+  // A guard that pins already lends its slot: one store names the new
+  // buffer (instead of a release and a claim).
+  ViewPins* pins = tree.pool().view_pins();
+  std::uint32_t slot =
+      pins == nullptr ? ViewPins::kNoSlot : detail::PinAccess::take_slot(out, pins);
+  std::string_view view;
+  const Optimistic result =
+      run(tree, [&](Reader& r) { return get_pinned_once(r, key, slot, view, found); });
+  if (result == Optimistic::kDone && found) {
+    detail::PinAccess::set_pinned(out, pins, slot, view);
+  } else if (slot != ViewPins::kNoSlot) {
+    pins->release(slot);
+  }
+  return result;
 }
 
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {

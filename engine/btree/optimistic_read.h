@@ -35,6 +35,7 @@
 #include <vector>
 
 #include <corobtree/cursor.h>
+#include <corobtree/pinned_value.h>
 
 #include "io/disk_manager.h"
 
@@ -49,6 +50,13 @@ enum class Optimistic : unsigned char { kDone, kFallback };
 // suffices). On kFallback `value` is unspecified.
 // REQUIRES: key.size() <= tree.max_key_size().
 Optimistic optimistic_get(BTree& tree, std::string_view key, std::string& value, bool& found);
+
+// optimistic_get() without the copy: kDone: `found` says whether `key`
+// exists; if it does, `out` pins the leaf's buffer and views the value in it
+// (include/corobtree/pinned_value.h). kFallback also when every pin slot is
+// in use. Except on a hit, `out` ends up reset (a pin it held is reused or
+// released).
+Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue& out, bool& found);
 
 // kDone: `out` holds up to `limit` pairs of the range in scan order.
 Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t limit,

@@ -6,6 +6,7 @@
 #include "engine/btree/tree_cursor.h"
 #include "engine/db/database_host.h"
 #include "engine/db/database_impl.h"
+#include "engine/pager/view_pins.h"
 
 namespace corobtree {
 
@@ -21,6 +22,21 @@ Task<std::unique_ptr<Database>> Database::open(std::string path, Options options
 Task<std::optional<std::string>> Database::get(std::string_view key) { return host_->get(key); }
 bool Database::try_get_cached(std::string_view key, std::string& value, bool& found) {
   return host_->try_get_cached(key, value, found);
+}
+bool Database::try_get_pinned(std::string_view key, PinnedValue& value, bool& found) {
+  return host_->try_get_pinned(key, value, found);
+}
+Task<bool> Database::get_pinned(std::string_view key, PinnedValue& value) {
+  bool found = false;
+  if (host_->try_get_pinned(key, value, found)) co_return found;
+  Task<std::optional<std::string>> on_engine = host_->get(key);
+  std::optional<std::string> v = co_await std::move(on_engine);
+  if (!v) {
+    value.reset();
+    co_return false;
+  }
+  detail::PinAccess::set_copy(value, std::move(*v));
+  co_return true;
 }
 bool Database::enter_get_cached(detail::InFlight& call, std::string_view key, std::string& value,
                                 bool& found) {

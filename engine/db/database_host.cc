@@ -104,6 +104,14 @@ bool DatabaseHost::try_get_cached(std::string_view key, std::string& value, bool
   return get_cached(call, key, value, found);
 }
 
+bool DatabaseHost::try_get_pinned(std::string_view key, PinnedValue& value, bool& found) {
+  const detail::InFlight call(*this);
+  impl_->tree().check_key(key);
+  if (optimistic_get_pinned(impl_->tree(), key, value, found) != Optimistic::kDone) return false;
+  if (!found) value.reset();
+  return true;
+}
+
 bool DatabaseHost::enter_get_cached(detail::InFlight& call, std::string_view key,
                                     std::string& value, bool& found) {
   call = detail::InFlight(*this);

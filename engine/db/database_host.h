@@ -65,6 +65,9 @@ class DatabaseHost {
   // the call (`found`, and `value` assigned when found); false when the
   // engine must (the page is not cached, an overflow value, a conflict).
   bool try_get_cached(std::string_view key, std::string& value, bool& found);
+  // try_get_cached with the value pinned instead of copied (on a miss the
+  // guard is reset).
+  bool try_get_pinned(std::string_view key, PinnedValue& value, bool& found);
   // try_get_cached for a call already counted (`call`).
   bool get_cached(const detail::InFlight& call, std::string_view key, std::string& value,
                   bool& found);

@@ -42,14 +42,112 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
   if (pool_pages > 0) {
     fixed_frames_ = std::make_unique<Frame[]>(pool_pages);
     referenced_ = std::make_unique<std::atomic<bool>[]>(pool_pages);
+    frame_data_ = std::make_unique<std::atomic<std::byte*>[]>(pool_pages);
+    owner_.resize(pool_pages);
+    pins_ = new ViewPins();
+    named_.reserve(ViewPins::kSlots);  // scans in a write window never allocate
+    still_named_.reserve(ViewPins::kSlots);
   }
-  for (std::size_t i = 0; i < pool_pages; ++i)
+  for (std::size_t i = 0; i < pool_pages; ++i) {
     fixed_frames_[i].data = arena_.data() + i * page_size_;
+    fixed_frames_[i].buf = static_cast<std::uint32_t>(i);
+    frame_data_[i].store(fixed_frames_[i].data, std::memory_order_relaxed);
+    owner_[i] = static_cast<FrameId>(i);
+  }
   // Hand out low frame ids first.
   for (std::size_t i = pool_pages; i > 0; --i) free_frames_.push_back(static_cast<FrameId>(i - 1));
 }
 
-BufferPool::~BufferPool() { Scheduler::current().clear_waiting(this); }
+BufferPool::~BufferPool() {
+  Scheduler::current().clear_waiting(this);
+  if (pins_ != nullptr) {
+    // Guards may outlive the pool: the table keeps the page memory for them.
+    std::vector<AlignedBuffer> memory;
+    memory.reserve(extra_.size() + 1);
+    memory.push_back(std::move(arena_));
+    for (AlignedBuffer& b : extra_) memory.push_back(std::move(b));
+    std::exchange(pins_, nullptr)->orphan(std::move(memory));
+  }
+}
+
+// ---- pinned views (see the header's preamble) -------------------------------
+
+std::byte* BufferPool::buffer_data(std::uint32_t b) noexcept {
+  if (b < pool_pages_) return arena_.data() + std::size_t{b} * page_size_;
+  return extra_[b - pool_pages_].data();
+}
+
+std::uint32_t BufferPool::buffer_of(const std::byte* data) const noexcept {
+  const std::byte* arena = arena_.data();
+  if (data >= arena && data < arena + pool_pages_ * page_size_) {
+    return static_cast<std::uint32_t>(static_cast<std::size_t>(data - arena) / page_size_);
+  }
+  const auto it = extra_ids_.find(data);
+  return it == extra_ids_.end() ? UINT32_MAX : it->second;
+}
+
+void BufferPool::unshare_viewed() {
+  if (pins_ == nullptr || !pins_->ever_used()) return;
+  pins_->named(named_);
+  for (const std::byte* data : named_) {
+    const std::uint32_t b = buffer_of(data);
+    if (b == UINT32_MAX || owner_[b] == kNoFrame) continue;  // detached already
+    const FrameId f = owner_[b];
+    // A loading frame is not published: a pin on it fails its validation.
+    if (frame(f).loading) continue;
+    detach_buffer(f, /*copy=*/true);
+  }
+}
+
+void BufferPool::make_private(FrameId f) {
+  if (pins_ == nullptr || !pins_->ever_used()) return;
+  if (pins_->names(frame(f).data)) detach_buffer(f, /*copy=*/false);
+}
+
+void BufferPool::detach_buffer(FrameId f, bool copy) {
+  const std::uint32_t nb = take_spare_buffer();
+  Frame& fr = frame(f);
+  std::byte* data = buffer_data(nb);
+  if (copy) std::memcpy(data, fr.data, page_size_);
+  detached_.push_back({fr.buf, f});
+  owner_[fr.buf] = kNoFrame;
+  owner_[nb] = f;
+  fr.buf = nb;
+  fr.data = data;
+  frame_data_[f].store(data, std::memory_order_release);
+  if (fr.published) publish(f);  // with kMovedBit (a new version: readers retry)
+  ++stats_.view_relocations;
+}
+
+std::uint32_t BufferPool::take_spare_buffer() {
+  if (spare_.empty() && !detached_.empty()) {
+    // Detached buffers that no view names any more (and that no write in
+    // flight from their old frame may still read) become spares.
+    // Its own list: unshare_viewed() may be walking named_.
+    pins_->named(still_named_);
+    std::sort(still_named_.begin(), still_named_.end());
+    std::size_t kept = 0;
+    for (const Detached& d : detached_) {
+      const bool named = std::binary_search(still_named_.begin(), still_named_.end(),
+                                            static_cast<const std::byte*>(buffer_data(d.buf)));
+      if (named || frame(d.from).writing) {
+        detached_[kept++] = d;
+      } else {
+        spare_.push_back(d.buf);
+      }
+    }
+    detached_.resize(kept);
+  }
+  if (!spare_.empty()) {
+    const std::uint32_t b = spare_.back();
+    spare_.pop_back();
+    return b;
+  }
+  const auto b = static_cast<std::uint32_t>(pool_pages_ + extra_.size());
+  extra_ids_.emplace(extra_.emplace_back(page_size_).data(), b);
+  owner_.push_back(kNoFrame);
+  return b;
+}
 
 void BufferPool::check_usable() const {
   if (closed_) {
@@ -100,7 +198,7 @@ void BufferPool::unpin(FrameId f) noexcept {
 void BufferPool::publish(FrameId f) {
   if (direct()) return;
   Frame& fr = frame(f);
-  fr.published = directory_.set(fr.page_id, f);
+  fr.published = directory_.set(fr.page_id, fr.buf == f ? f : f | kMovedBit);
 }
 
 void BufferPool::unpublish(FrameId f) noexcept {
@@ -289,10 +387,11 @@ std::optional<FrameId> BufferPool::pick_victim() noexcept {
   return victim;
 }
 
-std::optional<FrameId> BufferPool::take_clean_frame() noexcept {
+std::optional<FrameId> BufferPool::take_clean_frame() {
   if (!free_frames_.empty()) {
     const FrameId f = free_frames_.back();
     free_frames_.pop_back();
+    make_private(f);
     return f;
   }
   const std::optional<FrameId> victim = pick_victim();
@@ -306,6 +405,7 @@ std::optional<FrameId> BufferPool::take_clean_frame() noexcept {
   table_.erase(v.page_id);
   v.page_id = kInvalidBlockId;
   ++stats_.evictions;
+  make_private(*victim);
   return victim;
 }
 
@@ -400,6 +500,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     if (!free_frames_.empty()) {
       const FrameId f = free_frames_.back();
       free_frames_.pop_back();
+      if (!direct()) make_private(f);
       co_return f;
     }
     if (direct()) {
@@ -441,6 +542,7 @@ Task<FrameId> BufferPool::acquire_frame() {
     table_.erase(fr.page_id);
     fr.page_id = kInvalidBlockId;
     ++stats_.evictions;
+    make_private(f);
     co_return f;
   }
 }

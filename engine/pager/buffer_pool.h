@@ -42,7 +42,20 @@
 // a second chance before evicting it, so pages read only optimistically stay
 // cached. Direct mode publishes nothing.
 //
-// Thread-safety: everything but read_begin() and read_valid() is loop-affine,
+// Pinned views (include/corobtree/pinned_value.h): a frame's bytes live in a
+// page buffer, at first the frame's own part of the arena. Readers pin a
+// buffer through ViewPins (engine/pager/view_pins.h) to keep a value's bytes
+// after their read. The pool never writes into a pinned buffer: before a
+// frame is reused (make_private) or a write window changes the tree
+// (unshare_viewed), a frame whose buffer is pinned gets another buffer (a
+// copy of the page when it stays), and the pinned one is detached until
+// its last pin is released. A frame off its own arena slot is published with
+// kMovedBit in its directory word: read_begin then loads frame_data_. So a pin never holds a frame: eviction and
+// writers go on, and pins cost at most one page of memory each beyond
+// pool_pages. Direct mode publishes nothing, so nothing there is pinned.
+//
+// Thread-safety: everything but read_begin(), read_valid(), view_valid() and
+// view_pins() is loop-affine,
 // like everything in io/: one thread (the database's engine thread).
 #pragma once
 
@@ -54,6 +67,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -63,6 +77,7 @@
 #include "engine/pager/lru_replacer.h"
 #include "engine/pager/page_directory.h"
 #include "engine/pager/page_table.h"
+#include "engine/pager/view_pins.h"
 #include "io/aligned_buffer.h"
 #include "io/async_shared_mutex.h"
 #include "io/condition.h"
@@ -256,11 +271,15 @@ class BufferPool {
     if (word == nullptr) return false;
     const std::uint64_t w = word->load(std::memory_order_acquire);
     if (!PageDirectory::cached(w)) return false;
-    const FrameId f = PageDirectory::frame_of(w);
+    const FrameId raw = PageDirectory::frame_of(w);
+    const FrameId f = raw & ~kMovedBit;
     if (f >= pool_pages_) return false;
     std::atomic<bool>& ref = referenced_[f];
     if (!ref.load(std::memory_order_relaxed)) ref.store(true, std::memory_order_relaxed);
-    out = OptimisticPage{arena_.data() + std::size_t{f} * page_size_, word, w};
+    // Frames on their own arena slot (the rule) need no load to find it.
+    const std::byte* data = (raw & kMovedBit) == 0 ? arena_.data() + std::size_t{f} * page_size_
+                                                   : frame_data_[f].load(std::memory_order_acquire);
+    out = OptimisticPage{data, word, w};
     return true;
   }
   // True when the pool did not move the page since read_begin (what was read
@@ -269,13 +288,27 @@ class BufferPool {
     std::atomic_thread_fence(std::memory_order_acquire);
     return p.word->load(std::memory_order_relaxed) == p.seen;
   }
+  // read_valid() for a reader that has just claimed a view pin on p.data
+  // (seq_cst: see the ordering in engine/pager/view_pins.h).
+  static bool view_valid(const OptimisticPage& p) noexcept {
+    return p.word->load(std::memory_order_seq_cst) == p.seen;
+  }
+  // Any thread: the pins of page buffers (null in direct mode).
+  ViewPins* view_pins() noexcept { return pins_; }
+  // Engine thread, when a write window opens (after its number turned odd,
+  // seq_cst): every frame whose buffer a view pins moves to a copy, so that
+  // the window's writes never reach a pinned buffer.
+  void unshare_viewed();
+  // Buffers detached from their frames and not yet released (tests).
+  std::size_t detached_buffers() const noexcept { return detached_.size(); }
 
  private:
   friend class PageGuard;
 
   struct Frame {
     BlockId page_id = kInvalidBlockId;
-    std::byte* data = nullptr;
+    std::byte* data = nullptr;  // its buffer's bytes (see buf)
+    std::uint32_t buf = 0;      // pooled mode: the buffer (buffer_data) holding the page
     std::uint32_t pins = 0;
     bool dirty = false;
     bool loading = false;       // a read into this frame is in flight
@@ -298,7 +331,7 @@ class BufferPool {
   // prefetch()'s read of `frames` (pinned, loading, consecutive pages).
   Task<void> prefetch_read(std::vector<FrameId> frames);
   // A frame now, without waiting or writing: a free one or a clean victim.
-  std::optional<FrameId> take_clean_frame() noexcept;
+  std::optional<FrameId> take_clean_frame();
   void pin(FrameId f) noexcept;
   void unpin(FrameId f) noexcept;
   // Whether frame f's page goes to the replacer's kept class (hooks_).
@@ -309,6 +342,17 @@ class BufferPool {
   // it before the frame changes hands (no-op when not published).
   void publish(FrameId f);
   void unpublish(FrameId f) noexcept;
+  // Pinned views: the bytes of buffer `b` (the arena's frames, then extra_),
+  // and back.
+  std::byte* buffer_data(std::uint32_t b) noexcept;
+  std::uint32_t buffer_of(const std::byte* data) const noexcept;
+  // Before frame f's bytes are overwritten (a load into a reused frame):
+  // if its buffer is pinned, f gets a fresh one.
+  void make_private(FrameId f);
+  // Gives frame f another buffer (with a copy of the page if `copy`); the old
+  // one waits in detached_ until no view pins it.
+  void detach_buffer(FrameId f, bool copy);
+  std::uint32_t take_spare_buffer();
   Task<void> store_read(BlockId id, std::span<std::byte> out);
   Task<void> store_write(BlockId id, std::span<const std::byte> page);
   Task<void> wait_for_a_frame();  // until an unpin or a freed frame
@@ -335,9 +379,29 @@ class BufferPool {
   PageDirectory directory_;  // pooled mode: the published pages, for read_begin
   // Pooled mode: per frame, set by optimistic readers, cleared by the replacer.
   std::unique_ptr<std::atomic<bool>[]> referenced_;
-  Condition frame_released_;      // an unpin or a freed frame
-  DrainLatch direct_writebacks_;  // direct-mode write-backs in flight
-  DrainLatch prefetches_;         // prefetch() reads in flight
+  // Pooled mode, pinned views: per frame, the bytes of its buffer (Frame::data,
+  // for read_begin); the pins; buffers beyond the arena; per buffer the frame
+  // using it (kNoFrame: spare or detached); spare and detached buffers.
+  static constexpr FrameId kNoFrame = UINT32_MAX;
+  // Published with a frame's id in the directory when its page is not in the
+  // frame's own arena slot (read_begin then loads frame_data_).
+  static constexpr FrameId kMovedBit = FrameId{1} << 31;
+  struct Detached {
+    std::uint32_t buf;
+    FrameId from;  // while it is writing, its write may still read the buffer
+  };
+  std::unique_ptr<std::atomic<std::byte*>[]> frame_data_;
+  ViewPins* pins_ = nullptr;
+  std::vector<AlignedBuffer> extra_;
+  std::unordered_map<const std::byte*, std::uint32_t> extra_ids_;
+  std::vector<FrameId> owner_;
+  std::vector<std::uint32_t> spare_;
+  std::vector<Detached> detached_;
+  std::vector<const std::byte*> named_;        // scratch: unshare_viewed's scan
+  std::vector<const std::byte*> still_named_;  // scratch: take_spare_buffer's scan
+  Condition frame_released_;                   // an unpin or a freed frame
+  DrainLatch direct_writebacks_;               // direct-mode write-backs in flight
+  DrainLatch prefetches_;                      // prefetch() reads in flight
   std::uint64_t dirty_marks_ = 0;
   std::uint64_t deadlock_epoch_ = 0;   // bumped when the Scheduler breaks a frame wait
   std::exception_ptr deferred_error_;  // direct-mode write-back failure

@@ -78,7 +78,8 @@ class PageDirectory {
     if (s == nullptr) return;
     std::atomic<std::uint64_t>& w = s->words[page & (kSegmentPages - 1)];
     const std::uint64_t version = (w.load(std::memory_order_relaxed) >> 32) + 1;
-    w.store(version << 32, std::memory_order_relaxed);
+    // seq_cst: before the pool scans for view pins (engine/pager/view_pins.h).
+    w.store(version << 32, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_release);
   }
 

@@ -60,6 +60,14 @@ class BlockingDatabase {
     if (db_->try_get_cached(key, value, found)) return found;
     return sync_wait(db_->get(key, value));
   }
+  // Database::get_pinned: a cached hit pins the value on this thread (see
+  // corobtree/pinned_value.h); writes through this object while the guard
+  // lives are fine.
+  bool get_pinned(std::string_view key, PinnedValue& value) {
+    bool found = false;
+    if (db_->try_get_pinned(key, value, found)) return found;
+    return sync_wait(db_->get_pinned(key, value));
+  }
   void put(std::string_view key, std::string_view value) { sync_wait(db_->put(key, value)); }
   bool erase(std::string_view key) { return sync_wait(db_->erase(key)); }
   void write(const WriteBatch& batch) { sync_wait(db_->write(batch)); }

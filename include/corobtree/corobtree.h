@@ -7,6 +7,7 @@
 #include <corobtree/database.h>
 #include <corobtree/error.h>
 #include <corobtree/options.h>
+#include <corobtree/pinned_value.h>
 #include <corobtree/runtime.h>
 #include <corobtree/salvage.h>
 #include <corobtree/stats.h>

@@ -60,6 +60,7 @@
 #include <corobtree/export.h>
 #include <corobtree/in_flight.h>
 #include <corobtree/options.h>
+#include <corobtree/pinned_value.h>
 #include <corobtree/stats.h>
 #include <corobtree/task.h>
 #include <corobtree/write_batch.h>
@@ -96,6 +97,15 @@ class COROBTREE_EXPORT Database {
   // overflow value, a write in the way), after which get() answers.
   // RocksDB's ReadOptions::read_tier = kBlockCacheTier is the same idea.
   bool try_get_cached(std::string_view key, std::string& value, bool& found);
+  // get(key, value) without the copy: on a cached hit `value` pins the
+  // value's bytes in the pool (value.pinned(); no allocation, no copy, valid
+  // while the guard lives, whatever writers do meanwhile); otherwise it
+  // holds a copy (include/corobtree/pinned_value.h). A miss resets it.
+  // try_get_pinned is the lock-free part (true: answered; false: the engine
+  // must, `value` reset); get_pinned falls back to the engine's get.
+  // `key` must stay valid until the task finishes.
+  bool try_get_pinned(std::string_view key, PinnedValue& value, bool& found);
+  Task<bool> get_pinned(std::string_view key, PinnedValue& value);
   Task<void> put(std::string_view key, std::string_view value);
   // Returns whether the key existed.
   Task<bool> erase(std::string_view key);
