@@ -361,20 +361,12 @@ BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
   }
   // fallocate reserves the space now, so a full disk shows up here and not at
   // some later write-back; file systems without it get a sparse extension.
-  // Blocks inside the reservation have their space already: moving the end
-  // of the file over them (ftruncate) is enough, and cheaper.
   int ret;
-  if (first + n <= reserved_) {
-    do {
-      ret = ::ftruncate(fd_, offset + length);
-    } while (ret != 0 && errno == EINTR);
-  } else {
-    do {
-      ret = ::fallocate(fd_, 0, offset, length);
-    } while (ret != 0 && errno == EINTR);
-    if (ret != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
-      ret = ::ftruncate(fd_, offset + length);
-    }
+  do {
+    ret = ::fallocate(fd_, 0, offset, length);
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+    ret = ::ftruncate(fd_, offset + length);
   }
   if (ret != 0) throw errno_error(errno, "allocate", path_, first);
   block_count_ += n;

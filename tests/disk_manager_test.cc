@@ -287,10 +287,10 @@ BOOST_DATA_TEST_CASE(allocate_write_read, ALL_BACKENDS, cfg) {
   }
 }
 
-// Blocks allocated one at a time (most inside a reservation past the end,
-// which only moves the end of the file) have their space on disk, read as
-// zeros, and count after a reopen; so do blocks allocated again after a
-// truncate_blocks (which frees the reservation with the tail).
+// Blocks allocated one at a time (most inside a reservation past the end)
+// have their space on disk, read as zeros, and count after a reopen; so do
+// blocks allocated again after a truncate_blocks (which frees the
+// reservation with the tail).
 BOOST_DATA_TEST_CASE(allocation_inside_the_reservation_has_its_space, ALL_BACKENDS, cfg) {
   TempDir dir;
   const std::string path = dir.file("grow.db");
