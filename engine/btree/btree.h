@@ -208,11 +208,6 @@ class BTree {
   // and slots have arrived by then): the cells that the first three steps of
   // its binary search read.
   void prefetch_probes(BlockId leaf);
-  // The third, just before: the first lines of all the leaf's cells (the
-  // first step's are not reliably cached by then, and a search's later
-  // steps read cells it did not ask for), and the heap lines that a new
-  // cell of `cell_size` bytes will be written to.
-  void prefetch_cells(BlockId leaf, std::uint32_t cell_size);
 
   // Policy.
   bool leaf_fits(const Node& n, std::uint32_t cell_size) const noexcept;

@@ -63,73 +63,27 @@ void BTree::prefetch_leaves(std::span<const SortedOp> ops) {
   for (const BlockId id : leaves) pool_.prefetch_page(id, 192);
 }
 
-namespace {
-
-// A cell's first 16 bytes, its header and the first 8 bytes of its key (they
-// may straddle two lines).
-void prefetch_cell(const std::byte* p, std::uint32_t page_size, std::uint32_t off) noexcept {
-  if (off + 16 > page_size) return;
-  __builtin_prefetch(p + off);
-  __builtin_prefetch(p + off + 15);
-}
-
-// The cells that the first three steps of lower_bound's binary search over
-// the slots of leaf `n` (at `p`) read: the 7 midpoints of its first levels.
-void prefetch_search_levels(const Node& n, const std::byte* p, std::uint32_t page_size) noexcept {
+void BTree::prefetch_probes(BlockId leaf) {
+  if (leaf == kInvalidBlockId) return;
+  const std::byte* p = pool_.peek(leaf);
+  if (p == nullptr || page::type(p) != PageType::kLeaf) return;
+  const Node n(std::span<std::byte>(const_cast<std::byte*>(p), page_size_));
+  const std::uint32_t count = n.count();
+  // The first three levels of lower_bound's binary search over [0, count).
   struct Range {
     std::uint32_t lo, hi;
   };
-  Range ranges[7] = {{0, n.count()}};
+  Range ranges[7] = {{0, count}};
   std::uint32_t filled = 1;
   for (std::uint32_t r = 0; r < filled; ++r) {
-    const Range range = ranges[r];
-    if (range.lo >= range.hi) continue;
-    const std::uint32_t mid = (range.lo + range.hi) / 2;
-    prefetch_cell(p, page_size, n.cell_offset(mid));
+    const auto [lo, hi] = ranges[r];
+    if (lo >= hi) continue;
+    const std::uint32_t mid = (lo + hi) / 2;
+    const std::uint32_t off = n.cell_offset(mid);
+    if (off < page_size_) __builtin_prefetch(p + off);
     if (filled + 2 <= 7) {
-      ranges[filled++] = {range.lo, mid};
-      ranges[filled++] = {mid + 1, range.hi};
-    }
-  }
-}
-
-// The leaf at `p` with a slot count that fits its page (a page in the pool
-// passed page::verify(), but a hint checks what it relies on), else null.
-const std::byte* usable_leaf(const std::byte* p, std::uint32_t page_size) noexcept {
-  if (p == nullptr || page::type(p) != PageType::kLeaf) return nullptr;
-  const std::uint64_t count = PageHeader::SlotCount::get(p);
-  if (PageHeader::kSize + count * PageHeader::kSlotSize > page_size) return nullptr;
-  return p;
-}
-
-}  // namespace
-
-void BTree::prefetch_probes(BlockId leaf) {
-  if (leaf == kInvalidBlockId) return;
-  const std::byte* p = usable_leaf(pool_.peek(leaf), page_size_);
-  if (p == nullptr) return;
-  const Node n(std::span<std::byte>(const_cast<std::byte*>(p), page_size_));
-  prefetch_search_levels(n, p, page_size_);
-}
-
-void BTree::prefetch_cells(BlockId leaf, std::uint32_t cell_size) {
-  if (leaf == kInvalidBlockId) return;
-  const std::byte* p = usable_leaf(pool_.peek(leaf), page_size_);
-  if (p == nullptr) return;
-  const Node n(std::span<std::byte>(const_cast<std::byte*>(p), page_size_));
-  // Every cell's first bytes (up to kMaxCells cells; the first step asked
-  // for the first levels' anyway): the search reads some of them, and the
-  // slots that say where they are arrived with the first step.
-  constexpr std::uint32_t kMaxCells = 64;
-  const std::uint32_t count = n.count();
-  if (count <= kMaxCells) {
-    for (std::uint32_t i = 0; i < count; ++i) prefetch_cell(p, page_size_, n.cell_offset(i));
-  }
-  // The heap bytes that insert_cell() writes the new cell to (for writing).
-  const std::uint32_t heap = PageHeader::HeapStart::get(p);
-  if (heap <= page_size_ && cell_size <= heap && cell_size <= max_cell_) {
-    for (std::uint32_t at = (heap - cell_size) & ~63U; at < heap; at += 64) {
-      __builtin_prefetch(p + at, 1);
+      ranges[filled++] = {lo, mid};
+      ranges[filled++] = {mid + 1, hi};
     }
   }
 }
@@ -173,7 +127,6 @@ Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
   std::vector<std::byte> overflow_cell;  // or one whose value went to overflow pages
   constexpr std::size_t kPrefetchGroup = 64;
   constexpr std::size_t kProbeAhead = 8;  // operations between the two steps
-  constexpr std::size_t kCellsAhead = 4;  // and before the third
   std::size_t prefetched = ops.size() < kPrefetchGroup / 2 ? ops.size() : 0;
   prefetch_leaf_of_.clear();  // none for a small batch
   std::size_t group = 0;      // the first operation of the group prefetch_leaf_of_ describes
@@ -186,11 +139,6 @@ Task<bool> BTree::apply_sorted_locked(std::span<const SortedOp> ops) {
     }
     if (i + kProbeAhead - group < prefetch_leaf_of_.size()) {
       prefetch_probes(prefetch_leaf_of_[i + kProbeAhead - group]);
-    }
-    if (i + kCellsAhead - group < prefetch_leaf_of_.size()) {
-      const SortedOp& ahead = ops[i + kCellsAhead];
-      prefetch_cells(prefetch_leaf_of_[i + kCellsAhead - group],
-                     Node::leaf_cell_size(ahead.key.size(), ahead.value.size()));
     }
     const SortedOp& op = ops[i++];
     if (op.erase) {
