@@ -351,16 +351,36 @@ Task<bool> DatabaseImpl::apply_locked(const WriteBatch& batch) {
   BatchOp op;
   while (reader.next(op)) ops.push_back({op.key, op.value, op.kind == OpKind::kErase});
   if (ops.size() > 1) {
-    std::stable_sort(ops.begin(), ops.end(),
-                     [](const BTree::SortedOp& a, const BTree::SortedOp& b) {
-                       return compare_keys(a.key, b.key) < 0;
-                     });
-    std::size_t kept = 0;
+    // A stable sort by key that mostly compares integers held side by side
+    // instead of keys spread over the batch: by the first 8 bytes of the key
+    // as a big-endian word, zero-padded (where two such words differ, the
+    // keys compare the same way), then by the whole key, then by position.
+    std::vector<SortKey>& order = sort_keys_;
+    order.clear();
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      if (i + 1 < ops.size() && ops[i + 1].key == ops[i].key) continue;  // a later one wins
-      ops[kept++] = ops[i];
+      std::uint64_t word = 0;
+      const std::string_view key = ops[i].key;
+      if (!key.empty()) std::memcpy(&word, key.data(), std::min<std::size_t>(key.size(), 8));
+      order.push_back({__builtin_bswap64(word), i});
     }
-    ops.resize(kept);
+    std::sort(order.begin(), order.end(), [&ops](const SortKey& a, const SortKey& b) {
+      if (a.prefix != b.prefix) return a.prefix < b.prefix;
+      if (a.index == b.index) return false;
+      const int c = ops[a.index].key.compare(ops[b.index].key);
+      return c != 0 ? c < 0 : a.index < b.index;
+    });
+    // In key order; of equal keys, the last one wins.
+    std::vector<BTree::SortedOp>& sorted = sorted_scratch_;
+    sorted.clear();
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const BTree::SortedOp& o = ops[order[i].index];
+      if (i + 1 < order.size() && order[i + 1].prefix == order[i].prefix &&
+          ops[order[i + 1].index].key == o.key) {
+        continue;
+      }
+      sorted.push_back(o);
+    }
+    ops.swap(sorted);
   }
   const bool changed = co_await tree_->apply_sorted_locked(ops);
   co_return changed;

@@ -167,6 +167,14 @@ class DatabaseImpl final : private LoggedTree {
   Condition backup_done_;  // notified when backup_running_ turns false
   // apply_locked's sorted operations (writer mutex held), kept for their capacity.
   std::vector<BTree::SortedOp> sorted_ops_;
+  // Its sort's scratch: each operation's key word and position, and the
+  // operations in key order (swapped with sorted_ops_).
+  struct SortKey {
+    std::uint64_t prefix;
+    std::size_t index;
+  };
+  std::vector<SortKey> sort_keys_;
+  std::vector<BTree::SortedOp> sorted_scratch_;
 };
 
 }  // namespace corobtree
