@@ -50,9 +50,9 @@
 // (unshare_viewed), a frame whose buffer is pinned gets another buffer (a
 // copy of the page when it stays), and the pinned one is detached until
 // its last pin is released. A frame off its own arena slot is published with
-// kMovedBit in its directory word: read_begin then loads frame_data_. So a pin never holds a frame: eviction and
-// writers go on, and pins cost at most one page of memory each beyond
-// pool_pages. Direct mode publishes nothing, so nothing there is pinned.
+// kMovedBit in its directory word: read_begin then loads frame_data_. So a pin never holds a frame:
+// eviction and writers go on, and pins cost at most one page of memory each beyond pool_pages.
+// Direct mode publishes nothing, so nothing there is pinned.
 //
 // Thread-safety: everything but read_begin(), read_valid(), view_valid() and
 // view_pins() is loop-affine,
