@@ -142,7 +142,8 @@ BOOST_DATA_TEST_CASE(same_thread_writes_under_the_cursor, bdata::make(cases()), 
     // handful of entries: this overwrites, erases, splits and merges them).
     const int n = static_cast<int>(rng() % 12);
     for (int w = 0; w < n; ++w) {
-      const std::int64_t at = static_cast<std::int64_t>(k) + static_cast<std::int64_t>(rng() % 9) - 4;
+      const std::int64_t at =
+          static_cast<std::int64_t>(k) + static_cast<std::int64_t>(rng() % 9) - 4;
       if (at < 0 || at >= static_cast<std::int64_t>(kKeys) || at % 4 == 0) continue;
       const auto i = static_cast<std::uint32_t>(at);
       if (rng() % 4 == 0) {

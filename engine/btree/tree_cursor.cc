@@ -140,6 +140,7 @@ bool TreeCursor::in_bounds() noexcept {
   const std::string_view k = key();
   if (options_.lower && k < *options_.lower) win_.valid = false;
   if (options_.upper && k >= *options_.upper) win_.valid = false;
+  if (!win_.valid) unpin();  // past the bounds: nothing views the leaf any more
   return win_.valid;
 }
 
@@ -157,6 +158,7 @@ Task<bool> TreeCursor::seek_ge(std::string_view key) {
     const BlockId next = Node(leaf.page.data()).next();
     if (next == kInvalidBlockId) {
       win_.valid = false;
+      unpin();
       co_return false;
     }
     tree_.check_link(from, next, "next leaf");
@@ -220,6 +222,7 @@ Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
     while (!path.empty() && path.back().child_idx == 0) path.pop_back();
     if (path.empty()) {
       win_.valid = false;
+      unpin();
       co_return false;
     }
     // Then down the rightmost edge of the left neighbour subtree.
