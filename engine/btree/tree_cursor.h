@@ -4,11 +4,12 @@
 //   TreeCursor c(tree, {.lower = "a", .upper = "m"});   // [a, m)
 //   for (bool ok = co_await c.first(); ok; ok = co_await c.next()) use(c.key(), c.value());
 //
-// A cursor holds no latch between calls: it works on a pinned view (the
-// lock-free path: the leaf's buffer in the pool, which writers leave alone
-// while it is pinned; see ViewPins) or a private copy of one leaf (taken under the leaf's shared
-// latch, with any overflow values read then), and moves to the neighbouring leaf by coupling
-// latches left to right or, backwards, by a fresh descent. Each leaf is therefore seen in a
+// A cursor holds no latch between calls: it works on a private copy of one
+// leaf (taken under the leaf's shared latch, with any overflow values read
+// then) or, on the lock-free path, on the leaf's buffer in the pool, pinned
+// (ViewPins: writers move the page elsewhere instead of changing it), and
+// moves to the neighbouring leaf by coupling latches left to right or,
+// backwards, by a fresh descent. Each leaf is therefore seen in a
 // consistent state, and concurrent writers are never blocked by an idle
 // cursor; a key inserted or erased concurrently may or may not be seen.
 // A compaction (Database::compact) between two calls is invisible: the next
