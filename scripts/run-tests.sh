@@ -112,7 +112,8 @@ fi
 # (halt_on_error), so the phase passes with 0 reports.
 TSAN_TESTS=(runtime_test sync_primitives_test task_test event_loop_test mt_differential_test
   mt_handoff_test cursor_concurrency_test cursor_readahead_test external_loop_test asio_adapter_test
-  server_protocol_test concurrent_checkpoint_test pinned_value_concurrency_test)
+  server_protocol_test concurrent_checkpoint_test pinned_value_concurrency_test
+  cursor_zero_copy_test)
 echo "=== configure + build $BUILD/tsan (${TSAN_TESTS[*]})"
 cmake -S "$ROOT" -B "$BUILD/tsan" -G Ninja -DCOROBTREE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCOROBTREE_BUILD_PERF=OFF -DCOROBTREE_BUILD_EXAMPLES=OFF \

@@ -339,6 +339,28 @@ Step scan_once(Reader& r, const ScanOptions& options, std::size_t limit,
   return Step::kOk;
 }
 
+// Zero-copy for a cursor (LeafCopy::pins): pins the buffer of `leaf` with
+// `out.slot` (claimed on the first call, kept across attempts) and validates
+// again, seq_cst (engine/pager/view_pins.h). False: no pin (no pins, or no
+// free slot): copy instead. True: out.data is the pinned buffer, or null when
+// the leaf changed meanwhile (retry).
+bool pin_leaf(Reader& r, const BufferPool::OptimisticPage& leaf, LeafCopy& out) noexcept {
+  if (out.pins == nullptr) return false;
+  if (out.slot == ViewPins::kNoSlot) {
+    out.slot = out.pins->claim(leaf.data);
+    if (out.slot == ViewPins::kNoSlot) {
+      out.pins = nullptr;  // all in use: copy from now on
+      return false;
+    }
+  } else {
+    out.pins->repoint(out.slot, leaf.data);
+  }
+  const bool valid = BufferPool::view_valid(leaf) && r.tree().window_seq_after_pin() == r.seq();
+  // The pool's frames are writable memory; the pin keeps them unchanged.
+  out.data = valid ? const_cast<std::byte*>(leaf.data) : nullptr;
+  return true;
+}
+
 // From slot `pos` of leaf `id` (its frame `leaf`, checked view `v`): walks
 // right past leaves that hold nothing from there, then copies the leaf.
 Step copy_leaf_from(Reader& r, BufferPool::OptimisticPage leaf, PageView v, BlockId id,
@@ -359,11 +381,17 @@ Step copy_leaf_from(Reader& r, BufferPool::OptimisticPage leaf, PageView v, Bloc
     id = next;
     pos = 0;
   }
-  // Copy first (one sequential pass over the frame), then check the copy,
-  // which no writer can tear: a bad cell in a validated copy is damage.
-  out.page.assign(leaf.data, leaf.data + r.page_size());  // reuses out.page's capacity
-  if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
-  PageView copy(out.page.data(), r.page_size());
+  // Pin the frame's buffer (zero-copy) or copy it (one sequential pass),
+  // then check the bytes, which no writer can tear any more: a bad cell in
+  // validated bytes is damage.
+  if (!pin_leaf(r, leaf, out)) {
+    out.page.assign(leaf.data, leaf.data + r.page_size());  // reuses out.page's capacity
+    if (!BufferPool::read_valid(leaf) || !r.unchanged()) return Step::kRetry;
+    out.data = out.page.data();
+  } else if (out.data == nullptr) {
+    return Step::kRetry;
+  }
+  PageView copy(out.data, r.page_size());
   if (!copy.check(PageType::kLeaf) || pos > copy.count()) return Step::kFallback;
   for (std::uint32_t i = 0; i < copy.count(); ++i) {
     std::string_view value;
@@ -529,12 +557,34 @@ Optimistic optimistic_get_pinned(BTree& tree, std::string_view key, PinnedValue&
   return result;
 }
 
+namespace {
+
+// A leaf read's slot: kept only when it pins the leaf the result names.
+Optimistic keep_pin_if_served(Optimistic result, LeafCopy& out) noexcept {
+  if (out.slot != ViewPins::kNoSlot &&
+      (result != Optimistic::kDone || !out.found || out.data == out.page.data())) {
+    out.pins->release(out.slot);
+    out.slot = ViewPins::kNoSlot;
+  }
+  return result;
+}
+
+}  // namespace
+
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out) {
-  return run(tree, [&](Reader& r) { return seek_once(r, key, out); });
+  ViewPins* const pins = out.pins;
+  out.slot = ViewPins::kNoSlot;
+  const Optimistic result = run(tree, [&](Reader& r) { return seek_once(r, key, out); });
+  if (out.pins == nullptr) out.pins = pins;  // (cleared when no slot was free)
+  return keep_pin_if_served(result, out);
 }
 
 Optimistic optimistic_next_leaf(BTree& tree, std::uint64_t seq, BlockId next, LeafCopy& out) {
-  return run(tree, [&](Reader& r) { return next_leaf_once(r, seq, next, out); });
+  ViewPins* const pins = out.pins;
+  out.slot = ViewPins::kNoSlot;
+  const Optimistic result = run(tree, [&](Reader& r) { return next_leaf_once(r, seq, next, out); });
+  if (out.pins == nullptr) out.pins = pins;
+  return keep_pin_if_served(result, out);
 }
 
 Optimistic optimistic_leaves_near(BTree& tree, std::string_view key, bool at_end, bool reverse,

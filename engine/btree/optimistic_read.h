@@ -42,6 +42,7 @@
 namespace corobtree {
 
 class BTree;
+class ViewPins;
 
 enum class Optimistic : unsigned char { kDone, kFallback };
 
@@ -69,12 +70,23 @@ Optimistic optimistic_scan(BTree& tree, const ScanOptions& options, std::size_t 
 // value in overflow pages (the cursor's copy needs those read).
 // `page` keeps its capacity (pass in a spare buffer: no allocation); it is
 // unspecified unless the result is kDone with `found`.
+//
+// Zero-copy: with `pins` set (the pool's, BufferPool::view_pins()) the leaf's
+// buffer is pinned instead of copied when a pin slot is free: then `slot` is
+// a newly claimed slot naming it (the caller releases it) and `data` points
+// at the pinned bytes, which stay as they are until the slot is released
+// (engine/pager/view_pins.h). Else `slot` is kNoSlot and `data` is
+// page.data(). Both are unspecified unless the result is kDone with `found`
+// (no slot is held then).
 struct LeafCopy {
   std::vector<std::byte> page;
   BlockId leaf_id = kInvalidBlockId;
   std::uint32_t pos = 0;
   bool found = false;
   std::uint64_t seq = 0;  // the tree's write-window number the copy was validated under
+  ViewPins* pins = nullptr;
+  std::uint32_t slot = UINT32_MAX;  // ViewPins::kNoSlot
+  std::byte* data = nullptr;
 };
 Optimistic optimistic_seek(BTree& tree, std::string_view key, LeafCopy& out);
 

@@ -2,9 +2,11 @@
 
 #include "engine/btree/optimistic_read.h"
 #include "engine/pager/buffer_pool.h"
+#include "engine/pager/view_pins.h"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <corobtree/error.h>
 
@@ -15,6 +17,13 @@ using Mode = AsyncSharedMutex::Mode;
 TreeCursor::TreeCursor(BTree& tree, ScanOptions options, std::uint32_t readahead)
     : tree_(tree), options_(std::move(options)), readahead_(readahead) {
   win_.forward = !options_.reverse;
+  pins_ = tree.pool().view_pins();
+}
+
+TreeCursor::~TreeCursor() { unpin(); }
+
+void TreeCursor::unpin() noexcept {
+  if (pin_ != ViewPins::kNoSlot) pins_->release(std::exchange(pin_, ViewPins::kNoSlot));
 }
 
 void TreeCursor::fail(const std::string& why) {
@@ -23,10 +32,10 @@ void TreeCursor::fail(const std::string& why) {
 }
 
 void TreeCursor::decode() {
-  const Node n(std::span<std::byte>(page_.data(), page_.size()));
+  const Node n(leaf_);
   const std::uint32_t count = n.count();
   entries_.resize(count);
-  const std::byte* const p = page_.data();
+  const std::byte* const p = leaf_.data();
   const char* const c = reinterpret_cast<const char*>(p);
   bool ordered = true;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -63,6 +72,8 @@ void TreeCursor::decode() {
 Task<void> TreeCursor::snapshot(BTree::Latched& leaf) {
   const auto bytes = leaf.page.data();
   page_.assign(bytes.begin(), bytes.end());
+  leaf_ = std::span<std::byte>(page_);
+  unpin();  // the views into the pinned leaf are gone with entries_' next decode
   leaf_id_ = leaf.page.page_id();
   win_.valid = false;  // until decoded
   Node n(std::span<std::byte>(page_.data(), page_.size()));
@@ -129,6 +140,7 @@ bool TreeCursor::in_bounds() noexcept {
   const std::string_view k = key();
   if (options_.lower && k < *options_.lower) win_.valid = false;
   if (options_.upper && k >= *options_.upper) win_.valid = false;
+  if (!win_.valid) unpin();  // past the bounds: nothing views the leaf any more
   return win_.valid;
 }
 
@@ -146,6 +158,7 @@ Task<bool> TreeCursor::seek_ge(std::string_view key) {
     const BlockId next = Node(leaf.page.data()).next();
     if (next == kInvalidBlockId) {
       win_.valid = false;
+      unpin();
       co_return false;
     }
     tree_.check_link(from, next, "next leaf");
@@ -209,6 +222,7 @@ Task<bool> TreeCursor::seek_lt(std::string_view key, bool unbounded) {
     while (!path.empty() && path.back().child_idx == 0) path.pop_back();
     if (path.empty()) {
       win_.valid = false;
+      unpin();
       co_return false;
     }
     // Then down the rightmost edge of the left neighbour subtree.
@@ -326,12 +340,22 @@ bool TreeCursor::install_copy(Optimistic result, LeafCopy& copy, bool& moved) {
   if (!copy.found) {
     spare_ = std::move(copy.page);
     win_.valid = false;
+    unpin();
     copy_seq_.reset();
     moved = false;
     return true;
   }
-  spare_ = std::move(page_);
-  page_ = std::move(copy.page);
+  // The previous leaf's views die here: its pin (if any) goes.
+  unpin();
+  if (copy.slot != ViewPins::kNoSlot) {
+    pin_ = copy.slot;
+    leaf_ = std::span<std::byte>(copy.data, tree_.pool().page_size());
+    spare_ = std::move(copy.page);
+  } else {
+    spare_ = std::move(page_);
+    page_ = std::move(copy.page);
+    leaf_ = std::span<std::byte>(page_);
+  }
   leaf_id_ = copy.leaf_id;
   copy_seq_ = copy.seq;
   overflow_values_.clear();  // the lock-free path takes no leaf with overflow values
@@ -345,6 +369,7 @@ bool TreeCursor::install_copy(Optimistic result, LeafCopy& copy, bool& moved) {
 bool TreeCursor::try_seek_ge_cached(std::string_view key, bool& moved) {
   LeafCopy copy;
   copy.page = std::move(spare_);  // its capacity: no allocation
+  copy.pins = pins_;
   const Optimistic result = optimistic_seek(tree_, key, copy);
   return install_copy(result, copy, moved);
 }
@@ -386,18 +411,20 @@ bool TreeCursor::try_next_cached(bool& moved) {
   // of order within the copy, which the engine's path must report.
   // Onto read-ahead's trigger: the engine's path reads the next window ahead.
   if (readahead_trigger_ != kInvalidBlockId && win_.valid &&
-      Node(std::span<std::byte>(page_)).next() == readahead_trigger_) {
+      Node(leaf_).next() == readahead_trigger_) {
     return false;
   }
   if (copy_seq_ && win_.valid && win_.pos + 1 >= entries_.size()) {
-    const BlockId next = Node(std::span<std::byte>(page_)).next();
-    const std::string_view last = key();
+    const BlockId next = Node(leaf_).next();
+    const std::string_view last = key();  // the cursor's pin (if any) holds it
     LeafCopy copy;
     copy.page = std::move(spare_);
+    copy.pins = pins_;
     const Optimistic result = optimistic_next_leaf(tree_, *copy_seq_, next, copy);
     if (result == Optimistic::kDone && copy.found) {
-      const Node n(std::span<std::byte>(copy.page.data(), copy.page.size()));
+      const Node n(std::span<std::byte>(copy.data, tree_.pool().page_size()));
       if (compare_keys(last, n.key(copy.pos)) >= 0) {
+        if (copy.slot != ViewPins::kNoSlot) pins_->release(copy.slot);
         spare_ = std::move(copy.page);
         fail("a forward step did not move past the previous key (keys out of order)");
       }

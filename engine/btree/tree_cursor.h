@@ -6,8 +6,10 @@
 //
 // A cursor holds no latch between calls: it works on a private copy of one
 // leaf (taken under the leaf's shared latch, with any overflow values read
-// then), and moves to the neighbouring leaf by coupling latches left to right
-// or, backwards, by a fresh descent. Each leaf is therefore seen in a
+// then) or, on the lock-free path, on the leaf's buffer in the pool, pinned
+// (ViewPins: writers move the page elsewhere instead of changing it), and
+// moves to the neighbouring leaf by coupling latches left to right or,
+// backwards, by a fresh descent. Each leaf is therefore seen in a
 // consistent state, and concurrent writers are never blocked by an idle
 // cursor; a key inserted or erased concurrently may or may not be seen.
 // A compaction (Database::compact) between two calls is invisible: the next
@@ -22,6 +24,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +41,10 @@ class TreeCursor {
   // `readahead`: leaves to read ahead of a cursor that moves from leaf to
   // leaf through pages that are not cached (0: none; see read_ahead()).
   TreeCursor(BTree& tree, ScanOptions options = {}, std::uint32_t readahead = 0);
+  TreeCursor(const TreeCursor&) = delete;
+  TreeCursor& operator=(const TreeCursor&) = delete;
+  // Any thread, also after the tree is gone (releases the cursor's pin).
+  ~TreeCursor();
 
   // Positions at the first entry in scan order (the last one if reverse).
   Task<bool> first();
@@ -83,9 +90,11 @@ class TreeCursor {
   // engine, which reads the next window ahead, so reads stay in flight while
   // the cursor consumes cached leaves. Best effort: nothing here fails.
   void read_ahead(std::string_view key, bool at_end, bool reverse);
-  // Decodes page_ (and overflow_values_) into entries_ and sets the window's
-  // inline range. After every change of page_.
+  // Decodes leaf_ (and overflow_values_) into entries_ and sets the window's
+  // inline range. After every change of leaf_.
   void decode();
+  // Releases the pin of the leaf the cursor was on (if any).
+  void unpin() noexcept;
   bool in_bounds() noexcept;
   // One entry up or down within the leaf copy; false at its edge.
   bool try_step_in_copy(bool up, bool& moved);
@@ -99,8 +108,14 @@ class TreeCursor {
 
   BTree& tree_;
   ScanOptions options_;
-  std::vector<std::byte> page_;   // copy of the current leaf
-  std::vector<std::byte> spare_;  // the previous copy's buffer, reused
+  std::vector<std::byte> page_;  // copy of the current leaf (when not pinned)
+  // The current leaf's bytes: page_, or (zero-copy, lock-free path) the
+  // pool's buffer that pin_ names (engine/pager/view_pins.h): no writer
+  // changes it until the cursor moves off the leaf and releases the pin.
+  std::span<std::byte> leaf_;
+  ViewPins* pins_ = nullptr;        // the pool's (null in direct mode)
+  std::uint32_t pin_ = UINT32_MAX;  // ViewPins::kNoSlot: leaf_ is page_
+  std::vector<std::byte> spare_;    // the previous copy's buffer, reused
   // The tree's write-window number the copy was validated under, when the
   // lock-free path made it (engine-path copies have none): while no writer
   // has entered since, the copy's right link still names the next leaf.

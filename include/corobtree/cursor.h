@@ -4,9 +4,12 @@
 //   for (bool ok = co_await c.first(); ok; ok = co_await c.next()) use(c.key(), c.value());
 //
 // A cursor holds no latch between calls: it works on a private copy of one
-// leaf, so each leaf is seen in a consistent state and an idle cursor never
-// blocks a writer; a key inserted or erased concurrently may or may not be
-// seen. key() and value() stay valid until the cursor moves.
+// leaf, or (lock-free moves on cached pages) on the leaf's bytes in the pool,
+// pinned so that writers move the page elsewhere rather than change them
+// (docs/engine.md, "Zero-copy cursors"); so each leaf is seen in a consistent
+// state and an idle cursor never blocks a writer; a key inserted or erased
+// concurrently may or may not be seen. key() and value() stay valid until the
+// cursor moves.
 //
 // Thread-safety: one task at a time, on any thread. Steps within the cursor's
 // leaf copy (done inline, touching only the cursor), and forward cursors'

@@ -24,7 +24,7 @@ struct BufferPoolStats {
   std::uint64_t free_frame_waits = 0;  // times a fetch waited because all frames were pinned
   std::uint64_t pinned = 0;            // frames pinned now
   std::uint64_t readahead_reads = 0;   // reads started by read-ahead (BufferPool::prefetch)
-  std::uint64_t view_relocations = 0;  // pages moved off a buffer a PinnedValue pins
+  std::uint64_t view_relocations = 0;  // pages moved off a buffer a PinnedValue or cursor pins
   double hit_rate() const noexcept {
     const std::uint64_t n = hits + misses;
     return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
