@@ -25,6 +25,7 @@
 #include <corobtree/sync_wait.h>
 
 #include "tests/support/backends.h"
+#include "tests/support/pool_cases.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_probe.h"
@@ -39,34 +40,7 @@ namespace {
 
 constexpr std::uint32_t kKeys = 1200;  // key i with i % 4 == 0: never written after the load
 
-struct Case {
-  IoBackend backend;
-  std::size_t pool;  // 0: direct mode; SIZE_MAX: the default pool
-  std::string name() const {
-    return std::string(backend == IoBackend::kUring ? "uring" : "pread") +
-           (pool == SIZE_MAX ? "/pool=default" : "/pool=" + std::to_string(pool));
-  }
-};
-std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name(); }
-
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  for (const IoBackend b : corobtree::test::io_backends()) {
-    for (const std::size_t pool : {std::size_t{0}, std::size_t{16}, SIZE_MAX}) {
-      out.push_back({b, pool});
-    }
-  }
-  return out;
-}
-
-corobtree::Options options_for(const Case& c) {
-  corobtree::Options o;
-  o.backend = c.backend;
-  o.page_size = 512;  // a few entries per leaf: writes near the cursor split and merge it
-  if (c.pool != SIZE_MAX) o.pool_pages = c.pool;
-  o.durability = corobtree::Durability::kRelaxed;
-  return o;
-}
+using Case = corobtree::test::PoolCase;
 
 std::string key_of(std::uint32_t i) {
   char k[16];
@@ -98,7 +72,8 @@ void check_entry(std::string_view key, std::string_view value, std::uint32_t lat
 }
 
 std::unique_ptr<Database> load(const Case& c, corobtree::test::TempDir& dir) {
-  std::unique_ptr<Database> db = sync_wait(Database::open(dir.file("zc.db"), options_for(c)));
+  std::unique_ptr<Database> db =
+      sync_wait(Database::open(dir.file("zc.db"), corobtree::test::small_page_options(c)));
   std::vector<std::pair<std::string, std::string>> rows;
   for (std::uint32_t i = 0; i < kKeys; ++i) rows.emplace_back(key_of(i), value_of(i, 0));
   sync_wait(db->bulk_load(rows));
@@ -110,7 +85,8 @@ std::unique_ptr<Database> load(const Case& c, corobtree::test::TempDir& dir) {
 // One walk; after each move the same thread overwrites, erases and inserts
 // keys around the cursor's (its own too, unless it is a stable key), then
 // checks that key() and value() did not change; the next move goes on.
-BOOST_DATA_TEST_CASE(same_thread_writes_under_the_cursor, bdata::make(cases()), c) {
+BOOST_DATA_TEST_CASE(same_thread_writes_under_the_cursor,
+                     bdata::make(corobtree::test::pool_cases()), c) {
   const std::uint64_t seed = corobtree::test::test_seed("cursor zero copy " + c.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
@@ -185,7 +161,8 @@ BOOST_DATA_TEST_CASE(same_thread_writes_under_the_cursor, bdata::make(cases()), 
 // The engine writes from another thread while the cursor walks: at each
 // position the entry is read twice with a pause between (the writer keeps
 // going), and must not change; the walk is ordered and complete.
-BOOST_DATA_TEST_CASE(engine_writes_while_the_cursor_views, bdata::make(cases()), c) {
+BOOST_DATA_TEST_CASE(engine_writes_while_the_cursor_views,
+                     bdata::make(corobtree::test::pool_cases()), c) {
   const std::uint64_t seed = corobtree::test::test_seed("cursor zero copy mt " + c.name());
   corobtree::test::Watchdog watchdog("cursor zero copy mt " + c.name());
   corobtree::test::TempDir dir;

@@ -20,6 +20,7 @@
 #include <corobtree/pinned_value.h>
 
 #include "tests/support/backends.h"
+#include "tests/support/pool_cases.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
@@ -31,34 +32,7 @@ using corobtree::PinnedValue;
 
 namespace {
 
-struct Case {
-  IoBackend backend;
-  std::size_t pool;  // 0: direct mode; SIZE_MAX: the default pool
-  std::string name() const {
-    return std::string(backend == IoBackend::kUring ? "uring" : "pread") +
-           (pool == SIZE_MAX ? "/pool=default" : "/pool=" + std::to_string(pool));
-  }
-};
-std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name(); }
-
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  for (const IoBackend b : corobtree::test::io_backends()) {
-    for (const std::size_t pool : {std::size_t{0}, std::size_t{16}, SIZE_MAX}) {
-      out.push_back({b, pool});
-    }
-  }
-  return out;
-}
-
-Options options_for(const Case& c) {
-  Options o;
-  o.backend = c.backend;
-  o.page_size = 512;  // many small leaves: splits and merges under the pins
-  if (c.pool != SIZE_MAX) o.pool_pages = c.pool;
-  o.durability = corobtree::Durability::kRelaxed;
-  return o;
-}
+using Case = corobtree::test::PoolCase;
 
 std::string key_of(std::uint32_t i) {
   char k[16];
@@ -98,7 +72,7 @@ void check_held(const std::vector<Held>& held) {
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(differential_with_pins_held, bdata::make(cases()), c) {
+BOOST_DATA_TEST_CASE(differential_with_pins_held, bdata::make(corobtree::test::pool_cases()), c) {
   const std::uint64_t seed = corobtree::test::test_seed("pinned_value differential " + c.name());
   std::mt19937_64 rng(seed);
   corobtree::test::TempDir dir;
@@ -108,7 +82,7 @@ BOOST_DATA_TEST_CASE(differential_with_pins_held, bdata::make(cases()), c) {
   std::uint64_t version = 0;
   std::uint64_t pinned_hits = 0;
   {
-    BlockingDatabase db = BlockingDatabase::open(path, options_for(c));
+    BlockingDatabase db = BlockingDatabase::open(path, corobtree::test::small_page_options(c));
     constexpr std::uint32_t kKeys = 1500;
     const int ops = corobtree::test::scaled(12000, 2000);
     for (int op = 0; op < ops; ++op) {
@@ -172,7 +146,7 @@ BOOST_DATA_TEST_CASE(differential_with_pins_held, bdata::make(cases()), c) {
   }
   check_held(held);  // ... and the database itself
   held.clear();
-  BlockingDatabase db = BlockingDatabase::open(path, options_for(c));
+  BlockingDatabase db = BlockingDatabase::open(path, corobtree::test::small_page_options(c));
   std::string v;
   std::uint64_t n = 0;
   for (const auto& [key, value] : model) {
@@ -190,8 +164,8 @@ BOOST_DATA_TEST_CASE(differential_with_pins_held, bdata::make(cases()), c) {
 BOOST_DATA_TEST_CASE(same_thread_writes_under_a_pin, bdata::make(corobtree::test::io_backends()),
                      backend) {
   corobtree::test::TempDir dir;
-  BlockingDatabase db =
-      BlockingDatabase::open(dir.file("pin.db"), options_for({backend, SIZE_MAX}));
+  BlockingDatabase db = BlockingDatabase::open(
+      dir.file("pin.db"), corobtree::test::small_page_options(Case{backend, SIZE_MAX}));
   db.put("key", "first value");
   PinnedValue g;
   BOOST_REQUIRE(db.get_pinned("key", g));
@@ -226,7 +200,8 @@ BOOST_DATA_TEST_CASE(same_thread_writes_under_a_pin, bdata::make(corobtree::test
 // key: nothing waits (a pin does not hold a frame), every view stays.
 BOOST_DATA_TEST_CASE(more_pins_than_frames, bdata::make(corobtree::test::io_backends()), backend) {
   corobtree::test::TempDir dir;
-  BlockingDatabase db = BlockingDatabase::open(dir.file("pin.db"), options_for({backend, 16}));
+  BlockingDatabase db = BlockingDatabase::open(
+      dir.file("pin.db"), corobtree::test::small_page_options(Case{backend, 16}));
   constexpr std::uint32_t kKeys = 3000;
   for (std::uint32_t k = 0; k < kKeys; ++k) db.put(key_of(k), key_of(k) + "/v1");
   std::vector<Held> held;
@@ -273,8 +248,8 @@ BOOST_DATA_TEST_CASE(guards_outlive_the_database, bdata::make(corobtree::test::i
   corobtree::test::TempDir dir;
   std::vector<PinnedValue> guards(8);
   {
-    BlockingDatabase db =
-        BlockingDatabase::open(dir.file("pin.db"), options_for({backend, SIZE_MAX}));
+    BlockingDatabase db = BlockingDatabase::open(
+        dir.file("pin.db"), corobtree::test::small_page_options(Case{backend, SIZE_MAX}));
     for (int i = 0; i < 8; ++i) db.put("k" + std::to_string(i), "value " + std::to_string(i));
     for (int i = 0; i < 8; ++i) BOOST_REQUIRE(db.get_pinned("k" + std::to_string(i), guards[i]));
     BOOST_REQUIRE(guards[0].pinned());
