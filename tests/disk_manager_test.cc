@@ -78,6 +78,18 @@ AlignedBuffer pattern_page(std::uint32_t page_size, std::uint32_t seed) {
 
 // Blocking use of the Task API. The read buffer starts as 0xCD so that a read
 // which transfers nothing cannot pass for a block of zeros.
+// A file of 5000 bytes (a whole block, then 904 bytes of a second), written
+// by another tool than a DiskManager: the first 5000 bytes of the returned
+// pattern (two blocks of pattern_page, seed 11).
+AlignedBuffer write_partial_file(const std::string& path) {
+  AlignedBuffer pattern = pattern_page(2 * kDefaultPageSize, 11);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE_EQUAL(::pwrite(fd, pattern.data(), 5000, 0), 5000);
+  ::close(fd);
+  return pattern;
+}
+
 AlignedBuffer read_now(DiskManager& dm, BlockId id) {
   AlignedBuffer page(dm.page_size());
   std::memset(page.data(), 0xCD, page.size());
@@ -393,11 +405,7 @@ BOOST_DATA_TEST_CASE(data_survives_reopen_and_backend_switch, ALL_BACKENDS, cfg)
 BOOST_DATA_TEST_CASE(trailing_partial_block_reads_padded, ALL_BACKENDS, cfg) {
   TempDir dir;
   const std::string path = dir.file("partial.db");
-  const AlignedBuffer pattern = pattern_page(2 * kDefaultPageSize, 11);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  BOOST_REQUIRE(fd >= 0);
-  BOOST_REQUIRE_EQUAL(::pwrite(fd, pattern.data(), 5000, 0), 5000);
-  ::close(fd);
+  const AlignedBuffer pattern = write_partial_file(path);
   auto dm = DiskManager::open(path, cfg.options());
   BOOST_REQUIRE_EQUAL(dm->block_count(), 2u);
   AlignedBuffer got = read_now(*dm, 1);
@@ -450,11 +458,7 @@ BOOST_DATA_TEST_CASE(read_blocks_into_scatters_a_run, ALL_BACKENDS, cfg) {
 BOOST_DATA_TEST_CASE(read_blocks_into_pads_a_trailing_partial_block, ALL_BACKENDS, cfg) {
   TempDir dir;
   const std::string path = dir.file("partial.db");
-  const AlignedBuffer pattern = pattern_page(2 * kDefaultPageSize, 11);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  BOOST_REQUIRE(fd >= 0);
-  BOOST_REQUIRE_EQUAL(::pwrite(fd, pattern.data(), 5000, 0), 5000);
-  ::close(fd);
+  const AlignedBuffer pattern = write_partial_file(path);
   auto dm = DiskManager::open(path, cfg.options());
   BOOST_REQUIRE_EQUAL(dm->block_count(), 2u);
   AlignedBuffer a(kDefaultPageSize);
