@@ -95,6 +95,28 @@ run_quickable peer_bench
 echo "=== commit_bench: our durable commits, 1/8/64 writer tasks (also across checkpoints)"
 run_quickable commit_bench
 
+# Durable commits with one writer are bound by the disk's fdatasync latency,
+# which on a shared VM swings by 2x within minutes: the two runs above are
+# minutes apart. So the target (issue 13: 1 writer >= 1.0x SQLite) is also
+# measured here as alternating rounds, each engine right after the other,
+# and bench_report.py compares the medians.
+AB_ROUNDS=5
+[ "$QUICK" -eq 1 ] && AB_ROUNDS=2
+if [ -x "$BUILD/perf/peer_bench" ]; then
+  echo "=== durable commits, 1 writer: corobtree and SQLite alternating, $AB_ROUNDS rounds"
+  rm -rf "$RESULTS/durable_ab"
+  mkdir -p "$RESULTS/durable_ab"
+  for r in $(seq 1 "$AB_ROUNDS"); do
+    COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/commit_bench" \
+      --benchmark_filter='^BM_DurableCommit/writers:1$' \
+      --benchmark_out="$RESULTS/durable_ab/corobtree_$r.json" --benchmark_out_format=json >/dev/null
+    COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/peer_bench" \
+      --benchmark_filter='^BM_PeerCommit/sqlite/writers:1$' \
+      --benchmark_out="$RESULTS/durable_ab/sqlite_$r.json" --benchmark_out_format=json >/dev/null
+    echo "  round $r done"
+  done
+fi
+
 echo "=== cold point lookups: >= 1 GiB database, O_DIRECT, small pool, N tasks vs fio at QD N"
 if [ "$QUICK" -eq 1 ]; then bash "$ROOT/scripts/cold-bench.sh" --quick; else bash "$ROOT/scripts/cold-bench.sh"; fi
 
