@@ -108,11 +108,13 @@ if [ -x "$BUILD/perf/peer_bench" ]; then
   mkdir -p "$RESULTS/durable_ab"
   for r in $(seq 1 "$AB_ROUNDS"); do
     COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/commit_bench" \
-      --benchmark_filter='^BM_DurableCommit/writers:1$' \
-      --benchmark_out="$RESULTS/durable_ab/corobtree_$r.json" --benchmark_out_format=json >/dev/null
+      --benchmark_filter='^BM_DurableCommit/writers:1/' \
+      --benchmark_out="$RESULTS/durable_ab/corobtree_$r.json" --benchmark_out_format=json \
+      >/dev/null 2>&1 || echo "  round $r: commit_bench failed"
     COROBTREE_BENCH_QUICK=$QUICK "$BUILD/perf/peer_bench" \
-      --benchmark_filter='^BM_PeerCommit/sqlite/writers:1$' \
-      --benchmark_out="$RESULTS/durable_ab/sqlite_$r.json" --benchmark_out_format=json >/dev/null
+      --benchmark_filter='^BM_PeerCommit/sqlite/writers:1/' \
+      --benchmark_out="$RESULTS/durable_ab/sqlite_$r.json" --benchmark_out_format=json \
+      >/dev/null 2>&1 || echo "  round $r: peer_bench failed"
     echo "  round $r done"
   done
 fi
