@@ -337,8 +337,11 @@ def durable_ab_lines(results):
     rounds = []
     r = 1
     while True:
-        ours = load_rows(d, f"corobtree_{r}.json")
-        peer = load_rows(d, f"sqlite_{r}.json")
+        try:
+            ours = load_rows(d, f"corobtree_{r}.json")
+            peer = load_rows(d, f"sqlite_{r}.json")
+        except ValueError:  # a round that failed left a partial file
+            ours = peer = []
         if ours is None or peer is None:
             break
         rounds.append((ours[0] if ours else None, peer[0] if peer else None))
