@@ -159,7 +159,7 @@ void FileDiskManager::close() noexcept {
   if (fd_ >= 0) {
     if (!poisoned_) {
       try {
-        settle_size();  // the file holds block_count() blocks once closed
+        settle_size();          // the file holds block_count() blocks once closed
       } catch (const Error&) {  // NOLINT(bugprone-empty-catch): best effort, as a crash
       }
     }
@@ -370,8 +370,7 @@ BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
     const off_t at = static_cast<off_t>(std::max(first, reserved_) * page_size_);
     int r;
     do {
-      r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, at,
-                      static_cast<off_t>(end * page_size_) - at);
+      r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(end * page_size_) - at);
     } while (r != 0 && errno == EINTR);
     if (r == 0) reserved_ = end;
   }

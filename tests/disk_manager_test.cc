@@ -325,7 +325,7 @@ BOOST_DATA_TEST_CASE(allocation_inside_the_reservation_has_its_space, ALL_BACKEN
       BOOST_REQUIRE_LE(std::filesystem::file_size(path), (id + 1) * std::uint64_t{ps});
     }
     BOOST_CHECK_LT(std::filesystem::file_size(path), 300u * ps);  // lagging
-    BOOST_CHECK_GE(allocated_bytes(), 300u * ps);  // not a sparse file
+    BOOST_CHECK_GE(allocated_bytes(), 300u * ps);                 // not a sparse file
     AlignedBuffer page = pattern_page(ps, 7);
     write_now(*dm, 150, page.span());  // past the size: extends the file
     BOOST_CHECK_EQUAL(std::filesystem::file_size(path), 151u * ps);
