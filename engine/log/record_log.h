@@ -196,8 +196,8 @@ class RecordLog {
   // fdatasync has only data to flush (into space that is only fallocated,
   // ext4 and XFS must also journal the conversion of its extents at every
   // commit's sync). With kRelaxed no commit syncs, so the blocks are only
-  // allocated (they read as zeros): writing them twice cost a sixth of a
-  // fresh database's random-insert time.
+  // allocated (they read as zeros): writing them twice cost about a sixth
+  // of the CPU time of a fresh database's random inserts.
   Task<void> grow(std::uint64_t need);
   Task<void> write_and_sync(bool sync, bool gather);
   // Gives up the flush turn and wakes the tasks waiting for a flush to end.
