@@ -150,12 +150,19 @@ FileDiskManager::FileDiskManager(std::string path, int fd, std::uint32_t page_si
       fd_(fd),
       page_size_(page_size),
       direct_io_(direct_io),
-      block_count_(block_count) {}
+      block_count_(block_count),
+      sized_(block_count) {}
 
 FileDiskManager::~FileDiskManager() { FileDiskManager::close(); }
 
 void FileDiskManager::close() noexcept {
   if (fd_ >= 0) {
+    if (!poisoned_) {
+      try {
+        settle_size();          // the file holds block_count() blocks once closed
+      } catch (const Error&) {  // NOLINT(bugprone-empty-catch): best effort, as a crash
+      }
+    }
     ::close(fd_);  // drops its OFD lock once no request in flight holds it
     fd_ = -1;
   }
@@ -353,8 +360,6 @@ BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
   check_usable("allocate", kInvalidBlockId);
   const BlockId first = block_count_;
   if (n == 0) return first;
-  const off_t offset = static_cast<off_t>(first * page_size_);
-  const off_t length = static_cast<off_t>(n * page_size_);
   if (first + n > reserved_) {
     // Reserve ahead of the end in one call (an eighth of the file, 16 to 4096
     // blocks), so that allocating the next blocks one at a time does not run
@@ -362,15 +367,27 @@ BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
     // (a full disk) leaves the exact allocation below to report it.
     const std::uint64_t ahead = std::clamp<std::uint64_t>(block_count_ / 8, 16, 4096);
     const std::uint64_t end = first + n + ahead;
+    const off_t at = static_cast<off_t>(std::max(first, reserved_) * page_size_);
     int r;
     do {
-      r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, offset,
-                      static_cast<off_t>((end - first) * page_size_));
+      r = ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(end * page_size_) - at);
     } while (r != 0 && errno == EINTR);
     if (r == 0) reserved_ = end;
   }
+  if (first + n <= reserved_) {
+    // The space is there already: the file's size follows at sync() or
+    // close() (settle_size), one call instead of one per allocation. Until
+    // then the blocks past the file's end read as zeros (a short read) and a
+    // write extends the file.
+    block_count_ += n;
+    stats_.allocations += n;
+    return first;
+  }
   // fallocate reserves the space now, so a full disk shows up here and not at
   // some later write-back; file systems without it get a sparse extension.
+  settle_size();
+  const off_t offset = static_cast<off_t>(first * page_size_);
+  const off_t length = static_cast<off_t>(n * page_size_);
   int ret;
   do {
     ret = ::fallocate(fd_, 0, offset, length);
@@ -380,8 +397,22 @@ BlockId FileDiskManager::allocate_blocks(std::uint64_t n) {
   }
   if (ret != 0) throw errno_error(errno, "allocate", path_, first);
   block_count_ += n;
+  sized_ = block_count_;
   stats_.allocations += n;
   return first;
+}
+
+void FileDiskManager::settle_size() {
+  if (sized_ >= block_count_) return;
+  // Inside the reservation: this only moves the file's end (no allocation).
+  const off_t offset = static_cast<off_t>(sized_ * page_size_);
+  const off_t length = static_cast<off_t>((block_count_ - sized_) * page_size_);
+  int ret;
+  do {
+    ret = ::fallocate(fd_, 0, offset, length);
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0) throw errno_error(errno, "allocate", path_, sized_);
+  sized_ = block_count_;
 }
 
 void FileDiskManager::truncate_blocks(std::uint64_t n) {
@@ -391,6 +422,7 @@ void FileDiskManager::truncate_blocks(std::uint64_t n) {
     throw errno_error(errno, "truncate", path_);
   }
   block_count_ = n;
+  sized_ = n;
   reserved_ = n;  // ftruncate frees the reserved blocks past the end too
 }
 

@@ -4,6 +4,9 @@
 // records it in its superblock). Block `id` lives at byte offset
 // id * page_size. The file holds block_count() blocks; allocate_block() grows
 // it by one zeroed block. Reads and writes address existing blocks only.
+// Allocation reserves the space on disk at once (a full disk fails there), but
+// the file's size may lag behind block_count() until the next sync() or
+// close(): blocks past the size read as zeros, as allocated blocks do.
 // A write shorter than a block is zero-padded; a longer one is rejected.
 //
 // Two backends serve the same on-disk format:
@@ -190,6 +193,10 @@ class FileDiskManager : public DiskManager {
   // fdatasync on the calling thread (retrying EINTR); a failure poisons the
   // handle. Counts the sync.
   void fdatasync_now();
+  // Extends the file's size to block_count() blocks if allocations inside the
+  // reservation left it shorter (one fallocate; their space is there). Every
+  // sync() calls it first, and close().
+  void settle_size();
 
   DiskStats stats_;
   std::string fallback_reason_;
@@ -202,8 +209,12 @@ class FileDiskManager : public DiskManager {
   std::uint32_t page_size_;
   bool direct_io_;
   std::uint64_t block_count_;
-  // Blocks [block_count_, reserved_) are fallocated past the end of the file
-  // (FALLOC_FL_KEEP_SIZE): growing into them finds the space already there.
+  // The file's size is at least sized_ blocks (writes past it extend it).
+  // Blocks allocated inside the reservation, [sized_, block_count_), have
+  // their space but not their size until settle_size().
+  std::uint64_t sized_;
+  // Blocks [sized_ or block_count_, reserved_) are fallocated past the end of
+  // the file (FALLOC_FL_KEEP_SIZE): growing into them finds the space there.
   std::uint64_t reserved_ = 0;
   bool poisoned_ = false;
   FileLock lock_;  // held from open to close() when DiskOptions::lock_file

@@ -41,6 +41,7 @@ void PreadDiskManager::write_block_now(BlockId id, std::span<const std::byte> da
 
 void PreadDiskManager::sync_now() {
   check_sync();
+  settle_size();
   fdatasync_now();
 }
 

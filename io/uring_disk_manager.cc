@@ -119,6 +119,7 @@ Task<void> UringDiskManager::sync() {
   // io_uring does not order a write before a later fsync: wait for ours.
   co_await writes_.drained();
   check_sync();
+  settle_size();
   if (inline_sync_when_idle_ && loop_->pending() == 0) {
     // Nothing else in flight on this ring: an fdatasync on this thread costs
     // the least CPU and wakes soonest. Through the ring it runs on a kernel

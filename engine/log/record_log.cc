@@ -24,7 +24,8 @@ namespace {
 constexpr std::size_t kSpillWriteBytes = std::size_t{1} << 20;
 // The log file grows by at least this many bytes at a time.
 constexpr std::uint64_t kGrowBytes = std::uint64_t{4} << 20;
-// The log's new blocks are zero-filled this many bytes per write.
+// With Durability::kSync the log's new blocks are zero-filled this many bytes
+// per write.
 constexpr std::uint64_t kZeroFillBytes = std::uint64_t{1} << 20;
 // A reset shrinks a log file larger than this back to kGrowBytes (keeping a
 // log of the usual size saves extending it again at every checkpoint).
@@ -230,13 +231,14 @@ Task<void> RecordLog::grow(std::uint64_t need) {
   const std::uint64_t first = file_->block_count();
   const std::uint64_t n = std::max(need - first, kGrowBytes / page_size_);
   file_->allocate_blocks(n);  // reserves the space: a full disk fails here
+  if (durability_ != Durability::kSync) co_return;
   const std::uint64_t chunk = std::max<std::uint64_t>(1, kZeroFillBytes / page_size_);
   const AlignedBuffer zeros(std::min(n, chunk) * page_size_);
   for (std::uint64_t b = first; b < first + n; b += chunk) {
     const std::uint64_t k = std::min(chunk, first + n - b);
     co_await file_->write_blocks(b, std::span<const std::byte>(zeros.data(), k * page_size_));
   }
-  if (durability_ == Durability::kSync) co_await file_->sync();
+  co_await file_->sync();
 }
 
 Task<void> RecordLog::spill() {
