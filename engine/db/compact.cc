@@ -97,7 +97,7 @@ Task<void> DatabaseImpl::compact() {
 
   // No read may span the swap: wait for those in flight, hold off new ones.
   const AsyncSharedMutex::Guard readers = co_await tree_->read_gate().scoped_lock();
-  co_await pool_->readahead_drained();      // discard_all wants no read in flight
+  co_await pool_->readahead_drained();       // discard_all wants no read in flight
   std::optional<BTree::WriteWindow> window;  // and lock-free readers retry until it ends
   try {
     window.emplace(*tree_);  // (may throw std::bad_alloc before any change)

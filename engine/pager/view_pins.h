@@ -83,8 +83,6 @@ class ViewPins {
   // Engine thread: whether any slot is claimed now (one load; see the
   // ordering above for why a false answer lets the engine skip its checks).
   bool any_live() const noexcept { return live_.load(std::memory_order_seq_cst) != 0; }
-  // Live claims now (tests).
-  std::uint32_t live() const noexcept { return live_.load(std::memory_order_seq_cst); }
   // Engine thread: the buffers named by slots now (unsorted, may repeat).
   // Costs 64 loads plus one per claimed slot; `out` grows at most to kSlots.
   void named(std::vector<const std::byte*>& out) const;
@@ -107,8 +105,8 @@ class ViewPins {
 
   std::unique_ptr<std::atomic<std::uintptr_t>[]> slots_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> used_;  // kWords: bit i of word w = slot 64w + i
-  alignas(64) std::atomic<std::uint32_t> live_{0};       // claims, | kOrphanBit after orphan()
-  std::vector<AlignedBuffer> memory_;                     // after orphan(): the pool's pages
+  alignas(64) std::atomic<std::uint32_t> live_{0};      // claims, | kOrphanBit after orphan()
+  std::vector<AlignedBuffer> memory_;                   // after orphan(): the pool's pages
 };
 
 namespace detail {
