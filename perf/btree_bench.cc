@@ -22,6 +22,13 @@
 //                          viewed in the pool's page, not copied.
 // BM_Scan100               seek to a random key and read 100 entries with one
 //                          Cursor (entries/s).
+// BM_PutAfterPinBurst/held:H  (real time: the work is on the engine thread)
+//                          single puts of random keys (each a write window)
+//                          into the N-key database after 4,000 pinned gets
+//                          were taken and released, H of them still held.
+// BM_EvictAfterPinBurst/held:H  random gets from a 100,000-key database through a
+//                          256-frame pool (each get evicts a frame and reads
+//                          from the OS page cache) after the same burst.
 // BM_SeedSearch            the seed project's shape: 20,000 single puts of the
 //                          even keys of [0, 40000) in random order, minimum
 //                          degree 32, 4 KiB pages; then rounds of 50,000 gets
@@ -297,6 +304,69 @@ void BM_RandomGet(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// ---- pinned views: what a past burst of pins costs writers -----------------
+
+// 4,000 pins taken at once on distinct keys of `db` (all of ViewPins's
+// bitmap words in use, and the old high-water mark near its 4,096 slots),
+// then released but the first `held`.
+Task<void> pin_burst(Database& db, std::uint64_t n, std::int64_t held,
+                     std::vector<corobtree::PinnedValue>& kept) {
+  std::vector<corobtree::PinnedValue> burst(4000);
+  for (std::size_t i = 0; i < burst.size(); ++i) {
+    const Key key(i * (n / burst.size()));
+    const bool present = co_await db.get_pinned(key.view(), burst[i]);
+    if (present && !burst[i].pinned()) (void)co_await db.get_pinned(key.view(), burst[i]);
+  }
+  kept.clear();
+  for (std::int64_t i = 0; i < held; ++i) kept.push_back(std::move(burst[i]));
+}
+
+Task<void> put_loop(Database& db, std::uint64_t n, benchmark::State& state) {
+  SplitMix64 rng(13);
+  for (auto _ : state) {
+    const std::uint64_t k = rng.below(n);
+    const Key key(k);
+    const std::string value = make_value(k);  // the same value: the shared tree stays as loaded
+    co_await db.put(key.view(), value);
+  }
+}
+
+// Single puts into the cached N-key database (one write window each) after
+// a burst of 4,000 pins, `held` of them still held (0: none).
+void BM_PutAfterPinBurst(benchmark::State& state) {
+  Database& db = shared_db();
+  std::vector<corobtree::PinnedValue> kept;
+  corobtree::sync_wait(pin_burst(db, key_count(), state.range(0), kept));
+  corobtree::sync_wait(put_loop(db, key_count(), state));
+  state.SetItemsProcessed(state.iterations());
+}
+
+Database& small_pool_db() {
+  static std::unique_ptr<TempDatabase> db;
+  if (!db) {
+    Options o = cached_options();
+    o.pool_pages = 256;
+    db = std::make_unique<TempDatabase>("smallpool", o);
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (std::uint64_t k = 0; k < 100000; ++k) pairs.emplace_back(Key(k).view(), make_value(k));
+    corobtree::sync_wait(db->db().bulk_load(pairs));
+  }
+  return db->db();
+}
+
+// Random gets from a 100,000-key database through a 256-frame pool (nearly
+// every get evicts a frame and reads a page from the OS page cache) after a
+// burst of 4,000 pins, `held` of them still held.
+void BM_EvictAfterPinBurst(benchmark::State& state) {
+  Database& db = small_pool_db();
+  std::vector<corobtree::PinnedValue> kept;
+  corobtree::sync_wait(pin_burst(db, 100000, state.range(0), kept));
+  std::uint64_t bad = 0;
+  corobtree::sync_wait(random_get_into_loop(db, 100000, state, bad));
+  if (bad != 0) state.SkipWithError("a get missed a present key or returned a wrong value");
+  state.SetItemsProcessed(state.iterations());
+}
+
 Task<void> scan_loop(Database& db, std::uint64_t n, benchmark::State& state, std::uint64_t& bad) {
   SplitMix64 rng(13);
   Cursor cursor = db.cursor();
@@ -414,6 +484,18 @@ BENCHMARK(BM_RandomGet)->MinTime(read_min_time());
 BENCHMARK(BM_RandomGetInto)->MinTime(read_min_time());
 BENCHMARK(BM_RandomGetPinned)->MinTime(read_min_time());
 BENCHMARK(BM_Scan100)->MinTime(read_min_time());
+BENCHMARK(BM_PutAfterPinBurst)
+    ->ArgName("held")
+    ->Arg(0)
+    ->Arg(1)
+    ->MinTime(read_min_time())
+    ->UseRealTime();
+BENCHMARK(BM_EvictAfterPinBurst)
+    ->ArgName("held")
+    ->Arg(0)
+    ->Arg(1)
+    ->MinTime(read_min_time())
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_SeedSearch, uring_pool256, IoBackend::kUring, 256)
     ->MinTime(read_min_time())
     ->UseRealTime()

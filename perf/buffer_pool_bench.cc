@@ -12,6 +12,13 @@
 //                       fetches/s; hit_rate, misses and disk_reads are counted
 //                       after a warm-up, so they describe the steady state.
 //
+// BM_PinTableAfterBurst/held:H  the engine's two questions to the pinned-view
+//                       table (engine/pager/view_pins.h) after 4,000 slots
+//                       were claimed and released, H still claimed: "does a
+//                       slot name this buffer?" (before a frame's reuse) and
+//                       "which buffers are named?" (when a write window
+//                       opens). items_per_second = question pairs/s.
+//
 // The data file ($TMPDIR/corobtree-poolbench-<pid>.dat, real data so O_DIRECT
 // reads reach the device) is written once per process and removed at exit.
 // Every page starts with its own id, which the Zipf workers check on each fetch.
@@ -304,8 +311,35 @@ void BM_Zipf(benchmark::State& state, IoBackend backend) {
 
 }  // namespace
 
+// A burst of 4,000 claims, all released but the first `held`; then the
+// engine's questions in a loop.
+void BM_PinTableAfterBurst(benchmark::State& state) {
+  auto* pins = new corobtree::ViewPins();
+  std::vector<std::byte> pages(4096);
+  std::vector<std::uint32_t> slots;
+  for (std::uint32_t i = 0; i < 4000; ++i) slots.push_back(pins->claim(&pages[i % 4096]));
+  for (std::size_t i = static_cast<std::size_t>(state.range(0)); i < slots.size(); ++i) {
+    pins->release(slots[i]);
+  }
+  std::vector<const std::byte*> named;
+  named.reserve(corobtree::ViewPins::kSlots);
+  std::size_t hits = 0;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    hits += pins->names(&pages[++i % 4096]) ? 1 : 0;
+    pins->named(named);
+    hits += named.size();
+    benchmark::DoNotOptimize(hits);
+  }
+  for (std::int64_t h = 0; h < state.range(0); ++h)
+    pins->release(slots[static_cast<std::size_t>(h)]);
+  pins->orphan({});
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_HotFetch);
 BENCHMARK(BM_HotFetchTryCached);
+BENCHMARK(BM_PinTableAfterBurst)->ArgName("held")->Arg(0)->Arg(1);
 BENCHMARK_CAPTURE(BM_Zipf, uring, IoBackend::kUring)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Zipf, pread, IoBackend::kPread)->UseRealTime()->Unit(benchmark::kMillisecond);
 

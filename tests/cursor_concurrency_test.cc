@@ -27,6 +27,7 @@
 
 #include "tests/support/backends.h"
 #include "tests/support/seed.h"
+#include "tests/support/stopping_thread.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_probe.h"
 
@@ -121,9 +122,8 @@ BOOST_DATA_TEST_CASE(walks_stay_ordered_and_complete_while_a_thread_writes, bdat
 
   // The writer: puts and erases the odd keys between the stable ones, in
   // random order, until the walkers are done.
-  std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> writes{0};
-  std::thread writer([&] {
+  corobtree::test::StoppingThread writer([&](const std::atomic<bool>& stop) {
     std::mt19937_64 rng(seed);
     std::uniform_int_distribution<int> pick(0, kStable - 1);
     while (!stop.load(std::memory_order_relaxed)) {
@@ -137,18 +137,11 @@ BOOST_DATA_TEST_CASE(walks_stay_ordered_and_complete_while_a_thread_writes, bdat
     }
   });
   const int walks = corobtree::test::scaled(16, 4);
-  try {
-    for (int w = 0; w < walks; ++w) {
-      const bool reverse = w % 4 == 3;
-      check_walk(sync_wait(walk(db.get(), reverse)), reverse);
-    }
-  } catch (...) {
-    stop.store(true);
-    writer.join();
-    throw;
+  for (int w = 0; w < walks; ++w) {
+    const bool reverse = w % 4 == 3;
+    check_walk(sync_wait(walk(db.get(), reverse)), reverse);
   }
-  stop.store(true);
-  writer.join();
+  writer.stop();
   BOOST_TEST_MESSAGE(c.name() << ": " << walks << " walks beside " << writes.load() << " writes");
   BOOST_TEST(writes.load() > 0u);
   // Quiet now: a walk sees exactly what a scan does.

@@ -27,6 +27,7 @@
 #include "tests/support/backends.h"
 #include "tests/support/pool_cases.h"
 #include "tests/support/seed.h"
+#include "tests/support/stopping_thread.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/thread_probe.h"
 
@@ -169,9 +170,8 @@ BOOST_DATA_TEST_CASE(engine_writes_while_the_cursor_views,
   std::unique_ptr<Database> db = load(c, dir);
   (void)sync_wait(db->scan({}));
   std::vector<std::atomic<std::uint32_t>> version(kKeys);
-  std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> writes{0};
-  std::thread writer([&] {
+  corobtree::test::StoppingThread writer([&](const std::atomic<bool>& stop) {
     std::mt19937_64 rng(seed);
     while (!stop.load(std::memory_order_relaxed)) {
       const std::uint32_t i = static_cast<std::uint32_t>(rng() % kKeys);
@@ -187,36 +187,29 @@ BOOST_DATA_TEST_CASE(engine_writes_while_the_cursor_views,
     }
   });
   const int walks = corobtree::test::scaled(4, 2);
-  try {
-    for (int w = 0; w < walks; ++w) {
-      Cursor cur = db->cursor();
-      std::string prev;
-      std::uint32_t stable_seen = 0;
-      std::uint32_t step = 0;
-      for (bool ok = sync_wait(cur.first()); ok; ok = sync_wait(cur.next()), ++step) {
-        const std::string key(cur.key());
-        const std::string value(cur.value());
-        BOOST_REQUIRE_MESSAGE(prev < key, "walk out of order at " << key << " after " << prev);
-        const std::uint32_t k = static_cast<std::uint32_t>(std::stoul(key.substr(1)));
-        check_entry(key, value, version[k].load(std::memory_order_relaxed));
-        if (k % 4 == 0) ++stable_seen;
-        prev = key;
-        if (step % 16 == 0) {
-          // Let the writer change the leaf under the view.
-          for (int y = 0; y < 20; ++y) std::this_thread::yield();
-          BOOST_REQUIRE_MESSAGE(cur.key() == key && cur.value() == value,
-                                "the cursor's entry " << key << " changed under it");
-        }
+  for (int w = 0; w < walks; ++w) {
+    Cursor cur = db->cursor();
+    std::string prev;
+    std::uint32_t stable_seen = 0;
+    std::uint32_t step = 0;
+    for (bool ok = sync_wait(cur.first()); ok; ok = sync_wait(cur.next()), ++step) {
+      const std::string key(cur.key());
+      const std::string value(cur.value());
+      BOOST_REQUIRE_MESSAGE(prev < key, "walk out of order at " << key << " after " << prev);
+      const std::uint32_t k = static_cast<std::uint32_t>(std::stoul(key.substr(1)));
+      check_entry(key, value, version[k].load(std::memory_order_relaxed));
+      if (k % 4 == 0) ++stable_seen;
+      prev = key;
+      if (step % 16 == 0) {
+        // Let the writer change the leaf under the view.
+        for (int y = 0; y < 20; ++y) std::this_thread::yield();
+        BOOST_REQUIRE_MESSAGE(cur.key() == key && cur.value() == value,
+                              "the cursor's entry " << key << " changed under it");
       }
-      BOOST_REQUIRE_EQUAL(stable_seen, kKeys / 4);
     }
-  } catch (...) {
-    stop.store(true);
-    writer.join();
-    throw;
+    BOOST_REQUIRE_EQUAL(stable_seen, kKeys / 4);
   }
-  stop.store(true);
-  writer.join();
+  writer.stop();
   BOOST_TEST_MESSAGE(c.name() << ": " << walks << " walks beside " << writes.load() << " writes, "
                               << db->stats().pool.view_relocations << " relocations");
   BOOST_TEST(sync_wait(db->validate()).ok());

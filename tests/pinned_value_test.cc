@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <new>
 #include <optional>
 #include <random>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include <corobtree/blocking_database.h>
 #include <corobtree/pinned_value.h>
+#include "engine/pager/buffer_pool.h"
 
 #include "tests/support/backends.h"
 #include "tests/support/pool_cases.h"
@@ -260,4 +262,87 @@ BOOST_DATA_TEST_CASE(guards_outlive_the_database, bdata::make(corobtree::test::i
     if (i != 3) BOOST_CHECK_EQUAL(guards[i].view(), "value " + std::to_string(i));
   }
   guards.clear();  // the last one frees the pool's memory
+}
+
+// The count of live pins: after a burst of pins that are all released, a
+// write window finds nothing pinned and moves no page (no relocation), and a
+// new pin sees the write; a pin then held across a write window still sees
+// the bytes it pinned (the window sees the count and moves the page). With
+// the count's skip wrong (a window skipping with a pin held), the held view
+// changes and no page moves.
+BOOST_DATA_TEST_CASE(released_pins_cost_writers_nothing,
+                     bdata::make(corobtree::test::io_backends()), backend) {
+  corobtree::test::TempDir dir;
+  BlockingDatabase db = BlockingDatabase::open(
+      dir.file("pin.db"), corobtree::test::small_page_options(Case{backend, SIZE_MAX}));
+  db.put("key", "first value");
+  for (std::uint32_t k = 0; k < 100; ++k) db.put(key_of(k), key_of(k) + "/v1");
+  {
+    // A burst: 3,000 pins at once (slots in most of the bitmap's words),
+    // then all released.
+    std::vector<PinnedValue> burst(3000);
+    for (std::size_t i = 0; i < burst.size(); ++i) {
+      BOOST_REQUIRE(db.get_pinned(i % 2 == 0 ? std::string("key") : key_of(i % 100), burst[i]));
+      BOOST_REQUIRE(burst[i].pinned());
+    }
+  }
+  const std::uint64_t relocations = db.stats().pool.view_relocations;
+  db.put("key", "second value, longer");
+  for (std::uint32_t k = 0; k < 100; k += 3) db.put(key_of(k), key_of(k) + "/v2");
+  BOOST_CHECK_EQUAL(db.stats().pool.view_relocations, relocations);  // nothing was pinned
+  PinnedValue fresh;
+  BOOST_REQUIRE(db.get_pinned("key", fresh));
+  BOOST_REQUIRE(fresh.pinned());
+  BOOST_CHECK_EQUAL(fresh.view(), "second value, longer");
+  // Held across windows: the pool moves the page, the view stays.
+  db.put("key", "third value, longer still");
+  for (std::uint32_t k = 0; k < 100; k += 5) db.put(key_of(k), key_of(k) + "/v3");
+  BOOST_CHECK_EQUAL(fresh.view(), "second value, longer");
+  BOOST_CHECK_GT(db.stats().pool.view_relocations, relocations);
+  PinnedValue again;
+  BOOST_REQUIRE(db.get_pinned("key", again));
+  BOOST_CHECK_EQUAL(again.view(), "third value, longer still");
+  fresh.reset();
+  again.reset();
+  const corobtree::ValidationReport report = db.validate();
+  BOOST_REQUIRE_MESSAGE(report.ok(), report.summary());
+  db.close();
+}
+
+// A write window needs a spare buffer for each pinned page it may change;
+// when none can be allocated the write fails with std::bad_alloc before
+// anything changed: the pin keeps its bytes, the database stays open, the
+// old value stays (also after a reopen), and the next write succeeds.
+BOOST_DATA_TEST_CASE(no_memory_for_a_pinned_page_fails_the_write_cleanly,
+                     bdata::make(corobtree::test::io_backends()), backend) {
+  corobtree::test::TempDir dir;
+  const Options o = corobtree::test::small_page_options(Case{backend, SIZE_MAX});
+  {
+    BlockingDatabase db = BlockingDatabase::open(dir.file("pin.db"), o);
+    for (std::uint32_t k = 0; k < 50; ++k) db.put(key_of(k), key_of(k) + "/v1");
+    PinnedValue g;
+    BOOST_REQUIRE(db.get_pinned(key_of(3), g));
+    BOOST_REQUIRE(g.pinned());
+    corobtree::BufferPool::fail_spare_allocations_for_testing(1000);
+    BOOST_CHECK_THROW(db.put(key_of(3), "never written"), std::bad_alloc);
+    corobtree::BufferPool::fail_spare_allocations_for_testing(0);
+    BOOST_CHECK_EQUAL(g.view(), key_of(3) + "/v1");
+    std::string v;
+    BOOST_REQUIRE(db.get(key_of(3), v));
+    BOOST_CHECK_EQUAL(v, key_of(3) + "/v1");
+    db.put(key_of(3), key_of(3) + "/v2");  // memory again: it works
+    BOOST_CHECK_EQUAL(g.view(), key_of(3) + "/v1");
+    BOOST_REQUIRE(db.get(key_of(3), v));
+    BOOST_CHECK_EQUAL(v, key_of(3) + "/v2");
+    const corobtree::ValidationReport report = db.validate();
+    BOOST_REQUIRE_MESSAGE(report.ok(), report.summary());
+    db.close();
+  }
+  BlockingDatabase db = BlockingDatabase::open(dir.file("pin.db"), o);
+  std::string v;
+  for (std::uint32_t k = 0; k < 50; ++k) {
+    BOOST_REQUIRE(db.get(key_of(k), v));
+    BOOST_CHECK_EQUAL(v, key_of(k) + (k == 3 ? "/v2" : "/v1"));
+  }
+  db.close();
 }

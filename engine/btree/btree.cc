@@ -33,14 +33,27 @@ BTree::BTree(BufferPool& pool, TreeState state)
       pub_height_(state.height),
       pub_keys_(state.key_count) {}
 
-void BTree::open_window() noexcept {
-  if (window_depth_++ != 0) return;
-  // seq_cst, then the scan for pinned views: a reader that pins a page
-  // buffer after the scan sees the odd number (engine/pager/view_pins.h).
-  window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
-  // Readers that see any write of the window also see the odd number.
-  std::atomic_thread_fence(std::memory_order_release);
-  pool_.unshare_viewed();
+void BTree::open_window() {
+  if (window_depth_ != 0) {
+    ++window_depth_;
+    return;
+  }
+  // Spares for the pinned pages first, while a failure changes nothing.
+  std::size_t need = pool_.viewed_frames();
+  for (;;) {
+    pool_.reserve_spares(need);
+    // seq_cst, then the scan for pinned views: a reader that pins a page
+    // buffer after the scan sees the odd number (engine/pager/view_pins.h).
+    window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+    // Readers that see any write of the window also see the odd number.
+    std::atomic_thread_fence(std::memory_order_release);
+    need = pool_.unshare_viewed();
+    if (need == 0) break;
+    // Pins came since: too few spares, nothing moved. An empty window ends
+    // (readers that saw it retry) and the next try reserves enough.
+    window_seq_.store(window_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  window_depth_ = 1;
 }
 
 void BTree::close_window() noexcept {

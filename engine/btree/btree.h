@@ -108,10 +108,13 @@ class BTree {
   // even when it began and unchanged when it ended (with each page's frame
   // word, BufferPool::read_valid, for the pool's own reuse of frames).
   // Windows nest (a transaction opens one around its puts and erases); they
-  // belong to the engine thread, under the writer mutex.
+  // belong to the engine thread, under the writer mutex. Opening the
+  // outermost one may throw std::bad_alloc (no memory for the copies of
+  // pinned pages, BufferPool::reserve_spares) before the tree or any page
+  // changed; once open, nothing in it fails.
   class [[nodiscard]] WriteWindow {
    public:
-    explicit WriteWindow(BTree& tree) noexcept : tree_(&tree) { tree.open_window(); }
+    explicit WriteWindow(BTree& tree) : tree_(&tree) { tree.open_window(); }
     WriteWindow(const WriteWindow&) = delete;
     WriteWindow& operator=(const WriteWindow&) = delete;
     ~WriteWindow() { tree_->close_window(); }
@@ -241,7 +244,7 @@ class BTree {
   std::vector<BlockId> prefetch_ids_;      // prefetch_leaves' scratch
   std::vector<BlockId> prefetch_leaf_of_;  // the leaf of each operation of the group
 
-  void open_window() noexcept;
+  void open_window();
   void close_window() noexcept;
 
   BufferPool& pool_;

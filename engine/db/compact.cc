@@ -20,6 +20,8 @@
 //      file to the copy (ReplaceableDisk), adopt its tree state and meta page
 //      (Checkpointer::data_file_replaced), close the old file. The next
 //      commits log into the generation the checkpoint started, against the copy.
+#include <optional>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -95,9 +97,10 @@ Task<void> DatabaseImpl::compact() {
 
   // No read may span the swap: wait for those in flight, hold off new ones.
   const AsyncSharedMutex::Guard readers = co_await tree_->read_gate().scoped_lock();
-  co_await pool_->readahead_drained();      // discard_all wants no read in flight
-  const BTree::WriteWindow window(*tree_);  // and lock-free readers retry until it ends
+  co_await pool_->readahead_drained();       // discard_all wants no read in flight
+  std::optional<BTree::WriteWindow> window;  // and lock-free readers retry until it ends
   try {
+    window.emplace(*tree_);  // (may throw std::bad_alloc before any change)
     copy->rename_to(path_);
   } catch (...) {
     error = std::current_exception();

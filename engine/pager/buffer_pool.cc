@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <corobtree/error.h>
@@ -47,6 +48,7 @@ BufferPool::BufferPool(DiskManager& disk, std::size_t pool_pages)
     pins_ = new ViewPins();
     named_.reserve(ViewPins::kSlots);  // scans in a write window never allocate
     still_named_.reserve(ViewPins::kSlots);
+    to_unshare_.reserve(ViewPins::kSlots);
   }
   for (std::size_t i = 0; i < pool_pages; ++i) {
     fixed_frames_[i].data = arena_.data() + i * page_size_;
@@ -72,6 +74,14 @@ BufferPool::~BufferPool() {
 
 // ---- pinned views (see the header's preamble) -------------------------------
 
+namespace {
+std::atomic<std::uint32_t> fail_spare_allocations{0};  // tests
+}  // namespace
+
+void BufferPool::fail_spare_allocations_for_testing(std::uint32_t n) noexcept {
+  fail_spare_allocations.store(n, std::memory_order_relaxed);
+}
+
 std::byte* BufferPool::buffer_data(std::uint32_t b) noexcept {
   if (b < pool_pages_) return arena_.data() + std::size_t{b} * page_size_;
   return extra_[b - pool_pages_].data();
@@ -86,8 +96,9 @@ std::uint32_t BufferPool::buffer_of(const std::byte* data) const noexcept {
   return it == extra_ids_.end() ? UINT32_MAX : it->second;
 }
 
-void BufferPool::unshare_viewed() {
-  if (pins_ == nullptr || !pins_->ever_used()) return;
+std::size_t BufferPool::collect_viewed() noexcept {
+  to_unshare_.clear();
+  if (pins_ == nullptr || !pins_->any_live()) return 0;  // one load when nothing is pinned
   pins_->named(named_);
   for (const std::byte* data : named_) {
     const std::uint32_t b = buffer_of(data);
@@ -95,12 +106,36 @@ void BufferPool::unshare_viewed() {
     const FrameId f = owner_[b];
     // A loading frame is not published: a pin on it fails its validation.
     if (frame(f).loading) continue;
-    detach_buffer(f, /*copy=*/true);
+    to_unshare_.push_back(f);  // capacity kSlots: no allocation
   }
+  // A buffer named by several slots counts once.
+  std::sort(to_unshare_.begin(), to_unshare_.end());
+  to_unshare_.erase(std::unique(to_unshare_.begin(), to_unshare_.end()), to_unshare_.end());
+  return to_unshare_.size();
+}
+
+std::size_t BufferPool::viewed_frames() noexcept { return collect_viewed(); }
+
+std::size_t BufferPool::unshare_viewed() noexcept {
+  const std::size_t need = collect_viewed();
+  // Too few spares (or room to list the detached): nothing changed; the
+  // caller reserves and retries.
+  if (need > spare_.size() || need > detached_.capacity() - detached_.size()) return need;
+  for (const FrameId f : to_unshare_) detach_buffer(f, /*copy=*/true);
+  return 0;
+}
+
+void BufferPool::reserve_spares(std::size_t n) {
+  if (pins_ == nullptr) return;
+  detached_.reserve(detached_.size() + n);  // detach_buffer's push_back never allocates
+  if (spare_.size() >= n) return;
+  recycle_detached();
+  spare_.reserve(n);
+  while (spare_.size() < n) spare_.push_back(new_spare_buffer());
 }
 
 void BufferPool::make_private(FrameId f) {
-  if (pins_ == nullptr || !pins_->ever_used()) return;
+  if (pins_ == nullptr || !pins_->any_live()) return;  // one load when nothing is pinned
   if (pins_->names(frame(f).data)) detach_buffer(f, /*copy=*/false);
 }
 
@@ -119,34 +154,52 @@ void BufferPool::detach_buffer(FrameId f, bool copy) {
   ++stats_.view_relocations;
 }
 
-std::uint32_t BufferPool::take_spare_buffer() {
-  if (spare_.empty() && !detached_.empty()) {
-    // Detached buffers that no view names any more (and that no write in
-    // flight from their old frame may still read) become spares.
-    // Its own list: unshare_viewed() may be walking named_.
-    pins_->named(still_named_);
-    std::sort(still_named_.begin(), still_named_.end());
-    std::size_t kept = 0;
-    for (const Detached& d : detached_) {
-      const bool named = std::binary_search(still_named_.begin(), still_named_.end(),
-                                            static_cast<const std::byte*>(buffer_data(d.buf)));
-      if (named || frame(d.from).writing) {
-        detached_[kept++] = d;
-      } else {
-        spare_.push_back(d.buf);
-      }
+void BufferPool::recycle_detached() {
+  if (detached_.empty()) return;
+  // Detached buffers that no view names any more (and that no write in
+  // flight from their old frame may still read) become spares.
+  pins_->named(still_named_);
+  std::sort(still_named_.begin(), still_named_.end());
+  spare_.reserve(spare_.size() + detached_.size());
+  std::size_t kept = 0;
+  for (const Detached& d : detached_) {
+    const bool named = std::binary_search(still_named_.begin(), still_named_.end(),
+                                          static_cast<const std::byte*>(buffer_data(d.buf)));
+    if (named || frame(d.from).writing) {
+      detached_[kept++] = d;
+    } else {
+      spare_.push_back(d.buf);
     }
-    detached_.resize(kept);
   }
+  detached_.resize(kept);
+}
+
+std::uint32_t BufferPool::new_spare_buffer() {
+  if (fail_spare_allocations.load(std::memory_order_relaxed) > 0) {
+    fail_spare_allocations.fetch_sub(1, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  const auto b = static_cast<std::uint32_t>(pool_pages_ + extra_.size());
+  owner_.reserve(owner_.size() + 1);  // then push_back cannot throw
+  AlignedBuffer& page = extra_.emplace_back(page_size_);
+  try {
+    extra_ids_.emplace(page.data(), b);
+  } catch (...) {
+    extra_.pop_back();  // as before: buffer ids stay dense
+    throw;
+  }
+  owner_.push_back(kNoFrame);
+  return b;
+}
+
+std::uint32_t BufferPool::take_spare_buffer() {
+  if (spare_.empty()) recycle_detached();
   if (!spare_.empty()) {
     const std::uint32_t b = spare_.back();
     spare_.pop_back();
     return b;
   }
-  const auto b = static_cast<std::uint32_t>(pool_pages_ + extra_.size());
-  extra_ids_.emplace(extra_.emplace_back(page_size_).data(), b);
-  owner_.push_back(kNoFrame);
-  return b;
+  return new_spare_buffer();
 }
 
 void BufferPool::check_usable() const {

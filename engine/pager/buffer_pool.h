@@ -295,10 +295,25 @@ class BufferPool {
   }
   // Any thread: the pins of page buffers (null in direct mode).
   ViewPins* view_pins() noexcept { return pins_; }
-  // Engine thread, when a write window opens (after its number turned odd,
-  // seq_cst): every frame whose buffer a view pins moves to a copy, so that
-  // the window's writes never reach a pinned buffer.
-  void unshare_viewed();
+  // Engine thread, how a write window opens (BTree::open_window), so that its
+  // writes never reach a pinned buffer and opening it cannot fail:
+  //   reserve_spares(viewed_frames())   before: may throw (std::bad_alloc),
+  //                                      having changed nothing that matters;
+  //   the window number turns odd (seq_cst);
+  //   unshare_viewed()                   every frame whose buffer a view pins
+  //                                      moves to a copy in a spare buffer.
+  // unshare_viewed() never allocates: when pins came meanwhile and the spares
+  // are too few it changes nothing and returns how many frames it must move
+  // (the caller closes the window, reserves that many and tries again); else
+  // it returns 0. Both scans are one load when no view is pinned, else 64
+  // loads plus one per pin (engine/pager/view_pins.h).
+  std::size_t viewed_frames() noexcept;
+  void reserve_spares(std::size_t n);
+  std::size_t unshare_viewed() noexcept;
+  // Tests, process-wide: the next `n` page buffers any pool would allocate
+  // for pinned views throw std::bad_alloc instead (checked only when one is
+  // allocated).
+  static void fail_spare_allocations_for_testing(std::uint32_t n) noexcept;
   // Buffers detached from their frames and not yet released (tests).
   std::size_t detached_buffers() const noexcept { return detached_.size(); }
 
@@ -353,6 +368,13 @@ class BufferPool {
   // one waits in detached_ until no view pins it.
   void detach_buffer(FrameId f, bool copy);
   std::uint32_t take_spare_buffer();
+  // Detached buffers that nothing names any more go back to spare_.
+  void recycle_detached();
+  // A new page buffer beyond the arena (may throw; then nothing changed).
+  std::uint32_t new_spare_buffer();
+  // Fills to_unshare_ with the frames whose buffers views name (each once);
+  // returns how many.
+  std::size_t collect_viewed() noexcept;
   Task<void> store_read(BlockId id, std::span<std::byte> out);
   Task<void> store_write(BlockId id, std::span<const std::byte> page);
   Task<void> wait_for_a_frame();  // until an unpin or a freed frame
@@ -398,7 +420,8 @@ class BufferPool {
   std::vector<std::uint32_t> spare_;
   std::vector<Detached> detached_;
   std::vector<const std::byte*> named_;        // scratch: unshare_viewed's scan
-  std::vector<const std::byte*> still_named_;  // scratch: take_spare_buffer's scan
+  std::vector<const std::byte*> still_named_;  // scratch: recycle_detached's scan
+  std::vector<FrameId> to_unshare_;            // scratch: collect_viewed's frames
   Condition frame_released_;                   // an unpin or a freed frame
   DrainLatch direct_writebacks_;               // direct-mode write-backs in flight
   DrainLatch prefetches_;                      // prefetch() reads in flight

@@ -1,84 +1,89 @@
 #include "engine/pager/view_pins.h"
 
-#include <algorithm>
+#include <bit>
+#include <utility>
 
 namespace corobtree {
 namespace {
 
-// Each thread starts its search at its own cache line of slots, so that
-// threads pinning at once do not share one line; 16 lines keep the engine's
-// scan short (the high-water mark stays near 16 * 8 slots).
-std::uint32_t first_slot() noexcept {
+// Each thread starts its search at its own bitmap word (64 slots, eight
+// cache lines of them), so that threads pinning at once share neither a
+// bitmap word nor a line of slots until more than 64 threads pin.
+std::uint32_t first_word(std::uint32_t words) noexcept {
   static std::atomic<std::uint32_t> next_thread{0};
   thread_local const std::uint32_t start =
-      (next_thread.fetch_add(1, std::memory_order_relaxed) % 16) * 8;
+      next_thread.fetch_add(1, std::memory_order_relaxed) % words;
   return start;
 }
 
 }  // namespace
 
-ViewPins::ViewPins() : slots_(std::make_unique<std::atomic<std::uintptr_t>[]>(kSlots)) {}
+ViewPins::ViewPins()
+    : slots_(std::make_unique<std::atomic<std::uintptr_t>[]>(kSlots)),
+      used_(std::make_unique<std::atomic<std::uint64_t>[]>(kWords)) {}
 
 std::uint32_t ViewPins::claim(const std::byte* buffer) noexcept {
-  const auto name = reinterpret_cast<std::uintptr_t>(buffer);
-  const std::uint32_t start = first_slot();
-  for (std::uint32_t n = 0; n < kSlots; ++n) {
-    const std::uint32_t i = (start + n) % kSlots;
-    if (slots_[i].load(std::memory_order_relaxed) != 0) continue;
-    // The mark first: a scan that sees the slot must be one that reads it.
-    std::uint32_t hw = high_water_.load(std::memory_order_seq_cst);
-    while (hw < i + 1 && !high_water_.compare_exchange_weak(hw, i + 1, std::memory_order_seq_cst)) {
+  // The count first, then the bit, then the name (see the ordering above).
+  live_.fetch_add(1, std::memory_order_seq_cst);
+  const std::uint32_t start = first_word(kWords);
+  for (std::uint32_t n = 0; n < kWords; ++n) {
+    const std::uint32_t w = (start + n) % kWords;
+    std::uint64_t bits = used_[w].load(std::memory_order_relaxed);
+    while (bits != ~std::uint64_t{0}) {
+      const auto bit = static_cast<std::uint32_t>(std::countr_one(bits));
+      const std::uint64_t mask = std::uint64_t{1} << bit;
+      bits = used_[w].fetch_or(mask, std::memory_order_seq_cst);
+      if ((bits & mask) == 0) {
+        const std::uint32_t slot = w * 64 + bit;
+        slots_[slot].store(reinterpret_cast<std::uintptr_t>(buffer), std::memory_order_seq_cst);
+        return slot;
+      }
     }
-    std::uintptr_t expected = 0;
-    if (slots_[i].compare_exchange_strong(expected, name, std::memory_order_seq_cst)) return i;
   }
+  live_.fetch_sub(1, std::memory_order_seq_cst);
   return kNoSlot;
 }
 
 void ViewPins::release(std::uint32_t slot) noexcept {
   slots_[slot].store(0, std::memory_order_seq_cst);
-  if (orphaned_.load(std::memory_order_seq_cst)) delete_if_last();
+  used_[slot / 64].fetch_and(~(std::uint64_t{1} << (slot % 64)), std::memory_order_seq_cst);
+  // The deciding step: after it, only the deleter touches the table.
+  if (live_.fetch_sub(1, std::memory_order_seq_cst) == (kOrphanBit | 1)) delete this;
 }
 
-void ViewPins::named(std::vector<const std::byte*>& out) const {
-  out.clear();
-  const std::uint32_t hw = high_water_.load(std::memory_order_seq_cst);
-  for (std::uint32_t i = 0; i < hw; ++i) {
-    const std::uintptr_t v = slots_[i].load(std::memory_order_seq_cst);
-    if (v != 0) out.push_back(reinterpret_cast<const std::byte*>(v));
-  }
-}
-
-bool ViewPins::names(const std::byte* buffer) const noexcept {
-  const auto name = reinterpret_cast<std::uintptr_t>(buffer);
-  const std::uint32_t hw = high_water_.load(std::memory_order_seq_cst);
-  for (std::uint32_t i = 0; i < hw; ++i) {
-    if (slots_[i].load(std::memory_order_seq_cst) == name) return true;
+template <typename F>
+bool ViewPins::for_each_named(F&& f) const noexcept {
+  for (std::uint32_t w = 0; w < kWords; ++w) {
+    for (std::uint64_t bits = used_[w].load(std::memory_order_seq_cst); bits != 0;
+         bits &= bits - 1) {
+      const std::uint32_t slot = w * 64 + static_cast<std::uint32_t>(std::countr_zero(bits));
+      const std::uintptr_t v = slots_[slot].load(std::memory_order_seq_cst);
+      if (v != 0 && f(v)) return true;
+    }
   }
   return false;
 }
 
-bool ViewPins::none_in_use() const noexcept {
-  const std::uint32_t hw = high_water_.load(std::memory_order_seq_cst);
-  for (std::uint32_t i = 0; i < hw; ++i) {
-    if (slots_[i].load(std::memory_order_seq_cst) != 0) return false;
-  }
-  return true;
+void ViewPins::named(std::vector<const std::byte*>& out) const {
+  out.clear();
+  if (!any_live()) return;
+  for_each_named([&out](std::uintptr_t v) {
+    out.push_back(reinterpret_cast<const std::byte*>(v));  // capacity kSlots: no allocation
+    return false;
+  });
 }
 
-// Releases racing with orphan(): each stores its 0 before it reads
-// `orphaned_`, and orphan() stores `orphaned_` before it scans, so the last
-// of them to scan sees every slot free; `deleted_` picks one deleter.
-void ViewPins::delete_if_last() noexcept {
-  if (!none_in_use()) return;
-  if (deleted_.exchange(true, std::memory_order_seq_cst)) return;
-  delete this;
+bool ViewPins::names(const std::byte* buffer) const noexcept {
+  if (!any_live()) return false;
+  const auto name = reinterpret_cast<std::uintptr_t>(buffer);
+  return for_each_named([name](std::uintptr_t v) { return v == name; });
 }
 
 void ViewPins::orphan(std::vector<AlignedBuffer> memory) noexcept {
   memory_ = std::move(memory);
-  orphaned_.store(true, std::memory_order_seq_cst);
-  delete_if_last();
+  // The deciding step for the pool's side: none live means no release is
+  // left to do it.
+  if (live_.fetch_or(kOrphanBit, std::memory_order_seq_cst) == 0) delete this;
 }
 
 void PinnedValue::reset() noexcept {
