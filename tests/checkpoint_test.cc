@@ -507,6 +507,7 @@ BOOST_DATA_TEST_CASE(a_power_loss_during_a_checkpoint, bdata::make(kBackends), b
   const auto remove_db = [&] {
     std::filesystem::remove(path);
     std::filesystem::remove(path + "-wal");
+    std::filesystem::remove(path + "-wal2");
   };
   std::uint64_t total = 0;
   {

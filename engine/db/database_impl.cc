@@ -408,7 +408,7 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
   // While a backup copies the data file the checkpoint is deferred: a commit
   // after the backup runs it (this one must not wait for the backup).
   if (log_->log_bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ &&
-      !stopped_ && !backup_running_ && !copying_) {
+      !stopped_ && !backup_running_ && !copying_ && data_file_waiters_ == 0) {
     co_await run_log_step(LogStep::kDueCheckpoint);
   }
 }
@@ -551,6 +551,13 @@ Task<ValidationReport> DatabaseImpl::validate() {
 }
 
 Task<AsyncLockGuard> DatabaseImpl::lock_data_file(bool wait_for_backup) {
+  // Due checkpoints are skipped meanwhile, so that cuts falling due after
+  // every commit do not keep this task waiting for copies for ever.
+  ++data_file_waiters_;
+  struct Waiting {
+    std::uint64_t& n;
+    ~Waiting() { --n; }
+  } waiting{data_file_waiters_};
   while (true) {
     while ((wait_for_backup && backup_running_) || copying_) {
       if (copying_) {
@@ -628,8 +635,10 @@ Task<void> DatabaseImpl::run_log_step(LogStep step) {
     AsyncLockGuard writer;
     if (step == LogStep::kDueCheckpoint) {
       writer = co_await tree_->writer_mutex().scoped_lock();
-      // While a backup copies the data file the checkpoint is deferred.
-      if (backup_running_ || copying_) co_return;
+      // While a backup copies the data file the checkpoint is deferred (and
+      // while another checkpoint's copy runs, or a task waits to change the
+      // data file).
+      if (backup_running_ || copying_ || data_file_waiters_ > 0) co_return;
     } else {
       writer = co_await lock_data_file();
     }

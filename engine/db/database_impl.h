@@ -179,6 +179,8 @@ class DatabaseImpl final : private LoggedTree {
   // the next cut, a backup, a compaction and close() wait for it.
   bool copying_ = false;
   Condition copy_done_;  // notified when copying_ turns false
+  // Tasks in lock_data_file(): due checkpoints are skipped while there are any.
+  std::uint64_t data_file_waiters_ = 0;
   Condition backup_done_;  // notified when backup_running_ turns false
   // apply_locked's sorted operations (writer mutex held), kept for their capacity.
   std::vector<BTree::SortedOp> sorted_ops_;

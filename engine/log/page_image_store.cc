@@ -6,6 +6,7 @@
 
 #include <corobtree/error.h>
 #include <corobtree/when_all.h>
+#include <corobtree/yield.h>
 
 #include "io/aligned_buffer.h"
 
@@ -112,6 +113,10 @@ Task<void> PageImageStore::copy_index(RecordLog& log, const Index& index, Buffer
       copies.push_back(copy_one(log, data_, pool, pages[j].first, pages[j].second));
     }
     co_await when_all(std::move(copies));
+    // The other tasks of the thread (commits, while a checkpoint's copy
+    // runs without the writer mutex) go on between batches, also where the
+    // backend completes I/O at once (pread).
+    co_await yield();
   }
 }
 
