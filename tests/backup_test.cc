@@ -455,7 +455,7 @@ BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused,
   corobtree::test::write_file_bytes(dir.file("exists"), "precious");
   BOOST_TEST(code_of(dir.file("exists")) == invalid);
   BOOST_TEST(corobtree::test::read_file_bytes(dir.file("exists")) == "precious");
-  BOOST_TEST(code_of(path) == invalid);           // the database itself
+  BOOST_TEST(code_of(path) == invalid);            // the database itself
   BOOST_TEST(code_of(path + "-wal") == invalid);   // its log
   BOOST_TEST(code_of(path + "-wal2") == invalid);  // its second log
   BOOST_TEST(code_of("") == invalid);

@@ -390,8 +390,8 @@ class StallingDisk final : public corobtree::ForwardingDiskManager {
 // For Options::wrap_disk: the data file `path` stalls; its logs do not.
 std::function<std::unique_ptr<corobtree::DiskManager>(std::unique_ptr<corobtree::DiskManager>)>
 stall_data_file(const std::string& path, Stall* stall) {
-  return [stall, path](std::unique_ptr<corobtree::DiskManager> d)
-             -> std::unique_ptr<corobtree::DiskManager> {
+  return [stall, path](
+             std::unique_ptr<corobtree::DiskManager> d) -> std::unique_ptr<corobtree::DiskManager> {
     if (d->path() != path) return d;
     return std::make_unique<StallingDisk>(std::move(d), stall);
   };
@@ -412,7 +412,8 @@ BOOST_DATA_TEST_CASE(a_commit_returns_while_a_checkpoint_copies,
   o.wrap_disk = stall_data_file(path, &stall);
   {
     std::unique_ptr<Database> db = sync_wait(Database::open(path, o));
-    for (int i = 0; i < 200; ++i) sync_wait(db->put(writer_key(0, static_cast<std::uint64_t>(i)), value_of(0, i)));
+    for (int i = 0; i < 200; ++i)
+      sync_wait(db->put(writer_key(0, static_cast<std::uint64_t>(i)), value_of(0, i)));
     stall.armed = true;
     std::future<void> checkpoint =
         std::async(std::launch::async, [&db] { sync_wait(db->checkpoint()); });
@@ -429,7 +430,8 @@ BOOST_DATA_TEST_CASE(a_commit_returns_while_a_checkpoint_copies,
     const bool committed = commit.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
     BOOST_TEST(committed, "a commit waited for a checkpoint's copy");
     BOOST_TEST((checkpoint.wait_for(std::chrono::seconds(0)) != std::future_status::ready));
-    BOOST_TEST((sync_wait(db->get(writer_key(0, 8))) == std::optional<std::string>(value_of(0, 8))));
+    BOOST_TEST(
+        (sync_wait(db->get(writer_key(0, 8))) == std::optional<std::string>(value_of(0, 8))));
     stall.release.set();
     checkpoint.get();
     commit.get();
@@ -442,7 +444,8 @@ BOOST_DATA_TEST_CASE(a_commit_returns_while_a_checkpoint_copies,
   BOOST_TEST((db.get(writer_key(0, 7)) == std::optional<std::string>("changed after the cut")));
   for (int i = 0; i < 200; ++i) {
     if (i == 7) continue;
-    BOOST_REQUIRE((db.get(writer_key(0, static_cast<std::uint64_t>(i))) == std::optional<std::string>(value_of(0, i))));
+    BOOST_REQUIRE((db.get(writer_key(0, static_cast<std::uint64_t>(i))) ==
+                   std::optional<std::string>(value_of(0, i))));
   }
   BOOST_TEST(db.validate().ok());
   db.close();

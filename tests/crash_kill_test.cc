@@ -273,7 +273,6 @@ void copy_db(const std::string& from, const std::string& to) {
   }
 }
 
-
 corobtree::Options options_for(const Combo& combo) {
   corobtree::Options options;
   options.backend =

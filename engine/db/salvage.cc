@@ -15,8 +15,8 @@
 #include <corobtree/error.h>
 
 #include "engine/db/salvager.h"
-#include "engine/log/log_format.h"
 #include "engine/format/page_format.h"
+#include "engine/log/log_format.h"
 #include "io/aligned_buffer.h"
 
 namespace corobtree {

@@ -123,8 +123,7 @@ class Recovery {
  private:
   class Scan;
   Recovery(DiskManager& data, Meta meta) : data_(data), meta_(meta) {}
-  Task<void> finish_checkpoint(PageImageStore& store, const CommitState& state,
-                               std::uint64_t lsn);
+  Task<void> finish_checkpoint(PageImageStore& store, const CommitState& state, std::uint64_t lsn);
 
   DiskManager& data_;
   Meta meta_;

@@ -84,8 +84,8 @@ void PageImageStore::freeze(RecordLog& next) {
   generation_ = next.generation();
 }
 
-Task<void> PageImageStore::copy_one(RecordLog& log, DiskManager& data, BufferPool* pool,
-                                    BlockId id, std::uint64_t offset) {
+Task<void> PageImageStore::copy_one(RecordLog& log, DiskManager& data, BufferPool* pool, BlockId id,
+                                    std::uint64_t offset) {
   AlignedBuffer buf(data.page_size());
   if (pool == nullptr || !pool->copy_if_clean(id, buf.span())) {
     co_await log.read(offset, buf.span());

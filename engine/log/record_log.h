@@ -1,5 +1,5 @@
-// RecordLog: the record layer of the write-ahead log, the file NAME-wal
-// (docs/file-format.md, "The write-ahead log"; layouts in
+// RecordLog: the record layer of the write-ahead log, one of its files
+// NAME-wal and NAME-wal2 (docs/file-format.md, "The write-ahead log"; layouts in
 // engine/log/log_format.h). It frames records (type, LSN, page, payload),
 // chains their CRC32C from a per-generation salt, keeps the tail in memory
 // until a commit (or a large tail, spill()) writes it, and runs group commit.

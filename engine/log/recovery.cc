@@ -147,9 +147,8 @@ Task<std::unique_ptr<Recovery>> Recovery::open(std::array<std::unique_ptr<DiskMa
       rec->logs_[i] = co_await RecordLog::resume(std::move(logs[i]), meta.database_id, durability,
                                                  ends[i], checkpointed);
     } else {
-      rec->logs_[i] =
-          std::make_unique<RecordLog>(std::move(logs[i]), meta.database_id, durability,
-                                      i == rec->active_ ? last_commit : checkpointed);
+      rec->logs_[i] = std::make_unique<RecordLog>(std::move(logs[i]), meta.database_id, durability,
+                                                  i == rec->active_ ? last_commit : checkpointed);
     }
   }
   if (interrupted) {
