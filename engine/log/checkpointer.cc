@@ -111,7 +111,10 @@ Task<bool> Checkpointer::cut() {
   // Dirty pages go to the log as images (with the ones evicted earlier, the
   // newest image of every page changed since the last checkpoint).
   co_await pool_.flush_all();
-  if (!modified_) co_return false;
+  if (!modified_) {
+    ++checkpoints_;  // nothing to copy: the data file holds every commit
+    co_return false;
+  }
   // The images are durable before the data file is overwritten: a crash
   // while copying is repaired from them at the next open.
   const CommitState state = tree_.commit_state();
@@ -160,11 +163,7 @@ Task<void> Checkpointer::copy_checkpoint() {
 
 Task<void> Checkpointer::checkpoint() {
   const bool cut_now = co_await cut();
-  if (cut_now) {
-    co_await copy_checkpoint();
-  } else {
-    ++checkpoints_;
-  }
+  if (cut_now) co_await copy_checkpoint();
 }
 
 void Checkpointer::data_file_replaced(const Meta& meta) {
