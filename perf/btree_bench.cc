@@ -152,6 +152,7 @@ class TempDatabase {
   void remove_files() const {
     std::remove(path_.c_str());
     std::remove((path_ + "-wal").c_str());
+    std::remove((path_ + "-wal2").c_str());
   }
 
   std::string path_;

@@ -121,6 +121,7 @@ std::string temp_path(std::string_view tag) {
 void remove_database_files(const std::string& path) {
   std::remove(path.c_str());
   std::remove((path + "-wal").c_str());
+  std::remove((path + "-wal2").c_str());
 }
 
 // ---- one run -------------------------------------------------------------------

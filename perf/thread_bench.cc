@@ -98,6 +98,7 @@ std::string temp_db_path(const std::string& tag) {
 void remove_database_files(const std::string& path) {
   std::remove(path.c_str());
   std::remove((path + "-wal").c_str());
+  std::remove((path + "-wal2").c_str());
 }
 
 ThreadRun run_threads(int threads, double window, const std::function<TimedBody(int)>& setup) {

@@ -455,8 +455,9 @@ BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused,
   corobtree::test::write_file_bytes(dir.file("exists"), "precious");
   BOOST_TEST(code_of(dir.file("exists")) == invalid);
   BOOST_TEST(corobtree::test::read_file_bytes(dir.file("exists")) == "precious");
-  BOOST_TEST(code_of(path) == invalid);           // the database itself
-  BOOST_TEST(code_of(path + "-wal") == invalid);  // its log
+  BOOST_TEST(code_of(path) == invalid);            // the database itself
+  BOOST_TEST(code_of(path + "-wal") == invalid);   // its log
+  BOOST_TEST(code_of(path + "-wal2") == invalid);  // its second log
   BOOST_TEST(code_of("") == invalid);
   fs::create_directory(dir.file("subdir"));
   BOOST_TEST(code_of(dir.file("subdir")) == invalid);
@@ -464,6 +465,9 @@ BOOST_DATA_TEST_CASE(a_destination_that_exists_is_refused,
   corobtree::test::write_file_bytes(dir.file("b.db-wal"), "stale log");
   BOOST_TEST(code_of(dir.file("b.db")) == invalid);
   BOOST_TEST(!fs::exists(dir.file("b.db")));
+  corobtree::test::write_file_bytes(dir.file("b2.db-wal2"), "stale second log");
+  BOOST_TEST(code_of(dir.file("b2.db")) == invalid);
+  BOOST_TEST(!fs::exists(dir.file("b2.db")));
   // A directory that does not exist.
   BOOST_TEST(code_of(dir.file("no/such/dir/c.db")) == static_cast<int>(ErrorCode::kNotFound));
   // A temporary file that another backup holds (locked) is left alone.
@@ -513,7 +517,7 @@ Model fill(BlockingDatabase& db, int n, std::uint64_t seed) {
 bool only_database_files(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name != "a.db" && name != "a.db-wal") return false;
+    if (name != "a.db" && name != "a.db-wal" && name != "a.db-wal2") return false;
   }
   return true;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -151,8 +152,12 @@ struct Files {
     }
     sync_wait(data->sync());
   }
-  std::unique_ptr<DiskManager> open_log() const {
-    return DiskManager::open(dir.file("x.db-wal"), disk_options(backend));
+  std::unique_ptr<DiskManager> open_log(const char* name = "x.db-wal") const {
+    return DiskManager::open(dir.file(name), disk_options(backend));
+  }
+  // What Recovery::open takes: NAME-wal and NAME-wal2.
+  std::array<std::unique_ptr<DiskManager>, 2> open_logs() const {
+    return {open_log("x.db-wal"), open_log("x.db-wal2")};
   }
   // The newest valid meta page of the data file.
   Meta meta() {
@@ -219,7 +224,7 @@ BOOST_DATA_TEST_CASE(an_interrupted_checkpoint_is_finished_and_later_commits_rep
     log.close();
   }
   std::unique_ptr<Recovery> rec =
-      sync_wait(Recovery::open(f.open_log(), *f.data, Durability::kSync, f.meta()));
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
   BOOST_TEST(rec->stats().checkpoint);
   BOOST_TEST(rec->stats().checkpoint_lsn == 2u);
   BOOST_TEST(rec->stats().pages == 2u);
@@ -270,7 +275,7 @@ BOOST_DATA_TEST_CASE(an_interrupted_checkpoint_is_finished_and_later_commits_rep
   rec.reset();
 
   std::unique_ptr<Recovery> again =
-      sync_wait(Recovery::open(f.open_log(), *f.data, Durability::kSync, f.meta()));
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
   BOOST_TEST(!again->stats().checkpoint);
   BOOST_TEST(again->stats().commits == 1u);
   BOOST_TEST(again->stats().last_lsn == 5u);
@@ -306,7 +311,7 @@ BOOST_DATA_TEST_CASE(a_log_of_nothing_new_starts_afresh, bdata::make(kBackends),
     log.close();
   }
   std::unique_ptr<Recovery> rec =
-      sync_wait(Recovery::open(f.open_log(), *f.data, Durability::kSync, f.meta()));
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
   BOOST_TEST(!rec->stats().checkpoint);
   BOOST_TEST(rec->stats().commits == 0u);
   BufferPool pool(*f.data, 4);
@@ -317,6 +322,109 @@ BOOST_DATA_TEST_CASE(a_log_of_nothing_new_starts_afresh, bdata::make(kBackends),
   BOOST_TEST(cp->checkpoints() == 0u);
   BOOST_TEST(f.meta().sequence == 1u);  // nothing written
   BOOST_TEST(cp->last_lsn() == 0u);
+}
+
+// Two logs (a background checkpoint's crash): NAME-wal holds transactions
+// 1-2, their images and the cut's checkpoint record; NAME-wal2, the next
+// generation (base 2), transactions 3 and 4, while the copy into the data
+// file had not finished (the meta page still says 0). Recovery finishes the
+// checkpoint from the older log, then replays the newer one.
+BOOST_DATA_TEST_CASE(a_crash_during_a_background_copy_recovers_from_both_logs,
+                     bdata::make(kBackends), backend) {
+  Files f(backend);
+  const CommitState checkpointed = state_with(2);
+  {
+    RecordLog older(f.open_log("x.db-wal"), kDatabaseId, Durability::kSync, 0);
+    log_txn(older, 1, state_with(1));
+    log_image(older, 5, 1);
+    log_txn(older, 2, checkpointed);
+    log_image(older, 6, 2);
+    std::byte payload[corobtree::CommitRecord::kSize];
+    corobtree::encode_commit_record(checkpointed, payload);
+    older.append(TxnRecord::kCheckpoint, older.last_commit(), 0, payload);
+    sync_wait(older.sync_all());
+    older.close();
+    RecordLog newer(f.open_log("x.db-wal2"), kDatabaseId, Durability::kSync, 2);
+    log_txn(newer, 3, state_with(3));
+    log_image(newer, 7, 3);  // a later generation's image: not the checkpoint's
+    log_txn(newer, 4, state_with(4));
+    sync_wait(newer.sync_all());
+    newer.close();
+  }
+  std::unique_ptr<Recovery> rec =
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
+  BOOST_TEST(rec->stats().checkpoint);
+  BOOST_TEST(rec->stats().checkpoint_lsn == 2u);
+  BOOST_TEST(rec->stats().pages == 2u);
+  BOOST_TEST(rec->stats().commits == 2u);
+  BOOST_TEST(rec->stats().last_lsn == 4u);
+  BOOST_TEST(f.page_is(5, 1));
+  BOOST_TEST(f.page_is(6, 2));
+  BOOST_TEST(f.page_is(7, 0));
+  BOOST_TEST(f.meta().checkpoint_lsn == 2u);
+  BufferPool pool(*f.data, 8);
+  pool.set_store(&rec->page_store());
+  FakeTree tree;
+  std::unique_ptr<Checkpointer> cp = sync_wait(rec->replay(tree, pool));
+  BOOST_REQUIRE_EQUAL(tree.redone.size(), 2u);
+  BOOST_TEST(same_ops(tree.redone[0], ops_of(3)));
+  BOOST_TEST(same_ops(tree.redone[1], ops_of(4)));
+  BOOST_TEST(f.meta().checkpoint_lsn == 4u);
+
+  // Cut, commit into the other log while the cut is not copied, crash: the
+  // next open finishes that checkpoint and replays the commit after it.
+  tree.state = state_with(5);
+  const WriteBatch five = batch_of(5);
+  sync_wait(cp->wait_durable(cp->commit(five)));
+  BOOST_TEST(sync_wait(cp->cut()));
+  BOOST_TEST(cp->copy_pending());
+  tree.state = state_with(6);
+  const WriteBatch six = batch_of(6);
+  sync_wait(cp->wait_durable(cp->commit(six)));
+  BOOST_TEST(f.meta().checkpoint_lsn == 4u);  // not copied
+  cp->abandon();
+  cp.reset();
+  rec.reset();
+  std::unique_ptr<Recovery> again =
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
+  BOOST_TEST(again->stats().checkpoint);
+  BOOST_TEST(again->stats().checkpoint_lsn == 5u);
+  BOOST_TEST(again->stats().commits == 1u);
+  BOOST_TEST(again->stats().last_lsn == 6u);
+  BOOST_TEST((f.meta().state == state_with(5)));
+  BufferPool pool2(*f.data, 8);
+  pool2.set_store(&again->page_store());
+  FakeTree tree2;
+  tree2.state = state_with(6);
+  std::unique_ptr<Checkpointer> cp2 = sync_wait(again->replay(tree2, pool2));
+  BOOST_REQUIRE_EQUAL(tree2.redone.size(), 1u);
+  BOOST_TEST(same_ops(tree2.redone[0], ops_of(6)));
+  sync_wait(cp2->close());
+  BOOST_TEST(!std::filesystem::exists(f.dir.file("x.db-wal")));
+  BOOST_TEST(!std::filesystem::exists(f.dir.file("x.db-wal2")));
+}
+
+// A second log that does not follow on from the checkpoint (its base and
+// commits are far ahead: damage or a crafted file) is ignored; a second log
+// that is another database's holds nothing.
+BOOST_DATA_TEST_CASE(a_second_log_that_does_not_follow_on_is_ignored, bdata::make(kBackends),
+                     backend) {
+  Files f(backend);
+  {
+    RecordLog first(f.open_log("x.db-wal"), kDatabaseId, Durability::kSync, 0);
+    log_txn(first, 1, state_with(1));
+    sync_wait(first.sync_all());
+    first.close();
+    RecordLog second(f.open_log("x.db-wal2"), kDatabaseId, Durability::kSync, 100);
+    log_txn(second, 101, state_with(101));
+    sync_wait(second.sync_all());
+    second.close();
+  }
+  std::unique_ptr<Recovery> rec =
+      sync_wait(Recovery::open(f.open_logs(), *f.data, Durability::kSync, f.meta()));
+  BOOST_TEST(!rec->stats().checkpoint);
+  BOOST_TEST(rec->stats().commits == 1u);
+  BOOST_TEST(rec->stats().last_lsn == 1u);
 }
 
 // A transaction whose operations are damaged though every CRC verifies (a
@@ -399,6 +507,7 @@ BOOST_DATA_TEST_CASE(a_power_loss_during_a_checkpoint, bdata::make(kBackends), b
   const auto remove_db = [&] {
     std::filesystem::remove(path);
     std::filesystem::remove(path + "-wal");
+    std::filesystem::remove(path + "-wal2");
   };
   std::uint64_t total = 0;
   {

@@ -147,6 +147,7 @@ void write_in_batches(BlockingDatabase& db, const Pairs& puts, const std::vector
 void remove_db(const std::string& path) {
   std::filesystem::remove(path);
   std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-wal2");
   std::filesystem::remove(path + ".compacting");
 }
 

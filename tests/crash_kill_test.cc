@@ -263,11 +263,14 @@ std::string describe_diff(const Model& got, const Model& want) {
   return os.str();
 }
 
+// The database's files: the data file and its two logs.
+constexpr const char* kFileSuffixes[] = {"", "-wal", "-wal2"};
+
 void copy_db(const std::string& from, const std::string& to) {
-  fs::remove(to);
-  fs::remove(to + "-wal");
-  fs::copy_file(from, to);
-  if (fs::exists(from + "-wal")) fs::copy_file(from + "-wal", to + "-wal");
+  for (const char* suffix : kFileSuffixes) {
+    fs::remove(to + suffix);
+    if (fs::exists(from + suffix)) fs::copy_file(from + suffix, to + suffix);
+  }
 }
 
 corobtree::Options options_for(const Combo& combo) {
@@ -290,6 +293,13 @@ bool io_draining(const std::string& path) {
   const bool held = ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
   ::close(fd);
   return held;
+}
+
+bool any_io_draining(const std::string& path) {
+  for (const char* suffix : kFileSuffixes) {
+    if (io_draining(path + suffix)) return true;
+  }
+  return false;
 }
 
 // One configuration's kill loop; the cumulative model lives here.
@@ -374,8 +384,7 @@ class KillLoop {
     pristine_ = restart_ ? path_ : in_place ? snapshot_ : path_;  // kept on failure
     const bool ok = check(in_place ? path_ : snapshot_, acked, next, writers);
     if (!in_place && !restart_) {
-      fs::remove(snapshot_);
-      fs::remove(snapshot_ + "-wal");
+      for (const char* suffix : kFileSuffixes) fs::remove(snapshot_ + suffix);
     }
     start_ = *std::max_element(next.begin(), next.end()) + 1;
     return ok;
@@ -488,7 +497,7 @@ class KillLoop {
   // Waits until neither file is held by the killed child's unfinished I/O.
   bool wait_for_drain() {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (io_draining(path_) || io_draining(path_ + "-wal")) {
+    while (any_io_draining(path_)) {
       if (std::chrono::steady_clock::now() > give_up) return false;
       ::usleep(1000);
     }
@@ -505,7 +514,7 @@ class KillLoop {
                                             std::chrono::steady_clock::now() - t0)
                                             .count());
     };
-    if (io_draining(path) || io_draining(path + "-wal")) ++totals_.draining;
+    if (any_io_draining(path)) ++totals_.draining;
     bool was_locked = false;
     while (true) {
       try {
@@ -539,9 +548,9 @@ class KillLoop {
     std::error_code ec;
     fs::create_directories(keep, ec);
     if (fs::exists(pristine_)) {
-      fs::copy_file(pristine_, keep / "crash.db", fs::copy_options::overwrite_existing, ec);
-      if (fs::exists(pristine_ + "-wal")) {
-        fs::copy_file(pristine_ + "-wal", keep / "crash.db-wal",
+      for (const char* suffix : kFileSuffixes) {
+        if (!fs::exists(pristine_ + suffix)) continue;
+        fs::copy_file(pristine_ + suffix, keep / (std::string("crash.db") + suffix),
                       fs::copy_options::overwrite_existing, ec);
       }
     }

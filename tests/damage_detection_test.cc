@@ -149,6 +149,7 @@ BOOST_AUTO_TEST_CASE(check_flags_at_least_99_percent_of_random_damage) {
       while (damaged == pristine) damaged = damage(pristine, kind, rng, what);
       write_file_bytes(path, damaged);
       ::unlink((path + "-wal").c_str());
+      ::unlink((path + "-wal2").c_str());
       const std::string io = t % 2 == 0 ? "uring" : "pread";
       const int code = run_check(io, path);
       BOOST_REQUIRE_MESSAGE(code == 0 || code == 2, what << " (--io " << io << "): check exited "

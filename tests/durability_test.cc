@@ -230,8 +230,7 @@ std::string check_recovered(const std::string& path, IoBackend backend, const st
 }
 
 void remove_db(const std::string& path) {
-  std::filesystem::remove(path);
-  std::filesystem::remove(path + "-wal");
+  for (const char* suffix : {"", "-wal", "-wal2"}) std::filesystem::remove(path + suffix);
 }
 
 struct SweepConfig {
@@ -463,8 +462,10 @@ BOOST_DATA_TEST_CASE(checkpoints_run_by_log_size, bdata::make(corobtree::test::i
   // One commit past the threshold at most (a commit here logs a few pages).
   BOOST_TEST(biggest_log < (256u << 10) + 64u * 1024u);
   BOOST_TEST(file_size(path + "-wal") <= (8u << 20));
+  BOOST_TEST(file_size(path + "-wal2") <= (8u << 20));
   db.close();
   BOOST_TEST(!std::filesystem::exists(path + "-wal"));
+  BOOST_TEST(!std::filesystem::exists(path + "-wal2"));
   BlockingDatabase again = BlockingDatabase::open(path, o);
   BOOST_TEST(again.count() == 3000u);
   BOOST_TEST(again.stats().recovery.commits == 0u);

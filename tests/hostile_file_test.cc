@@ -171,6 +171,7 @@ class Image {
   void save() const {
     write_file_bytes(path_, bytes_);
     std::filesystem::remove(path_ + "-wal");
+    std::filesystem::remove(path_ + "-wal2");
   }
   const std::string& path() const noexcept { return path_; }
 

@@ -121,7 +121,7 @@ auto gate_wrapper(std::shared_ptr<Gate> gate) {
   return
       [gate](std::unique_ptr<corobtree::DiskManager> d) -> std::unique_ptr<corobtree::DiskManager> {
         const std::string& p = d->path();
-        if (p.size() >= 4 && p.compare(p.size() - 4, 4, "-wal") == 0) return d;
+        if (p.find("-wal") != std::string::npos) return d;  // NAME-wal, NAME-wal2
         return std::make_unique<GatedDisk>(std::move(d), gate);
       };
 }

@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(each_database_does_its_io_on_its_engine_thread) {
     BOOST_TEST_MESSAGE("skipped: COROBTREE_IO forces another backend");
     return;
   }
-  BOOST_REQUIRE_EQUAL(disks.size(), 4u);  // per database: its data file and its log
+  BOOST_REQUIRE_EQUAL(disks.size(), 6u);  // per database: its data file and its two logs
   std::vector<EventLoop*> loops;
   for (DiskManager* d : disks) {
     auto* uring = dynamic_cast<corobtree::UringDiskManager*>(d);
@@ -229,15 +229,17 @@ BOOST_AUTO_TEST_CASE(each_database_does_its_io_on_its_engine_thread) {
     loops.push_back(&uring->loop());
     BOOST_TEST(loops.back() != Scheduler::current().loop_if_created());
   }
-  BOOST_TEST(loops[0] == loops[1]);  // a's data file and log: a's engine ring
-  BOOST_TEST(loops[2] == loops[3]);
-  BOOST_TEST(loops[0] != loops[2]);  // two databases, two engine threads
+  BOOST_TEST(loops[0] == loops[1]);  // a's data file and logs: a's engine ring
+  BOOST_TEST(loops[0] == loops[2]);
+  BOOST_TEST(loops[3] == loops[4]);
+  BOOST_TEST(loops[3] == loops[5]);
+  BOOST_TEST(loops[0] != loops[3]);  // two databases, two engine threads
   // The engine threads are idle between calls, and each call's hop orders
   // their writes before this thread's reads of their counters.
   for (const char tag : {'a', 'b'}) {
     Database* db = tag == 'a' ? a.get() : b.get();
-    EventLoop* loop = tag == 'a' ? loops[0] : loops[2];
-    EventLoop* other = tag == 'a' ? loops[2] : loops[0];
+    EventLoop* loop = tag == 'a' ? loops[0] : loops[3];
+    EventLoop* other = tag == 'a' ? loops[3] : loops[0];
     const std::uint64_t reads_before = db->stats().pool.disk_reads;
     const std::uint64_t completed_before = loop->stats().completed;
     const std::uint64_t other_before = other->stats().completed;

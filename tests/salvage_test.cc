@@ -392,6 +392,7 @@ BOOST_DATA_TEST_CASE(log_transactions_are_replayed, bdata::make(kBackends), conf
   BOOST_REQUIRE(std::filesystem::exists(path + "-wal"));
   const std::string data_before = read_file_bytes(path);
   const std::string log_before = read_file_bytes(path + "-wal");
+  const std::string log2_before = read_file_bytes(path + "-wal2");
 
   const SalvageReport r =
       corobtree::salvage_blocking(path, dir.file("out.db"), salvage_options(backend));
@@ -403,9 +404,11 @@ BOOST_DATA_TEST_CASE(log_transactions_are_replayed, bdata::make(kBackends), conf
   BOOST_TEST((salvaged == model));
   BOOST_TEST((read_file_bytes(path) == data_before));
   BOOST_TEST((read_file_bytes(path + "-wal") == log_before));
-  // What open recovers from a copy of both files (open changes them).
+  BOOST_TEST((read_file_bytes(path + "-wal2") == log2_before));
+  // What open recovers from a copy of the files (open changes them).
   copy_file(path, dir.file("copy.db"));
   copy_file(path + "-wal", dir.file("copy.db-wal"));
+  copy_file(path + "-wal2", dir.file("copy.db-wal2"));
   BOOST_TEST((read_all(dir.file("copy.db"), backend) == salvaged));
 
   // A damaged leaf: its keys are lost unless the log wrote them afterwards.
@@ -444,7 +447,7 @@ BOOST_DATA_TEST_CASE(an_unfinished_checkpoint_comes_from_the_log, bdata::make(kB
   o.wrap_disk =
       [armed](
           std::unique_ptr<corobtree::DiskManager> d) -> std::unique_ptr<corobtree::DiskManager> {
-    if (d->path().size() >= 4 && d->path().substr(d->path().size() - 4) == "-wal") return d;
+    if (d->path().find("-wal") != std::string::npos) return d;  // NAME-wal, NAME-wal2
     return std::make_unique<FailDataWrites>(std::move(d), armed);
   };
   {

@@ -27,6 +27,7 @@
 #include "engine/db/database_impl.h"
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
+#include "engine/log/log_format.h"
 #include "io/aligned_buffer.h"
 #include "io/uring_disk_manager.h"
 
@@ -65,11 +66,15 @@ void check_destination(const std::string& dest, const std::string& db_path) {
     bad_destination(dest, same_file(st, db_path) ? "it is the database itself" : "it exists",
                     EEXIST);
   }
-  if (exists_no_follow(dest + "-wal", &st)) {
-    bad_destination(dest, "a log '" + dest + "-wal' exists beside it", EEXIST);
+  for (const char* suffix : kLogSuffixes) {
+    if (exists_no_follow(dest + suffix, &st)) {
+      bad_destination(dest, "a log '" + dest + suffix + "' exists beside it", EEXIST);
+    }
   }
   const std::string tmp = dest + kTempSuffix;
-  if (exists_no_follow(tmp, &st) && (same_file(st, db_path) || same_file(st, db_path + "-wal"))) {
+  if (exists_no_follow(tmp, &st) &&
+      (same_file(st, db_path) || same_file(st, db_path + kLogSuffixes[0]) ||
+       same_file(st, db_path + kLogSuffixes[1]))) {
     bad_destination(dest, "its temporary name '" + tmp + "' is a file of the database", EEXIST);
   }
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "engine/format/meta.h"
 #include "engine/format/page_format.h"
 #include "engine/log/batch_format.h"
+#include "engine/log/log_format.h"
 #include "engine/log/write_batch_internal.h"
 #include "io/aligned_buffer.h"
 #include "io/uring_disk_manager.h"
@@ -223,10 +225,14 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
   lopts.backend = disk->backend();
   lopts.inline_sync_when_idle = true;  // commits: fdatasync at once when the ring is idle
   if (auto* uring = dynamic_cast<UringDiskManager*>(disk.get())) lopts.loop = &uring->loop();
-  std::unique_ptr<DiskManager> log = DiskManager::open(path + "-wal", lopts);
+  // Both logs exist from the first open on (an older database has NAME-wal only).
+  std::array<std::unique_ptr<DiskManager>, 2> logs;
+  for (std::size_t i = 0; i < logs.size(); ++i) {
+    logs[i] = DiskManager::open(path + kLogSuffixes[i], lopts);
+  }
   if (options.wrap_disk) {
     disk = options.wrap_disk(std::move(disk));
-    log = options.wrap_disk(std::move(log));
+    for (std::unique_ptr<DiskManager>& log : logs) log = options.wrap_disk(std::move(log));
   }
   auto data = std::make_unique<ReplaceableDisk>(std::move(disk));
 
@@ -263,7 +269,7 @@ Task<std::unique_ptr<DatabaseImpl>> DatabaseImpl::open(std::string path, Options
     }
   }
   std::unique_ptr<Recovery> recovery =
-      co_await Recovery::open(std::move(log), *data, options.durability, meta);
+      co_await Recovery::open(std::move(logs), *data, options.durability, meta);
   auto db = std::unique_ptr<DatabaseImpl>(
       new DatabaseImpl(path, std::move(data), options, recovery->meta(), recovery->page_store()));
   co_await db->replay(*recovery);
@@ -402,7 +408,7 @@ Task<void> DatabaseImpl::finish_commit(std::uint64_t lsn) {
   // While a backup copies the data file the checkpoint is deferred: a commit
   // after the backup runs it (this one must not wait for the backup).
   if (log_->log_bytes() >= options_.wal_checkpoint_bytes && !checkpointing_ && !closed_ &&
-      !stopped_ && !backup_running_) {
+      !stopped_ && !backup_running_ && !copying_ && data_file_waiters_ == 0) {
     co_await run_log_step(LogStep::kDueCheckpoint);
   }
 }
@@ -412,7 +418,7 @@ Task<bool> DatabaseImpl::transact(const WriteBatch& batch) {
   bool changed = false;
   {
     // Counted in the log's group commit until the commit record is appended.
-    const RecordLog::WriterCount counted = log_->count_writer();
+    const Checkpointer::WriterCount counted = log_->count_writer();
     AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
     check_open();
     const Before b = before();
@@ -467,7 +473,7 @@ Task<void> DatabaseImpl::bulk_load(const std::vector<std::pair<std::string, std:
   check_open();
   std::uint64_t lsn = 0;
   {
-    const RecordLog::WriterCount counted = log_->count_writer();
+    const Checkpointer::WriterCount counted = log_->count_writer();
     // Its commit is a checkpoint: it waits for a backup to end.
     AsyncLockGuard writer = co_await lock_data_file();
     check_open();
@@ -521,8 +527,9 @@ Task<std::vector<std::pair<std::string, std::string>>> DatabaseImpl::scan(ScanOp
 
 Task<std::vector<std::string>> DatabaseImpl::check_meta_pages() {
   std::vector<std::string> problems;
-  // Under the writer mutex: no checkpoint writes a meta page meanwhile.
-  AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
+  // Under the writer mutex and with no checkpoint's copy running: no
+  // checkpoint writes a meta page meanwhile.
+  AsyncLockGuard writer = co_await lock_data_file(false);
   AlignedBuffer buf(disk_->page_size());
   for (BlockId id : {BlockId{0}, BlockId{1}}) {
     co_await disk_->read_block(id, buf.span());
@@ -543,11 +550,25 @@ Task<ValidationReport> DatabaseImpl::validate() {
   co_return r;
 }
 
-Task<AsyncLockGuard> DatabaseImpl::lock_data_file() {
+Task<AsyncLockGuard> DatabaseImpl::lock_data_file(bool wait_for_backup) {
+  // Due checkpoints are skipped meanwhile, so that cuts falling due after
+  // every commit do not keep this task waiting for copies for ever.
+  ++data_file_waiters_;
+  struct Waiting {
+    std::uint64_t& n;
+    ~Waiting() { --n; }
+  } waiting{data_file_waiters_};
   while (true) {
-    while (backup_running_) co_await backup_done_.wait();
+    while ((wait_for_backup && backup_running_) || copying_) {
+      if (copying_) {
+        co_await copy_done_.wait();
+      } else {
+        co_await backup_done_.wait();
+      }
+    }
     AsyncLockGuard writer = co_await tree_->writer_mutex().scoped_lock();
-    if (!backup_running_) co_return writer;  // else a backup began while this task waited
+    // Else a backup or a copy began while this task waited.
+    if (!(wait_for_backup && backup_running_) && !copying_) co_return writer;
   }
 }
 
@@ -557,7 +578,7 @@ Task<void> DatabaseImpl::log_step_locked(LogStep step) {
     check_open();
     if (step == LogStep::kClose) {
       co_await log_->close();
-    } else if (step == LogStep::kCheckpoint || !backup_running_) {
+    } else {
       co_await log_->checkpoint();
     }
   } catch (...) {
@@ -569,16 +590,67 @@ Task<void> DatabaseImpl::log_step_locked(LogStep step) {
   }
 }
 
+Task<bool> DatabaseImpl::cut_locked() {
+  std::exception_ptr error;
+  bool cut = false;
+  try {
+    check_open();
+    cut = co_await log_->cut();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    if (!closed_) stop(error);
+    std::rethrow_exception(error);
+  }
+  if (cut) copying_ = true;
+  co_return cut;
+}
+
+Task<void> DatabaseImpl::copy_checkpoint() {
+  struct EndCopy {
+    DatabaseImpl& db;
+    ~EndCopy() {
+      db.copying_ = false;
+      db.copy_done_.notify_all();
+    }
+  } end{*this};
+  std::exception_ptr error;
+  try {
+    co_await log_->copy_checkpoint();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    stop(error);
+    std::rethrow_exception(error);
+  }
+}
+
 Task<void> DatabaseImpl::run_log_step(LogStep step) {
   checkpointing_ = true;
   const CheckpointingFlag flag{checkpointing_};
-  AsyncLockGuard writer;
-  if (step == LogStep::kDueCheckpoint) {
-    writer = co_await tree_->writer_mutex().scoped_lock();
-  } else {
-    writer = co_await lock_data_file();
+  bool cut = false;
+  {
+    AsyncLockGuard writer;
+    if (step == LogStep::kDueCheckpoint) {
+      writer = co_await tree_->writer_mutex().scoped_lock();
+      // While a backup copies the data file the checkpoint is deferred (and
+      // while another checkpoint's copy runs, or a task waits to change the
+      // data file).
+      if (backup_running_ || copying_ || data_file_waiters_ > 0) co_return;
+    } else {
+      writer = co_await lock_data_file();
+    }
+    if (step == LogStep::kClose) {
+      co_await log_step_locked(step);
+      co_return;
+    }
+    cut = co_await cut_locked();
   }
-  co_await log_step_locked(step);
+  // The writer mutex is released: commits go on into the other log while
+  // the cut's images are copied into the data file.
+  if (cut) co_await copy_checkpoint();
 }
 
 Task<void> DatabaseImpl::checkpoint() {
@@ -588,8 +660,15 @@ Task<void> DatabaseImpl::checkpoint() {
 
 Task<void> DatabaseImpl::close() {
   if (closed_) co_return;
-  // A backup reads the data file until it ends (even after a failed write).
-  while (backup_running_) co_await backup_done_.wait();
+  // A backup reads the data file until it ends (even after a failed write),
+  // and so does a checkpoint's copy, which writes it.
+  while (backup_running_ || copying_) {
+    if (copying_) {
+      co_await copy_done_.wait();
+    } else {
+      co_await backup_done_.wait();
+    }
+  }
   if (closed_) co_return;
   if (stopped_) {
     // Nothing is written after a failed write: the log holds every commit.

@@ -67,16 +67,18 @@ class DatabaseImpl final : private LoggedTree {
                                                               std::size_t limit = SIZE_MAX);
 
   Task<ValidationReport> validate();
-  // Checkpointer::checkpoint under the writer mutex: the data file and its
-  // meta page then hold every commit, and the log starts empty.
+  // Checkpointer::cut under the writer mutex, then (mutex released, commits
+  // going on) Checkpointer::copy_checkpoint: the data file and its meta page
+  // then hold every commit before the call. Waits for a copy in progress first.
   Task<void> checkpoint();
   // Rewrites the database into a packed copy and swaps it in (engine/db/
   // compact.cc; docs/engine.md, "Compaction"). Takes the writer mutex; reads
   // go on until the swap, which waits for the reads in flight (read_gate).
   Task<void> compact();
   // Checkpointer::close (checkpoint if anything was written, then release the
-  // files and delete the log). Later calls throw kClosed. After a failed
-  // write it only releases. Waits for a backup in progress first.
+  // files and delete both logs). Later calls throw kClosed. After a failed
+  // write it only releases. Waits for a backup and a checkpoint's copy in
+  // progress first.
   Task<void> close();
   // A consistent copy in the new file `dest` while writers go on (backup.cc;
   // Database::backup documents it).
@@ -118,22 +120,31 @@ class DatabaseImpl final : private LoggedTree {
   // the tree's state or the log since `b`, so nothing half-done is read or committed.
   void stop_if_changed(const Before& b, std::exception_ptr error);
   // What run_log_step runs: an explicit checkpoint, the checkpoint a commit
-  // found due (skipped while a backup copies the data file), or the close.
+  // found due (skipped while a backup copies the data file or another
+  // checkpoint's copy runs), or the close.
   enum class LogStep { kCheckpoint, kDueCheckpoint, kClose };
-  // A checkpoint, or the close's checkpoint and release, under the writer
+  // A checkpoint (its cut under the writer mutex, its copy after the mutex
+  // is released), or the close's checkpoint and release under the writer
   // mutex; a failure stops the database.
   Task<void> run_log_step(LogStep step);
-  // The log step itself, the writer mutex held (run_log_step, a backup's and
-  // a compaction's first checkpoint); a failure stops the database.
+  // The log step itself, whole, the writer mutex held (the close, a backup's
+  // and a compaction's first checkpoint); a failure stops the database.
   Task<void> log_step_locked(LogStep step);
   // Clears checkpointing_ when the step ends, however it ends.
   struct CheckpointingFlag {
     bool& flag;
     ~CheckpointingFlag() { flag = false; }
   };
-  // The writer mutex, at a moment when no backup is copying the data file (so
-  // the holder may change the data file: checkpoint, close, bulk load).
-  Task<AsyncLockGuard> lock_data_file();
+  // The writer mutex, at a moment when no checkpoint's copy writes the data
+  // file and (if `wait_for_backup`) no backup is copying it (so the holder
+  // may change the data file: checkpoint, close, bulk load, compaction).
+  Task<AsyncLockGuard> lock_data_file(bool wait_for_backup = true);
+  // Checkpointer::cut (the writer mutex held); sets copying_ when it cut. A
+  // failure stops the database.
+  Task<bool> cut_locked();
+  // Checkpointer::copy_checkpoint (no writer mutex); clears copying_ when it
+  // ends. A failure stops the database.
+  Task<void> copy_checkpoint();
   // backup.cc: the checkpoint a backup starts with; returns the meta page
   // that describes the data file then and marks the backup running.
   Task<Meta> begin_backup();
@@ -164,6 +175,12 @@ class DatabaseImpl final : private LoggedTree {
   bool closed_ = false;
   // A backup is copying the data file: nothing may write it (no checkpoint).
   bool backup_running_ = false;
+  // A checkpoint's cut is being copied into the data file (copy_checkpoint):
+  // the next cut, a backup, a compaction and close() wait for it.
+  bool copying_ = false;
+  Condition copy_done_;  // notified when copying_ turns false
+  // Tasks in lock_data_file(): due checkpoints are skipped while there are any.
+  std::uint64_t data_file_waiters_ = 0;
   Condition backup_done_;  // notified when backup_running_ turns false
   // apply_locked's sorted operations (writer mutex held), kept for their capacity.
   std::vector<BTree::SortedOp> sorted_ops_;

@@ -16,6 +16,7 @@
 
 #include "engine/db/salvager.h"
 #include "engine/format/page_format.h"
+#include "engine/log/log_format.h"
 #include "io/aligned_buffer.h"
 
 namespace corobtree {
@@ -172,7 +173,7 @@ Task<void> Salvager::write_out(std::string out,
   if (error) {
     db.reset();
     ::unlink(out.c_str());
-    ::unlink((out + "-wal").c_str());
+    for (const char* suffix : kLogSuffixes) ::unlink((out + suffix).c_str());
     std::rethrow_exception(error);
   }
   r_.keys_recovered = pairs.size();

@@ -1,6 +1,8 @@
 // Reading a damaged database's log for salvage (engine/db/salvage_log.h).
 #include "engine/db/salvage_log.h"
 
+#include <algorithm>
+
 #include <corobtree/error.h>
 #include <corobtree/options.h>
 
@@ -79,7 +81,30 @@ Task<SalvagedLog> read_salvage_log(DiskManager& file, std::uint64_t database_id)
   const RecordLog::ScanEnd end = co_await RecordLog::scan(file, database_id, scan);
   out.header = end.header;
   out.database_id = database_id;
+  out.base_lsn = end.base_lsn;
   co_return out;
+}
+
+SalvagedLog merge_salvage_logs(std::vector<SalvagedLog> logs) {
+  if (logs.empty()) return {};
+  std::stable_sort(logs.begin(), logs.end(), [](const SalvagedLog& a, const SalvagedLog& b) {
+    return a.base_lsn < b.base_lsn;
+  });
+  SalvagedLog out = std::move(logs.front());
+  for (std::size_t i = 1; i < logs.size(); ++i) {
+    SalvagedLog& l = logs[i];
+    const std::uint64_t last = out.txns.empty() ? 0 : out.txns.back().first;
+    for (std::pair<std::uint64_t, std::string>& t : l.txns) {
+      if (t.first > last) out.txns.push_back(std::move(t));
+    }
+    if (l.checkpoint && (!out.checkpoint || l.checkpoint_lsn > out.checkpoint_lsn)) {
+      out.checkpoint = l.checkpoint;
+      out.checkpoint_lsn = l.checkpoint_lsn;
+      out.checkpoint_images = std::move(l.checkpoint_images);
+    }
+    out.written = out.written || l.written;
+  }
+  return out;
 }
 
 LogEffect log_effect(const SalvagedLog& log, std::uint64_t after, std::uint32_t max_key,

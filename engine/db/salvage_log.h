@@ -28,6 +28,7 @@ struct SalvagedLog {
   bool header = false;   // the header verified for this database
   bool written = false;  // block 0 holds anything at all (a header that failed: damage)
   std::uint64_t database_id = 0;
+  std::uint64_t base_lsn = 0;  // the header's: the checkpoint its generation follows
   // The committed transactions, in order: LSN and encoded operations
   // (engine/log/batch_format.h), every one the log holds (the caller keeps
   // those newer than its checkpoint).
@@ -43,6 +44,12 @@ struct SalvagedLog {
 // page was valid: then the log's own header names the database (its records
 // still verify through the CRC chain). A log with a bad header holds nothing.
 Task<SalvagedLog> read_salvage_log(DiskManager& file, std::uint64_t database_id);
+
+// The logs NAME-wal and NAME-wal2 read as one (those whose header verified):
+// the transactions of the older generation (lower base LSN), then those of
+// the newer one that follow them; the newest checkpoint record of either,
+// with its images. None: a log with header false.
+SalvagedLog merge_salvage_logs(std::vector<SalvagedLog> logs);
 
 // The operations of `txns` (newer than `after` only), applied in order to a
 // map from key to its last value (nullopt: erased). Transactions that do not

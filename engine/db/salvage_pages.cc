@@ -14,6 +14,7 @@
 
 #include "engine/db/salvager.h"
 #include "engine/format/page_format.h"
+#include "engine/log/log_format.h"
 #include "io/aligned_buffer.h"
 
 namespace corobtree {
@@ -113,29 +114,34 @@ Task<void> Salvager::read_meta() {
 }
 
 Task<void> Salvager::read_log() {
-  const std::string log_path = path_ + "-wal";
-  struct stat st;
-  if (::stat(log_path.c_str(), &st) != 0) co_return;
-  r_.log_found = true;
-  if (!options_.use_log) co_return;
-  DiskOptions o;
-  o.page_size = page_size_;
-  o.backend = options_.backend;
-  o.create_if_missing = false;
-  std::unique_ptr<DiskManager> file = DiskManager::open(log_path, o);
-  log_ = co_await read_salvage_log(*file, meta_ ? meta_->database_id : 0);
-  file->close();
-  r_.log_used = log_.header;
-  if (!log_.header) {
-    // A log whose header fails (damaged, or another database's) holds nothing
-    // recovery would replay either; say so, since it may have held commits.
-    if (log_.written) {
+  // Both logs (NAME-wal and NAME-wal2), merged in the order of their
+  // generations as recovery reads them.
+  std::vector<SalvagedLog> logs;
+  for (const char* suffix : kLogSuffixes) {
+    const std::string log_path = path_ + suffix;
+    struct stat st;
+    if (::stat(log_path.c_str(), &st) != 0) continue;
+    r_.log_found = true;
+    if (!options_.use_log) continue;
+    DiskOptions o;
+    o.page_size = page_size_;
+    o.backend = options_.backend;
+    o.create_if_missing = false;
+    std::unique_ptr<DiskManager> file = DiskManager::open(log_path, o);
+    SalvagedLog log = co_await read_salvage_log(*file, meta_ ? meta_->database_id : 0);
+    file->close();
+    if (!log.header && log.written) {
+      // A log whose header fails (damaged, or another database's) holds nothing
+      // recovery would replay either; say so, since it may have held commits.
       problem("the log '" + log_path +
               "' is not this database's or its header is damaged: its transactions, if any, "
               "are not applied");
     }
-    co_return;
+    if (log.header) logs.push_back(std::move(log));
   }
+  log_ = merge_salvage_logs(std::move(logs));
+  r_.log_used = log_.header;
+  if (!log_.header) co_return;
   replay_after_ = meta_ ? meta_->checkpoint_lsn : 0;
   if (log_.checkpoint && (!meta_ || log_.checkpoint_lsn > meta_->checkpoint_lsn)) {
     // A checkpoint the data file may hold only in part: its images are the

@@ -19,10 +19,11 @@ static_assert(TxnRecord::kOperations != PageImageStore::kRecordType &&
               TxnRecord::kCheckpoint != PageImageStore::kRecordType &&
               TxnRecord::kRecoveryMark != PageImageStore::kRecordType);
 
-Checkpointer::Checkpointer(std::unique_ptr<RecordLog> log, std::unique_ptr<PageImageStore> store,
-                           DiskManager& data, Meta meta, bool metas_differ, LoggedTree& tree,
-                           BufferPool& pool)
-    : log_(std::move(log)),
+Checkpointer::Checkpointer(std::array<std::unique_ptr<RecordLog>, 2> logs, int active,
+                           std::unique_ptr<PageImageStore> store, DiskManager& data, Meta meta,
+                           bool metas_differ, LoggedTree& tree, BufferPool& pool)
+    : logs_(std::move(logs)),
+      log_(logs_[active].get()),
       store_(std::move(store)),
       data_(data),
       tree_(tree),
@@ -38,21 +39,30 @@ bool Checkpointer::in_transaction() const noexcept {
   return store_->images_appended() != images_at_commit_;
 }
 
+std::exception_ptr Checkpointer::failure() const noexcept {
+  if (failed_) return failed_;
+  if (logs_[0]->failure()) return logs_[0]->failure();
+  return logs_[1]->failure();
+}
+
 WalStats Checkpointer::stats() const noexcept {
-  const RecordLog::Stats& l = log_->stats();
   WalStats s;
   s.commits = commits_;
   s.page_records = store_->images_appended();
-  s.writes = l.writes;
-  s.syncs = l.syncs;
-  s.largest_group = l.largest_group;
-  s.log_reads = l.reads;
+  for (const std::unique_ptr<RecordLog>& log : logs_) {
+    const RecordLog::Stats& l = log->stats();
+    s.writes += l.writes;
+    s.syncs += l.syncs;
+    s.largest_group = std::max(s.largest_group, l.largest_group);
+    s.log_reads += l.reads;
+  }
   s.bytes = log_->bytes();
   s.pages = store_->pages();
   return s;
 }
 
 std::uint64_t Checkpointer::commit(const WriteBatch& batch) {
+  if (failed_) std::rethrow_exception(failed_);
   const std::span<const std::byte> ops = WriteBatchInternal::contents(batch);
   const std::uint64_t lsn = log_->last_commit() + 1;
   for (std::size_t at = 0; at < ops.size(); at += RecordLog::kMaxPayload) {
@@ -82,43 +92,82 @@ Task<void> Checkpointer::write_meta_page(DiskManager& data, const Meta& m) {
   co_await data.write_block(slot, buf.span());
 }
 
-Task<void> Checkpointer::write_next_meta(const CommitState& state) {
+Task<void> Checkpointer::write_next_meta(const CommitState& state, std::uint64_t lsn) {
   Meta m = meta_;
   m.page_size = data_.page_size();
   m.sequence = meta_.sequence + 1;
   m.state = state;
-  m.checkpoint_lsn = log_->last_commit();
+  m.checkpoint_lsn = lsn;
   co_await write_meta_page(data_, m);
   meta_ = m;
 }
 
-Task<void> Checkpointer::checkpoint() {
+Task<bool> Checkpointer::cut() {
+  if (failed_) std::rethrow_exception(failed_);
+  if (pending_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a checkpoint of '" + log_->path() + "' is still being copied");
+  }
   // Dirty pages go to the log as images (with the ones evicted earlier, the
   // newest image of every page changed since the last checkpoint).
   co_await pool_.flush_all();
-  if (modified_) {
-    // The images are durable before the data file is overwritten: a crash
-    // while copying is repaired from them at the next open.
-    const CommitState state = tree_.commit_state();
-    std::byte payload[CommitRecord::kSize] = {};
-    encode_commit_record(state, payload);
-    log_->append(TxnRecord::kCheckpoint, log_->last_commit(), 0, payload);
-    end_transaction();
-    co_await log_->sync_all();
-    co_await store_->copy_to_data_file(&pool_);
-    co_await data_.sync();
-    co_await write_next_meta(state);
-    co_await data_.sync();
-    metas_differ_ = true;
+  if (!modified_) {
+    ++checkpoints_;  // nothing to copy: the data file holds every commit
+    co_return false;
   }
-  // The data file holds every image now: the next generation starts empty.
-  co_await log_->reset();
-  ++checkpoints_;
+  // The images are durable before the data file is overwritten: a crash
+  // while copying is repaired from them at the next open.
+  const CommitState state = tree_.commit_state();
+  const std::uint64_t lsn = log_->last_commit();
+  std::byte payload[CommitRecord::kSize] = {};
+  encode_commit_record(state, payload);
+  log_->append(TxnRecord::kCheckpoint, lsn, 0, payload);
+  end_transaction();
+  co_await log_->sync_all();
+  // The other log's generation was copied by the previous checkpoint: a new
+  // one starts there, after the cut's commit.
+  RecordLog& next = log_ == logs_[0].get() ? *logs_[1] : *logs_[0];
+  co_await next.start_after(lsn);
+  store_->freeze(next);
+  log_ = &next;
+  end_transaction();
+  pending_ = Pending{state, lsn};
   modified_ = false;
+  co_return true;
+}
+
+Task<void> Checkpointer::copy_checkpoint() {
+  if (failed_) std::rethrow_exception(failed_);
+  if (!pending_) co_return;
+  const Pending p = *pending_;
+  std::exception_ptr error;
+  try {
+    co_await store_->copy_frozen_to_data_file();
+    co_await data_.sync();
+    co_await write_next_meta(p.state, p.lsn);
+    co_await data_.sync();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    // Like a failed log write: the database stops; reopening finishes the
+    // checkpoint from the images in the log.
+    failed_ = error;
+    std::rethrow_exception(error);
+  }
+  store_->drop_frozen();
+  pending_.reset();
+  metas_differ_ = true;
+  ++checkpoints_;
+}
+
+Task<void> Checkpointer::checkpoint() {
+  const bool cut_now = co_await cut();
+  if (cut_now) co_await copy_checkpoint();
 }
 
 void Checkpointer::data_file_replaced(const Meta& meta) {
-  if (modified_ || in_transaction() || meta.database_id != meta_.database_id ||
+  if (modified_ || in_transaction() || pending_ || meta.database_id != meta_.database_id ||
       meta.checkpoint_lsn != meta_.checkpoint_lsn || meta.sequence <= meta_.sequence) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the data file of '" + log_->path() +
@@ -136,12 +185,13 @@ Task<void> Checkpointer::close() {
   if (metas_differ_) {
     // The log goes away now, so the other meta page must not keep an older
     // state (it would point at pages a checkpoint overwrote): write it too.
-    co_await write_next_meta(tree_.commit_state());
+    co_await write_next_meta(tree_.commit_state(), log_->last_commit());
     co_await data_.sync();
     metas_differ_ = false;
   }
   co_await pool_.close();
-  log_->close_and_remove();
+  logs_[0]->close_and_remove();
+  logs_[1]->close_and_remove();
 }
 
 }  // namespace corobtree

@@ -1,21 +1,31 @@
 // The write-ahead log's transaction level: Recovery opens the log, Checkpointer
-// runs it. Together they drive the RecordLog (records, group commit) and the
+// runs it. Together they drive the RecordLogs (records, group commit) and the
 // PageImageStore (the pool's page images) through the order that keeps the
 // database recoverable (docs/file-format.md, "The write-ahead log"):
 //
-//   open:        Recovery::open    scan the log; finish an interrupted
+//   open:        Recovery::open    scan both logs; finish an interrupted
 //                                  checkpoint from its page images; cut the
 //                                  data file back to its meta page's size
 //                Recovery::replay  apply the committed transactions newer than
 //                                  the checkpoint, checkpoint, and hand over
 //                                  the Checkpointer (the only way to get one)
 //   commit:      Checkpointer::commit, wait_durable
-//   checkpoint:  Checkpointer::checkpoint   flush the pool (dirty pages become
-//                page images), log a checkpoint record, sync the log, copy
-//                the images into the data file, sync it, write the next meta
-//                page, sync it, start a new log generation
+//   checkpoint:  Checkpointer::cut  (writer mutex held) flush the pool (dirty
+//                pages become page images), log a checkpoint record, sync the
+//                log, start a new generation in the other log, where commits
+//                go from now on
+//                Checkpointer::copy_checkpoint  (writer mutex NOT needed:
+//                commits go on meanwhile) copy the cut's images into the data
+//                file, sync it, write the next meta page, sync it; reads of
+//                those pages go to the data file from then on
+//                Checkpointer::checkpoint  both, one after the other
 //   close:       Checkpointer::close        checkpoint if anything changed,
-//                mirror the meta page, close the pool, delete the log
+//                mirror the meta page, close the pool, delete both logs
+//
+// Two logs, NAME-wal and NAME-wal2, used alternately: each cut starts a new
+// generation (base LSN: the cut's commit) in the log the cut before it left,
+// whose checkpoint is copied by then (at most one copy runs at a time: the
+// caller waits for copy_checkpoint to end before the next cut).
 //
 // Each sequence is one function here, so a caller cannot run its steps in
 // another order. The db layer supplies the tree through LoggedTree (the log
@@ -27,12 +37,15 @@
 //
 // Thread-safety: loop-affine. Every Checkpointer and Recovery call that
 // changes the tree or the log runs under the tree's writer mutex, which the
-// caller holds (commit, checkpoint, close, replay); wait_durable does not.
+// caller holds (commit, cut, checkpoint, close, replay); wait_durable and
+// copy_checkpoint do not need it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,13 +93,14 @@ class Checkpointer;
 // left to replay; replay() hands the log and the store to the Checkpointer.
 class Recovery {
  public:
-  // Scans `log` (the open NAME-wal, of the data file's page size), finishes a
-  // checkpoint a crash cut short (copies its images into `data`, syncs, writes
-  // its meta page, syncs) and cuts `data` back to the page count of the meta
-  // page that now describes it. `meta` is the newest valid meta page.
+  // Scans `logs` (the open NAME-wal and NAME-wal2, of the data file's page
+  // size; either may be empty), finishes a checkpoint a crash cut short
+  // (copies its images into `data`, syncs, writes its meta page, syncs) and
+  // cuts `data` back to the page count of the meta page that now describes
+  // it. `meta` is the newest valid meta page.
   // REQUIRES: `data` outlives the Recovery and the Checkpointer it makes.
-  static Task<std::unique_ptr<Recovery>> open(std::unique_ptr<DiskManager> log, DiskManager& data,
-                                              Durability durability, Meta meta);
+  static Task<std::unique_ptr<Recovery>> open(std::array<std::unique_ptr<DiskManager>, 2> logs,
+                                              DiskManager& data, Durability durability, Meta meta);
   ~Recovery();
   Recovery(const Recovery&) = delete;
   Recovery& operator=(const Recovery&) = delete;
@@ -109,11 +123,12 @@ class Recovery {
  private:
   class Scan;
   Recovery(DiskManager& data, Meta meta) : data_(data), meta_(meta) {}
-  Task<void> finish_checkpoint(const CommitState& state, std::uint64_t lsn);
+  Task<void> finish_checkpoint(PageImageStore& store, const CommitState& state, std::uint64_t lsn);
 
   DiskManager& data_;
   Meta meta_;
-  std::unique_ptr<RecordLog> log_;
+  std::array<std::unique_ptr<RecordLog>, 2> logs_;
+  int active_ = 0;  // the log commits continue in
   std::unique_ptr<PageImageStore> store_;
   bool wrote_meta_ = false;  // finish_checkpoint wrote one meta page
   // The transactions to replay, in commit order: LSN and encoded operations.
@@ -125,20 +140,30 @@ class Recovery {
 // Recovery::replay() only.
 //
 // Invariants: the data file holds exactly the state of meta_ (its last
-// checkpoint); every commit since is in the log, with the images of the
-// pages it changed that the pool wrote back; modified_ says whether there
-// are such commits.
+// checkpoint) but for a copy in progress (pending_: a cut whose images are
+// being copied); every commit since meta_'s is in the logs: up to the cut in
+// the frozen log (with the cut's images), after it in the current log, with
+// the images of the pages it changed that the pool wrote back; modified_
+// says whether there are commits since the last cut.
 class Checkpointer {
  public:
   ~Checkpointer();
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
+  // Counts a writer in the group commit of both logs while it lives (a cut
+  // may switch logs while it waits).
+  class [[nodiscard]] WriterCount {
+   public:
+    WriterCount(RecordLog& a, RecordLog& b) noexcept : a_(a), b_(b) {}
+
+   private:
+    RecordLog::WriterCount a_;
+    RecordLog::WriterCount b_;
+  };
   // Counts a writer in the group commit: take it before queueing for the
   // writer mutex, keep it until the commit is appended (or failed).
-  [[nodiscard]] RecordLog::WriterCount count_writer() noexcept {
-    return RecordLog::WriterCount(*log_);
-  }
+  [[nodiscard]] WriterCount count_writer() noexcept { return {*logs_[0], *logs_[1]}; }
   // Logs `batch` and a commit record holding the tree's state after it;
   // returns the commit's LSN (for wait_durable). The writer mutex is held.
   std::uint64_t commit(const WriteBatch& batch);
@@ -148,14 +173,29 @@ class Checkpointer {
   // Returns once commit `lsn` is durable (as the durability mode says).
   Task<void> wait_durable(std::uint64_t lsn) { return log_->wait_durable(lsn); }
   // Makes the data file and its meta page hold every commit so far and
-  // starts a new log generation (the sequence in the preamble).
+  // starts a new log generation (cut(), then copy_checkpoint()).
+  // REQUIRES: no copy pending.
   Task<void> checkpoint();
+  // The first half of a checkpoint (see the preamble): returns whether it
+  // cut (false: nothing was committed since the last one, and nothing
+  // changed). REQUIRES: the writer mutex held; no copy pending.
+  Task<bool> cut();
+  // The second half: makes the data file and its meta page hold the cut's
+  // state. Needs no writer mutex; nothing else may write the data file
+  // meanwhile (no backup copying it, no compaction). A failure makes the
+  // Checkpointer unusable (failure()). REQUIRES: copy_pending().
+  Task<void> copy_checkpoint();
+  bool copy_pending() const noexcept { return pending_.has_value(); }
   // Checkpoints if anything was committed since the last checkpoint, writes
   // the same meta page into the other slot too if this session wrote one,
-  // closes the pool and deletes the log. Afterwards only abandon() is left.
+  // closes the pool and deletes both logs. Afterwards only abandon() is left.
+  // REQUIRES: no copy pending.
   Task<void> close();
-  // Closes the log file and keeps it (after a failure: the next open recovers).
-  void abandon() noexcept { log_->close(); }
+  // Closes the log files and keeps them (after a failure: the next open recovers).
+  void abandon() noexcept {
+    logs_[0]->close();
+    logs_[1]->close();
+  }
   // Compaction swapped in another data file (the one `data` now reaches)
   // that holds this database's contents as of the last checkpoint, described
   // by `meta` (written into both slots and synced): this database's id and
@@ -173,23 +213,33 @@ class Checkpointer {
   // The last meta page written: the data file holds exactly its state (every
   // page below its page count) until the next checkpoint.
   const Meta& meta() const noexcept { return meta_; }
+  // Bytes in the current log (since the last cut).
   std::uint64_t log_bytes() const noexcept { return log_->bytes(); }
-  std::exception_ptr failure() const noexcept { return log_->failure(); }
+  std::exception_ptr failure() const noexcept;
   Durability durability() const noexcept { return log_->durability(); }
   std::uint64_t checkpoints() const noexcept { return checkpoints_; }
   WalStats stats() const noexcept;
 
  private:
   friend class Recovery;
-  Checkpointer(std::unique_ptr<RecordLog> log, std::unique_ptr<PageImageStore> store,
-               DiskManager& data, Meta meta, bool metas_differ, LoggedTree& tree, BufferPool& pool);
+  Checkpointer(std::array<std::unique_ptr<RecordLog>, 2> logs, int active,
+               std::unique_ptr<PageImageStore> store, DiskManager& data, Meta meta,
+               bool metas_differ, LoggedTree& tree, BufferPool& pool);
   void end_transaction() noexcept { images_at_commit_ = store_->images_appended(); }
   // Writes `m` into its slot (block m.sequence % 2) of `data`, unsynced.
   static Task<void> write_meta_page(DiskManager& data, const Meta& m);
-  // Writes the meta page after meta_ (next sequence, the other slot).
-  Task<void> write_next_meta(const CommitState& state);
+  // Writes the meta page after meta_ (next sequence, the other slot) with
+  // checkpoint LSN `lsn`.
+  Task<void> write_next_meta(const CommitState& state, std::uint64_t lsn);
 
-  std::unique_ptr<RecordLog> log_;
+  // A cut whose images are not copied yet: the state and commit it records.
+  struct Pending {
+    CommitState state;
+    std::uint64_t lsn = 0;
+  };
+
+  std::array<std::unique_ptr<RecordLog>, 2> logs_;
+  RecordLog* log_;  // the current one of logs_: commits and images go here
   std::unique_ptr<PageImageStore> store_;
   DiskManager& data_;
   LoggedTree& tree_;
@@ -202,6 +252,8 @@ class Checkpointer {
   std::uint64_t images_at_commit_ = 0;
   std::uint64_t commits_ = 0;
   std::uint64_t checkpoints_ = 0;
+  std::optional<Pending> pending_;
+  std::exception_ptr failed_;  // a copy_checkpoint failed
 };
 
 }  // namespace corobtree

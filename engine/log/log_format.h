@@ -10,12 +10,17 @@
 // Thread-safety: layouts and plain functions over caller-owned bytes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "engine/format/commit_state.h"
 #include "engine/format/endian.h"
 
 namespace corobtree {
+
+// The two log files beside the data file NAME: NAME-wal and NAME-wal2 (used
+// alternately, a generation each; engine/log/checkpointer.h).
+inline constexpr std::array<const char*, 2> kLogSuffixes = {"-wal", "-wal2"};
 
 // The bytes "CBWL" read as a little-endian u32.
 inline constexpr std::uint32_t kLogMagic = 0x4c574243u;

@@ -338,10 +338,14 @@ Task<void> RecordLog::read(std::uint64_t offset, std::span<std::byte> out) {
 
 // ---- generations -----------------------------------------------------------------
 
-Task<void> RecordLog::reset() {
+Task<void> RecordLog::reset() { co_await start_after(last_commit_); }
+
+Task<void> RecordLog::start_after(std::uint64_t last_commit) {
   check_failed();
   AsyncLockGuard turn = co_await flush_.scoped_lock();
   co_await reads_.drained();
+  last_commit_ = last_commit;
+  durable_commit_ = std::max(durable_commit_, last_commit);
   std::exception_ptr error;
   try {
     if (file_->block_count() * page_size_ > kShrinkAboveBytes) {

@@ -1,5 +1,5 @@
-// RecordLog: the record layer of the write-ahead log, the file NAME-wal
-// (docs/file-format.md, "The write-ahead log"; layouts in
+// RecordLog: the record layer of the write-ahead log, one of its files
+// NAME-wal and NAME-wal2 (docs/file-format.md, "The write-ahead log"; layouts in
 // engine/log/log_format.h). It frames records (type, LSN, page, payload),
 // chains their CRC32C from a per-generation salt, keeps the tail in memory
 // until a commit (or a large tail, spill()) writes it, and runs group commit.
@@ -158,6 +158,10 @@ class RecordLog {
   // Starts the next generation (a new salt; based on last_commit()) once the
   // reads of this one have finished. Nothing appended so far is kept.
   Task<void> reset();
+  // reset(), as the log that takes over after another log's last commit
+  // `last_commit` (Checkpointer's cut): that commit and those before it count
+  // as durable here (the other log synced them).
+  Task<void> start_after(std::uint64_t last_commit);
 
   // Closes the file, keeping it (the next open recovers from it).
   void close() noexcept;

@@ -1,6 +1,6 @@
 // Database: the async facade of corobtree. One file holds the whole database
-// (a B+tree of byte-string keys and values), beside its write-ahead log
-// NAME-wal; see docs/file-format.md.
+// (a B+tree of byte-string keys and values), beside its write-ahead log, the
+// files NAME-wal and NAME-wal2; see docs/file-format.md.
 //
 //   #include <corobtree/database.h>
 //
@@ -18,13 +18,15 @@
 // std::nullopt, not an error.
 //
 // Durability: every put, erase, write(batch) and bulk_load is one atomic
-// transaction, logged in the write-ahead log NAME-wal before it returns. With
+// transaction, logged in the write-ahead log (NAME-wal, NAME-wal2) before it returns. With
 // Durability::kSync (the default) it returns once the log is fsynced, so it
 // survives a power loss; concurrent writers share one fsync (group commit).
 // With kRelaxed it returns once the log is written, which survives a crash of
 // the process but not of the machine. The data file changes only at
 // checkpoints, which run when the log exceeds Options::wal_checkpoint_bytes,
-// on checkpoint() and on close(). Open replays the log's committed
+// on checkpoint() and on close(); a checkpoint holds the writer mutex only for
+// its cut, and commits go on while it copies pages into the data file. Open
+// replays the log's committed
 // transactions (ignoring a torn tail) and validates the tree. A write sees the
 // effects of commits that are not yet durable.
 //
@@ -162,7 +164,7 @@ class COROBTREE_EXPORT Database {
   // `dest.backup-tmp`, fsynced, linked to `dest` and the directory fsynced.
   //
   // Errors: kInvalidArgument if `dest` is empty or exists (the database's own
-  // files included), or if `dest-wal` exists; kLocked if another backup is
+  // files included), or if `dest-wal` or `dest-wal2` exists; kLocked if another backup is
   // building the same file; kCorruption if a page of the source fails its
   // checks; the I/O error (kNoSpace, kIoError, ...) of a failed read, write or
   // sync. A failure removes the partial copy and leaves the database running

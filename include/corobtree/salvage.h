@@ -15,10 +15,10 @@
 // deleted keys do not come back. A key found in two leaves keeps the copy of
 // the leaf with the higher LSN (a tie: the reachable one). A value in
 // overflow pages is kept only if its whole chain verifies. Then the committed
-// transactions of the write-ahead log DAMAGED-wal newer than the meta page are
-// applied in order (and the page images of a checkpoint the log holds but the
-// meta page does not), as open would. The pairs are bulk-loaded into `out`,
-// which is then validated. DAMAGED and its log are only read.
+// transactions of the write-ahead log DAMAGED-wal and DAMAGED-wal2 (in order) newer than the meta
+// page are applied in order (and the page images of a checkpoint the log holds but the meta page
+// does not), as open would. The pairs are bulk-loaded into `out`, which is then validated. DAMAGED
+// and its log are only read.
 //
 // Errors (corobtree::Error): kInvalidArgument if `out` exists; kNotFound if
 // `damaged` does not; kCorruption if no page size can be found (not a
@@ -45,7 +45,7 @@ struct SalvageOptions {
   IoBackend backend = IoBackend::kAuto;  // for both files; COROBTREE_IO overrides
   // 0: learn it from the file (its meta pages, else the size at which pages verify).
   std::uint32_t page_size = 0;
-  bool use_log = true;  // apply what DAMAGED-wal holds
+  bool use_log = true;  // apply what DAMAGED-wal and DAMAGED-wal2 hold
   // How many unreadable page ids and problem messages the report lists.
   std::size_t max_listed = 64;
 };
@@ -75,7 +75,7 @@ struct SalvageReport {
   // above included): about the keys of unreadable leaves. 0 without a meta page.
   std::uint64_t keys_missing = 0;
   // The log.
-  bool log_found = false;  // DAMAGED-wal exists
+  bool log_found = false;  // DAMAGED-wal or DAMAGED-wal2 exists
   bool log_used = false;   // its header matched this database
   std::uint64_t log_transactions_applied = 0;
   std::uint64_t log_operations_applied = 0;
