@@ -25,7 +25,8 @@
 // block per group write), so the window holds some of them (the `checkpoints`
 // counter: few with 1 writer), and p99_us / p999_us / max_us /
 // p99_over_p50 show what a commit waits while one runs (a checkpoint holds
-// the writer mutex while it copies pages into the data file).
+// the writer mutex for its cut; its copy into the data file runs while
+// commits go on into the other log file).
 //
 // Counters: commits_per_s (commits completed within the window, over the
 // window), p50_us / p99_us / p999_us / max_us (commit latency) and

@@ -400,8 +400,9 @@ def checkpoint_commit_lines(results):
         "",
         "commit_bench's BM_CheckpointCommit (durable, io_uring) and BM_CheckpointCommitRelaxed: "
         "the durable-commit workload above with `wal_checkpoint_bytes` = 1 MiB, so that "
-        "checkpoints fall due every few thousand commits; a checkpoint holds the writer mutex while "
-        "it copies pages into the data file, so the commits behind it wait. "
+        "checkpoints fall due every few thousand commits. A checkpoint holds the writer mutex for "
+        "its cut only (dirty pages and a checkpoint record logged and synced, then commits switch "
+        "to the other log file); the copy into the data file runs while commits go on. "
         "Latency of every commit in the window, in µs. Target: p99 <= 3x p50.",
         "",
         "| durability | writers | commits/s | checkpoints | p50 | p99 | p99.9 | max | p99 / p50 | target |",
