@@ -194,6 +194,13 @@ void log_txn(RecordLog& log, int txn, const CommitState& state) {
   log.append_commit(TxnRecord::kCommit, payload);
 }
 
+// A checkpoint record of every commit so far, `state` the tree's after them.
+void log_checkpoint(RecordLog& log, const CommitState& state) {
+  std::byte payload[corobtree::CommitRecord::kSize];
+  corobtree::encode_commit_record(state, payload);
+  log.append(TxnRecord::kCheckpoint, log.last_commit(), 0, payload);
+}
+
 void log_image(RecordLog& log, BlockId id, int version) {
   const AlignedBuffer p = page_of(id, version);
   log.append(PageImageStore::kRecordType, log.last_commit() + 1, id, p.span());
@@ -214,9 +221,7 @@ BOOST_DATA_TEST_CASE(an_interrupted_checkpoint_is_finished_and_later_commits_rep
     log_image(log, 6, 1);
     log_txn(log, 2, checkpointed);
     log_image(log, 5, 2);  // the newest image of page 5 before the checkpoint
-    std::byte payload[corobtree::CommitRecord::kSize];
-    corobtree::encode_commit_record(checkpointed, payload);
-    log.append(TxnRecord::kCheckpoint, log.last_commit(), 0, payload);
+    log_checkpoint(log, checkpointed);
     log_txn(log, 3, state_with(3));
     log_image(log, 7, 3);  // after the checkpoint record: not part of it
     log_txn(log, 4, state_with(4));
@@ -339,9 +344,7 @@ BOOST_DATA_TEST_CASE(a_crash_during_a_background_copy_recovers_from_both_logs,
     log_image(older, 5, 1);
     log_txn(older, 2, checkpointed);
     log_image(older, 6, 2);
-    std::byte payload[corobtree::CommitRecord::kSize];
-    corobtree::encode_commit_record(checkpointed, payload);
-    older.append(TxnRecord::kCheckpoint, older.last_commit(), 0, payload);
+    log_checkpoint(older, checkpointed);
     sync_wait(older.sync_all());
     older.close();
     RecordLog newer(f.open_log("x.db-wal2"), kDatabaseId, Durability::kSync, 2);
