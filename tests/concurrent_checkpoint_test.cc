@@ -312,7 +312,6 @@ BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers,
   const int points = corobtree::test::scaled(120, 30);
   int recovered_checkpoints = 0;
   int copies_with_commits_after = 0;  // crashes in a copy while commits went on
-  bool uring = false;                 // the backend in use (COROBTREE_IO may force pread)
   for (int p = 0; p < points; ++p) {
     const std::uint64_t at =
         total * static_cast<std::uint64_t>(p) / static_cast<std::uint64_t>(points);
@@ -320,7 +319,6 @@ BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers,
     crash_run(path, backend, seed + at, open_ops + at, &load);
     BlockingDatabase db = BlockingDatabase::open(path, small_options(backend, Durability::kSync));
     if (db.stats().recovery.checkpoint) ++recovered_checkpoints;
-    uring = db.stats().backend == IoBackend::kUring;
     if (db.stats().recovery.checkpoint && db.stats().recovery.commits > 0) {
       ++copies_with_commits_after;
     }
@@ -353,9 +351,11 @@ BOOST_DATA_TEST_CASE(a_power_loss_amid_checkpoints_and_writers,
                      << ": " << recovered_checkpoints << " of " << points
                      << " crashes left a checkpoint to finish, " << copies_with_commits_after
                      << " with commits after its cut in the other log");
-  // On io_uring the copy's writes and syncs suspend, and the writers' commits
-  // run in between (pread completes them at once: few commits get in).
-  if (uring) BOOST_TEST(copies_with_commits_after > 0);
+  // How many crash points land in a copy with commits after its cut depends
+  // on timing (a few of 120 on io_uring, none on pread, which completes the
+  // copy's I/O at once), so it is reported, not required: the deterministic
+  // case is checkpoint_test's a_crash_during_a_background_copy_recovers_from_both_logs,
+  // and the stalled copy below.
 }
 
 // ---- commits during a checkpoint's copy ----------------------------------------
